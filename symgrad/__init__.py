@@ -1,0 +1,32 @@
+"""symgrad: a symbolic-graph compiler for automatic differentiation.
+
+Build graphs with PyTorch's autograd API, differentiate them by source transformation,
+and run them through generated C (or CUDA) that you can read."""
+from symgrad import dtypes
+from symgrad import functional as _F
+from symgrad import methods as _methods  # noqa: F401  (attaches Variable's methods)
+from symgrad.autodiff import grad, gradcheck
+from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange,
+                              empty, empty_like, eye, from_numpy, full, full_like, linspace,
+                              manual_seed, ones, ones_like, rand, rand_like, randint, randn,
+                              randn_like, tensor, zeros, zeros_like)
+from symgrad.display import debugprint, to_dot
+from symgrad.functional import (abs, add, amax, amin, argmax, argmin, binary_cross_entropy_with_logits,
+                                bmm, broadcast_to, cast, cat, clamp, clip, concat, cos, cross_entropy,
+                                div, dot, eq, exp, expand, flatten, ge, gt, le, log, log_softmax,
+                                logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm,
+                                mse_loss, mul, mv, ne, neg, norm, one_hot, permute, pow, relu,
+                                reshape, sigmoid, sign, sin, softmax, sqrt, squeeze, stack,
+                                stop_gradient, sub, sum, t, tanh, transpose, unsqueeze, view, where)
+from symgrad.variable import Size, Variable, enable_grad, is_grad_enabled, no_grad
+from symgrad import autograd, nn  # noqa: E402
+
+Tensor = Variable
+float32, float64, int32, int64 = dtypes.float32, dtypes.float64, dtypes.int32, dtypes.int64
+bool = dtypes.bool_
+float, double, long = float32, float64, int64
+subtract, multiply, divide = sub, mul, div
+
+__version__ = "0.1.0"
+
+__all__ = [n for n in dir() if not n.startswith("_")]

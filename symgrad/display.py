@@ -1,0 +1,181 @@
+"""Seeing what was built: PyTorch-style printing of values, debugprint and Graphviz."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from symgrad.graph import toposort
+
+LINEWIDTH, PRECISION, THRESHOLD, EDGEITEMS = 80, 4, 1000, 3
+
+
+class _Formatter:
+    """Chooses one format for every element, as PyTorch's printer does."""
+
+    def __init__(self, values: np.ndarray):
+        self.floating = values.dtype.kind == "f"
+        self.int_mode, self.sci_mode, self.max_width = True, False, 1
+        flat = values.reshape(-1)
+        if not self.floating:
+            for v in flat:
+                self.max_width = max(self.max_width, len(self._plain(v)))
+            return
+        finite = flat[np.isfinite(flat) & (flat != 0)].astype(np.float64)
+        if finite.size == 0:
+            return
+        lo, hi = np.abs(finite).min(), np.abs(finite).max()
+        self.int_mode = bool(np.all(finite == np.ceil(finite)))
+        if self.int_mode:
+            self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8
+            widths = [len(f"{v:.{PRECISION}e}") if self.sci_mode else len(f"{v:.0f}") + 1 for v in finite]
+        else:
+            self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
+            fmt = f".{PRECISION}e" if self.sci_mode else f".{PRECISION}f"
+            widths = [len(format(v, fmt)) for v in finite]
+        self.max_width = max(self.max_width, *widths)
+
+    def _plain(self, v):
+        return str(bool(v)) if isinstance(v, (bool, np.bool_)) else str(v)
+
+    def format(self, v) -> str:
+        if self.floating:
+            v = float(v)
+            if self.sci_mode:
+                s = f"{v:{self.max_width}.{PRECISION}e}"
+            elif self.int_mode:
+                s = f"{v:.0f}" + ("" if math.isinf(v) or math.isnan(v) else ".")
+            else:
+                s = f"{v:.{PRECISION}f}"
+        else:
+            s = self._plain(v.item() if hasattr(v, "item") else v)
+        return " " * (self.max_width - len(s)) + s
+
+
+def _summarized(a: np.ndarray) -> np.ndarray:
+    if a.ndim == 0:
+        return a
+    if a.shape[0] > 2 * EDGEITEMS:
+        a = np.concatenate([a[:EDGEITEMS], a[-EDGEITEMS:]])
+    return np.stack([_summarized(x) for x in a]) if a.ndim > 1 else a
+
+
+def _body(a: np.ndarray, indent: int, fmt: _Formatter, summarize: bool) -> str:
+    if a.ndim == 0:
+        return fmt.format(a.item())
+    if a.ndim == 1:
+        width = fmt.max_width + 2
+        per_line = max(1, (LINEWIDTH - indent) // width)
+        if summarize and a.shape[0] > 2 * EDGEITEMS:
+            items = [fmt.format(v) for v in a[:EDGEITEMS]] + [" ..."] + \
+                    [fmt.format(v) for v in a[-EDGEITEMS:]]
+        else:
+            items = [fmt.format(v) for v in a]
+        lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
+        return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
+    rows = range(a.shape[0])
+    if summarize and a.shape[0] > 2 * EDGEITEMS:
+        rows = list(range(EDGEITEMS)) + [None] + list(range(a.shape[0] - EDGEITEMS, a.shape[0]))
+    parts = ["..." if i is None else _body(a[i], indent + 1, fmt, summarize) for i in rows]
+    return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(parts) + "]"
+
+
+def array_str(a: np.ndarray, indent: int = 7) -> str:
+    summarize = a.size > THRESHOLD
+    fmt = _Formatter(_summarized(a) if summarize else a)
+    return _body(a, indent, fmt, summarize)
+
+
+def variable_repr(v) -> str:
+    if not v.is_concrete:
+        return f"Variable(name={v.name or '?'}, shape={v.shape}, dtype={v.dtype}" + \
+            (", requires_grad=True)" if v.requires_grad else ")")
+    prefix = "tensor("
+    a = v.value()
+    suffixes = []
+    if a.size == 0:
+        body = "[]"
+        if a.ndim != 1:
+            suffixes.append(f"size={a.shape}")
+        if a.dtype != np.float32:
+            suffixes.append(f"dtype=symgrad.{a.dtype}")
+    else:
+        body = array_str(a, len(prefix))
+        if a.dtype not in (np.float32, np.int64, np.bool_):
+            suffixes.append(f"dtype=symgrad.{a.dtype}")
+    if v.grad_fn is not None:
+        suffixes.append(f"grad_fn=<{type(v.grad_fn).__name__}>")
+    elif v.requires_grad:
+        suffixes.append("requires_grad=True")
+    text = prefix + body
+    last = len(text) - text.rfind("\n") + 1
+    for s in suffixes:
+        if last + len(s) + 2 > LINEWIDTH:
+            text += ",\n" + " " * len(prefix) + s
+            last = len(prefix) + len(s)
+        else:
+            text += ", " + s
+            last += len(s) + 2
+    return text + ")"
+
+
+# --- graphs ------------------------------------------------------------------------------------
+
+def _outputs_of(obj):
+    if hasattr(obj, "graph_outputs"):
+        return list(obj.graph_outputs)
+    return list(obj) if isinstance(obj, (list, tuple)) else [obj]
+
+
+def _label(v) -> str:
+    if v.op is None:
+        if v._literal:
+            return f"{v.value().item()!r}"
+        kind = "input" if v._value is None else "constant"
+        return f"{kind} {v.name or ''}".rstrip()
+    attrs = ", ".join(f"{k}={val}" for k, val in v.attrs.items())
+    return f"{v.op}({attrs})" if attrs else v.op
+
+
+def debugprint(obj, file=None) -> str:
+    """The graph as indented text, one node a line, outputs first, with shapes and dtypes.
+    A node already printed is referred to by its number."""
+    lines, numbers = [], {}
+
+    def walk(v, depth):
+        pad = "  " * depth
+        desc = f"{_label(v)}  {v.shape} {v.dtype}"
+        if id(v) in numbers:
+            lines.append(f"{pad}#{numbers[id(v)]} {desc} (see above)")
+            return
+        numbers[id(v)] = len(numbers)
+        name = f" '{v.name}'" if v.name else ""
+        lines.append(f"{pad}#{numbers[id(v)]}{name} {desc}")
+        for i in v.inputs:
+            walk(i, depth + 1)
+
+    for out in _outputs_of(obj):
+        walk(out, 0)
+    text = "\n".join(lines)
+    print(text, file=file)
+    return text
+
+
+def to_dot(obj) -> str:
+    """Graphviz source of the graph (render with `dot -Tsvg`)."""
+    outputs = _outputs_of(obj)
+    order = toposort(outputs)
+    ids = {id(v): f"n{k}" for k, v in enumerate(order)}
+    out_ids = {id(o) for o in outputs}
+    lines = ["digraph symgrad {", "  rankdir=BT;", '  node [fontname="monospace", fontsize=10];']
+    for v in order:
+        label = f"{_label(v)}\\n{v.shape} {v.dtype}".replace('"', '\\"')
+        if v.name:
+            label = f"{v.name}\\n" + label
+        shape = "box" if v.op is None else "ellipse"
+        style = ', style=bold' if id(v) in out_ids else ""
+        lines.append(f'  {ids[id(v)]} [label="{label}", shape={shape}{style}];')
+        for i in v.inputs:
+            lines.append(f"  {ids[id(i)]} -> {ids[id(v)]};")
+    lines.append("}")
+    return "\n".join(lines)

@@ -1,0 +1,614 @@
+"""The functions users call (`sg.exp`, `x.sum(dim=1)`, `sg.cross_entropy`, ...).
+
+Each either records one primitive (after PyTorch's dtype promotion and argument checks)
+or is a composite written with them; a composite's result is marked with PyTorch's
+grad_fn name and its own inputs, so `grad_fn.next_functions` reads as it does in PyTorch
+while the graph itself holds only primitives."""
+from __future__ import annotations
+
+import builtins
+import functools
+import math
+from collections import namedtuple
+from numbers import Number
+
+import numpy as np
+
+from symgrad import dtypes
+from symgrad.variable import Variable, apply, no_grad
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+def as_variable(x, dtype=None) -> Variable:
+    if isinstance(x, Variable):
+        return x if dtype is None or x.dtype == dtype else cast(x, dtype)
+    if isinstance(x, Number) or (isinstance(x, np.ndarray) and x.ndim == 0 and dtype is not None):
+        return Variable.literal(x, dtype or dtypes.scalar_dtype(x))
+    return Variable(np.asarray(x) if isinstance(x, np.ndarray) else x, dtype=dtype)
+
+
+def _promote(name, args, float_only=False):
+    """Cast the arguments of an elementwise op to their common dtype, PyTorch's way."""
+    tensors = [a.dtype for a in args if isinstance(a, Variable)]
+    scalars = [dtypes.scalar_dtype(a) for a in args if not isinstance(a, Variable)]
+    if not tensors and not scalars:
+        raise TypeError(f"{name}: no arguments")
+    for a in args:
+        if not isinstance(a, (Variable, Number)):
+            raise TypeError(f"{name}: expected a Variable or a number, got {type(a).__name__}")
+    dt = dtypes.result_dtype(tensors, scalars)
+    if float_only and not dtypes.is_float(dt):
+        dt = dtypes.DEFAULT_FLOAT
+    return [as_variable(a, dt) for a in args], dt
+
+
+def _mark(out, grad_name, inputs):
+    """Show `out` in grad_fn terms as one op `grad_name` applied to `inputs`."""
+    if isinstance(out, Variable) and out.op is not None and not any(out is i for i in inputs):
+        out._fn = (grad_name, tuple(inputs))
+    return out
+
+
+def composite(grad_name):
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            flat = []
+            for a in args:
+                flat.extend(a if isinstance(a, (list, tuple)) else [a])
+            inputs = [a for a in flat if isinstance(a, Variable)]
+            _mark(out[0] if isinstance(out, tuple) else out, grad_name, inputs)
+            return out
+        return wrapper
+    return deco
+
+
+def _elementwise(op, *args, float_only=False, name=None):
+    vs, _ = _promote(name or op, args, float_only)
+    out = apply(op, *vs)
+    if any(isinstance(a, Variable) and v is not a for a, v in zip(args, vs)):
+        from symgrad.ops import OPS
+        _mark(out, OPS[op].grad_name, [a if isinstance(a, Variable) else None for a in args])
+    return out
+
+
+def cast(x: Variable, dtype) -> Variable:
+    dtype = dtypes.as_dtype(dtype)
+    if x.dtype == dtype:
+        return x
+    if x._literal:
+        return Variable.literal(x.value(), dtype)
+    return apply("cast", x, dtype=dtype)
+
+
+# --- elementwise ----------------------------------------------------------------------------
+
+def add(a, b, alpha=1):
+    return _elementwise("add", a, b if alpha == 1 else mul(b, alpha))
+
+
+def sub(a, b, alpha=1):
+    return _elementwise("sub", a, b if alpha == 1 else mul(b, alpha))
+
+
+def mul(a, b):
+    return _elementwise("mul", a, b)
+
+
+def div(a, b):
+    return _elementwise("div", a, b, float_only=True)
+
+
+def pow(a, b):
+    return _elementwise("pow", a, b)
+
+
+def maximum(a, b):
+    return _elementwise("maximum", a, b)
+
+
+def minimum(a, b):
+    return _elementwise("minimum", a, b)
+
+
+def lt(a, b):
+    return _elementwise("lt", a, b)
+
+
+def le(a, b):
+    return _elementwise("le", a, b)
+
+
+def gt(a, b):
+    return _elementwise("gt", a, b)
+
+
+def ge(a, b):
+    return _elementwise("ge", a, b)
+
+
+def eq(a, b):
+    return _elementwise("eq", a, b)
+
+
+def ne(a, b):
+    return _elementwise("ne", a, b)
+
+
+def neg(x):
+    return _elementwise("neg", x)
+
+
+def sign(x):
+    return _elementwise("sign", x)
+
+
+def relu(x):
+    return _elementwise("relu", x)
+
+
+def _float_unary(op):
+    def fn(x):
+        return _elementwise(op, x, float_only=True)
+    fn.__name__ = op
+    fn.__doc__ = f"Elementwise {op}; integer inputs become float32 first."
+    return fn
+
+
+exp, log, sqrt, sin, cos, tanh, sigmoid = map(
+    _float_unary, ["exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid"])
+
+
+def abs(x):
+    return _elementwise("abs", x)
+
+
+def where(condition, x, y):
+    cond = as_variable(condition)
+    if cond.dtype != dtypes.bool_:
+        raise TypeError(f"where: condition must be bool, got {cond.dtype}")
+    (a, b), _ = _promote("where", [x, y])
+    out = apply("where", cond, a, b)
+    if a is not x or b is not y:
+        _mark(out, "Where", [cond, x, y])
+    return out
+
+
+@composite("Clamp")
+def clamp(x, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: give min, max or both")
+    out = x
+    if min is not None:
+        out = where(lt(x, min), _like(out, min), out)
+    if max is not None:
+        out = where(gt(x, max), _like(out, max), out)
+    return out
+
+
+clip = clamp
+
+
+def _like(x, value):
+    return value if isinstance(value, Variable) else Variable.literal(value, x.dtype)
+
+
+def zeros_like_scalar(x: Variable) -> Variable:
+    return Variable.literal(0, x.dtype)
+
+
+def stop_gradient(x):
+    return apply("stop_gradient", x)
+
+
+# --- reductions -------------------------------------------------------------------------------
+
+def _axes(x, dim, name="reduce"):
+    if dim is None:
+        return tuple(range(x.ndim))
+    dims = (dim,) if isinstance(dim, int) else tuple(dim)
+    out = []
+    for d in dims:
+        if not -builtins.max(x.ndim, 1) <= d < builtins.max(x.ndim, 1):
+            raise IndexError(f"{name}: dim {d} out of range for shape {x.shape} "
+                             f"(expected in [{-x.ndim}, {x.ndim - 1}])")
+        out.append(d % builtins.max(x.ndim, 1))
+    return tuple(sorted(set(a for a in out if a < x.ndim)))
+
+
+def reduce(op, x, axes, keepdim=False):
+    if not axes:
+        return x
+    return apply(op, x, axes=tuple(axes), keepdim=bool(keepdim))
+
+
+def sum(x, dim=None, keepdim=False, dtype=None):
+    x = as_variable(x)
+    if dtype is not None:
+        x = cast(x, dtype)
+    elif not dtypes.is_float(x.dtype):
+        x = cast(x, dtypes.int64)
+    out = reduce("sum", x, _axes(x, dim, "sum"), keepdim and dim is not None)
+    return _mark(out, "Sum", [x])
+
+
+@composite("Mean")
+def mean(x, dim=None, keepdim=False, dtype=None):
+    if not dtypes.is_float(dtypes.as_dtype(dtype) if dtype else x.dtype):
+        raise RuntimeError(f"mean: needs a floating point input, got {x.dtype}; "
+                           f"use x.float().mean() or dtype=")
+    if dtype is not None:
+        x = cast(x, dtype)
+    axes = _axes(x, dim, "mean")
+    count = math.prod(x.shape[a] for a in axes)
+    return mul(reduce("sum", x, axes, keepdim and dim is not None), 1.0 / count if count else math.nan)
+
+
+MinMax = namedtuple("MinMax", ["values", "indices"])
+
+
+def _extreme(op, x, dim=None, keepdim=False):
+    if isinstance(dim, Variable):
+        return maximum(x, dim) if op == "max" else minimum(x, dim)
+    if dim is None:
+        if x.numel() == 0:
+            raise RuntimeError(f"{op}(): the input of shape {x.shape} is empty; give a dim")
+        return _mark(reduce(op, x, _axes(x, None), False), op.capitalize(), [x])
+    if not isinstance(dim, int):
+        raise TypeError(f"{op}: dim must be an int when indices are returned, got {dim!r}")
+    (axis,) = _axes(x, dim, op) or (0,)
+    values = _mark(reduce(op, x, (axis,), keepdim) if x.ndim else x, op.capitalize(), [x])
+    with no_grad():
+        indices = apply("arg" + op, x, axis=axis, keepdim=keepdim) if x.ndim else \
+            Variable(np.zeros((), dtypes.int64))
+    return MinMax(values, indices)
+
+
+def max(x, dim=None, keepdim=False):
+    return _extreme("max", x, dim, keepdim)
+
+
+def min(x, dim=None, keepdim=False):
+    return _extreme("min", x, dim, keepdim)
+
+
+def amax(x, dim=None, keepdim=False):
+    return _mark(reduce("max", x, _axes(x, dim, "amax"), keepdim), "Amax", [x])
+
+
+def amin(x, dim=None, keepdim=False):
+    return _mark(reduce("min", x, _axes(x, dim, "amin"), keepdim), "Amin", [x])
+
+
+def argmax(x, dim=None, keepdim=False):
+    if dim is None:
+        return apply("argmax", reshape(x, (-1,)), axis=0, keepdim=False)
+    return apply("argmax", x, axis=_axes(x, dim, "argmax")[0], keepdim=keepdim)
+
+
+def argmin(x, dim=None, keepdim=False):
+    if dim is None:
+        return apply("argmin", reshape(x, (-1,)), axis=0, keepdim=False)
+    return apply("argmin", x, axis=_axes(x, dim, "argmin")[0], keepdim=keepdim)
+
+
+@composite("LinalgVectorNorm")
+def norm(x, p=2, dim=None, keepdim=False):
+    axes = _axes(x, dim, "norm")
+    keep = keepdim and dim is not None
+    if p == 2 or p == "fro":
+        return sqrt(reduce("sum", mul(x, x), axes, keep))
+    if p == 1:
+        return reduce("sum", abs(x), axes, keep)
+    if p in (math.inf, "inf"):
+        return reduce("max", abs(x), axes, keep)
+    return pow(reduce("sum", pow(abs(x), float(p)), axes, keep), 1.0 / p)
+
+
+def _max_detached(x, axes):
+    return stop_gradient(reduce("max", x, axes, True))
+
+
+@composite("Logsumexp")
+def logsumexp(x, dim=None, keepdim=False):
+    x = cast(x, dtypes.DEFAULT_FLOAT) if not dtypes.is_float(x.dtype) else x
+    axes = _axes(x, dim, "logsumexp")
+    m = _max_detached(x, axes)
+    out = add(m, log(reduce("sum", exp(sub(x, m)), axes, True)))
+    return out if keepdim else reshape(out, tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+@composite("Softmax")
+def softmax(x, dim=-1, dtype=None):
+    if dtype is not None:
+        x = cast(x, dtype)
+    axes = _axes(x, dim, "softmax")
+    e = exp(sub(x, _max_detached(x, axes)))
+    return div(e, reduce("sum", e, axes, True))
+
+
+@composite("LogSoftmax")
+def log_softmax(x, dim=-1, dtype=None):
+    if dtype is not None:
+        x = cast(x, dtype)
+    axes = _axes(x, dim, "log_softmax")
+    z = sub(x, _max_detached(x, axes))
+    return sub(z, log(reduce("sum", exp(z), axes, True)))
+
+
+# --- linear algebra ----------------------------------------------------------------------------
+
+def swap_last(x):
+    perm = list(range(x.ndim))
+    perm[-1], perm[-2] = perm[-2], perm[-1]
+    return apply("permute", x, perm=tuple(perm))
+
+
+def matmul(a, b):
+    a, b = as_variable(a), as_variable(b)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
+    if a.dtype != b.dtype:
+        (a, b), _ = _promote("matmul", [a, b])
+    a2 = reshape(a, (1,) + a.shape) if a.ndim == 1 else a
+    b2 = reshape(b, b.shape + (1,)) if b.ndim == 1 else b
+    if a2.shape[-1] != b2.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+                         f"{a.shape[-1]} (last dim of the first) != {b2.shape[-2]} "
+                         f"(the contracted dim of the second)")
+    out = apply("matmul", a2, b2)
+    shape = out.shape
+    if a.ndim == 1:
+        shape = shape[:-2] + shape[-1:]
+    if b.ndim == 1:
+        shape = shape[:-1]
+    name = {(1, 1): "Dot", (2, 1): "Mv", (2, 2): "Mm"}.get((a.ndim, b.ndim), "Bmm")
+    result = reshape(out, shape) if shape != out.shape else out
+    return _mark(result, name, [a, b])
+
+
+def mm(a, b):
+    if a.ndim != 2 or b.ndim != 2:
+        raise ValueError(f"mm: needs 2-D operands, got {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def bmm(a, b):
+    if a.ndim != 3 or b.ndim != 3:
+        raise ValueError(f"bmm: needs 3-D operands, got {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def dot(a, b):
+    if a.ndim != 1 or b.ndim != 1:
+        raise ValueError(f"dot: needs 1-D operands, got {a.shape} and {b.shape}")
+    return matmul(a, b)
+
+
+def mv(a, b):
+    return matmul(a, b)
+
+
+def permute(x, *dims):
+    dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (list, tuple)) else dims
+    if len(dims) != x.ndim:
+        raise ValueError(f"permute: {len(dims)} dims given for shape {x.shape}")
+    perm = tuple(d % builtins.max(x.ndim, 1) for d in dims)
+    if perm == tuple(range(x.ndim)):
+        return x
+    return apply("permute", x, perm=perm)
+
+
+def transpose(x, dim0, dim1):
+    perm = list(range(x.ndim))
+    d0, d1 = (_axes(x, d, "transpose")[0] for d in (dim0, dim1))
+    perm[d0], perm[d1] = perm[d1], perm[d0]
+    return _mark(permute(x, perm), "Transpose", [x])
+
+
+def t(x):
+    if x.ndim > 2:
+        raise ValueError(f"t(): needs at most 2 dims, got shape {x.shape}; use transpose")
+    return _mark(permute(x, tuple(reversed(range(x.ndim)))), "T", [x]) if x.ndim == 2 else x
+
+
+# --- shape --------------------------------------------------------------------------------------
+
+def _shape_arg(shape):
+    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
+        shape = tuple(shape[0])
+    return tuple(int(s) for s in shape)
+
+
+def reshape(x, *shape):
+    shape = _shape_arg(shape)
+    if shape.count(-1) > 1:
+        raise ValueError(f"reshape: only one dim can be -1, got {shape}")
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        if known == 0 or x.numel() % known:
+            raise ValueError(f"reshape: shape {x.shape} cannot become {shape}")
+        shape = tuple(x.numel() // known if s == -1 else s for s in shape)
+    if shape == x.shape:
+        return x
+    return apply("reshape", x, shape=shape)
+
+
+view = reshape
+
+
+def squeeze(x, dim=None):
+    if dim is None:
+        shape = tuple(n for n in x.shape if n != 1)
+    else:
+        axes = _axes(x, dim, "squeeze")
+        shape = tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1))
+    return _mark(reshape(x, shape), "Squeeze", [x])
+
+
+def unsqueeze(x, dim):
+    if not -x.ndim - 1 <= dim <= x.ndim:
+        raise IndexError(f"unsqueeze: dim {dim} out of range for shape {x.shape}")
+    dim = dim % (x.ndim + 1)
+    return _mark(reshape(x, x.shape[:dim] + (1,) + x.shape[dim:]), "Unsqueeze", [x])
+
+
+def flatten(x, start_dim=0, end_dim=-1):
+    if x.ndim == 0:
+        return reshape(x, (1,))
+    s, e = start_dim % x.ndim, end_dim % x.ndim
+    shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
+    return _mark(reshape(x, shape), "Flatten", [x])
+
+
+def broadcast_to(x, *shape):
+    shape = _shape_arg(shape)
+    lead = len(shape) - x.ndim
+    shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
+    if shape == x.shape:
+        return x
+    return apply("broadcast_to", x, shape=shape)
+
+
+expand = broadcast_to
+
+
+def sum_to(g: Variable, shape) -> Variable:
+    """Sum a broadcast cotangent back down to `shape`."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
+                                      if n == 1 and g.shape[lead + i] != 1)
+    return reshape(reduce("sum", g, axes, True), shape)
+
+
+def _index_key(x, key):
+    if not isinstance(key, tuple):
+        key = (key,)
+    for k in key:
+        if isinstance(k, (Variable, np.ndarray, list)):
+            raise TypeError("indexing with arrays or Variables (advanced indexing) is not supported; "
+                            "use slices, integers, None and ...")
+    n_real = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
+    if n_real > x.ndim:
+        raise IndexError(f"too many indices ({n_real}) for a Variable of shape {x.shape}")
+    if Ellipsis in key:
+        i = key.index(Ellipsis)
+        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+    return key + (slice(None),) * (x.ndim - n_real)
+
+
+def getitem(x, key):
+    key = _index_key(x, key)
+    starts, stops, steps, shape = [], [], [], []
+    dim, selects = 0, False
+    for k in key:
+        if k is None:
+            shape.append(1)
+            continue
+        n = x.shape[dim]
+        if isinstance(k, slice):
+            a, b, c = k.indices(n)
+            if c <= 0:
+                raise ValueError(f"slicing with step {c} is not supported (dim {dim} of shape {x.shape})")
+            b = builtins.max(a, b)
+            starts.append(a), stops.append(b), steps.append(c)
+            shape.append(len(range(a, b, c)))
+        else:
+            i = int(k)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for dim {dim} with size {n} "
+                                 f"(shape {x.shape})")
+            i %= n
+            starts.append(i), stops.append(i + 1), steps.append(1)
+            selects = True
+        dim += 1
+    out = x
+    if (tuple(starts), tuple(stops), tuple(steps)) != ((0,) * x.ndim, x.shape, (1,) * x.ndim):
+        out = apply("slice", x, starts=tuple(starts), stops=tuple(stops), steps=tuple(steps))
+    out = reshape(out, tuple(shape))
+    return _mark(out, "Select" if selects else "Slice", [x])
+
+
+def cat(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: needs at least one Variable")
+    vs, _ = _promote("cat", tensors)
+    axis = _axes(vs[0], dim, "cat")[0] if vs[0].ndim else 0
+    if len(vs) == 1:
+        return vs[0]
+    return _mark(apply("concat", *vs, axis=axis), "Cat", tensors)
+
+
+concat = cat
+
+
+def stack(tensors, dim=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("stack: needs at least one Variable")
+    shapes = {t.shape for t in tensors}
+    if len(shapes) > 1:
+        raise ValueError(f"stack: all inputs need one shape, got {sorted(shapes)}")
+    nd = tensors[0].ndim + 1
+    if not -nd <= dim < nd:
+        raise IndexError(f"stack: dim {dim} out of range for {nd} dims")
+    return _mark(cat([unsqueeze(t, dim % nd) for t in tensors], dim % nd), "Stack", tensors)
+
+
+# --- losses -----------------------------------------------------------------------------------------
+
+def _reduce_loss(x, reduction):
+    if reduction == "mean":
+        return mean(x)
+    if reduction == "sum":
+        return sum(x)
+    if reduction == "none":
+        return x
+    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+@composite("MseLoss")
+def mse_loss(input, target, reduction="mean"):
+    if input.shape != target.shape:
+        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
+    d = sub(input, target)
+    return _reduce_loss(mul(d, d), reduction)
+
+
+def one_hot(labels, num_classes, dtype="int64"):
+    labels = as_variable(labels)
+    classes = apply("iota", shape=(1,) * labels.ndim + (num_classes,), axis=labels.ndim, dtype="int64")
+    return cast(eq(unsqueeze(cast(labels, "int64"), -1), classes), dtype)
+
+
+@composite("NllLoss")
+def cross_entropy(input, target, reduction="mean"):
+    target = as_variable(target)
+    if input.ndim != 2 or target.ndim != 1 or target.shape[0] != input.shape[0]:
+        raise ValueError(f"cross_entropy: expects logits (N, C) and labels (N,), got {input.shape} "
+                         f"and {target.shape}")
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: labels must be integers, got {target.dtype}")
+    n_classes = input.shape[1]
+    if target.is_concrete:
+        labels = target.value()
+        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+            raise IndexError(f"cross_entropy: labels must lie in [0, {n_classes}), "
+                             f"got values from {labels.min()} to {labels.max()}")
+    picked = sum(mul(log_softmax(input, 1), one_hot(target, n_classes, input.dtype)), 1)
+    return _reduce_loss(neg(picked), reduction)
+
+
+@composite("BinaryCrossEntropyWithLogits")
+def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+    if input.shape != target.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: input shape {input.shape} and target "
+                         f"shape {target.shape} differ")
+    loss = add(sub(relu(input), mul(input, target)), log(add(exp(neg(abs(input))), 1.0)))
+    return _reduce_loss(loss, reduction)

@@ -1,0 +1,61 @@
+"""Walking graphs: topological order, and the structural key that compiled code is cached by."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+
+def toposort(outputs, is_boundary=lambda v: False):
+    """Nodes reachable from `outputs`, inputs before users. Nodes where `is_boundary` holds
+    are listed but not looked through."""
+    order, seen = [], set()
+    stack = [(v, False) for v in reversed(list(outputs))]
+    while stack:
+        v, expanded = stack.pop()
+        if expanded:
+            order.append(v)
+            continue
+        if id(v) in seen:
+            continue
+        seen.add(id(v))
+        stack.append((v, True))
+        if not is_boundary(v):
+            for i in reversed(v.inputs):
+                if id(i) not in seen:
+                    stack.append((i, False))
+    return order
+
+
+def users(order):
+    """For each node (by id), how many times nodes in `order` use it."""
+    count = {}
+    for v in order:
+        for i in v.inputs:
+            count[id(i)] = count.get(id(i), 0) + 1
+    return count
+
+
+def structure_key(outputs, args) -> str:
+    """A hash of the graph between `args` and `outputs`: ops, attributes, shapes, dtypes and
+    literal values, never the values of arguments. Equal keys compute the same function."""
+    index = {id(a): n for n, a in enumerate(args)}
+    h = hashlib.sha256()
+    for a in args:
+        h.update(f"arg {a.shape} {a.dtype};".encode())
+    order = toposort(outputs, lambda v: id(v) in index)
+    for n, v in enumerate(order):
+        if id(v) in index:
+            line = f"a{index[id(v)]}"
+        elif v.op is None:
+            if v._literal:
+                line = f"lit {v.dtype} {v.value().item()!r}"
+            else:     # a captured constant: its value is part of the function
+                line = f"const {v.shape} {v.dtype} {hashlib.sha256(np.ascontiguousarray(v.value()).tobytes()).hexdigest()}"
+        else:
+            line = f"{v.op} {sorted(v.attrs.items())} {v.shape} {v.dtype}"
+        index.setdefault(id(v), n + len(args))
+        refs = " ".join(str(index[id(i)]) for i in v.inputs)
+        h.update(f"{n}:{line}<{refs};".encode())
+    h.update(" ".join(str(index[id(o)]) for o in outputs).encode())
+    return h.hexdigest()

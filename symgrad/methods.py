@@ -1,0 +1,89 @@
+"""Variable's math methods and operators, all delegating to `symgrad.functional`."""
+from __future__ import annotations
+
+from symgrad import dtypes
+from symgrad import functional as F
+from symgrad.variable import Variable, mode, _to_array, no_grad
+
+
+def _reflected(fn):
+    return lambda self, other: fn(other, self)
+
+
+def _inplace(fn):
+    """`x += y`: in place on a Variable outside the graph (or under no_grad), keeping its dtype;
+    a new node otherwise, as a rebinding."""
+    def method(self, other):
+        if self.op is None and self._value is not None:
+            if self.requires_grad and mode.grad_enabled:
+                raise RuntimeError(f"a leaf Variable that requires grad ({self._describe()}) is used in "
+                                   f"an in-place operation; do it under `with sg.no_grad():`")
+            with no_grad():
+                result = fn(self, other).value()
+            self._writable()[...] = result.astype(self.dtype, copy=False)
+            return self
+        return fn(self, other)
+    return method
+
+
+_BINARY = {"add": F.add, "sub": F.sub, "mul": F.mul, "truediv": F.div, "pow": F.pow,
+           "matmul": F.matmul}
+for _name, _fn in _BINARY.items():
+    setattr(Variable, f"__{_name}__", _fn)
+    setattr(Variable, f"__r{_name}__", _reflected(_fn))
+    setattr(Variable, f"__i{_name}__", _inplace(_fn))
+for _name, _fn in {"lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge, "eq": F.eq, "ne": F.ne}.items():
+    setattr(Variable, f"__{_name}__", _fn)
+    setattr(Variable, _name, _fn)
+Variable.__hash__ = object.__hash__
+Variable.__neg__ = F.neg
+Variable.__pos__ = lambda self: self
+Variable.__abs__ = F.abs
+Variable.__getitem__ = F.getitem
+Variable.__floordiv__ = lambda a, b: F.cast(F.apply("div", *F._promote("floor_divide", [a, b])[0]), a.dtype)
+
+for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "sin",
+              "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "sum", "mean",
+              "max", "min", "amax", "amin", "argmax", "argmin", "norm", "logsumexp", "softmax",
+              "log_softmax", "matmul", "mm", "bmm", "dot", "mv", "permute", "transpose", "t",
+              "reshape", "view", "squeeze", "unsqueeze", "flatten", "expand", "broadcast_to"]:
+    setattr(Variable, _name, getattr(F, _name))
+Variable.subtract, Variable.multiply, Variable.divide = F.sub, F.mul, F.div
+Variable.T = property(lambda self: F._mark(F.permute(self, tuple(reversed(range(self.ndim)))),
+                                           "Permute", [self]))
+Variable.mT = property(F.swap_last)
+Variable.view_as = lambda self, other: F.reshape(self, other.shape)
+Variable.reshape_as = Variable.view_as
+Variable.expand_as = lambda self, other: F.broadcast_to(self, other.shape)
+Variable.where = lambda self, condition, other: F.where(condition, self, other)
+Variable.clamp_min = lambda self, m: F.clamp(self, min=m)
+Variable.clamp_max = lambda self, m: F.clamp(self, max=m)
+Variable.contiguous = lambda self: self
+Variable.clone = lambda self: F.add(self, 0) if self.requires_grad else Variable(self.value().copy())
+Variable.cpu = lambda self: self
+Variable.square = lambda self: F.mul(self, self)
+
+
+def _to(self, dtype=None, *args, **kwargs):
+    dtype = kwargs.get("dtype", dtype)
+    if dtype is None or dtype in ("cpu",):
+        return self
+    return F.cast(self, dtype)
+
+
+Variable.to = _to
+Variable.type = lambda self, dtype=None: (f"torch.{ {'float32': 'Float', 'float64': 'Double', 'int64': 'Long', 'int32': 'Int', 'bool': 'Bool'}[self.dtype.name]}Tensor"
+                                         if dtype is None else F.cast(self, dtype))
+for _name, _dt in [("float", "float32"), ("double", "float64"), ("long", "int64"), ("int", "int32"),
+                   ("bool", "bool")]:
+    setattr(Variable, _name, (lambda dt: lambda self: F.cast(self, dt))(_dt))
+
+for _name, _fn in _BINARY.items():
+    if _name in ("truediv", "matmul", "pow"):
+        continue
+    setattr(Variable, f"{_name}_", _inplace(_fn))
+Variable.div_ = _inplace(F.div)
+Variable.pow_ = _inplace(F.pow)
+Variable.clamp_ = _inplace(lambda x, bounds: F.clamp(x, *bounds))
+Variable.is_floating_point = lambda self: dtypes.is_float(self.dtype)
+Variable.new_tensor = lambda self, data: Variable(_to_array(data, self.dtype))

@@ -1,0 +1,3 @@
+from symgrad.nn import functional
+
+__all__ = ["functional"]

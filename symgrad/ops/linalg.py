@@ -1,0 +1,31 @@
+"""Batched matrix product: (..., m, k) @ (..., k, n), batch dimensions broadcast.
+1-D operands are handled by the front end with reshapes."""
+from __future__ import annotations
+
+import numpy as np
+
+import symgrad.functional as F
+from symgrad.ops.elementwise import broadcast_shapes
+from symgrad.ops.registry import Op, register
+
+
+def _infer(a, b):
+    if a.ndim < 2 or b.ndim < 2:
+        raise ValueError(f"matmul primitive needs 2-D or batched operands, got {a.shape} and {b.shape}")
+    if a.dtype != b.dtype:
+        raise TypeError(f"matmul: operands must share a dtype, got {a.dtype} and {b.dtype}")
+    if a.shape[-1] != b.shape[-2]:
+        raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
+                         f"{a.shape[-1]} (last dim of the first) != {b.shape[-2]} "
+                         f"(second-to-last dim of the second)")
+    batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+    return batch + (a.shape[-2], b.shape[-1]), a.dtype
+
+
+def _vjp(g, node, needs):
+    a, b = node.inputs
+    return (F.sum_to(F.matmul(g, F.swap_last(b)), a.shape) if needs[0] else None,
+            F.sum_to(F.matmul(F.swap_last(a), g), b.shape) if needs[1] else None)
+
+
+register(Op("matmul", "matmul", _infer, np.matmul, _vjp, "Mm"))

@@ -1,0 +1,78 @@
+"""Reductions over a set of axes (normalised, sorted, non-negative), with keepdim."""
+from __future__ import annotations
+
+import numpy as np
+
+import symgrad.functional as F
+from symgrad import dtypes
+from symgrad.ops.registry import Op, register
+
+
+def reduced_shape(shape, axes, keepdim):
+    if keepdim:
+        return tuple(1 if i in axes else n for i, n in enumerate(shape))
+    return tuple(n for i, n in enumerate(shape) if i not in axes)
+
+
+def _infer(name):
+    def infer(x, axes, keepdim):
+        for a in axes:
+            if not 0 <= a < len(x.shape):
+                raise ValueError(f"{name}: dim {a} out of range for shape {x.shape}")
+        if name in ("max", "min") and any(x.shape[a] == 0 for a in axes):
+            raise ValueError(f"{name}: cannot reduce an empty dimension of shape {x.shape}")
+        return reduced_shape(x.shape, axes, keepdim), x.dtype
+    return infer
+
+
+def _unreduce(g, x, axes, keepdim):
+    """Broadcast a reduced cotangent back over the input's shape."""
+    if not keepdim:
+        g = F.reshape(g, reduced_shape(x.shape, axes, True))
+    return F.broadcast_to(g, x.shape)
+
+
+def _sum_vjp(g, node, needs):
+    x = node.inputs[0]
+    return (_unreduce(g, x, node.attrs["axes"], node.attrs["keepdim"]),)
+
+
+def _extreme_vjp(g, node, needs):
+    # The cotangent is shared evenly among the elements that reach the extreme.
+    x = node.inputs[0]
+    axes, keepdim = node.attrs["axes"], node.attrs["keepdim"]
+    hit = F.cast(F.eq(x, _unreduce(node, x, axes, keepdim)), x.dtype)
+    count = F.reduce("sum", hit, axes, True)
+    return (F.div(F.mul(_unreduce(g, x, axes, keepdim), hit), count),)
+
+
+register(Op("sum", "reduce", _infer("sum"),
+            lambda x, axes, keepdim: np.sum(x, axis=axes, keepdims=keepdim, dtype=x.dtype),
+            _sum_vjp, "Sum", attrs=("axes", "keepdim")))
+register(Op("max", "reduce", _infer("max"),
+            lambda x, axes, keepdim: np.max(x, axis=axes, keepdims=keepdim),
+            _extreme_vjp, "Max", attrs=("axes", "keepdim")))
+register(Op("min", "reduce", _infer("min"),
+            lambda x, axes, keepdim: np.min(x, axis=axes, keepdims=keepdim),
+            _extreme_vjp, "Min", attrs=("axes", "keepdim")))
+
+
+def _arg_infer(name):
+    def infer(x, axis, keepdim):
+        if not 0 <= axis < len(x.shape) or x.shape[axis] == 0:
+            raise ValueError(f"{name}: cannot reduce dim {axis} of shape {x.shape}")
+        return reduced_shape(x.shape, (axis,), keepdim), dtypes.int64
+    return infer
+
+
+def _arg_impl(fn):
+    def impl(x, axis, keepdim):
+        out = fn(x, axis=axis)
+        return np.expand_dims(out, axis) if keepdim else out
+    return impl
+
+
+register(Op("argmax", "argreduce", _arg_infer("argmax"), _arg_impl(np.argmax), None,
+            attrs=("axis", "keepdim")))
+register(Op("argmin", "argreduce", _arg_infer("argmin"), _arg_impl(np.argmin), None,
+            attrs=("axis", "keepdim")))
