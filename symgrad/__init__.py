@@ -6,6 +6,8 @@ from symgrad import dtypes
 from symgrad import functional as _F
 from symgrad import methods as _methods  # noqa: F401  (attaches Variable's methods)
 from symgrad.autodiff import grad, gradcheck
+from symgrad.build import CompileError
+from symgrad.compile import compile
 from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange,
                               empty, empty_like, eye, from_numpy, full, full_like, linspace,
                               manual_seed, ones, ones_like, rand, rand_like, randint, randn,

@@ -1,10 +1,14 @@
 """`Variable.backward()`: build the gradient graph, run it, accumulate into `.grad`."""
 from __future__ import annotations
 
+import os
+import warnings
+
 import numpy as np
 
 from symgrad.autodiff import grad
-from symgrad.graph import toposort
+from symgrad.graph import structure_key, toposort
+from symgrad.interpret import evaluate
 from symgrad.variable import Variable
 
 
@@ -37,9 +41,40 @@ def run_backward(output: Variable, gradient=None, inputs=None):
             v.grad._writable()[...] += g
 
 
+_compiled: dict[str, object] = {}
+_warned = []
+
+
+def backend() -> str:
+    """Where eager backward runs: compiled C by default; `SYMGRAD_EAGER_BACKEND=interp` (or no
+    C compiler, with one warning) runs it on the numpy interpreter."""
+    choice = os.environ.get("SYMGRAD_EAGER_BACKEND", "c")
+    if choice == "c":
+        from symgrad.build import have_c_compiler
+        if not have_c_compiler():
+            if not _warned:
+                _warned.append(True)
+                warnings.warn("symgrad: no working C compiler, so backward() runs on the numpy "
+                              "interpreter (slower). Install gcc or clang, or set SYMGRAD_CC.")
+            return "interp"
+    return choice
+
+
 def evaluate_gradients(grads):
-    """Values of gradient graphs whose upstream holds values (the forward pass ran eagerly)."""
-    from symgrad.interpret import evaluate
+    """Values of gradient graphs whose upstream holds values (the forward pass ran eagerly).
+
+    The values already computed are the compiled function's arguments, so its cache key is
+    the graph's structure: a training loop that rebuilds the same graph compiles once."""
     live = [g for g in grads if g is not None]
-    values = iter(evaluate(live))
+    if backend() == "interp":
+        values = iter(evaluate(live))
+    else:
+        args = [v for v in toposort(live, lambda v: v._value is not None)
+                if v._value is not None and not v._literal]
+        key = structure_key(live, args)
+        fn = _compiled.get(key)
+        if fn is None:
+            from symgrad.compile import Function
+            fn = _compiled[key] = Function(args, live, "eager_backward", "backward() of an eager graph", "c")
+        values = iter(fn.run([np.ascontiguousarray(a._value) for a in args]))
     return [None if g is None else next(values) for g in grads]

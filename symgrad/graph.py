@@ -54,8 +54,9 @@ def structure_key(outputs, args) -> str:
                 line = f"const {v.shape} {v.dtype} {hashlib.sha256(np.ascontiguousarray(v.value()).tobytes()).hexdigest()}"
         else:
             line = f"{v.op} {sorted(v.attrs.items())} {v.shape} {v.dtype}"
+        is_arg = id(v) in index and line.startswith("a")
         index.setdefault(id(v), n + len(args))
-        refs = " ".join(str(index[id(i)]) for i in v.inputs)
+        refs = "" if is_arg else " ".join(str(index[id(i)]) for i in v.inputs)
         h.update(f"{n}:{line}<{refs};".encode())
     h.update(" ".join(str(index[id(o)]) for o in outputs).encode())
     return h.hexdigest()

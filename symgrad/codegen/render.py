@@ -1,0 +1,108 @@
+"""Rendering schedules as C or CUDA text with the jinja2 templates in `templates/`."""
+from __future__ import annotations
+
+import functools
+import keyword
+import math
+import re
+from pathlib import Path
+
+import jinja2
+import numpy as np
+
+from symgrad.codegen.ir import lower
+from symgrad.codegen.schedule import Scheduler, describe
+
+PARALLEL_MIN = 1 << 16          # below this many iterations a loop runs on one thread
+
+_C_WORDS = set("""auto break case char const continue default do double else enum extern float for goto
+if inline int long register restrict return short signed sizeof static struct switch typedef union
+unsigned void volatile while bool true false acc best best_at seen scratch args main NULL
+INFINITY NAN""".split()) | set(keyword.kwlist)
+
+
+def templates_dir() -> Path:
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "templates", here / "templates"):
+        if (candidate / "c" / "module.c.j2").exists():
+            return candidate
+    raise FileNotFoundError("symgrad's templates are missing (looked beside the package)")
+
+
+def _cnum(value, ctype):
+    if ctype in ("float", "double"):
+        v = float(value)
+        if math.isnan(v):
+            return "NAN"
+        if math.isinf(v):
+            return "INFINITY" if v > 0 else "(-INFINITY)"
+        text = repr(float(np.float32(v))) if ctype == "float" else repr(v)
+        return f"{text}f" if ctype == "float" else text
+    if ctype == "uint8_t":
+        return "1" if value else "0"
+    return f"INT64_C({int(value)})" if ctype == "int64_t" else str(int(value))
+
+
+@functools.lru_cache(maxsize=None)
+def environment() -> jinja2.Environment:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             autoescape=False)
+    env.filters["cnum"] = _cnum
+    env.globals["ind"] = lambda depth: "    " * depth
+    env.globals["parallel_min"] = PARALLEL_MIN
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def ops_module(backend: str = "c"):
+    return environment().get_template("c/ops.j2").module
+
+
+class NameTable:
+    """C identifiers derived from the user's names: sanitised (no user string reaches the C
+    text except as [A-Za-z0-9_]), never a C word or one of our locals, never repeated."""
+
+    def __init__(self):
+        self.used = set()
+
+    def get(self, name: str) -> str:
+        base = re.sub(r"[^0-9A-Za-z_]", "_", str(name))[:48] or "v"
+        if base[0].isdigit() or base in _C_WORDS or re.fullmatch(r"[ivb]\d+|t\d+", base) \
+                or base.startswith("sg_") or base.startswith("__"):
+            base = "v_" + base
+        name, k = base, 2
+        while name in self.used:
+            name, k = f"{base}_{k}", k + 1
+        self.used.add(name)
+        return name
+
+
+def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
+    """Lower, schedule and render one function. Returns (source, schedule, graph)."""
+    graph = lower(args, outputs)
+    schedule = Scheduler(graph, ops_module(backend), NameTable()).build()
+    params = schedule.args + schedule.consts + schedule.outs
+    matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
+    exprs = " ".join(let.expr for k in schedule.kernels for let in k.lets)
+    helpers = {h for h in ("sg_ipow", "sg_floordiv_int32_t", "sg_floordiv_int64_t",
+                           "sg_floordiv_uint8_t") if h + "(" in exprs}
+    summary = [f"inputs:  {', '.join(f'{b.name} {b.node.shape} {b.node.dtype}' for b in schedule.args) or '-'}"]
+    if schedule.consts:
+        summary.append(f"captured constants: {', '.join(f'{b.name} {b.node.shape}' for b in schedule.consts)}")
+    for b in schedule.outs:
+        summary.append(f"output:  {b.name} {b.node.shape} {b.node.dtype} = {describe(b.node, 4)}")
+    summary.append(f"{len(schedule.kernels)} loop nest{'s' if len(schedule.kernels) != 1 else ''}, "
+                   f"{len(schedule.tmps)} intermediate buffer{'s' if len(schedule.tmps) != 1 else ''}")
+    template = environment().get_template(f"{backend}/module.c.j2" if backend == "c" else
+                                          f"{backend}/module.cu.j2")
+    source = template.render(title=title, version=_version(), summary=summary, fn=fn_name,
+                             params=params, tmps=schedule.tmps, kernels_list=schedule.kernels,
+                             scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
+                             helpers=helpers)
+    return source, schedule, graph
+
+
+def _version():
+    from symgrad import __version__
+    return __version__

@@ -1,0 +1,441 @@
+"""Fusion and buffers: which nodes get memory, and the loop nests (kernels) that fill it.
+
+A node is *materialized* (it gets a buffer) when it is an argument, a constant, an output,
+a reduction, a matrix product, or a costly value used by more than one node. Every other
+node is computed inline, inside the kernel of whoever reads it, at the index it is read at:
+elementwise chains fuse into one loop, a reduction absorbs the elementwise ops that feed it,
+and broadcasts, transposes, slices and reshapes become index arithmetic."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from symgrad import dtypes
+from symgrad.codegen.ir import Graph, Node
+from symgrad.ops import OPS
+
+LAYOUT = {"broadcast_to", "permute", "slice", "reshape"}
+CHEAP = {"neg", "cast", "stop_gradient", "iota"}
+
+
+@dataclass
+class Buffer:
+    name: str
+    node: Node
+    kind: str              # arg | const | out | tmp
+    ctype: str
+    size: int
+    position: int = -1     # argument/output position; scratch offset for tmp
+    const: bool = False
+
+
+@dataclass
+class Let:
+    ctype: str
+    name: str
+    expr: str
+
+
+@dataclass
+class Kernel:
+    kind: str                       # map | reduce | argreduce | matmul
+    comment: str
+    out: Buffer
+    loops: list = field(default_factory=list)     # (var, extent)
+    outer: int = 0                  # loops that index the output (the rest are reduced)
+    lets: list = field(default_factory=list)
+    value: str = ""                 # the expression stored (map) or accumulated
+    out_index: str = "0"
+    reduce_op: str = ""
+    acc_ctype: str = ""
+    init: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def work(self) -> int:
+        return math.prod(n for _, n in self.loops)
+
+
+@dataclass
+class Schedule:
+    args: list
+    consts: list
+    outs: list
+    tmps: list
+    kernels: list
+    scratch_bytes: int
+
+
+def contiguous_strides(shape):
+    strides, acc = [], 1
+    for n in reversed(shape):
+        strides.append(acc)
+        acc *= n
+    return list(reversed(strides))
+
+
+def _offset(index, shape):
+    terms = []
+    for ix, st, n in zip(index, contiguous_strides(shape), shape):
+        if n == 1 or ix == "0":
+            continue
+        terms.append(ix if st == 1 else f"{ix} * {st}")
+    return " + ".join(terms) or "0"
+
+
+def _unit_reshape_map(src, dst):
+    """If `dst` only adds or drops size-1 dims of `src`, the dst dim each src dim maps to."""
+    a = [k for k, n in enumerate(src) if n != 1]
+    b = [k for k, n in enumerate(dst) if n != 1]
+    if [src[k] for k in a] != [dst[k] for k in b]:
+        return None
+    return dict(zip(a, b))
+
+
+def describe(node: Node, depth=3) -> str:
+    """A short formula for a comment: tanh(add(mul(x, w), b))."""
+    if node.op == "arg" or node.op == "const":
+        return node.name or f"{node.op}{node.index if node.index >= 0 else ''}"
+    if node.op == "literal":
+        return repr(node.value)
+    if depth == 0:
+        return "..."
+    inner = ", ".join(describe(i, depth - 1) for i in node.inputs)
+    return f"{node.op}({inner})"
+
+
+class Scheduler:
+    def __init__(self, graph: Graph, ops_module, names):
+        self.g = graph
+        self.ops = ops_module          # the template module with one macro per op
+        self.names = names             # a NameTable: C identifiers from the user's names
+        self.order = graph.nodes()
+        self.users = {}
+        for n in self.order:
+            for i in set(map(id, n.inputs)):
+                self.users[i] = self.users.get(i, 0) + 1
+        self.buffers: dict[int, Buffer] = {}
+        self.kernels: list[Kernel] = []
+
+    # --- which nodes get memory --------------------------------------------------------
+
+    def _cheap(self, n: Node) -> bool:
+        if n.op == "literal" or id(n) in self.materialized:
+            return True
+        return (n.op in LAYOUT or n.op in CHEAP) and all(self._cheap(i) for i in n.inputs)
+
+    def plan(self):
+        m = self.materialized = set()
+        for n in self.order:
+            if n.op in ("arg", "const") or n.op in ("matmul",) or \
+                    OPS.get(n.op) is not None and OPS[n.op].kind in ("reduce", "argreduce"):
+                m.add(id(n))
+        for n in self.g.outputs:
+            if n.op not in ("literal",):
+                m.add(id(n))
+        for n in self.order:
+            if n.op == "reshape" and _unit_reshape_map(n.inputs[0].shape, n.shape) is None:
+                m.add(id(n.inputs[0]))          # a general reshape reads its input linearly
+            if n.op == "matmul":
+                for i in n.inputs:
+                    if not self._strided_view(i):
+                        m.add(id(i))
+        for n in reversed(self.order):        # costly values with several users: compute once
+            if id(n) not in m and self.users.get(id(n), 0) > 1 and not self._cheap(n):
+                m.add(id(n))
+
+    def _strided_view(self, n: Node) -> bool:
+        if id(n) in self.materialized:
+            return True
+        if n.op in ("permute", "broadcast_to", "slice"):
+            return self._strided_view(n.inputs[0])
+        if n.op == "reshape":
+            return _unit_reshape_map(n.inputs[0].shape, n.shape) is not None and \
+                self._strided_view(n.inputs[0])
+        return False
+
+    # --- buffers ------------------------------------------------------------------------------
+
+    def _buffer(self, n: Node) -> Buffer:
+        return self.buffers[id(n)]
+
+    def assign_buffers(self):
+        ct = dtypes.c_type
+        args = []
+        for a in self.g.args:
+            b = Buffer(self.names.get(a.name or f"arg{a.index}"), a, "arg", ct(a.dtype), a.size,
+                       a.index, const=True)
+            self.buffers[id(a)] = b
+            args.append(b)
+        consts = []
+        for k, c in enumerate(self.g.consts):
+            b = Buffer(self.names.get(c.name or f"const{k}"), c, "const", ct(c.dtype), c.size,
+                       len(args) + k, const=True)
+            self.buffers[id(c)] = b
+            consts.append(b)
+        outs = []
+        for k, o in enumerate(self.g.outputs):
+            b = Buffer(self.names.get(f"out{k}" + (f"_{o.name}" if o.name else "")), o, "out",
+                       ct(o.dtype), o.size, k)
+            outs.append(b)
+            if id(o) not in self.buffers or self.buffers[id(o)].kind == "tmp":
+                if o.op not in ("arg", "const", "literal") and id(o) not in self.buffers:
+                    self.buffers[id(o)] = b
+        self.args, self.consts, self.outs = args, consts, outs
+        tmps = []
+        for n in self.order:
+            if id(n) in self.materialized and id(n) not in self.buffers:
+                b = Buffer(self.names.get(n.name or f"t_{n.op}"), n, "tmp", ct(n.dtype), n.size)
+                self.buffers[id(n)] = b
+                tmps.append(b)
+        self.tmps = tmps
+
+    # --- kernels --------------------------------------------------------------------------------
+
+    def build(self) -> Schedule:
+        self.plan()
+        self.assign_buffers()
+        done = set()
+        for n in self.order:
+            if id(n) in self.materialized and n.op not in ("arg", "const"):
+                self.kernels.append(self._kernel_for(n, self._buffer(n)))
+                done.add(id(n))
+        for o, b in zip(self.g.outputs, self.outs):
+            if self.buffers.get(id(o)) is not b:      # an input, literal or repeated output: copy
+                self.kernels.append(self._map_kernel(o, b, read_root=True))
+        scratch = self._plan_scratch()
+        return Schedule(self.args, self.consts, self.outs, self.tmps, self.kernels, scratch)
+
+    def _plan_scratch(self) -> int:
+        """Offsets for temporaries, reusing the memory of those no longer needed."""
+        last_use = {}
+        for k, kern in enumerate(self.kernels):
+            for name in kern.extra.get("reads", ()):
+                last_use[name] = k
+        free, top = [], 0
+        by_kernel = {}
+        for b in self.tmps:
+            by_kernel.setdefault(b.name, b)
+        live = []
+        for k, kern in enumerate(self.kernels):
+            b = kern.out
+            if b.kind == "tmp" and b.position < 0:
+                nbytes = -(-b.size * _itemsize(b.ctype) // 64) * 64 or 64
+                for j, (off, size) in enumerate(free):
+                    if size >= nbytes:
+                        b.position = off
+                        free[j] = (off + nbytes, size - nbytes)
+                        break
+                else:
+                    b.position, top = top, top + nbytes
+                live.append((b, nbytes))
+            for tb, nbytes in list(live):
+                if last_use.get(tb.name, -1) <= k and tb is not b:
+                    free.append((tb.position, nbytes))
+                    live.remove((tb, nbytes))
+        return top
+
+    def _loops(self, shape, prefix="i"):
+        return [(f"{prefix}{k}", n) for k, n in enumerate(shape)]
+
+    def _map_kernel(self, node, out, read_root=False):
+        loops = self._loops(node.shape)
+        em = Emitter(self, root=None if read_root else node)
+        value = em.emit(node, [v for v, _ in loops])
+        return Kernel("map", f"{out.name} = {describe(node)}", out, loops, len(loops), em.lets, value,
+                      _offset([v for v, _ in loops], node.shape), extra={"reads": em.reads})
+
+    def _kernel_for(self, n: Node, out: Buffer) -> Kernel:
+        kind = OPS[n.op].kind
+        if kind == "reduce":
+            return self._reduce_kernel(n, out)
+        if kind == "argreduce":
+            return self._argreduce_kernel(n, out)
+        if kind == "matmul":
+            return self._matmul_kernel(n, out)
+        return self._map_kernel(n, out)
+
+    def _reduce_loops(self, n, axes):
+        x = n.inputs[0]
+        kept = [k for k in range(len(x.shape)) if k not in axes]
+        loops = [(f"i{k}", x.shape[k]) for k in kept] + [(f"i{k}", x.shape[k]) for k in axes]
+        if n.attrs.get("keepdim"):
+            out_index = [f"i{k}" if k not in axes else "0" for k in range(len(x.shape))]
+        else:
+            out_index = [f"i{k}" for k in kept]
+        return loops, len(kept), _offset(out_index, n.shape)
+
+    def _reduce_kernel(self, n, out):
+        x, axes, op = n.inputs[0], n.attrs["axes"], n.op
+        loops, outer, out_index = self._reduce_loops(n, axes)
+        em = Emitter(self, root=n)
+        value = em.emit(x, [f"i{k}" for k in range(len(x.shape))])
+        acc = "double" if n.dtype == dtypes.float32 and op == "sum" else out.ctype
+        init = self.ops.reduce_init(op, out.ctype)
+        return Kernel("reduce", f"{out.name} = {op}({describe(x)}) over dims {list(axes)}", out, loops,
+                      outer, em.lets, value, out_index, op, acc, init, extra={"reads": em.reads})
+
+    def _argreduce_kernel(self, n, out):
+        x, axis = n.inputs[0], n.attrs["axis"]
+        loops, outer, out_index = self._reduce_loops(n, (axis,))
+        em = Emitter(self, root=n)
+        value = em.emit(x, [f"i{k}" for k in range(len(x.shape))])
+        xt = dtypes.c_type(x.dtype)
+        return Kernel("argreduce", f"{out.name} = {n.op}({describe(x)}) along dim {axis}", out, loops,
+                      outer, em.lets, value, out_index, n.op, xt,
+                      self.ops.reduce_init(n.op[3:], xt),
+                      extra={"reads": em.reads, "axis_var": f"i{axis}"})
+
+    def _matmul_kernel(self, n, out):
+        a, b = n.inputs
+        batch = n.shape[:-2]
+        m, k, nn = a.shape[-2], a.shape[-1], b.shape[-1]
+        bvars = [f"b{d}" for d in range(len(batch))]
+
+        def view(x):
+            # Offsets of x[batch..., r, c] as (base, stride of r, stride of c) over a buffer.
+            lead = len(batch) - (len(x.shape) - 2)
+            idx = [v if x.shape[d - lead] != 1 else "0" for d, v in enumerate(bvars) if d >= lead]
+            base = StridedView.of(self, x, idx + ["0", "0"])
+            row = StridedView.of(self, x, idx + ["1", "0"])
+            col = StridedView.of(self, x, idx + ["0", "1"])
+            return base, row, col
+
+        (abuf, abase), (_, arow), (_, acol) = view(a)
+        (bbuf, bbase), (_, brow), (_, bcol) = view(b)
+        stride = lambda off, base: f"(({off}) - ({base}))"  # noqa: E731
+        return Kernel("matmul", f"{out.name} = matmul({describe(a)}, {describe(b)})  "
+                      f"[{'x'.join(map(str, batch)) + ' x ' if batch else ''}{m}x{k} @ {k}x{nn}]",
+                      out, [(v, s) for v, s in zip(bvars, batch)], len(batch),
+                      extra={"reads": [abuf.name, bbuf.name], "a": abuf.name, "b": bbuf.name,
+                             "a_base": abase, "b_base": bbase,
+                             "a_rs": stride(arow, abase), "a_cs": stride(acol, abase),
+                             "b_rs": stride(brow, bbase), "b_cs": stride(bcol, bbase),
+                             "c_base": _offset(bvars + ["0", "0"], n.shape) if batch else "0",
+                             "M": m, "K": k, "N": nn, "ctype": out.ctype})
+
+
+def _itemsize(ctype):
+    return {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8, "uint8_t": 1}[ctype]
+
+
+class StridedView:
+    """Follows layout ops down to a buffer; returns (buffer, offset expression)."""
+
+    @staticmethod
+    def of(s: Scheduler, n: Node, index):
+        while id(n) not in s.materialized:
+            index, n = _index_through(n, index)
+        return s._buffer(n), _offset(index, n.shape)
+
+
+def _index_through(n: Node, index):
+    """The index into `n`'s input that `n[index]` reads, for a layout op."""
+    x = n.inputs[0]
+    if n.op == "broadcast_to":
+        lead = len(n.shape) - len(x.shape)
+        return [index[lead + k] if x.shape[k] != 1 else "0" for k in range(len(x.shape))], x
+    if n.op == "permute":
+        out = [None] * len(x.shape)
+        for j, p in enumerate(n.attrs["perm"]):
+            out[p] = index[j]
+        return out, x
+    if n.op == "slice":
+        return [_affine(st, sp, ix) for st, sp, ix in zip(n.attrs["starts"], n.attrs["steps"], index)], x
+    if n.op == "reshape":
+        mapping = _unit_reshape_map(x.shape, n.shape)
+        return [index[mapping[k]] if k in mapping else "0" for k in range(len(x.shape))], x
+    raise AssertionError(f"not a layout op: {n.op}")
+
+
+def _affine(start, step, ix):
+    if ix == "0":
+        return str(start)
+    s = ix if step == 1 else f"{ix} * {step}"
+    return s if start == 0 else f"({start} + {s})"
+
+
+class Emitter:
+    """Builds one kernel's body: each (node, index) it needs becomes one named local."""
+
+    def __init__(self, s: Scheduler, root):
+        self.s, self.root = s, root
+        self.lets: list[Let] = []
+        self.memo = {}
+        self.reads = []
+
+    def _let(self, node, expr):
+        name = f"v{len(self.lets)}"
+        self.lets.append(Let(dtypes.c_type(node.dtype), name, expr))
+        return name
+
+    def emit(self, n: Node, index) -> str:
+        key = (id(n), tuple(index))
+        if key in self.memo:
+            return self.memo[key]
+        out = self._emit(n, index)
+        self.memo[key] = out
+        return out
+
+    def _emit(self, n: Node, index):
+        s, ops = self.s, self.s.ops
+        if n.op == "literal":
+            return ops.literal(n.value, dtypes.c_type(n.dtype))
+        if id(n) in s.materialized and n is not self.root:
+            b = s._buffer(n)
+            self.reads.append(b.name)
+            return self._let(n, f"{b.name}[{_offset(index, n.shape)}]")
+        if n.op in LAYOUT:
+            if n.op == "reshape" and _unit_reshape_map(n.inputs[0].shape, n.shape) is None:
+                x = n.inputs[0]
+                b = s._buffer(x)
+                self.reads.append(b.name)
+                return self._let(n, f"{b.name}[{_offset(index, n.shape)}]")
+            inner, x = _index_through(n, index)
+            return self.emit(x, inner)
+        ct = dtypes.c_type(n.dtype)
+        if n.op == "iota":
+            return f"(({ct}){index[n.attrs['axis']]})"
+        if n.op == "pad_slice":
+            return self._pad_slice(n, index, ct)
+        if n.op == "concat":
+            return self._concat(n, index, ct)
+        args = []
+        for x in n.inputs:
+            lead = len(n.shape) - len(x.shape)
+            args.append(self.emit(x, [index[lead + k] if x.shape[k] != 1 else "0"
+                                      for k in range(len(x.shape))]))
+        in_ct = dtypes.c_type(n.inputs[0].dtype) if n.inputs else ct
+        expr = getattr(ops, "op_" + n.op)(*args, ct=ct, in_ct=in_ct, **n.attrs)
+        return self._let(n, expr)
+
+    def _pad_slice(self, n, index, ct):
+        conds, inner = [], []
+        for ix, st, sp, stop, size in zip(index, n.attrs["starts"], n.attrs["steps"], n.attrs["stops"],
+                                          n.inputs[0].shape):
+            if st == 0 and sp == 1 and stop == n.shape[len(inner)]:
+                inner.append(ix)
+                continue
+            c = [f"{ix} >= {st}", f"{ix} < {stop}"] + ([f"({ix} - {st}) % {sp} == 0"] if sp != 1 else [])
+            conds.append(" && ".join(c))
+            rel = f"({ix} - {st})" if sp == 1 else f"({ix} - {st}) / {sp}"
+            inner.append(f"({' && '.join(c)} ? {rel} : 0)")       # clamped: always a valid read
+        value = self.emit(n.inputs[0], inner)
+        if not conds:
+            return value
+        return self._let(n, f"({' && '.join(f'({c})' for c in conds)}) ? {value} : ({ct})0")
+
+    def _concat(self, n, index, ct):
+        axis = n.attrs["axis"]
+        ix = index[axis]
+        pieces, start = [], 0
+        for x in n.inputs:
+            size = x.shape[axis]
+            sub = list(index)
+            sub[axis] = f"({ix} < {start} ? 0 : {ix} >= {start + size} ? {size - 1} : {ix} - {start})"
+            pieces.append((start + size, self.emit(x, sub)))
+            start += size
+        expr = pieces[-1][1]
+        for stop, val in reversed(pieces[:-1]):
+            expr = f"{ix} < {stop} ? {val} : ({expr})"
+        return self._let(n, expr)
