@@ -68,7 +68,7 @@ class NameTable:
 
     def get(self, name: str) -> str:
         base = re.sub(r"[^0-9A-Za-z_]", "_", str(name))[:48] or "v"
-        if base[0].isdigit() or base in _C_WORDS or re.fullmatch(r"[ivb]\d+|t\d+", base) \
+        if base[0].isdigit() or base in _C_WORDS or re.fullmatch(r"i\d+|ib\d+|v\d+", base) \
                 or base.startswith("sg_") or base.startswith("__"):
             base = "v_" + base
         name, k = base, 2

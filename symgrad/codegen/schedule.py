@@ -290,7 +290,7 @@ class Scheduler:
         a, b = n.inputs
         batch = n.shape[:-2]
         m, k, nn = a.shape[-2], a.shape[-1], b.shape[-1]
-        bvars = [f"b{d}" for d in range(len(batch))]
+        bvars = [f"ib{d}" for d in range(len(batch))]
 
         def view(x):
             # Offsets of x[batch..., r, c] as (base, stride of r, stride of c) over a buffer.
