@@ -67,7 +67,9 @@ def grad(outputs, inputs, grad_outputs=None, allow_unused=False, retain_graph=No
 
 def _backward_pass(outputs, grad_outputs, inputs):
     wanted = {id(x) for x in inputs}
-    order = toposort(outputs, lambda v: id(v) in wanted)
+    # Walk through wanted nodes too: an input may lie upstream of another (a leaf and an
+    # intermediate that retains its grad). Nothing upstream of a node without grad matters.
+    order = toposort(outputs, lambda v: not v.requires_grad)
     # Only nodes that lie on a path from an input need a cotangent.
     reaches = set(wanted)
     for v in order:
@@ -80,7 +82,7 @@ def _backward_pass(outputs, grad_outputs, inputs):
             _accumulate(cot, o, _seed(o, g))
     for v in reversed(order):
         g = cot.get(id(v))
-        if g is None or id(v) in wanted or v.op is None:
+        if g is None or v.op is None:
             continue
         op = OPS[v.op]
         needs = tuple(id(i) in reaches and dtypes.is_float(i.dtype) for i in v.inputs)

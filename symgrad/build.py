@@ -6,6 +6,7 @@ library is missing, truncated or altered is rebuilt."""
 from __future__ import annotations
 
 import atexit
+import ctypes
 import functools
 import hashlib
 import logging
@@ -56,6 +57,60 @@ def c_flags() -> list[str]:
     if os.environ.get("SYMGRAD_OPENMP", "1") != "0":
         flags.append("-fopenmp")
     return flags
+
+
+VECTOR_MATH = ("exp", "log", "sin", "cos", "tanh", "pow")
+
+
+@functools.lru_cache(maxsize=None)
+def vector_math_flags() -> tuple[str, ...]:
+    """glibc's vector math library (libmvec), when the platform has one: the templates then
+    declare SIMD variants of exp, log, tanh... so loops calling them vectorise (up to 7x
+    faster than scalar libm here). NaN and Inf keep their IEEE behaviour: no fast-math.
+    SYMGRAD_VECTOR_MATH=0 turns it off."""
+    import platform
+    if os.environ.get("SYMGRAD_VECTOR_MATH", "1") == "0" or platform.machine() != "x86_64":
+        return ()
+    import ctypes.util
+    name = ctypes.util.find_library("mvec")
+    if not name:
+        return ()
+    try:
+        lib = ctypes.CDLL(name)
+        getattr(lib, "_ZGVdN8v_tanhf")
+    except (OSError, AttributeError):
+        return ()
+    return ("-DSG_VECTOR_MATH", "-lmvec")
+
+
+@functools.lru_cache(maxsize=None)
+def blas_flags() -> tuple[str, ...]:
+    """Link flags for the OpenBLAS that numpy ships, if it can be found: symgrad adds no
+    dependency of its own for matrix products. Empty (our own loops are used) otherwise."""
+    if os.environ.get("SYMGRAD_BLAS", "1") == "0":
+        return ()
+    import glob
+
+    import numpy as np
+    root = Path(np.__file__).resolve().parent
+    candidates = sorted(glob.glob(str(root.parent / "numpy.libs" / "*openblas*.so*")) +
+                        glob.glob(str(root / ".dylibs" / "*openblas*.dylib")))
+    for path in candidates:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix, suffix, int_type in (("scipy_cblas_", "64_", "int64_t"), ("cblas_", "64_", "int64_t"),
+                                         ("scipy_cblas_", "", "int"), ("cblas_", "", "int")):
+            try:
+                getattr(lib, f"{prefix}sgemm{suffix}")
+            except AttributeError:
+                continue
+            folder, name = os.path.split(path)
+            return (f"-L{folder}", f"-l:{name}", f"-Wl,-rpath,{folder}", "-DSG_HAVE_BLAS",
+                    f"-DSG_SGEMM={prefix}sgemm{suffix}", f"-DSG_DGEMM={prefix}dgemm{suffix}",
+                    f"-DSG_BLASINT={int_type}")
+    return ()
 
 
 @functools.lru_cache(maxsize=None)
@@ -129,11 +184,13 @@ def _publish(tmp: Path, entry: Path):
 class Build:
     """A compile started in the background; `result()` waits for it and loads the library."""
 
-    def __init__(self, source: str, symbol: str, suffix=".c", compiler=None, flags=None):
+    def __init__(self, source: str, symbol: str, suffix=".c", compiler=None, flags=None, link=()):
         self.source, self.symbol = source, symbol
         self.cc = compiler or c_compiler()
         self.flags = flags if flags is not None else c_flags()
-        self.key = cache_key(source, self.cc, self.flags)
+        self.link = list(link)
+        self.key = cache_key(source, self.cc, self.flags + self.link)
+        self.retried = False
         self.root = build_dir()
         self.entry = self.root / self.key[:2] / self.key
         self.source_path = self.entry / f"kernel{suffix}"
@@ -161,6 +218,7 @@ class Build:
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}-", dir=self.entry.parent))
         (self.tmp / f"kernel{suffix}").write_text(self.source)
         cmd = [self.cc, *self.flags, "-o", str(self.tmp / "kernel.so"), str(self.tmp / f"kernel{suffix}")]
+        cmd += self.link
         if suffix == ".c":
             cmd.append("-lm")
         try:
@@ -191,8 +249,12 @@ class Build:
                      1e3 * (time.perf_counter() - self.started), self.source_path)
         try:
             lib = Library(self.entry / "kernel.so", self.source_path, self.symbol)
-        except OSError:
+        except OSError as e:
             # Unloadable although its digest matched: rebuild once, synchronously.
+            if self.retried:
+                raise CompileError(f"the compiled library cannot be loaded: {e}", "",
+                                   self.source_path) from None
+            self.retried = True
             self._discard_broken()
             self._start(self.source_path.suffix)
             return self.result()

@@ -28,16 +28,21 @@ class Function:
         self._lib = None
         if backend == "interp":
             self.source, self.path, self._build, self.consts = None, None, None, []
+            self._specs = [(a.shape, a.dtype) for a in self.args]
             return
         from symgrad.codegen.render import generate
         self.source, schedule, graph = generate(self.args, self.graph_outputs, f"symgrad_{name}", title,
                                                 "c" if backend == "c" else backend)
         self.consts = [b.node.value for b in schedule.consts]
         self._out_specs = [(b.node.shape, b.node.dtype) for b in schedule.outs]
+        self._specs = [(a.shape, a.dtype) for a in self.args]
+        self._local = threading.local()
         self.n_kernels = len(schedule.kernels)
         if backend == "c":
-            from symgrad.build import Build
-            self._build = Build(self.source, f"symgrad_{name}_packed")
+            from symgrad.build import Build, blas_flags, vector_math_flags
+            uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
+            self._build = Build(self.source, f"symgrad_{name}_packed",
+                                link=(blas_flags() if uses_matmul else ()) + vector_math_flags())
         else:
             from symgrad.cuda import CudaBuild
             self._build = CudaBuild(self.source, f"symgrad_{name}_packed")
@@ -69,8 +74,22 @@ class Function:
             if arr.shape != spec.shape:
                 raise ValueError(f"{self.name}: {who} expects shape {spec.shape}, got {arr.shape} "
                                  f"(dtype {arr.dtype})")
-            out.append(np.ascontiguousarray(arr))
+            # (np.ascontiguousarray would turn a 0-d array into shape (1,))
+            out.append(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr).reshape(arr.shape))
         return out
+
+    def _pointers(self):
+        """This thread's argument-pointer array, with the constants already in place."""
+        ptrs = getattr(self._local, "ptrs", None)
+        if ptrs is None:
+            ffi = self.library().ffi
+            n = len(self.args)
+            ptrs = ffi.new("void *[]", max(1, n + len(self.consts) + len(self._out_specs)))
+            self._local.keep = [ffi.from_buffer(c) if c.size else ffi.NULL for c in self.consts]
+            for k, c in enumerate(self._local.keep):
+                ptrs[n + k] = c
+            self._local.ptrs = ptrs
+        return ptrs
 
     def run(self, arrays):
         """Call with arrays already converted; returns the list of outputs."""
@@ -78,20 +97,33 @@ class Function:
             from symgrad.interpret import evaluate
             return [np.array(v) for v in evaluate(self.graph_outputs, dict(zip(self.args, arrays)),
                                                   recompute=True)]
-        lib = self.library()
+        lib = self._lib or self.library()
         outs = [np.empty(shape, dtype) for shape, dtype in self._out_specs]
-        ffi = lib.ffi
-        ptrs = ffi.new("void *[]", max(1, len(arrays) + len(self.consts) + len(outs)))
-        for k, a in enumerate([*arrays, *self.consts, *outs]):
-            ptrs[k] = ffi.from_buffer(a) if a.size else ffi.NULL
+        ptrs = self._pointers()
+        # cffi's from_buffer without its Python-level wrapper: this is the per-call hot path.
+        view, chars, null = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.ffi.NULL
+        k = 0
+        for a in arrays:
+            ptrs[k] = view(chars, a, False) if a.size else null
+            k += 1
+        k += len(self.consts)
+        for a in outs:
+            ptrs[k] = view(chars, a, True) if a.size else null
+            k += 1
         status = lib.entry(ptrs)
         if status != 0:
             raise MemoryError(f"{self.name}: the compiled code could not allocate its scratch memory")
         return outs
 
     def __call__(self, *values):
-        outs = self.run(self.convert(values))
-        return outs
+        if len(values) == len(self._specs):
+            for v, (shape, dtype) in zip(values, self._specs):     # the common case, checked fast
+                if type(v) is not np.ndarray or v.dtype != dtype or v.shape != shape or \
+                        not v.flags.c_contiguous:
+                    break
+            else:
+                return self.run(values)
+        return self.run(self.convert(values))
 
     def __repr__(self):
         return f"<symgrad compiled {self.name} ({self.backend}): {self.path or 'interpreted'}>"
@@ -134,10 +166,14 @@ class CompiledFunction:
         wrt_names = ", ".join(v.name or f"input{self.inputs.index(v)}" for v in self.wrt)
         self.forward = Function(self.inputs, self.outputs, "forward",
                                 f"forward: ({names}) -> ({outs})", backend)
-        self._implicit = all(o.numel() == 1 for o in self.outputs)
+        # Outputs that carry a gradient: float results that depend on an input requiring grad.
+        # The others (argmax, comparisons, values computed from data alone) are returned by
+        # forward and value_and_grad but contribute nothing to the gradients.
+        self._diff = [k for k, o in enumerate(self.outputs) if o.requires_grad and dtypes.is_float(o.dtype)]
+        self._implicit = all(self.outputs[k].numel() == 1 for k in self._diff)
         self._explicit = None
         self.backward_fn = self.value_and_grad_fn = None
-        if self.wrt:
+        if self.wrt and self._diff:
             if self._implicit:
                 grads = self._grads(None)
                 self.backward_fn = Function(self.inputs, grads, "backward",
@@ -149,11 +185,13 @@ class CompiledFunction:
         self.value_and_grad = _Entry(self, "value_and_grad")
 
     def _grads(self, seeds):
-        for o in self.outputs:
-            if not o.requires_grad:
-                raise RuntimeError(f"sg.compile: the output {o._describe()} does not depend on any "
-                                   f"input that requires grad")
-        return list(grad(self.outputs, self.wrt, seeds, allow_unused=False))
+        if not self._diff:
+            names = ", ".join(o._describe() for o in self.outputs)
+            raise RuntimeError(f"sg.compile: no output ({names}) is a floating point value that depends "
+                               f"on an input requiring grad, so there is nothing to differentiate")
+        outs = [self.outputs[k] for k in self._diff]
+        seeds = None if seeds is None else [seeds[k] for k in self._diff]
+        return list(grad(outs, self.wrt, seeds, allow_unused=False))
 
     def _explicit_fns(self):
         if self._explicit is None:
@@ -178,13 +216,14 @@ class CompiledFunction:
         if not self.wrt:
             raise RuntimeError("sg.compile: no input requires grad, so there is nothing to differentiate; "
                                "pass wrt= or make inputs with requires_grad=True")
+        if not self._diff:
+            self._grads(None)       # raises: says why there is nothing to differentiate
         if grad_outputs is None:
             if not self._implicit:
                 shapes = [o.shape for o in self.outputs]
                 raise RuntimeError(f"grad can be implicitly created only for scalar outputs; the outputs "
                                    f"have shapes {shapes}: pass grad_outputs")
-            fn = self.backward_fn if which == "backward" else self.value_and_grad_fn
-            outs = fn(*args)
+            outs = (self.backward_fn if which == "backward" else self.value_and_grad_fn)(*args)
         else:
             seeds = [grad_outputs] if isinstance(grad_outputs, (np.ndarray, Variable)) or \
                 np.isscalar(grad_outputs) else list(grad_outputs)
@@ -233,7 +272,14 @@ class _Entry:
         return self._fn().graph_outputs
 
     def __call__(self, *args, grad_outputs=None):
-        return self.owner._run(self.which, args, grad_outputs)
+        owner = self.owner
+        if grad_outputs is None and owner._implicit and owner.wrt:
+            if self.which == "backward":
+                return tuple(owner.backward_fn(*args))
+            outs = owner.value_and_grad_fn(*args)
+            n = len(owner.outputs)
+            return (outs[0] if owner.single else outs[:n]), tuple(outs[n:])
+        return owner._run(self.which, args, grad_outputs)
 
 
 def compile(inputs, outputs, wrt=None, backend="c") -> CompiledFunction:

@@ -15,7 +15,7 @@ from numbers import Number
 import numpy as np
 
 from symgrad import dtypes
-from symgrad.variable import Variable, apply, no_grad
+from symgrad.variable import Variable, apply, mode, no_grad
 
 # --- arguments ------------------------------------------------------------------------------
 
@@ -30,17 +30,35 @@ def as_variable(x, dtype=None) -> Variable:
 
 def _promote(name, args, float_only=False):
     """Cast the arguments of an elementwise op to their common dtype, PyTorch's way."""
-    tensors = [a.dtype for a in args if isinstance(a, Variable)]
-    scalars = [dtypes.scalar_dtype(a) for a in args if not isinstance(a, Variable)]
-    if not tensors and not scalars:
+    if not args:
         raise TypeError(f"{name}: no arguments")
     for a in args:
         if not isinstance(a, (Variable, Number)):
             raise TypeError(f"{name}: expected a Variable or a number, got {type(a).__name__}")
-    dt = dtypes.result_dtype(tensors, scalars)
+    dt = _result_dtype(args)
     if float_only and not dtypes.is_float(dt):
         dt = dtypes.DEFAULT_FLOAT
     return [as_variable(a, dt) for a in args], dt
+
+
+def _result_dtype(args):
+    """PyTorch's promotion. Three tiers, each able only to raise the category (bool < int <
+    float) of the tiers before it: tensors with dims, then 0-d tensors, then Python numbers.
+    Within the top category of a tier, dtypes promote as usual: float32 with an int64 tensor
+    is float32, float32 with a float64 tensor is float64."""
+    def top(ds):
+        ds = list(ds)
+        if not ds:
+            return None
+        cat = builtins.max(dtypes.category(d) for d in ds)
+        return functools.reduce(np.promote_types, [d for d in ds if dtypes.category(d) == cat])
+
+    result = top(a.dtype for a in args if isinstance(a, Variable) and a.ndim > 0)
+    zero_dim = top(a.dtype for a in args if isinstance(a, Variable) and a.ndim == 0)
+    if zero_dim is not None and (result is None or dtypes.category(zero_dim) > dtypes.category(result)):
+        result = zero_dim
+    scalars = [dtypes.scalar_dtype(a) for a in args if not isinstance(a, Variable)]
+    return dtypes.result_dtype([] if result is None else [result], scalars)
 
 
 def _mark(out, grad_name, inputs):
@@ -102,7 +120,13 @@ def div(a, b):
 
 
 def pow(a, b):
-    return _elementwise("pow", a, b)
+    out = _elementwise("pow", a, b)
+    # PyTorch's overloads: tensor ** number, tensor ** tensor, number ** tensor.
+    if not isinstance(b, Variable):
+        return _mark(out, "Pow", [a])
+    if not isinstance(a, Variable):
+        return _mark(out, "Pow2", [b])
+    return _mark(out, "Pow1", [a, b])
 
 
 def maximum(a, b):
@@ -171,20 +195,19 @@ def where(condition, x, y):
         raise TypeError(f"where: condition must be bool, got {cond.dtype}")
     (a, b), _ = _promote("where", [x, y])
     out = apply("where", cond, a, b)
-    if a is not x or b is not y:
-        _mark(out, "Where", [cond, x, y])
-    return out
+    # PyTorch's WhereBackward0 lists the two branches only: the condition carries no gradient
+    return _mark(out, "Where", [v if isinstance(v, Variable) else None for v in (x, y)])
 
 
-@composite("Clamp")
+@composite("Clamp1")
 def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp: give min, max or both")
     out = x
     if min is not None:
         out = where(lt(x, min), _like(out, min), out)
-    if max is not None:
-        out = where(gt(x, max), _like(out, max), out)
+    if max is not None:     # compared after min, so that max wins when min > max, as in PyTorch
+        out = where(gt(out, max), _like(out, max), out)
     return out
 
 
@@ -215,6 +238,8 @@ def _axes(x, dim, name="reduce"):
             raise IndexError(f"{name}: dim {d} out of range for shape {x.shape} "
                              f"(expected in [{-x.ndim}, {x.ndim - 1}])")
         out.append(d % builtins.max(x.ndim, 1))
+    if len(set(out)) != len(out):
+        raise RuntimeError(f"{name}: dims {dims} name one dim of shape {x.shape} more than once")
     return tuple(sorted(set(a for a in out if a < x.ndim)))
 
 
@@ -224,18 +249,29 @@ def reduce(op, x, axes, keepdim=False):
     return apply(op, x, axes=tuple(axes), keepdim=bool(keepdim))
 
 
+def _user_reduce(op, x, axes, keepdim=False):
+    """A reduction a user asked for: a new node even where there is nothing to reduce (a 0-d
+    input), as in PyTorch, so that it has its own grad_fn and obeys no_grad."""
+    if not axes:
+        return apply("reshape", x, shape=x.shape)
+    return reduce(op, x, axes, keepdim)
+
+
 def sum(x, dim=None, keepdim=False, dtype=None):
     x = as_variable(x)
     if dtype is not None:
         x = cast(x, dtype)
     elif not dtypes.is_float(x.dtype):
         x = cast(x, dtypes.int64)
-    out = reduce("sum", x, _axes(x, dim, "sum"), keepdim and dim is not None)
-    return _mark(out, "Sum", [x])
+    out = _user_reduce("sum", x, _axes(x, dim, "sum"), keepdim and dim is not None)
+    return _mark(out, "Sum" if dim is None else "Sum1", [x])
 
 
-@composite("Mean")
 def mean(x, dim=None, keepdim=False, dtype=None):
+    return _mark(_mean(x, dim, keepdim, dtype), "Mean" if dim is None else "Mean1", [x])
+
+
+def _mean(x, dim, keepdim, dtype):
     if not dtypes.is_float(dtypes.as_dtype(dtype) if dtype else x.dtype):
         raise RuntimeError(f"mean: needs a floating point input, got {x.dtype}; "
                            f"use x.float().mean() or dtype=")
@@ -246,7 +282,23 @@ def mean(x, dim=None, keepdim=False, dtype=None):
     return mul(reduce("sum", x, axes, keepdim and dim is not None), 1.0 / count if count else math.nan)
 
 
-MinMax = namedtuple("MinMax", ["values", "indices"])
+class MinMax(namedtuple("MinMax", ["values", "indices"])):
+    """`max`/`min` with a dim: a named pair that prints as PyTorch's return types do."""
+    __slots__ = ()
+    _op = "max"
+
+    def __repr__(self):
+        return f"torch.return_types.{self._op}(\nvalues={self.values!r},\nindices={self.indices!r})"
+
+
+class MaxReturn(MinMax):
+    __slots__ = ()
+    _op = "max"
+
+
+class MinReturn(MinMax):
+    __slots__ = ()
+    _op = "min"
 
 
 def _extreme(op, x, dim=None, keepdim=False):
@@ -255,15 +307,32 @@ def _extreme(op, x, dim=None, keepdim=False):
     if dim is None:
         if x.numel() == 0:
             raise RuntimeError(f"{op}(): the input of shape {x.shape} is empty; give a dim")
-        return _mark(reduce(op, x, _axes(x, None), False), op.capitalize(), [x])
+        return _mark(_user_reduce(op, x, _axes(x, None), False), op.capitalize() + "1", [x])
     if not isinstance(dim, int):
         raise TypeError(f"{op}: dim must be an int when indices are returned, got {dim!r}")
     (axis,) = _axes(x, dim, op) or (0,)
-    values = _mark(reduce(op, x, (axis,), keepdim) if x.ndim else x, op.capitalize(), [x])
+    if x.ndim == 0:
+        values = _mark(_user_reduce(op, x, (), keepdim), op.capitalize(), [x])
+        return _RETURN[op](values, Variable(np.zeros((), dtypes.int64)))
     with no_grad():
-        indices = apply("arg" + op, x, axis=axis, keepdim=keepdim) if x.ndim else \
-            Variable(np.zeros((), dtypes.int64))
-    return MinMax(values, indices)
+        indices = apply("arg" + op, x, axis=axis, keepdim=True)
+    if dtypes.is_float(x.dtype):
+        # The value is read at its index, so that its gradient goes there alone even where
+        # the extreme is tied, as in PyTorch (amax and max() without a dim share it instead).
+        with no_grad():
+            positions = apply("iota", shape=tuple(n if i == axis else 1 for i, n in enumerate(x.shape)),
+                              axis=axis, dtype="int64")
+            chosen = eq(indices, positions)
+        values = reduce("sum", where(chosen, x, Variable.literal(0, x.dtype)), (axis,), keepdim)
+    else:
+        values = reduce(op, x, (axis,), keepdim)
+    if not keepdim:
+        with no_grad():
+            indices = reshape(indices, values.shape)
+    return _RETURN[op](_mark(values, op.capitalize(), [x]), indices)
+
+
+_RETURN = {"max": MaxReturn, "min": MinReturn}
 
 
 def max(x, dim=None, keepdim=False):
@@ -275,11 +344,11 @@ def min(x, dim=None, keepdim=False):
 
 
 def amax(x, dim=None, keepdim=False):
-    return _mark(reduce("max", x, _axes(x, dim, "amax"), keepdim), "Amax", [x])
+    return _mark(_user_reduce("max", x, _axes(x, dim, "amax"), keepdim), "Amax", [x])
 
 
 def amin(x, dim=None, keepdim=False):
-    return _mark(reduce("min", x, _axes(x, dim, "amin"), keepdim), "Amin", [x])
+    return _mark(_user_reduce("min", x, _axes(x, dim, "amin"), keepdim), "Amin", [x])
 
 
 def argmax(x, dim=None, keepdim=False):
@@ -316,6 +385,9 @@ def logsumexp(x, dim=None, keepdim=False):
     x = cast(x, dtypes.DEFAULT_FLOAT) if not dtypes.is_float(x.dtype) else x
     axes = _axes(x, dim, "logsumexp")
     m = _max_detached(x, axes)
+    # An infinite max shifts nothing (as in PyTorch): all -inf gives -inf, not nan.
+    with no_grad():
+        m = where(eq(abs(m), math.inf), Variable.literal(0, x.dtype), m)
     out = add(m, log(reduce("sum", exp(sub(x, m)), axes, True)))
     return out if keepdim else reshape(out, tuple(n for i, n in enumerate(x.shape) if i not in axes))
 
@@ -397,7 +469,7 @@ def permute(x, *dims):
         raise ValueError(f"permute: {len(dims)} dims given for shape {x.shape}")
     perm = tuple(d % builtins.max(x.ndim, 1) for d in dims)
     if perm == tuple(range(x.ndim)):
-        return x
+        return _unchanged(x)
     return apply("permute", x, perm=perm)
 
 
@@ -416,6 +488,14 @@ def t(x):
 
 # --- shape --------------------------------------------------------------------------------------
 
+def _unchanged(x):
+    """What a view that changes nothing gives: `x` itself (so gradient graphs stay small),
+    except under no_grad, where PyTorch's view of a Variable that requires grad does not."""
+    if x.requires_grad and not mode.grad_enabled:
+        return apply("reshape", x, shape=x.shape)
+    return x
+
+
 def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
         shape = tuple(shape[0])
@@ -432,7 +512,7 @@ def reshape(x, *shape):
             raise ValueError(f"reshape: shape {x.shape} cannot become {shape}")
         shape = tuple(x.numel() // known if s == -1 else s for s in shape)
     if shape == x.shape:
-        return x
+        return _unchanged(x)
     return apply("reshape", x, shape=shape)
 
 
@@ -445,7 +525,8 @@ def squeeze(x, dim=None):
     else:
         axes = _axes(x, dim, "squeeze")
         shape = tuple(n for i, n in enumerate(x.shape) if not (i in axes and n == 1))
-    return _mark(reshape(x, shape), "Squeeze", [x])
+    overload = "" if dim is None else "1" if isinstance(dim, int) else "2"
+    return _mark(reshape(x, shape), "Squeeze" + overload, [x])
 
 
 def unsqueeze(x, dim):
@@ -460,7 +541,7 @@ def flatten(x, start_dim=0, end_dim=-1):
         return reshape(x, (1,))
     s, e = start_dim % x.ndim, end_dim % x.ndim
     shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
-    return _mark(reshape(x, shape), "Flatten", [x])
+    return _mark(reshape(x, shape), "View", [x])     # PyTorch's flatten is a view
 
 
 def broadcast_to(x, *shape):
@@ -468,7 +549,7 @@ def broadcast_to(x, *shape):
     lead = len(shape) - x.ndim
     shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
     if shape == x.shape:
-        return x
+        return _unchanged(x)
     return apply("broadcast_to", x, shape=shape)
 
 
@@ -496,9 +577,12 @@ def _index_key(x, key):
     n_real = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
     if n_real > x.ndim:
         raise IndexError(f"too many indices ({n_real}) for a Variable of shape {x.shape}")
-    if Ellipsis in key:
-        i = key.index(Ellipsis)
-        key = key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
+    ellipses = [i for i, k in enumerate(key) if k is Ellipsis]
+    if len(ellipses) > 1:
+        raise IndexError("an index can only have a single ellipsis ('...')")
+    if ellipses:
+        i = ellipses[0]
+        return key[:i] + (slice(None),) * (x.ndim - n_real) + key[i + 1:]
     return key + (slice(None),) * (x.ndim - n_real)
 
 
@@ -557,7 +641,8 @@ def stack(tensors, dim=0):
         raise ValueError(f"stack: all inputs need one shape, got {sorted(shapes)}")
     nd = tensors[0].ndim + 1
     if not -nd <= dim < nd:
-        raise IndexError(f"stack: dim {dim} out of range for {nd} dims")
+        raise IndexError(f"stack: dim {dim} out of range for stacking Variables of shape "
+                         f"{tensors[0].shape} (expected in [{-nd}, {nd - 1}])")
     return _mark(cat([unsqueeze(t, dim % nd) for t in tensors], dim % nd), "Stack", tensors)
 
 
@@ -587,7 +672,6 @@ def one_hot(labels, num_classes, dtype="int64"):
     return cast(eq(unsqueeze(cast(labels, "int64"), -1), classes), dtype)
 
 
-@composite("NllLoss")
 def cross_entropy(input, target, reduction="mean"):
     target = as_variable(target)
     if input.ndim != 2 or target.ndim != 1 or target.shape[0] != input.shape[0]:
@@ -601,8 +685,10 @@ def cross_entropy(input, target, reduction="mean"):
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
             raise IndexError(f"cross_entropy: labels must lie in [0, {n_classes}), "
                              f"got values from {labels.min()} to {labels.max()}")
-    picked = sum(mul(log_softmax(input, 1), one_hot(target, n_classes, input.dtype)), 1)
-    return _reduce_loss(neg(picked), reduction)
+    log_p = log_softmax(input, 1)
+    picked = sum(mul(log_p, one_hot(target, n_classes, input.dtype)), 1)
+    # As PyTorch shows it: NllLoss of LogSoftmax of the logits.
+    return _mark(_reduce_loss(neg(picked), reduction), "NllLoss", [log_p])
 
 
 @composite("BinaryCrossEntropyWithLogits")

@@ -36,11 +36,27 @@ for _name, _fn in {"lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge, "eq": F.eq, "
     setattr(Variable, f"__{_name}__", _fn)
     setattr(Variable, _name, _fn)
 Variable.__hash__ = object.__hash__
+Variable.__rsub__ = lambda self, other: F._mark(F.sub(other, self), "Rsub1", [self])
 Variable.__neg__ = F.neg
 Variable.__pos__ = lambda self: self
 Variable.__abs__ = F.abs
 Variable.__getitem__ = F.getitem
-Variable.__floordiv__ = lambda a, b: F.cast(F.apply("div", *F._promote("floor_divide", [a, b])[0]), a.dtype)
+
+
+def _floordiv(a, b):
+    """`a // b` rounds toward minus infinity, in the promoted dtype (a float for floats), as
+    PyTorch's floor_divide. Integer `div` already floors; floats floor through a truncating
+    cast corrected where it rounded up. Its derivative is zero, like floor's."""
+    (a, b), dt = F._promote("floor_divide", [a, b])
+    q = F.apply("div", a, b)
+    if not dtypes.is_float(dt):
+        return q
+    t = F.cast(F.cast(q, dtypes.int64), dt)
+    return F.sub(t, F.cast(F.gt(t, q), dt))
+
+
+Variable.__floordiv__ = _floordiv
+Variable.__rfloordiv__ = _reflected(_floordiv)
 
 for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "sin",
               "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "sum", "mean",

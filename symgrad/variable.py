@@ -75,6 +75,9 @@ def _to_array(data, dtype=None, lists_are_float=False) -> np.ndarray:
     if isinstance(data, np.ndarray):
         arr = data
         if dtype is None and arr.dtype not in dtypes.SUPPORTED:
+            if arr.dtype.kind not in "fiu":
+                raise TypeError(f"cannot make a Variable from a numpy array of dtype {arr.dtype}; "
+                                f"use one of {', '.join(str(s) for s in dtypes.SUPPORTED)}")
             arr = arr.astype(dtypes.DEFAULT_FLOAT if arr.dtype.kind == "f" else dtypes.DEFAULT_INT)
     else:
         if isinstance(data, (list, tuple)) and any(isinstance(d, Variable) for d in _flat(data)):
@@ -131,7 +134,7 @@ class Variable:
     def __init__(self, *args, requires_grad=False, shape=None, dtype=None, name=None,
                  volatile=False):
         data = _positional_data(args)
-        if len(args) == 2:
+        if len(args) == 2 and isinstance(args[1], (bool, np.bool_)):    # not Variable(3, 4), a shape
             requires_grad = args[1]
         self.op = None
         self.inputs = ()
@@ -193,11 +196,21 @@ class Variable:
         if self._value is None:
             if not self.is_concrete:
                 raise RuntimeError(
-                    f"{self._describe()} is symbolic: it has no value. Compile the graph with "
-                    f"sg.compile(inputs, outputs) and call it with values, or make the inputs from data.")
+                    f"{self._describe()} is symbolic: it has no value{self._symbolic_inputs()}. Compile "
+                    f"the graph with sg.compile(inputs, outputs) and call it with values, or make the "
+                    f"inputs from data.")
             from symgrad.interpret import evaluate
             self._value = evaluate([self])[0]
         return self._value
+
+    def _symbolic_inputs(self) -> str:
+        """For a node, which symbolic inputs upstream lack values (the ones to give)."""
+        if self.op is None:
+            return ""
+        from symgrad.graph import toposort
+        missing = [v for v in toposort([self], lambda v: v.is_concrete)
+                   if v.op is None and v._value is None]
+        return " (it depends on " + ", ".join(v._describe() for v in missing) + ")"
 
     def _describe(self) -> str:
         who = f"Variable '{self.name}'" if self.name else f"Variable ({self.op or 'input'})"
@@ -333,6 +346,11 @@ class Variable:
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
         from symgrad.engine import run_backward
+        if self.requires_grad and not self.is_concrete:
+            raise RuntimeError(
+                f"backward() needs values, but {self._describe()} is symbolic{self._symbolic_inputs()}. "
+                f"Compile the graph with sg.compile(inputs, outputs) and call fn.backward with values "
+                f"(or build the gradient graph with sg.grad), or make the inputs from data.")
         run_backward(self, gradient, inputs)
 
     # --- in place ----------------------------------------------------------------------------
@@ -427,9 +445,12 @@ _backward_classes: dict[str, type] = {}
 
 
 def backward_class(name: str) -> type:
+    """`name` is PyTorch's op name; a trailing digit picks its overload, as PyTorch numbers
+    them (`Sum` is `SumBackward0`, the full sum; `Sum1` is `SumBackward1`, a sum over dims)."""
     cls = _backward_classes.get(name)
     if cls is None:
-        cls = _backward_classes[name] = type(f"{name}Backward0", (Function,), {})
+        base, overload = (name[:-1], name[-1]) if name[-1:].isdigit() else (name, "0")
+        cls = _backward_classes[name] = type(f"{base}Backward{overload}", (Function,), {})
     return cls
 
 
@@ -453,6 +474,7 @@ def apply(op_name: str, *inputs: Variable, **attrs) -> Variable:
     out.requires_grad = (mode.grad_enabled and op.vjp is not None
                          and any(i.requires_grad for i in inputs))
     if not mode.lazy and all(i.is_concrete for i in inputs):
-        value = op.impl(*(i.value() for i in inputs), **attrs)
+        with np.errstate(all="ignore"):     # inf and nan are values, as in PyTorch: no warnings
+            value = op.impl(*(i.value() for i in inputs), **attrs)
         out._value = np.asarray(value, dtype=dtype)
     return out

@@ -143,6 +143,20 @@ def simplify_algebra(node, b):
             return b.make("mul", [ins[0], ins[0]], {}, node.shape, node.dtype, origin="pow")
         if p == 0.5:
             return b.make("sqrt", [ins[0]], {}, node.shape, node.dtype, origin="pow")
+    if op == "matmul":
+        # ones @ B (what the pullback of sum(A @ B) builds) is a column sum of B, broadcast:
+        # a pass over memory instead of a matrix product.
+        for side, other, axis in ((0, 1, -2), (1, 0, -1)):
+            lit = _scalar_source(ins[side])
+            if lit is not None:
+                x = ins[other]
+                nd = len(x.shape)
+                summed_shape = tuple(1 if k == nd + axis else n for k, n in enumerate(x.shape))
+                summed = b.make("sum", [x], {"axes": (nd + axis,), "keepdim": True}, summed_shape,
+                                node.dtype, origin="matmul")
+                scaled = b.make("mul", [summed, lit], {}, summed_shape, node.dtype, origin="matmul")
+                return b.make("broadcast_to", [scaled], {"shape": node.shape}, node.shape, node.dtype,
+                              origin="matmul")
     if op == "reshape":
         inner = ins[0]
         if inner.shape == node.shape:

@@ -81,7 +81,11 @@ class NameTable:
 def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
     """Lower, schedule and render one function. Returns (source, schedule, graph)."""
     graph = lower(args, outputs)
-    schedule = Scheduler(graph, ops_module(backend), NameTable()).build()
+    names = NameTable()
+    if backend == "cuda":
+        from symgrad.cuda import RESERVED_WORDS
+        names.used |= RESERVED_WORDS          # C++ keywords, CUDA built-ins: `new` becomes new_2
+    schedule = Scheduler(graph, ops_module(backend), names).build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     exprs = " ".join(let.expr for k in schedule.kernels for let in k.lets)
@@ -96,10 +100,14 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
                    f"{len(schedule.tmps)} intermediate buffer{'s' if len(schedule.tmps) != 1 else ''}")
     template = environment().get_template(f"{backend}/module.c.j2" if backend == "c" else
                                           f"{backend}/module.cu.j2")
+    extra = {}
+    if backend == "cuda":                     # launch plans and the device memory layout
+        from symgrad.cuda import template_context
+        extra["cuda"] = template_context(schedule)
     source = template.render(title=title, version=_version(), summary=summary, fn=fn_name,
                              params=params, tmps=schedule.tmps, kernels_list=schedule.kernels,
                              scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
-                             helpers=helpers)
+                             helpers=helpers, **extra)
     return source, schedule, graph
 
 

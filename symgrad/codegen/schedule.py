@@ -8,6 +8,8 @@ and broadcasts, transposes, slices and reshapes become index arithmetic."""
 from __future__ import annotations
 
 import math
+import os
+import re
 from dataclasses import dataclass, field
 
 from symgrad import dtypes
@@ -203,6 +205,12 @@ class Scheduler:
         for o, b in zip(self.g.outputs, self.outs):
             if self.buffers.get(id(o)) is not b:      # an input, literal or repeated output: copy
                 self.kernels.append(self._map_kernel(o, b, read_root=True))
+        if os.environ.get("SYMGRAD_FUSE_NESTS", "1") != "0":
+            self.kernels = fuse_nests(self.kernels)
+        else:
+            self.kernels = [_as_nest(k) if k.kind in ("map", "reduce") else k for k in self.kernels]
+        written = {id(b) for k in self.kernels for b in _written(k)}
+        self.tmps = [b for b in self.tmps if id(b) in written]
         scratch = self._plan_scratch()
         return Schedule(self.args, self.consts, self.outs, self.tmps, self.kernels, scratch)
 
@@ -217,9 +225,12 @@ class Scheduler:
         for b in self.tmps:
             by_kernel.setdefault(b.name, b)
         live = []
+        tmps = {id(b) for b in self.tmps}
         for k, kern in enumerate(self.kernels):
-            b = kern.out
-            if b.kind == "tmp" and b.position < 0:
+            written = [w for w in _written(kern) if id(w) in tmps]
+            for b in written:
+                if b.position >= 0:
+                    continue
                 nbytes = -(-b.size * _itemsize(b.ctype) // 64) * 64 or 64
                 for j, (off, size) in enumerate(free):
                     if size >= nbytes:
@@ -230,7 +241,7 @@ class Scheduler:
                     b.position, top = top, top + nbytes
                 live.append((b, nbytes))
             for tb, nbytes in list(live):
-                if last_use.get(tb.name, -1) <= k and tb is not b:
+                if last_use.get(tb.name, -1) <= k and all(tb is not w for w in written):
                     free.append((tb.position, nbytes))
                     live.remove((tb, nbytes))
         return top
@@ -313,6 +324,105 @@ class Scheduler:
                              "b_rs": stride(brow, bbase), "b_cs": stride(bcol, bbase),
                              "c_base": _offset(bvars + ["0", "0"], n.shape) if batch else "0",
                              "M": m, "K": k, "N": nn, "ctype": out.ctype})
+
+
+def _written(k: Kernel):
+    if k.kind == "nest":
+        return [st["buf"] for st in k.extra["stores"]] + [a["out"] for a in k.extra["accs"]]
+    return [k.out]
+
+
+# --- merging loop nests ----------------------------------------------------------------------
+# Kernels over the same loops become one loop nest: one pass over memory instead of several,
+# and a value written by one and read by the next at the same index stays in a register
+# (when nothing else reads it, it is never stored at all).
+
+_LET_NAME = re.compile(r"\bv(\d+)\b")
+_READ = re.compile(r"^(\w+)\[(.*)\]$")
+
+
+def _as_nest(k: Kernel, member: int = 0) -> Kernel:
+    def rename(text):
+        return _LET_NAME.sub(lambda m: f"v{member}_{m.group(1)}", text)
+    lets = [Let(let.ctype, rename(let.name), rename(let.expr)) for let in k.lets]
+    stores, accs = [], []
+    if k.kind == "map":
+        stores.append({"buf": k.out, "index": k.out_index, "value": rename(k.value)})
+        outer = len(k.loops)
+    else:
+        accs.append({"name": f"acc{member}", "ctype": k.acc_ctype, "init": k.init, "op": k.reduce_op,
+                     "value": rename(k.value), "out": k.out, "index": k.out_index})
+        outer = k.outer
+    return Kernel("nest", k.comment, k.out, list(k.loops), outer, lets,
+                  extra={"reads": list(k.extra.get("reads", ())), "stores": stores, "accs": accs,
+                         "comments": [k.comment], "has_reduce": k.kind == "reduce"})
+
+
+def _try_merge(group: Kernel, k: Kernel, member: int):
+    if k.kind not in ("map", "reduce") or k.loops != group.loops:
+        return None
+    if k.kind == "reduce" and group.extra["has_reduce"] and k.outer != group.outer:
+        return None
+    written = {st["buf"].name: st for st in group.extra["stores"]}
+    reduced = {a["out"].name for a in group.extra["accs"]}
+    nest = _as_nest(k, member)
+    lets = []
+    for let in nest.lets:
+        m = _READ.match(let.expr)
+        if m and m.group(1) in reduced:
+            return None
+        if m and m.group(1) in written:
+            st = written[m.group(1)]
+            if st["index"] != m.group(2):
+                return None
+            lets.append(Let(let.ctype, let.name, st["value"]))
+        else:
+            lets.append(let)
+    if any(name in reduced or name in written for name in [k.out.name]):
+        return None
+    has_reduce = group.extra["has_reduce"] or nest.extra["has_reduce"]
+    outer = (group.outer if group.extra["has_reduce"] else nest.outer) if has_reduce else len(group.loops)
+    merged = Kernel("nest", group.comment, group.out, group.loops, outer, group.lets + lets)
+    merged.extra = {
+        "reads": group.extra["reads"] + nest.extra["reads"],
+        "stores": group.extra["stores"] + nest.extra["stores"],
+        "accs": group.extra["accs"] + nest.extra["accs"],
+        "comments": group.extra["comments"] + nest.extra["comments"],
+        "has_reduce": has_reduce}
+    return merged
+
+
+def fuse_nests(kernels: list) -> list:
+    out, member = [], 0
+    for k in kernels:
+        if out and out[-1].kind == "nest":
+            member += 1
+            merged = _try_merge(out[-1], k, member)
+            if merged is not None:
+                out[-1] = merged
+                continue
+        if k.kind in ("map", "reduce"):
+            member += 1
+            out.append(_as_nest(k, member))
+        else:
+            out.append(k)
+    # Values read only inside the nest that wrote them need no store.
+    reads = {}
+    for n, k in enumerate(out):
+        for name in k.extra.get("reads", ()):
+            reads.setdefault(name, set()).add(n)
+    for n, k in enumerate(out):
+        if k.kind != "nest":
+            continue
+        body = " ".join(let.expr for let in k.lets)
+        kept = []
+        for st in k.extra["stores"]:
+            outside = reads.get(st["buf"].name, set()) - {n}
+            if st["buf"].kind == "tmp" and not outside and f"{st['buf'].name}[" not in body:
+                continue
+            kept.append(st)
+        k.extra["stores"] = kept
+    return out
 
 
 def _itemsize(ctype):

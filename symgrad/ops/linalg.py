@@ -18,7 +18,11 @@ def _infer(a, b):
         raise ValueError(f"matmul: shapes {a.shape} and {b.shape} are not aligned: "
                          f"{a.shape[-1]} (last dim of the first) != {b.shape[-2]} "
                          f"(second-to-last dim of the second)")
-    batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+    try:
+        batch = broadcast_shapes("matmul", a.shape[:-2], b.shape[:-2])
+    except ValueError:
+        raise ValueError(f"matmul: the batch dims of shapes {a.shape} and {b.shape} cannot be broadcast "
+                         f"together ({a.shape[:-2]} and {b.shape[:-2]})") from None
     return batch + (a.shape[-2], b.shape[-1]), a.dtype
 
 

@@ -1,0 +1,504 @@
+"""The CUDA backend: the same schedules as the C backend, rendered from `templates/cuda/`,
+compiled by nvcc into a shared library and loaded with cffi.
+
+This module holds what is CUDA-specific on the Python side:
+
+* finding nvcc and its flags (`SYMGRAD_NVCC`, `SYMGRAD_CUDA_ARCH`, `SYMGRAD_CUDA_CCBIN`,
+  `SYMGRAD_NVCC_FLAGS`);
+* `template_context(schedule)`: the launch plan of every kernel (grid, block, which
+  reduction strategy, how loop variables are recovered from a linear index) and the layout
+  of the one device allocation a call makes; `render.generate` hands it to the template;
+* `CudaBuild`, the cached nvcc build (a `symgrad.build.Build`), whose `result()` is a
+  `CudaLibrary` whose `entry(args)` raises a Python exception naming the failing CUDA call
+  or kernel when the generated code returns an error code.
+
+The generated module exports, for a function `symgrad_<name>`:
+
+    int symgrad_<name>_run(void **args, char *err, size_t err_size)   status; message in err
+    int symgrad_<name>_packed(void **args)                             the same, no message
+    int symgrad_<name>_device_count(void)                              >= 0, or -cudaError_t
+
+where `args` holds one HOST pointer per parameter (inputs, captured constants, outputs),
+exactly as for the C backend. Status codes: see `NO_DEVICE`, `OUT_OF_MEMORY`, `CUDA_ERROR`.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cffi
+
+from symgrad.build import Build, CompileError
+
+DEFAULT_ARCH = "sm_90"          # H100 / H200; nvcc also embeds compute_90 PTX for newer GPUs
+THREADS = 256                   # threads per block of map and block-reduce kernels
+MAX_GRID = 8192                 # grid-stride loops cover whatever a capped grid does not
+MATMUL_TILE, MATMUL_BK = 64, 16  # output tile (64 x 64, 4 x 4 per thread) and depth step
+ERROR_SIZE = 1024
+
+# Status codes returned by the generated entry points.
+OK, NO_DEVICE, OUT_OF_MEMORY, CUDA_ERROR = 0, 1, 2, 3
+
+# Names a user's Variable must not take in CUDA text (C++ keywords, CUDA's built-in
+# variables and types, the math functions and macros the op templates call). The NameTable
+# treats them as taken, so `new` becomes `new_2`; the C backend is unaffected.
+RESERVED_WORDS = frozenset("""
+alignas alignof and_eq asm bitand bitor catch char16_t char32_t char8_t class co_await co_return
+co_yield compl concept const_cast consteval constexpr constinit decltype delete dynamic_cast
+explicit export friend mutable namespace new noexcept not_eq nullptr operator private protected
+public reinterpret_cast requires static_assert static_cast template this thread_local throw try
+typeid typename using virtual wchar_t xor xor_eq
+threadIdx blockIdx blockDim gridDim warpSize dim3 uint3 int3 float2 float4 double2 cudaError_t
+cudaSuccess cudaStream_t cudaMemcpy cudaMalloc cudaFree std
+int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t size_t ptrdiff_t
+exp expf log logf sqrt sqrtf sin sinf cos cosf tanh tanhf fabs fabsf pow powf min max fmin fmax
+printf snprintf getenv memcpy malloc free
+INT64_C INT32_C INT64_MIN INT64_MAX INT32_MIN INT32_MAX UINT8_MAX
+""".split())
+
+
+class CudaError(RuntimeError):
+    """A CUDA call or kernel of a compiled function failed; the message names it."""
+
+
+class NoCudaDevice(CudaError):
+    """The module compiled, but this machine has no usable CUDA device."""
+
+
+class CudaOutOfMemory(CudaError, MemoryError):
+    """cudaMalloc could not allocate the device memory a call needs."""
+
+
+# --- nvcc ------------------------------------------------------------------------------------
+
+def nvcc_path() -> str | None:
+    """nvcc: `SYMGRAD_NVCC`, else on PATH, else under CUDA_HOME / CUDA_PATH / /usr/local/cuda."""
+    env = os.environ.get("SYMGRAD_NVCC")
+    if env:
+        return shutil.which(env) or (env if os.access(env, os.X_OK) else None)
+    found = shutil.which("nvcc")
+    if found:
+        return found
+    for home in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH"), "/usr/local/cuda"):
+        if home and os.access(Path(home) / "bin" / "nvcc", os.X_OK):
+            return str(Path(home) / "bin" / "nvcc")
+    return None
+
+
+def have_nvcc() -> bool:
+    try:
+        require_nvcc()
+        return True
+    except CompileError:
+        return False
+
+
+def require_nvcc() -> str:
+    nvcc = nvcc_path()
+    if nvcc is None:
+        where = f" (SYMGRAD_NVCC={os.environ['SYMGRAD_NVCC']!r} is not an executable)" \
+            if os.environ.get("SYMGRAD_NVCC") else ""
+        raise CompileError(f"backend='cuda' needs nvcc, the CUDA compiler, and it was not found{where}: "
+                           f"install the CUDA toolkit and put its bin/ on PATH (or set SYMGRAD_NVCC to "
+                           f"nvcc's path), or use backend='c'")
+    nvcc_release(nvcc)
+    return nvcc
+
+
+@functools.lru_cache(maxsize=None)
+def nvcc_release(nvcc: str) -> str:
+    """nvcc's release (e.g. 13.0.88): its first line of --version names no version, so the
+    release goes into the flags (as a -D) and with them into the cache key."""
+    try:
+        out = subprocess.run([nvcc, "--version"], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise CompileError(f"backend='cuda': could not run nvcc ({nvcc!r}): {e}") from None
+    m = re.search(r"V(\d+(?:\.\d+)+)", out.stdout) or re.search(r"release (\d+(?:\.\d+)*)", out.stdout)
+    if out.returncode != 0 or not m:
+        raise CompileError(f"backend='cuda': {nvcc!r} --version failed (exit {out.returncode})",
+                           out.stdout + out.stderr)
+    return m.group(1)
+
+
+def cuda_arch() -> str:
+    """The -arch flag's value: SYMGRAD_CUDA_ARCH (sm_80, 90, native, ...) or sm_90. A named
+    architecture needs no GPU at compile time; `native` does."""
+    arch = os.environ.get("SYMGRAD_CUDA_ARCH", "").strip() or DEFAULT_ARCH
+    return f"sm_{arch}" if arch.isdigit() else arch
+
+
+def cuda_flags(nvcc: str) -> list[str]:
+    flags = ["-O3", "-shared", "-Xcompiler", "-fPIC", f"-arch={cuda_arch()}",
+             # each host thread gets its own stream: concurrent calls from several Python
+             # threads (the GIL is released while a call runs) do not serialise on stream 0
+             "--default-stream", "per-thread", "-std=c++17",
+             f"-DSYMGRAD_NVCC_RELEASE={nvcc_release(nvcc)}"]
+    ccbin = os.environ.get("SYMGRAD_CUDA_CCBIN")
+    if ccbin:
+        flags += ["-ccbin", ccbin]
+    flags += shlex.split(os.environ.get("SYMGRAD_NVCC_FLAGS", ""))
+    return flags
+
+
+# --- launch plans ----------------------------------------------------------------------------
+
+def _ceil(a, b):
+    return -(-a // b)
+
+
+def _round32(n):
+    return max(32, min(THREADS, _ceil(n, 32) * 32))
+
+
+def _decompose(loops, lin, used_text):
+    """`(var, expr)` recovering each loop variable that `used_text` mentions from the
+    row-major linear index `lin` over `loops`."""
+    used = set(re.findall(r"\b(ib?\d+)\b", used_text))
+    extents = [n for _, n in loops]
+    first = next((j for j, n in enumerate(extents) if n != 1), None)
+    out = []
+    for j, (v, n) in enumerate(loops):
+        if v not in used:
+            continue
+        stride = math.prod(extents[j + 1:])
+        if n == 1:
+            expr = "0"
+        else:
+            expr = lin if stride == 1 else f"{lin} / {stride}"
+            if j != first:
+                expr = f"{expr} % {n}"
+        out.append((v, expr))
+    return out
+
+
+def _c_string(text: str) -> str:
+    """Text safe inside a C string literal (user names reach kernel comments)."""
+    text = text.encode("ascii", "replace").decode()
+    return text.replace("\\", "/").replace('"', "'").replace("\n", " ")
+
+
+def _comment(text: str) -> str:
+    """Text safe inside a /* */ comment."""
+    return text.replace("*/", "* /").replace("\n", " ")
+
+
+def _align(n, a=256):
+    return _ceil(n, a) * a
+
+
+@dataclass
+class Acc:
+    """One reduction of a kernel: its accumulator and the code that folds into it."""
+    name: str                       # sg_acc<j>
+    op: str                         # sum | max | min | argmax | argmin
+    ctype: str                      # the accumulator's type (sg_pair<T> for arg reductions)
+    identity: str                   # its initial value, also the combining identity
+    fold: str                       # one value into it (the C loops' rule)
+    combine: str                    # the functor combining two accumulators
+    store: str                      # writing the result
+    out: str                        # the output buffer
+    out_ctype: str
+    index: str
+    partial: str = ""               # split strategy: per-(output, block) results
+    partial_offset: int = 0
+
+
+@dataclass
+class KernelPlan:
+    """How one schedule kernel runs on the GPU. Map, reduce, argreduce and fused loop nests
+    all become `stores` (elementwise results, written in the innermost loop) and `accs`
+    (reductions over the loops after the first `outer`), as in the C backend's nests."""
+    name: str                       # the __global__ function: sg_k<i>_<first output>
+    kind: str                       # loops | matmul
+    comments: list                  # for /* */ comments
+    what: str                       # for the error message (a C string's contents)
+    params: list                    # [(ctype, name, is_output)]
+    skip: bool = False              # nothing to compute (no output elements)
+    grid: tuple = (1, 1, 1)
+    block: tuple = (THREADS, 1, 1)
+    lin_ctype: str = "unsigned int"  # linear indices: 32-bit when they fit
+    lin_suffix: str = "u"
+    lets: list = field(default_factory=list)
+    stores: list = field(default_factory=list)        # [(buffer, index, value)]
+    accs: list = field(default_factory=list)          # [Acc]
+    work: int = 0
+    decomp: list = field(default_factory=list)        # no accs: loop variables from sg_lin
+    strategy: str = ""              # with accs: thread | warp | block | split
+    outputs: int = 0                # O: outputs of each reduction
+    extent: int = 0                 # R: values reduced into each
+    outer_decomp: list = field(default_factory=list)  # outer variables from sg_o
+    inner_decomp: list = field(default_factory=list)  # reduced variables from sg_r
+    inner_loops: list = field(default_factory=list)   # (var, extent), thread strategy
+    finish_decomp: list = field(default_factory=list)  # outer variables the stores of results need
+    split: int = 1                  # G: blocks sharing one output (split strategy)
+    finish_block: tuple = (32, 1, 1)
+    finish_grid: tuple = (1, 1, 1)
+    # matmul
+    batch: int = 1
+    batch_decomp: list = field(default_factory=list)
+    tiles_m: int = 1
+
+
+@dataclass
+class DeviceBuffer:
+    name: str
+    ctype: str
+    offset: int
+    nbytes: int
+    kind: str                       # arg | const | out | tmp | partial
+    shape: tuple = ()
+    dtype: str = ""
+    position: int = -1              # index into args (host pointers) for arg/const/out
+
+
+@dataclass
+class CudaContext:
+    plans: list
+    layout: list                    # DeviceBuffer for every parameter, temporary and partial
+    device_bytes: int
+    index_ctype: str                # sg_index: int when every offset fits, else int64_t
+    uses_reduce: bool
+    matmul_tile: int = MATMUL_TILE
+    matmul_bk: int = MATMUL_BK
+
+
+_ITEMSIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8, "uint8_t": 1}
+_COMBINE = {"sum": "sg_sum()", "max": "sg_max()", "min": "sg_min()", "argmax": "sg_argmax()",
+            "argmin": "sg_argmin()"}
+
+
+def _acc(j, op, ctype, init, value, out, index, axis_var=None) -> Acc:
+    name = f"sg_acc{j}"
+    if op in ("argmax", "argmin"):
+        pair = f"sg_pair<{ctype}>"
+        return Acc(name, op, pair, f"sg_at<{ctype}>({init}, -1)",
+                   f"{name} = {_COMBINE[op]}({name}, sg_at<{ctype}>({value}, {axis_var}));", _COMBINE[op],
+                   f"{out.name}[{index}] = {name}.i < 0 ? 0 : {name}.i;", out.name, out.ctype, index)
+    if op == "sum":
+        fold = f"{name} += {value};"
+    else:
+        fold = f"if ({value} {'>' if op == 'max' else '<'} {name} || {value} != {value}) {name} = {value};"
+    return Acc(name, op, ctype, f"({ctype})({init})", fold, _COMBINE[op],
+               f"{out.name}[{index}] = ({out.ctype}){name};", out.name, out.ctype, index)
+
+
+def _loop_view(k):
+    """(stores, accs, comments, outer) of a map, reduce, argreduce or nest kernel."""
+    if k.kind == "map":
+        return [(k.out, k.out_index, k.value)], [], [k.comment], len(k.loops)
+    if k.kind == "reduce":
+        return [], [_acc(0, k.reduce_op, k.acc_ctype, k.init, k.value, k.out, k.out_index)], [k.comment], k.outer
+    if k.kind == "argreduce":
+        return [], [_acc(0, k.reduce_op, k.acc_ctype, k.init, k.value, k.out, k.out_index,
+                         k.extra["axis_var"])], [k.comment + " (the first index of the extreme, as numpy)"], k.outer
+    if k.kind == "nest":
+        e = k.extra
+        stores = [(st["buf"], st["index"], st["value"]) for st in e["stores"]]
+        accs = [_acc(j, a["op"], a["ctype"], a["init"], a["value"], a["out"], a["index"])
+                for j, a in enumerate(e["accs"])]
+        return stores, accs, list(e.get("comments") or [k.comment]), k.outer if accs else len(k.loops)
+    raise AssertionError(f"the CUDA backend does not know kernels of kind {k.kind!r}")
+
+
+def _params(k, buffers, written):
+    """[(ctype, name, is_output)]: the buffers the kernel reads, then those it writes."""
+    text = "\n".join(let.expr for let in k.lets)
+    names = list(k.extra.get("reads", ())) + ([k.extra["a"], k.extra["b"]] if k.kind == "matmul" else [])
+    names += re.findall(r"\b([A-Za-z_]\w*)\s*\[", text)          # what the text reads, in order
+    names = [n for n in dict.fromkeys(names) if n in buffers and n not in written]
+    return [(buffers[n].ctype, n, False) for n in names] + [(buffers[n].ctype, n, True) for n in written]
+
+
+def _reduce_strategy(outputs, extent):
+    if extent <= 16:
+        return "thread", 1
+    if extent <= 2048:
+        return "warp", 1
+    if outputs < 256 and extent >= 32768:
+        split = min(max(2, _ceil(512, outputs)), _ceil(extent, THREADS * 8), 1024)
+        if split >= 2:
+            return "split", split
+    return "block", 1
+
+
+def template_context(schedule) -> CudaContext:
+    """The launch plan of every kernel and the device memory layout, for templates/cuda/."""
+    params = schedule.args + schedule.consts + schedule.outs
+    buffers = {b.name: b for b in params + schedule.tmps}
+    layout, top = [], 0
+    for pos, b in enumerate(params):
+        nbytes = b.size * _ITEMSIZE[b.ctype]
+        layout.append(DeviceBuffer(b.name, b.ctype, top, nbytes, b.kind, b.node.shape, str(b.node.dtype), pos))
+        top += _align(nbytes)
+    scratch = top
+    for t in schedule.tmps:
+        layout.append(DeviceBuffer(t.name, t.ctype, scratch + t.position, t.size * _ITEMSIZE[t.ctype], "tmp",
+                                   t.node.shape, str(t.node.dtype)))
+    top = scratch + _align(schedule.scratch_bytes)
+    biggest = max([b.size for b in buffers.values()] + [k.work for k in schedule.kernels] + [1])
+    index_ctype = "int" if biggest < 2 ** 31 - THREADS * MAX_GRID else "int64_t"
+    plans = []
+    for i, k in enumerate(schedule.kernels):
+        if k.kind == "matmul":
+            e = k.extra
+            p = KernelPlan(f"sg_k{i}_{k.out.name}", "matmul", [_comment(k.comment)], _c_string(k.comment),
+                           _params(k, buffers, [k.out.name]))
+            text = "\n".join(str(e[x]) for x in ("a_base", "b_base", "c_base", "a_rs", "a_cs", "b_rs", "b_cs"))
+            p.batch = p.work = k.work
+            p.skip = k.work * e["M"] * e["N"] == 0
+            p.batch_decomp = _decompose(k.loops, "sg_z", text)
+            p.tiles_m = _ceil(e["M"], MATMUL_TILE)
+            p.block = (16, 16, 1)
+            p.grid = (max(1, _ceil(e["N"], MATMUL_TILE)), max(1, min(p.tiles_m, 65535)),
+                      max(1, min(k.work, 65535)))
+            plans.append(p)
+            continue
+        stores, accs, comments, outer_n = _loop_view(k)
+        written = list(dict.fromkeys([b.name for b, _, _ in stores] + [a.out for a in accs]))
+        first = written[0] if written else k.out.name
+        p = KernelPlan(f"sg_k{i}_{first}", "loops", [_comment(c) for c in comments],
+                       _c_string("; ".join(comments)), _params(k, buffers, written))
+        p.lets = list(k.lets)
+        p.stores = [(b.name, index, value) for b, index, value in stores]
+        p.accs = accs
+        p.work = k.work
+        text = "\n".join([let.expr for let in k.lets] + [f"{i_} {v}" for _, i_, v in p.stores] +
+                         [f"{a.fold} {a.store}" for a in accs])
+        if not accs:
+            p.skip = k.work == 0 or not written
+            p.block = (_round32(k.work), 1, 1)
+            p.grid = (max(1, min(_ceil(k.work, p.block[0]), MAX_GRID)), 1, 1)
+            p.decomp = _decompose(k.loops, "sg_lin", text)
+            if k.work >= 2 ** 31:
+                p.lin_ctype, p.lin_suffix = "unsigned long long", "ull"
+            plans.append(p)
+            continue
+        outer, inner = k.loops[:outer_n], k.loops[outer_n:]
+        O, R = math.prod(n for _, n in outer), math.prod(n for _, n in inner)
+        p.outputs, p.extent, p.skip = O, R, O == 0
+        p.strategy, p.split = _reduce_strategy(O, R)
+        if max(O, R) * p.split >= 2 ** 31:
+            p.lin_ctype, p.lin_suffix = "unsigned long long", "ull"
+        p.outer_decomp = _decompose(outer, "sg_o", text)
+        p.inner_decomp = _decompose(inner, "sg_r", text)
+        p.inner_loops = list(inner)
+        p.finish_decomp = _decompose(outer, "sg_o", "\n".join(a.store for a in accs))
+        if p.strategy == "thread":
+            p.block = (_round32(O), 1, 1)
+            p.grid = (max(1, min(_ceil(O, p.block[0]), MAX_GRID)), 1, 1)
+        elif p.strategy == "warp":
+            p.block = (_round32(32 * O), 1, 1)
+            p.grid = (max(1, min(_ceil(32 * O, p.block[0]), MAX_GRID)), 1, 1)
+        elif p.strategy == "block":
+            p.block = (_round32(R), 1, 1)
+            p.grid = (max(1, min(O, 1 << 20)), 1, 1)
+        else:
+            p.block = (THREADS, 1, 1)
+            p.grid = (O, p.split, 1)
+            p.finish_block = (_round32(p.split), 1, 1)
+            p.finish_grid = (O, 1, 1)
+            for j, a in enumerate(accs):
+                a.partial, a.partial_offset = f"sg_partial{i}_{j}", top
+                nbytes = O * p.split * (16 if a.op.startswith("arg") else _ITEMSIZE[a.ctype])
+                layout.append(DeviceBuffer(a.partial, a.ctype, top, nbytes, "partial"))
+                top += _align(nbytes)
+        plans.append(p)
+    uses_reduce = any(p.accs for p in plans)
+    return CudaContext(plans, layout, top, index_ctype, uses_reduce)
+
+
+# --- building and loading --------------------------------------------------------------------
+
+class CudaLibrary:
+    """A loaded CUDA module. `entry(args)` runs it (the GIL is released meanwhile) and raises
+    `NoCudaDevice`, `CudaOutOfMemory` or `CudaError` with the module's message on failure;
+    it returns 0 otherwise, as the C backend's entry does."""
+
+    def __init__(self, path: Path, source_path: Path, symbol: str):
+        self.path, self.source_path, self.symbol = path, source_path, symbol
+        self.base = symbol[:-len("_packed")] if symbol.endswith("_packed") else symbol
+        self.ffi = cffi.FFI()
+        self.ffi.cdef(f"int {symbol}(void **args);\n"
+                      f"int {self.base}_run(void **args, char *err, size_t err_size);\n"
+                      f"int {self.base}_device_count(void);")
+        self.lib = self.ffi.dlopen(str(path))
+        self._run = getattr(self.lib, f"{self.base}_run")
+
+    def entry(self, args) -> int:
+        err = self.ffi.new("char[]", ERROR_SIZE)
+        status = self._run(args, err, ERROR_SIZE)
+        if status == OK:
+            return 0
+        message = self.ffi.string(err).decode("utf-8", "replace") or f"{self.base}: error {status}"
+        if status == NO_DEVICE:
+            raise NoCudaDevice(f"{self.base}: no CUDA device is available, so the CUDA backend cannot run "
+                               f"(the module compiled fine: {self.source_path}). {message}. Run on a "
+                               f"machine with an NVIDIA GPU and driver, or use backend='c'")
+        if status == OUT_OF_MEMORY:
+            raise CudaOutOfMemory(message)
+        raise CudaError(message)
+
+    def device_count(self) -> int:
+        """CUDA devices visible to this module (0 when there are none or no driver)."""
+        return max(0, getattr(self.lib, f"{self.base}_device_count")())
+
+
+_libraries: dict[str, CudaLibrary] = {}
+_lock = threading.Lock()
+
+
+class CudaBuild(Build):
+    """A background nvcc build of one generated module, cached like the C backend's (the key
+    hashes the source, nvcc, its release and the flags, the arch included)."""
+
+    def __init__(self, source: str, symbol: str):
+        nvcc = require_nvcc()
+        super().__init__(source, symbol, suffix=".cu", compiler=nvcc, flags=cuda_flags(nvcc))
+
+    def result(self) -> CudaLibrary:
+        with _lock:
+            if self.key in _libraries:
+                return _libraries[self.key]
+        base = super().result()          # compiles (or finds) and publishes the entry
+        lib = CudaLibrary(base.path, base.source_path, self.symbol)
+        with _lock:
+            return _libraries.setdefault(self.key, lib)
+
+
+_PROBE = r"""
+#include <cuda_runtime.h>
+/* How many CUDA devices this process sees; args[0] is an int. */
+extern "C" int symgrad_cuda_probe_packed(void **args)
+{
+    int n = 0;
+    cudaError_t e = cudaGetDeviceCount(&n);
+    *(int *)args[0] = e == cudaSuccess ? n : 0;
+    return (int)e;
+}
+"""
+
+
+@functools.lru_cache(maxsize=None)
+def device_count() -> int:
+    """CUDA devices usable from symgrad's modules: 0 without nvcc, a driver or a GPU. (Builds
+    and caches a tiny probe module the first time.)"""
+    if not have_nvcc():
+        return 0
+    nvcc = require_nvcc()
+    try:
+        lib = Build(_PROBE, "symgrad_cuda_probe_packed", suffix=".cu", compiler=nvcc,
+                    flags=cuda_flags(nvcc)).result()
+    except (CompileError, OSError):
+        return 0
+    count = lib.ffi.new("int *")
+    args = lib.ffi.new("void *[]", [count])
+    lib.entry(args)
+    return int(count[0])
