@@ -2,8 +2,15 @@
 
 Build graphs with PyTorch's autograd API, differentiate them by source transformation,
 and run them through generated C (or CUDA) that you can read."""
-from symgrad import dtypes
-from symgrad import functional as _F
+import os as _os
+
+# OpenMP threads that spin after a parallel loop starve the BLAS threads that run next on a
+# small machine (3 s instead of 0.3 s for an MLP step here); they must sleep instead. This
+# has to be set before libgomp is loaded, which happens with the first compiled function.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from symgrad import dtypes  # noqa: E402
+from symgrad import functional as _F  # noqa: E402
 from symgrad import methods as _methods  # noqa: F401  (attaches Variable's methods)
 from symgrad.autodiff import grad, gradcheck
 from symgrad.build import CompileError

@@ -34,6 +34,7 @@ class Function:
         self.source, schedule, graph = generate(self.args, self.graph_outputs, f"symgrad_{name}", title,
                                                 "c" if backend == "c" else backend)
         self.consts = [b.node.value for b in schedule.consts]
+        self.checks = schedule.checks
         self._out_specs = [(b.node.shape, b.node.dtype) for b in schedule.outs]
         self._specs = [(a.shape, a.dtype) for a in self.args]
         self._local = threading.local()
@@ -111,6 +112,8 @@ class Function:
             ptrs[k] = view(chars, a, True) if a.size else null
             k += 1
         status = lib.entry(ptrs)
+        if status == 2:
+            raise IndexError(f"{self.name}: a value is out of range: {'; '.join(self.checks)}")
         if status != 0:
             raise MemoryError(f"{self.name}: the compiled code could not allocate its scratch memory")
         return outs
@@ -161,9 +164,11 @@ class CompiledFunction:
                                 f"not a floating point input")
         self.backend = backend
         self.graph_outputs = self.outputs
-        names = ", ".join(v.name or f"input{k}" for k, v in enumerate(self.inputs))
-        outs = ", ".join(v.name or f"output{k}" for k, v in enumerate(self.outputs))
-        wrt_names = ", ".join(v.name or f"input{self.inputs.index(v)}" for v in self.wrt)
+        from symgrad.codegen.schedule import comment_name    # titles land in C comments
+        names = ", ".join(comment_name(v.name) if v.name else f"input{k}" for k, v in enumerate(self.inputs))
+        outs = ", ".join(comment_name(v.name) if v.name else f"output{k}" for k, v in enumerate(self.outputs))
+        wrt_names = ", ".join(comment_name(v.name) if v.name else f"input{self.inputs.index(v)}"
+                              for v in self.wrt)
         self.forward = Function(self.inputs, self.outputs, "forward",
                                 f"forward: ({names}) -> ({outs})", backend)
         # Outputs that carry a gradient: float results that depend on an input requiring grad.

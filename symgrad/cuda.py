@@ -42,6 +42,7 @@ DEFAULT_ARCH = "sm_90"          # H100 / H200; nvcc also embeds compute_90 PTX f
 THREADS = 256                   # threads per block of map and block-reduce kernels
 MAX_GRID = 8192                 # grid-stride loops cover whatever a capped grid does not
 MATMUL_TILE, MATMUL_BK = 64, 16  # output tile (64 x 64, 4 x 4 per thread) and depth step
+MAX_BATCH_DIMS = 8              # batch dims a matmul launch describes (after merging)
 ERROR_SIZE = 1024
 
 # Status codes returned by the generated entry points.
@@ -241,10 +242,8 @@ class KernelPlan:
     split: int = 1                  # G: blocks sharing one output (split strategy)
     finish_block: tuple = (32, 1, 1)
     finish_grid: tuple = (1, 1, 1)
-    # matmul
-    batch: int = 1
-    batch_decomp: list = field(default_factory=list)
-    tiles_m: int = 1
+    # matmul: one of the generic sg_matmul<T> kernels, given its shape and strides
+    mm: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -266,6 +265,8 @@ class CudaContext:
     device_bytes: int
     index_ctype: str                # sg_index: int when every offset fits, else int64_t
     uses_reduce: bool
+    matmul_types: list = field(default_factory=list)
+    max_batch_dims: int = MAX_BATCH_DIMS
     matmul_tile: int = MATMUL_TILE
     matmul_bk: int = MATMUL_BK
 
@@ -349,15 +350,14 @@ def template_context(schedule) -> CudaContext:
     for i, k in enumerate(schedule.kernels):
         if k.kind == "matmul":
             e = k.extra
-            p = KernelPlan(f"sg_k{i}_{k.out.name}", "matmul", [_comment(k.comment)], _c_string(k.comment),
+            p = KernelPlan(f"sg_matmul<{e['ctype']}>", "matmul", [_comment(k.comment)],
+                           _c_string(k.comment),
                            _params(k, buffers, [k.out.name]))
-            text = "\n".join(str(e[x]) for x in ("a_base", "b_base", "c_base", "a_rs", "a_cs", "b_rs", "b_cs"))
-            p.batch = p.work = k.work
+            p.mm = _matmul_shape(k)
+            p.work = k.work
             p.skip = k.work * e["M"] * e["N"] == 0
-            p.batch_decomp = _decompose(k.loops, "sg_z", text)
-            p.tiles_m = _ceil(e["M"], MATMUL_TILE)
             p.block = (16, 16, 1)
-            p.grid = (max(1, _ceil(e["N"], MATMUL_TILE)), max(1, min(p.tiles_m, 65535)),
+            p.grid = (max(1, _ceil(e["N"], MATMUL_TILE)), max(1, min(_ceil(e["M"], MATMUL_TILE), 65535)),
                       max(1, min(k.work, 65535)))
             plans.append(p)
             continue
@@ -412,7 +412,50 @@ def template_context(schedule) -> CudaContext:
                 top += _align(nbytes)
         plans.append(p)
     uses_reduce = any(p.accs for p in plans)
-    return CudaContext(plans, layout, top, index_ctype, uses_reduce)
+    matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
+    return CudaContext(plans, layout, top, index_ctype, uses_reduce, matmul_types)
+
+
+_AFFINE = re.compile(r"^[\sib0-9()+\-*]*$")
+
+
+def _affine(expr: str, names) -> tuple:
+    """(constant, [coefficient of each name]) of an integer affine expression the scheduler
+    wrote (offsets into a buffer, in the batch variables)."""
+    expr = str(expr)
+    if not _AFFINE.match(expr):
+        raise AssertionError(f"not an affine offset: {expr!r}")
+
+    def at(values):
+        return int(eval(expr, {"__builtins__": {}}, dict(zip(names, values))))  # noqa: S307 (checked above)
+    zero = at([0] * len(names))
+    return zero, [at([int(j == d) for j in range(len(names))]) - zero for d in range(len(names))]
+
+
+def _matmul_shape(k) -> dict:
+    """A matmul kernel as the generic kernel's arguments: sizes, the operands' row and column
+    strides, their offsets, and each batch dim's extent and strides (adjacent dims that step
+    through all three buffers alike are merged)."""
+    e = k.extra
+    names = [v for v, _ in k.loops]
+    a0, a_b = _affine(e["a_base"], names)
+    b0, b_b = _affine(e["b_base"], names)
+    c0, c_b = _affine(e["c_base"], names)
+    dims = [[n, a, b, c] for (_, n), a, b, c in zip(k.loops, a_b, b_b, c_b) if n != 1]
+    merged = []
+    for d in dims:
+        if merged and all(merged[-1][j] == d[j] * d[0] for j in (1, 2, 3)):
+            merged[-1] = [merged[-1][0] * d[0], d[1], d[2], d[3]]
+        else:
+            merged.append(d)
+    if len(merged) > MAX_BATCH_DIMS:
+        raise NotImplementedError(f"matmul with {len(merged)} batch dimensions: the CUDA backend handles "
+                                  f"at most {MAX_BATCH_DIMS}; reshape the operands to fewer")
+    return {"M": e["M"], "K": e["K"], "N": e["N"], "a": e["a"], "b": e["b"], "c": k.out.name,
+            "a0": a0, "b0": b0, "c0": c0, "ctype": e["ctype"], "batch": k.work,
+            "a_rs": _affine(e["a_rs"], names)[0], "a_cs": _affine(e["a_cs"], names)[0],
+            "b_rs": _affine(e["b_rs"], names)[0], "b_cs": _affine(e["b_cs"], names)[0],
+            "dims": merged}
 
 
 # --- building and loading --------------------------------------------------------------------

@@ -15,7 +15,7 @@ from numbers import Number
 import numpy as np
 
 from symgrad import dtypes
-from symgrad.variable import Variable, apply, mode, no_grad
+from symgrad.variable import Variable, apply, no_grad
 
 # --- arguments ------------------------------------------------------------------------------
 
@@ -469,7 +469,7 @@ def permute(x, *dims):
         raise ValueError(f"permute: {len(dims)} dims given for shape {x.shape}")
     perm = tuple(d % builtins.max(x.ndim, 1) for d in dims)
     if perm == tuple(range(x.ndim)):
-        return _unchanged(x)
+        return x
     return apply("permute", x, perm=perm)
 
 
@@ -488,13 +488,6 @@ def t(x):
 
 # --- shape --------------------------------------------------------------------------------------
 
-def _unchanged(x):
-    """What a view that changes nothing gives: `x` itself (so gradient graphs stay small),
-    except under no_grad, where PyTorch's view of a Variable that requires grad does not."""
-    if x.requires_grad and not mode.grad_enabled:
-        return apply("reshape", x, shape=x.shape)
-    return x
-
 
 def _shape_arg(shape):
     if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
@@ -512,7 +505,7 @@ def reshape(x, *shape):
             raise ValueError(f"reshape: shape {x.shape} cannot become {shape}")
         shape = tuple(x.numel() // known if s == -1 else s for s in shape)
     if shape == x.shape:
-        return _unchanged(x)
+        return x
     return apply("reshape", x, shape=shape)
 
 
@@ -549,7 +542,7 @@ def broadcast_to(x, *shape):
     lead = len(shape) - x.ndim
     shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
     if shape == x.shape:
-        return _unchanged(x)
+        return x
     return apply("broadcast_to", x, shape=shape)
 
 
@@ -685,6 +678,8 @@ def cross_entropy(input, target, reduction="mean"):
         if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
             raise IndexError(f"cross_entropy: labels must lie in [0, {n_classes}), "
                              f"got values from {labels.min()} to {labels.max()}")
+    else:
+        target = apply("check_range", target, lo=0, hi=n_classes, what="cross_entropy: labels")
     log_p = log_softmax(input, 1)
     picked = sum(mul(log_p, one_hot(target, n_classes, input.dtype)), 1)
     # As PyTorch shows it: NllLoss of LogSoftmax of the logits.

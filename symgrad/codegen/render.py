@@ -13,7 +13,7 @@ import numpy as np
 from symgrad.codegen.ir import lower
 from symgrad.codegen.schedule import Scheduler, describe
 
-PARALLEL_MIN = 1 << 16          # below this many iterations a loop runs on one thread
+PARALLEL_MIN = 1 << 18          # below this many iterations a loop runs on one thread
 
 _C_WORDS = set("""auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union
@@ -89,6 +89,8 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     exprs = " ".join(let.expr for k in schedule.kernels for let in k.lets)
+    checks = sorted({f"{n.attrs['what']} in [{n.attrs['lo']}, {n.attrs['hi']})"
+                     for n in graph.nodes() if n.op == "check_range"})
     helpers = {h for h in ("sg_ipow", "sg_floordiv_int32_t", "sg_floordiv_int64_t",
                            "sg_floordiv_uint8_t") if h + "(" in exprs}
     summary = [f"inputs:  {', '.join(f'{b.name} {b.node.shape} {b.node.dtype}' for b in schedule.args) or '-'}"]
@@ -107,7 +109,8 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
     source = template.render(title=title, version=_version(), summary=summary, fn=fn_name,
                              params=params, tmps=schedule.tmps, kernels_list=schedule.kernels,
                              scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
-                             helpers=helpers, **extra)
+                             helpers=helpers, checks=checks, **extra)
+    schedule.checks = checks
     return source, schedule, graph
 
 

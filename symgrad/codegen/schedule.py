@@ -94,10 +94,16 @@ def _unit_reshape_map(src, dst):
     return dict(zip(a, b))
 
 
+def comment_name(name) -> str:
+    """A user's name as generated code shows it, in comments too: only [A-Za-z0-9_], as the C
+    identifiers made from it, so no name can end a comment or smuggle text into the source."""
+    return re.sub(r"[^0-9A-Za-z_]", "_", str(name))[:48] or "_"
+
+
 def describe(node: Node, depth=3) -> str:
     """A short formula for a comment: tanh(add(mul(x, w), b))."""
     if node.op == "arg" or node.op == "const":
-        return node.name or f"{node.op}{node.index if node.index >= 0 else ''}"
+        return comment_name(node.name) if node.name else f"{node.op}{node.index if node.index >= 0 else ''}"
     if node.op == "literal":
         return repr(node.value)
     if depth == 0:

@@ -141,3 +141,24 @@ def _where_vjp(g, node, needs):
 
 
 register(Op("where", "elementwise", _where_infer, np.where, _where_vjp, "Where"))
+
+
+# --- checks ------------------------------------------------------------------------------
+
+def _check_range_infer(x, lo, hi, what):
+    if x.dtype.kind not in "iu":
+        raise TypeError(f"check_range: needs integers, got {x.dtype}")
+    return x.shape, x.dtype
+
+
+def _check_range_impl(x, lo, hi, what):
+    bad = (x < lo) | (x >= hi)
+    if np.any(bad):
+        raise IndexError(f"{what} must lie in [{lo}, {hi}), got {x[bad].reshape(-1)[0]}")
+    return x
+
+
+# Identity on integers that lie in [lo, hi); anything else is an error, raised by the
+# interpreter and reported by the generated code (which cannot prove its inputs in range).
+register(Op("check_range", "elementwise", _check_range_infer, _check_range_impl, None, "CheckRange",
+            attrs=("lo", "hi", "what")))
