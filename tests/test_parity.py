@@ -12,7 +12,7 @@ import pytest
 import symgrad as sg
 from conftest import value
 
-pytestmark = pytest.mark.usefixtures("interp_backward")
+# These programs run with backward() on compiled C, the default backend, as users run them.
 
 PROGRAMS = {}
 

@@ -22,7 +22,7 @@ from conftest import normalize_output
 SYMGRAD_HEADER = "import symgrad as torch\nfrom symgrad.autograd import Variable\n"
 TORCH_HEADER = "import torch\nfrom torch.autograd import Variable\n"
 
-pytestmark = pytest.mark.usefixtures("interp_backward")
+# The tutorials run as users run them: backward() on compiled C (the default backend).
 
 
 def run(source: str, backend: str = "symgrad"):
