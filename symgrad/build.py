@@ -9,14 +9,15 @@ import atexit
 import ctypes
 import functools
 import hashlib
+import json
 import logging
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 import threading
 import time
-import weakref
 from pathlib import Path
 
 import cffi
@@ -37,6 +38,15 @@ class CompileError(RuntimeError):
         self.source_path = source_path
 
 
+def templates_dir() -> Path:
+    """The jinja2 templates: `templates/` in a source checkout, `symgrad/templates` in a wheel."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "templates", here / "templates"):
+        if (candidate / "c" / "module.c.j2").exists():
+            return candidate
+    raise FileNotFoundError("symgrad's templates are missing (looked beside the package)")
+
+
 def build_dir() -> Path:
     env = os.environ.get("SYMGRAD_BUILD_DIR")
     if env:
@@ -52,8 +62,13 @@ def c_compiler() -> str:
     return os.environ.get("SYMGRAD_CC") or os.environ.get("CC") or "cc"
 
 
-def c_flags() -> list[str]:
-    flags = ["-O3", "-march=native", "-fno-math-errno", "-fPIC", "-shared", "-std=c11"]
+def c_flags(large: bool = False) -> list[str]:
+    """Compiler flags. Shapes are static, so we know how much work a function does: large
+    loops get -O3 (10-25% faster than -O2 here), small ones -O2 with the vectoriser on,
+    which compiles about a third faster (cold compile time is a feature too)."""
+    default = "-O3" if large else "-O2 -ftree-vectorize -fvect-cost-model=dynamic"
+    flags = os.environ.get("SYMGRAD_OPT", default).split()
+    flags += ["-march=native", "-fno-math-errno", "-fPIC", "-shared", "-std=c11"]
     if os.environ.get("SYMGRAD_OPENMP", "1") != "0":
         flags.append("-fopenmp")
     return flags
@@ -152,8 +167,19 @@ class Library:
 
 
 _loaded: dict[str, Library] = {}
+_loaded_entries: set = set()
 _lock = threading.Lock()
-_pending: "weakref.WeakSet[Build]" = weakref.WeakSet()
+# Builds whose compiler was started and whose library is not published yet. Held strongly:
+# a compiled function that is dropped unused still gets its library published (when a later
+# build starts and finds the compiler done, or at exit), and leaves no temporary directory.
+_pending: "set[Build]" = set()
+
+
+def _reap():
+    """Publish the pending builds whose compiler has finished."""
+    for b in list(_pending):
+        if b.proc is not None and b.proc.poll() is not None:
+            b._finish()
 
 
 @atexit.register
@@ -161,9 +187,42 @@ def _finish_pending():
     """Publish builds that were started but never called, so no half-made entry is left."""
     for b in list(_pending):
         try:
-            b.result()
+            b._finish()
         except Exception:  # noqa: BLE001  (exiting: a failed build just leaves no entry)
             pass
+
+
+_TMP = re.compile(r"\.[0-9a-f]{32}-(\d+)-")
+
+
+def _sweep_stale(folder: Path):
+    """Remove temporary build directories left by processes that died mid-compile (killed, or
+    ended with os._exit): their pid is in the name. Others' live builds are never touched."""
+    try:
+        names = [p for p in folder.iterdir() if p.name.startswith(".")]
+    except OSError:
+        return
+    now = time.time()
+    for p in names:
+        m = _TMP.match(p.name)
+        if not m or int(m.group(1)) == os.getpid():
+            continue
+        try:
+            age = now - p.stat().st_mtime
+        except OSError:
+            continue
+        if age > 3600 or (age > 60 and not _pid_alive(int(m.group(1)))):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _entry_ok(entry: Path) -> bool:
@@ -184,10 +243,11 @@ def _publish(tmp: Path, entry: Path):
 class Build:
     """A compile started in the background; `result()` waits for it and loads the library."""
 
-    def __init__(self, source: str, symbol: str, suffix=".c", compiler=None, flags=None, link=()):
+    def __init__(self, source: str, symbol: str, suffix=".c", compiler=None, flags=None, link=(),
+                 large=False):
         self.source, self.symbol = source, symbol
         self.cc = compiler or c_compiler()
-        self.flags = flags if flags is not None else c_flags()
+        self.flags = flags if flags is not None else c_flags(large)
         self.link = list(link)
         self.key = cache_key(source, self.cc, self.flags + self.link)
         self.retried = False
@@ -195,7 +255,10 @@ class Build:
         self.entry = self.root / self.key[:2] / self.key
         self.source_path = self.entry / f"kernel{suffix}"
         self.proc = None
+        self.error = None
+        self._finish_lock = threading.Lock()
         self.started = time.perf_counter()
+        _reap()
         if self.key in _loaded:
             return
         if self.entry.exists():
@@ -215,7 +278,9 @@ class Build:
 
     def _start(self, suffix):
         self.entry.parent.mkdir(parents=True, exist_ok=True)
-        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}-", dir=self.entry.parent))
+        _sweep_stale(self.entry.parent)
+        self.error = None
+        self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}-{os.getpid()}-", dir=self.entry.parent))
         (self.tmp / f"kernel{suffix}").write_text(self.source)
         cmd = [self.cc, *self.flags, "-o", str(self.tmp / "kernel.so"), str(self.tmp / f"kernel{suffix}")]
         cmd += self.link
@@ -228,11 +293,11 @@ class Build:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise CompileError(f"could not run the compiler {self.cc!r}: {e}") from None
 
-    def result(self) -> Library:
-        with _lock:
-            if self.key in _loaded:
-                return _loaded[self.key]
-        if self.proc is not None and self.proc.returncode is None:
+    def _finish(self):
+        """Wait for the compiler, then publish the library, or keep the failure in `error`."""
+        with self._finish_lock:
+            if self.proc is None or self not in _pending:
+                return
             output, _ = self.proc.communicate()
             _pending.discard(self)
             if self.proc.returncode != 0:
@@ -240,13 +305,22 @@ class Build:
                 failed.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy(self.tmp / self.source_path.name, failed)
                 shutil.rmtree(self.tmp, ignore_errors=True)
-                raise CompileError(f"{self.cc} failed on generated code (exit {self.proc.returncode})",
-                                   output, failed)
+                self.error = CompileError(f"{self.cc} failed on generated code "
+                                          f"(exit {self.proc.returncode})", output, failed)
+                return
             digest = hashlib.sha256((self.tmp / "kernel.so").read_bytes()).hexdigest()
             (self.tmp / "kernel.so.sha256").write_text(digest)
             _publish(self.tmp, self.entry)
             log.info("symgrad: compiled %s in %.0f ms -> %s", self.symbol,
                      1e3 * (time.perf_counter() - self.started), self.source_path)
+
+    def result(self) -> Library:
+        with _lock:
+            if self.key in _loaded:
+                return _loaded[self.key]
+        self._finish()
+        if self.error is not None:
+            raise self.error
         try:
             lib = Library(self.entry / "kernel.so", self.source_path, self.symbol)
         except OSError as e:
@@ -263,4 +337,82 @@ class Build:
         if self.proc is None:
             log.info("symgrad: loaded %s from the cache in %.1f ms", self.symbol,
                      1e3 * (time.perf_counter() - self.started))
+        return _loaded[self.key]
+
+
+# --- the graph index ---------------------------------------------------------------------------
+# From a graph's structure (ops, shapes, dtypes, names) straight to its cache entry, so a new
+# process that compiles a graph it has compiled before skips code generation altogether.
+
+def _knobs() -> str:
+    names = ("SYMGRAD_DISABLE_PASSES", "SYMGRAD_FUSE_NESTS", "SYMGRAD_OPT", "SYMGRAD_OPENMP",
+             "SYMGRAD_VECTOR_MATH", "SYMGRAD_BLAS", "SYMGRAD_CC", "CC", "SYMGRAD_CUDA_ARCH")
+    return ";".join(f"{n}={os.environ.get(n, '')}" for n in names)
+
+
+@functools.lru_cache(maxsize=None)
+def _templates_digest() -> str:
+    h = hashlib.sha256()
+    for path in sorted(templates_dir().rglob("*.j2")):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def graph_key(structure: str, backend: str, name: str, title: str) -> str:
+    from symgrad import __version__
+    parts = (structure, backend, name, title, __version__, _templates_digest(), _knobs())
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
+def index_lookup(key: str):
+    """The recorded facts of a compiled graph whose library is in the cache, or None."""
+    path = build_dir() / "index" / key[:2] / f"{key}.json"
+    try:
+        facts = json.loads(path.read_text())
+        entry = build_dir() / facts["entry"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if facts["entry"] in _loaded_entries or _entry_ok(entry):
+        facts["entry_path"] = entry
+        return facts
+    return None
+
+
+def index_store(key: str, facts: dict):
+    folder = build_dir() / "index" / key[:2]
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}-")
+    with os.fdopen(fd, "w") as f:
+        json.dump(facts, f)
+    os.replace(tmp, folder / f"{key}.json")
+
+
+class CachedBuild:
+    """A library found through the graph index: nothing to generate or compile."""
+
+    def discard(self):
+        """Remove this entry (its library does not load), so no one is led to it again."""
+        trash = self.entry.with_name(f"{self.key}.broken-{os.getpid()}-{threading.get_ident()}")
+        try:
+            os.rename(self.entry, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+        except OSError:
+            pass
+
+    def __init__(self, entry: Path, symbol: str, suffix=".c"):
+        self.entry, self.symbol = entry, symbol
+        self.key = entry.name
+        self.source_path = entry / f"kernel{suffix}"
+        self.started = time.perf_counter()
+
+    def result(self) -> "Library":
+        with _lock:
+            if self.key in _loaded:
+                return _loaded[self.key]
+        lib = Library(self.entry / "kernel.so", self.source_path, self.symbol)
+        with _lock:
+            _loaded.setdefault(self.key, lib)
+        log.info("symgrad: loaded %s through the graph index in %.1f ms", self.symbol,
+                 1e3 * (time.perf_counter() - self.started))
         return _loaded[self.key]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -10,6 +11,7 @@ from symgrad.autodiff import grad
 from symgrad.variable import Variable
 
 BACKENDS = ("c", "cuda", "interp")
+LARGE_LOOP = 1 << 20      # a loop nest this long makes the function worth -O3
 
 
 def _spec_name(v, k):
@@ -27,33 +29,97 @@ class Function:
         self._lock = threading.Lock()
         self._lib = None
         if backend == "interp":
-            self.source, self.path, self._build, self.consts = None, None, None, []
+            self._source, self.path, self._build, self.consts = None, None, None, []
             self._specs = [(a.shape, a.dtype) for a in self.args]
             return
+        self._specs = [(a.shape, a.dtype) for a in self.args]
+        self._local = threading.local()
+        self._title = title
+        if backend == "c" and self._from_index(name, title):
+            return
+        self._generate(name, title)
+
+    def _generate(self, name, title):
+        """Generate the source and start its build."""
+        backend = self.backend
         from symgrad.codegen.render import generate
-        self.source, schedule, graph = generate(self.args, self.graph_outputs, f"symgrad_{name}", title,
-                                                "c" if backend == "c" else backend)
+        self._source, schedule, graph = generate(self.args, self.graph_outputs, f"symgrad_{name}", title,
+                                                 "c" if backend == "c" else backend)
         self.consts = [b.node.value for b in schedule.consts]
         self.checks = schedule.checks
         self._out_specs = [(b.node.shape, b.node.dtype) for b in schedule.outs]
-        self._specs = [(a.shape, a.dtype) for a in self.args]
-        self._local = threading.local()
         self.n_kernels = len(schedule.kernels)
         if backend == "c":
-            from symgrad.build import Build, blas_flags, vector_math_flags
+            from symgrad.build import Build, blas_flags, index_store, vector_math_flags
             uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
-            self._build = Build(self.source, f"symgrad_{name}_packed",
-                                link=(blas_flags() if uses_matmul else ()) + vector_math_flags())
+            large = any(k.kind != "matmul" and k.work >= LARGE_LOOP for k in schedule.kernels)
+            self._build = Build(self._source, f"symgrad_{name}_packed",
+                                link=(blas_flags() if uses_matmul else ()) + vector_math_flags(),
+                                large=large)
+            index_store(self._graph_key, {"entry": f"{self._build.key[:2]}/{self._build.key}",
+                                          "symbol": self._build.symbol, "checks": self.checks,
+                                          "n_kernels": self.n_kernels})
         else:
             from symgrad.cuda import CudaBuild
-            self._build = CudaBuild(self.source, f"symgrad_{name}_packed")
+            self._build = CudaBuild(self._source, f"symgrad_{name}_packed")
         self.path = self._build.source_path
+
+    def _from_index(self, name, title) -> bool:
+        """Use the library this graph compiled to before, if the cache still holds it."""
+        from symgrad.build import CachedBuild, graph_key, index_lookup
+        from symgrad.graph import captured_constants, structure_key
+        self._graph_key = graph_key(structure_key(self.graph_outputs, self.args, names=True),
+                                    self.backend, name, title)
+        facts = index_lookup(self._graph_key)
+        if facts is None:
+            return False
+        self._source = None
+        self.consts = [np.ascontiguousarray(v.value()) for v in
+                       captured_constants(self.graph_outputs, self.args)]
+        self.checks = facts["checks"]
+        self.n_kernels = facts["n_kernels"]
+        self._out_specs = [(o.shape, o.dtype) for o in self.graph_outputs]
+        self._build = CachedBuild(facts["entry_path"], facts["symbol"])
+        self.path = self._build.source_path
+        return True
+
+    @property
+    def path(self):
+        """The source file in the build directory. Compiles run in the background and publish
+        their directory when done, so reading this waits for that: the file is then there."""
+        finish = getattr(getattr(self, "_build", None), "_finish", None)
+        if finish is not None:
+            finish()
+            error = getattr(self._build, "error", None)
+            if error is not None and error.source_path is not None:
+                return Path(error.source_path)      # the compiler failed: its copy in failed/
+        return self._path
+
+    @path.setter
+    def path(self, value):
+        self._path = value
+
+    @property
+    def source(self):
+        if self._source is None and self.path is not None:
+            self._source = self.path.read_text()
+        return self._source
 
     def library(self):
         if self._lib is None:
             with self._lock:
                 if self._lib is None:
-                    self._lib = self._build.result()
+                    from symgrad.build import CachedBuild
+                    try:
+                        self._lib = self._build.result()
+                    except OSError:
+                        if not isinstance(self._build, CachedBuild):
+                            raise
+                        # The graph index led to a library that does not load (damaged after its
+                        # digest was written): drop that entry, generate and compile afresh.
+                        self._build.discard()
+                        self._generate(self.name, self._title)
+                        self._lib = self._build.result()
         return self._lib
 
     def convert(self, values):
@@ -169,8 +235,9 @@ class CompiledFunction:
         outs = ", ".join(comment_name(v.name) if v.name else f"output{k}" for k, v in enumerate(self.outputs))
         wrt_names = ", ".join(comment_name(v.name) if v.name else f"input{self.inputs.index(v)}"
                               for v in self.wrt)
-        self.forward = Function(self.inputs, self.outputs, "forward",
-                                f"forward: ({names}) -> ({outs})", backend)
+        self.forward_fn = Function(self.inputs, self.outputs, "forward",
+                                   f"forward: ({names}) -> ({outs})", backend)
+        self.forward = _Forward(self)
         # Outputs that carry a gradient: float results that depend on an input requiring grad.
         # The others (argmax, comparisons, values computed from data alone) are returned by
         # forward and value_and_grad but contribute nothing to the gradients.
@@ -214,7 +281,7 @@ class CompiledFunction:
         return self.call_forward(*args)
 
     def call_forward(self, *args):
-        outs = self.forward(*args)
+        outs = self.forward_fn(*args)
         return outs[0] if self.single else outs
 
     def _run(self, which, args, grad_outputs):
@@ -250,6 +317,23 @@ class CompiledFunction:
     @property
     def source(self):
         return self.forward.source
+
+
+class _Forward:
+    """`fn.forward`: called, it is `fn(...)` (one array for a single output, a list for a list);
+    otherwise it is the compiled Function (`.source`, `.path`, ...)."""
+
+    def __init__(self, owner):
+        self._owner = owner
+
+    def __call__(self, *args):
+        return self._owner.call_forward(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._owner.forward_fn, name)
+
+    def __repr__(self):
+        return repr(self._owner.forward_fn)
 
 
 class _Entry:

@@ -46,7 +46,7 @@ MAX_BATCH_DIMS = 8              # batch dims a matmul launch describes (after me
 ERROR_SIZE = 1024
 
 # Status codes returned by the generated entry points.
-OK, NO_DEVICE, OUT_OF_MEMORY, CUDA_ERROR = 0, 1, 2, 3
+OK, NO_DEVICE, OUT_OF_MEMORY, CUDA_ERROR, OUT_OF_RANGE = 0, 1, 2, 3, 4
 
 # Names a user's Variable must not take in CUDA text (C++ keywords, CUDA's built-in
 # variables and types, the math functions and macros the op templates call). The NameTable
@@ -137,7 +137,10 @@ def cuda_arch() -> str:
 
 
 def cuda_flags(nvcc: str) -> list[str]:
-    flags = ["-O3", "-shared", "-Xcompiler", "-fPIC", f"-arch={cuda_arch()}",
+    # nvcc's -O is the HOST code's level only (device code is always optimised: cicc and
+    # ptxas -O3). Our host code is launches and copies, and -O3 made gcc spend most of a
+    # build on nvcc's generated stubs and the embedded fatbinary, so it gets -O1.
+    flags = ["-O1", "-shared", "-Xcompiler", "-fPIC", f"-arch={cuda_arch()}",
              # each host thread gets its own stream: concurrent calls from several Python
              # threads (the GIL is released while a call runs) do not serialise on stream 0
              "--default-stream", "per-thread", "-std=c++17",
@@ -223,6 +226,7 @@ class KernelPlan:
     what: str                       # for the error message (a C string's contents)
     params: list                    # [(ctype, name, is_output)]
     skip: bool = False              # nothing to compute (no output elements)
+    checked: bool = False           # its lets check values' ranges (int *sg_check is passed)
     grid: tuple = (1, 1, 1)
     block: tuple = (THREADS, 1, 1)
     lin_ctype: str = "unsigned int"  # linear indices: 32-bit when they fit
@@ -266,6 +270,7 @@ class CudaContext:
     index_ctype: str                # sg_index: int when every offset fits, else int64_t
     uses_reduce: bool
     matmul_types: list = field(default_factory=list)
+    checked: bool = False           # some kernel checks ranges: a flag in device memory
     max_batch_dims: int = MAX_BATCH_DIMS
     matmul_tile: int = MATMUL_TILE
     matmul_bk: int = MATMUL_BK
@@ -366,7 +371,8 @@ def template_context(schedule) -> CudaContext:
         first = written[0] if written else k.out.name
         p = KernelPlan(f"sg_k{i}_{first}", "loops", [_comment(c) for c in comments],
                        _c_string("; ".join(comments)), _params(k, buffers, written))
-        p.lets = list(k.lets)
+        p.lets = [_checked_let(let) for let in k.lets]
+        p.checked = any("SG_CHECK_FAILED" in let.expr for let in p.lets)
         p.stores = [(b.name, index, value) for b, index, value in stores]
         p.accs = accs
         p.work = k.work
@@ -413,7 +419,29 @@ def template_context(schedule) -> CudaContext:
         plans.append(p)
     uses_reduce = any(p.accs for p in plans)
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
-    return CudaContext(plans, layout, top, index_ctype, uses_reduce, matmul_types)
+    checked = any(p.checked for p in plans)
+    if checked:
+        layout.append(DeviceBuffer("sg_check", "int", top, 4, "check"))
+        top += _align(4)
+    return CudaContext(plans, layout, top, index_ctype, uses_reduce, matmul_types, checked)
+
+
+# A range check's failure branch (templates/c/ops.j2, op_check_range) yields the bad value;
+# on a GPU a read through it could fault and wreck the context, so it yields `lo` instead.
+_CHECK = re.compile(r"\(\((\w+) >= ([^&?]+?) && \1 < ([^?]+?)\) \? \1 : \(SG_CHECK_FAILED\(\), \1\)\)")
+
+
+@dataclass
+class _Let:
+    ctype: str
+    name: str
+    expr: str
+
+
+def _checked_let(let):
+    if "SG_CHECK_FAILED" not in let.expr:
+        return let
+    return _Let(let.ctype, let.name, _CHECK.sub(r"((\1 >= \2 && \1 < \3) ? \1 : (SG_CHECK_FAILED(), \2))", let.expr))
 
 
 _AFFINE = re.compile(r"^[\sib0-9()+\-*]*$")
@@ -487,6 +515,8 @@ class CudaLibrary:
                                f"machine with an NVIDIA GPU and driver, or use backend='c'")
         if status == OUT_OF_MEMORY:
             raise CudaOutOfMemory(message)
+        if status == OUT_OF_RANGE:
+            raise IndexError(message)
         raise CudaError(message)
 
     def device_count(self) -> int:

@@ -36,13 +36,13 @@ def users(order):
     return count
 
 
-def structure_key(outputs, args) -> str:
+def structure_key(outputs, args, names=False) -> str:
     """A hash of the graph between `args` and `outputs`: ops, attributes, shapes, dtypes and
     literal values, never the values of arguments. Equal keys compute the same function."""
     index = {id(a): n for n, a in enumerate(args)}
     h = hashlib.sha256()
     for a in args:
-        h.update(f"arg {a.shape} {a.dtype};".encode())
+        h.update(f"arg {a.shape} {a.dtype} {a.name if names else ''};".encode())
     order = toposort(outputs, lambda v: id(v) in index)
     for n, v in enumerate(order):
         if id(v) in index:
@@ -54,9 +54,20 @@ def structure_key(outputs, args) -> str:
                 line = f"const {v.shape} {v.dtype} {hashlib.sha256(np.ascontiguousarray(v.value()).tobytes()).hexdigest()}"
         else:
             line = f"{v.op} {sorted(v.attrs.items())} {v.shape} {v.dtype}"
+        if names and v.name:
+            line += f" named {v.name!r}"
         is_arg = id(v) in index and line.startswith("a")
         index.setdefault(id(v), n + len(args))
         refs = "" if is_arg else " ".join(str(index[id(i)]) for i in v.inputs)
         h.update(f"{n}:{line}<{refs};".encode())
     h.update(" ".join(str(index[id(o)]) for o in outputs).encode())
     return h.hexdigest()
+
+
+def captured_constants(outputs, args):
+    """The values the graph captures (leaves that are not arguments nor plain numbers), in
+    the order the code generator passes them."""
+    index = {id(a) for a in args}
+    return [v for v in toposort(outputs, lambda v: id(v) in index)
+            if id(v) not in index and v.op is None and v._value is not None
+            and not (v._literal or (v.ndim == 0 and v.numel() == 1))]

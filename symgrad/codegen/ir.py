@@ -101,11 +101,15 @@ def _is_lit(n, value=None):
 
 def fold_constants(node, b):
     """Ops whose inputs are all literals become literals."""
-    if node.inputs and all(_is_lit(i) for i in node.inputs) and node.shape == () \
-            and OPS[node.op].kind == "elementwise":
-        with np.errstate(all="ignore"):
-            value = OPS[node.op].impl(*(np.asarray(i.value, i.dtype) for i in node.inputs), **node.attrs)
-        return _literal(b, value, node.dtype)
+    if node.inputs and OPS[node.op].kind == "elementwise" and node.op != "check_range":
+        lits = [_scalar_source(i) for i in node.inputs]
+        if all(lit is not None for lit in lits):
+            with np.errstate(all="ignore"):
+                value = OPS[node.op].impl(*(np.asarray(i.value, i.dtype) for i in lits), **node.attrs)
+            lit = _literal(b, value, node.dtype)
+            if node.shape == ():
+                return lit
+            return b.make("broadcast_to", [lit], {"shape": node.shape}, node.shape, node.dtype)
     return node
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import jinja2
 import numpy as np
 
+from symgrad.build import templates_dir
 from symgrad.codegen.ir import lower
 from symgrad.codegen.schedule import Scheduler, describe
 
@@ -19,14 +20,6 @@ _C_WORDS = set("""auto break case char const continue default do double else enu
 if inline int long register restrict return short signed sizeof static struct switch typedef union
 unsigned void volatile while bool true false acc best best_at seen scratch args main NULL
 INFINITY NAN""".split()) | set(keyword.kwlist)
-
-
-def templates_dir() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "templates", here / "templates"):
-        if (candidate / "c" / "module.c.j2").exists():
-            return candidate
-    raise FileNotFoundError("symgrad's templates are missing (looked beside the package)")
 
 
 def _cnum(value, ctype):
@@ -45,9 +38,15 @@ def _cnum(value, ctype):
 
 @functools.lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
+    from symgrad.build import build_dir
+    try:         # compiled templates are cached across processes: jinja's compile takes 0.2 s
+        (build_dir() / "jinja").mkdir(parents=True, exist_ok=True)
+        bytecode = jinja2.FileSystemBytecodeCache(str(build_dir() / "jinja"))
+    except OSError:
+        bytecode = None
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
+                             autoescape=False, bytecode_cache=bytecode)
     env.filters["cnum"] = _cnum
     env.globals["ind"] = lambda depth: "    " * depth
     env.globals["parallel_min"] = PARALLEL_MIN
@@ -78,6 +77,13 @@ class NameTable:
         return name
 
 
+def comment_safe(text) -> str:
+    """Text for inside a C comment: one line, and nothing that could end the comment (`*/`),
+    open another, or splice lines (a trigraph `??/` or a backslash)."""
+    text = re.sub(r"[^\x20-\x7e]", "?", str(text))
+    return text.replace("*/", "*_/").replace("/*", "/_*").replace("??", "?_?").replace("\\", "/")
+
+
 def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
     """Lower, schedule and render one function. Returns (source, schedule, graph)."""
     graph = lower(args, outputs)
@@ -106,10 +112,15 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
     if backend == "cuda":                     # launch plans and the device memory layout
         from symgrad.cuda import template_context
         extra["cuda"] = template_context(schedule)
-    source = template.render(title=title, version=_version(), summary=summary, fn=fn_name,
+    for k in schedule.kernels:
+        k.comment = comment_safe(k.comment)
+        if k.extra.get("comments"):
+            k.extra["comments"] = [comment_safe(c) for c in k.extra["comments"]]
+    source = template.render(title=comment_safe(title), version=_version(),
+                             summary=[comment_safe(line) for line in summary], fn=fn_name,
                              params=params, tmps=schedule.tmps, kernels_list=schedule.kernels,
                              scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
-                             helpers=helpers, checks=checks, **extra)
+                             helpers=helpers, checks=[comment_safe(c) for c in checks], **extra)
     schedule.checks = checks
     return source, schedule, graph
 

@@ -399,19 +399,25 @@ def _try_merge(group: Kernel, k: Kernel, member: int):
 
 
 def fuse_nests(kernels: list) -> list:
+    """Merge each map or reduce kernel into the latest earlier nest over the same loops,
+    provided nothing between them writes what it reads."""
     out, member = [], 0
     for k in kernels:
-        if out and out[-1].kind == "nest":
-            member += 1
-            merged = _try_merge(out[-1], k, member)
-            if merged is not None:
-                out[-1] = merged
-                continue
+        member += 1
+        placed = False
         if k.kind in ("map", "reduce"):
-            member += 1
-            out.append(_as_nest(k, member))
-        else:
-            out.append(k)
+            reads = set(k.extra.get("reads", ()))
+            for j in range(len(out) - 1, -1, -1):
+                if out[j].kind == "nest":
+                    merged = _try_merge(out[j], k, member)
+                    if merged is not None:
+                        out[j] = merged
+                        placed = True
+                        break
+                if reads & {b.name for b in _written(out[j])}:
+                    break
+        if not placed:
+            out.append(_as_nest(k, member) if k.kind in ("map", "reduce") else k)
     # Values read only inside the nest that wrote them need no store.
     reads = {}
     for n, k in enumerate(out):
