@@ -146,10 +146,32 @@ def have_c_compiler() -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=None)
+def native_cpu() -> str:
+    """What -march=native means on this machine. A build directory shared between machines
+    (a network home, a restored CI cache) must not hand a library built for one CPU to
+    another, where it could die on an illegal instruction."""
+    import platform
+    parts = [platform.machine(), platform.processor()]
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key = line.split(":", 1)[0].strip()
+                if key in ("model name", "flags", "Features", "CPU part", "vendor_id"):
+                    parts.append(line.strip())
+                elif not line.strip() and len(parts) > 2:
+                    break                       # the first processor is enough
+    except OSError:
+        pass
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def cache_key(source: str, cc: str, flags: list[str], extra: str = "") -> str:
     from symgrad import __version__
     h = hashlib.sha256()
-    for part in (source, cc, compiler_version(cc), " ".join(flags), __version__, extra):
+    cpu = native_cpu() if any(f.startswith(("-march=native", "-mcpu=native", "-mtune=native"))
+                              for f in flags) else ""
+    for part in (source, cc, compiler_version(cc), " ".join(flags), __version__, extra, cpu):
         h.update(part.encode())
         h.update(b"\0")
     return h.hexdigest()[:32]
@@ -352,8 +374,12 @@ def _knobs() -> str:
 
 @functools.lru_cache(maxsize=None)
 def _templates_digest() -> str:
+    """The templates and symgrad's own Python: what turns a graph into source. Editing the
+    code generator (or installing another symgrad of the same version) must not lead the index
+    to libraries that the old code made."""
     h = hashlib.sha256()
-    for path in sorted(templates_dir().rglob("*.j2")):
+    package = Path(__file__).resolve().parent
+    for path in sorted(templates_dir().rglob("*.j2")) + sorted(package.rglob("*.py")):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -361,7 +387,7 @@ def _templates_digest() -> str:
 
 def graph_key(structure: str, backend: str, name: str, title: str) -> str:
     from symgrad import __version__
-    parts = (structure, backend, name, title, __version__, _templates_digest(), _knobs())
+    parts = (structure, backend, name, title, __version__, _templates_digest(), _knobs(), native_cpu())
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 

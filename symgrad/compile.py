@@ -241,7 +241,8 @@ class CompiledFunction:
         # Outputs that carry a gradient: float results that depend on an input requiring grad.
         # The others (argmax, comparisons, values computed from data alone) are returned by
         # forward and value_and_grad but contribute nothing to the gradients.
-        self._diff = [k for k, o in enumerate(self.outputs) if o.requires_grad and dtypes.is_float(o.dtype)]
+        self._grad_graph = _differentiable(self.outputs, self.wrt)
+        self._diff = [k for k, o in enumerate(self._grad_graph) if o.requires_grad and dtypes.is_float(o.dtype)]
         self._implicit = all(self.outputs[k].numel() == 1 for k in self._diff)
         self._explicit = None
         self.backward_fn = self.value_and_grad_fn = None
@@ -261,7 +262,7 @@ class CompiledFunction:
             names = ", ".join(o._describe() for o in self.outputs)
             raise RuntimeError(f"sg.compile: no output ({names}) is a floating point value that depends "
                                f"on an input requiring grad, so there is nothing to differentiate")
-        outs = [self.outputs[k] for k in self._diff]
+        outs = [self._grad_graph[k] for k in self._diff]
         seeds = None if seeds is None else [seeds[k] for k in self._diff]
         return list(grad(outs, self.wrt, seeds, allow_unused=False))
 
@@ -299,13 +300,22 @@ class CompiledFunction:
         else:
             seeds = [grad_outputs] if isinstance(grad_outputs, (np.ndarray, Variable)) or \
                 np.isscalar(grad_outputs) else list(grad_outputs)
+            if self.single and not (len(seeds) == 1 and _shape_of(seeds[0]) == self.outputs[0].shape):
+                seeds = [grad_outputs]      # one output: a nested list is its gradient, not a list of them
             if len(seeds) != len(self.outputs):
                 raise ValueError(f"{which}: {len(self.outputs)} outputs but {len(seeds)} grad_outputs")
-            for s, o in zip(seeds, self.outputs):
-                shape = np.shape(s.value() if isinstance(s, Variable) else s)
-                if shape != o.shape:
-                    raise ValueError(f"{which}: grad_outputs of shape {shape} for an output of shape "
+            fixed = []
+            for k, (s, o) in enumerate(zip(seeds, self.outputs)):
+                arr = s.value() if isinstance(s, Variable) else np.asarray(s)
+                if arr.shape != o.shape:
+                    raise ValueError(f"{which}: grad_outputs of shape {arr.shape} for an output of shape "
                                      f"{o.shape}")
+                if k not in self._diff:          # carries no gradient: its seed is not read
+                    arr = np.zeros(o.shape, o.dtype)
+                elif arr.dtype != o.dtype and arr.dtype.kind in "biuf":
+                    arr = arr.astype(o.dtype)    # as Variable.backward(gradient) does
+                fixed.append(arr)
+            seeds = fixed
             backward, vag = self._explicit_fns()
             outs = (backward if which == "backward" else vag)(*args, *seeds)
         if which == "backward":
@@ -317,6 +327,37 @@ class CompiledFunction:
     @property
     def source(self):
         return self.forward.source
+
+
+def _shape_of(value):
+    try:
+        return np.shape(value.value() if isinstance(value, Variable) else value)
+    except ValueError:          # ragged
+        return None
+
+
+def _differentiable(outputs, wrt):
+    """`outputs`, rebuilt where needed so that every node depending on a `wrt` input requires
+    grad: an input named in `wrt` need not have been made with requires_grad=True, but the
+    gradient graph follows requires_grad flags, which were set when the graph was built."""
+    wanted = {id(v) for v in wrt}
+    if all(v.requires_grad for v in wrt):
+        return list(outputs)
+    from symgrad.graph import toposort
+    from symgrad.ops import OPS
+    memo, copied = {}, set()
+    for v in toposort(outputs, lambda v: id(v) in wanted):
+        ins = [memo.get(id(i), i) for i in v.inputs]
+        if id(v) in wanted or v.op is None or not any(id(i) in wanted or id(i) in copied for i in v.inputs):
+            memo[id(v)] = v
+            continue
+        new = Variable._node(v.op, tuple(ins), v.attrs, v.shape, v.dtype)
+        new.name = v.name
+        new.requires_grad = OPS[v.op].vjp is not None and \
+            any(i.requires_grad or id(i) in wanted for i in ins)
+        memo[id(v)] = new
+        copied.add(id(v))
+    return [memo[id(o)] for o in outputs]
 
 
 class _Forward:

@@ -185,13 +185,13 @@ def _decompose(loops, lin, used_text):
 
 def _c_string(text: str) -> str:
     """Text safe inside a C string literal (user names reach kernel comments)."""
-    text = text.encode("ascii", "replace").decode()
-    return text.replace("\\", "/").replace('"', "'").replace("\n", " ")
+    return _comment(text).replace('"', "'")
 
 
 def _comment(text: str) -> str:
-    """Text safe inside a /* */ comment."""
-    return text.replace("*/", "* /").replace("\n", " ")
+    """Text safe inside a /* */ comment (one line; nothing that ends or opens a comment)."""
+    from symgrad.codegen.render import comment_safe
+    return comment_safe(text)
 
 
 def _align(n, a=256):
@@ -301,10 +301,11 @@ def _loop_view(k):
     if k.kind == "map":
         return [(k.out, k.out_index, k.value)], [], [k.comment], len(k.loops)
     if k.kind == "reduce":
-        return [], [_acc(0, k.reduce_op, k.acc_ctype, k.init, k.value, k.out, k.out_index)], [k.comment], k.outer
+        acc = _acc(0, k.reduce_op, k.acc_ctype, k.init, k.value, k.out, k.out_index)
+        return [], [acc], [k.comment], k.outer
     if k.kind == "argreduce":
-        return [], [_acc(0, k.reduce_op, k.acc_ctype, k.init, k.value, k.out, k.out_index,
-                         k.extra["axis_var"])], [k.comment + " (the first index of the extreme, as numpy)"], k.outer
+        acc = _acc(0, k.reduce_op, k.acc_ctype, k.init, k.value, k.out, k.out_index, k.extra["axis_var"])
+        return [], [acc], [k.comment + " (the first index of the extreme, as numpy)"], k.outer
     if k.kind == "nest":
         e = k.extra
         stores = [(st["buf"], st["index"], st["value"]) for st in e["stores"]]
@@ -342,7 +343,8 @@ def template_context(schedule) -> CudaContext:
     layout, top = [], 0
     for pos, b in enumerate(params):
         nbytes = b.size * _ITEMSIZE[b.ctype]
-        layout.append(DeviceBuffer(b.name, b.ctype, top, nbytes, b.kind, b.node.shape, str(b.node.dtype), pos))
+        layout.append(DeviceBuffer(b.name, b.ctype, top, nbytes, b.kind, b.node.shape, str(b.node.dtype),
+                                   pos))
         top += _align(nbytes)
     scratch = top
     for t in schedule.tmps:
@@ -441,7 +443,8 @@ class _Let:
 def _checked_let(let):
     if "SG_CHECK_FAILED" not in let.expr:
         return let
-    return _Let(let.ctype, let.name, _CHECK.sub(r"((\1 >= \2 && \1 < \3) ? \1 : (SG_CHECK_FAILED(), \2))", let.expr))
+    safe = _CHECK.sub(r"((\1 >= \2 && \1 < \3) ? \1 : (SG_CHECK_FAILED(), \2))", let.expr)
+    return _Let(let.ctype, let.name, safe)
 
 
 _AFFINE = re.compile(r"^[\sib0-9()+\-*]*$")

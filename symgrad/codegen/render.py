@@ -19,7 +19,9 @@ PARALLEL_MIN = 1 << 18          # below this many iterations a loop runs on one 
 _C_WORDS = set("""auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union
 unsigned void volatile while bool true false acc best best_at seen scratch args main NULL
-INFINITY NAN""".split()) | set(keyword.kwlist)
+INFINITY NAN int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t size_t ptrdiff_t
+exp expf log logf sqrt sqrtf sin sinf cos cosf tanh tanhf pow powf fabs fabsf malloc free
+abs""".split()) | set(keyword.kwlist)
 
 
 def _cnum(value, ctype):
@@ -67,7 +69,7 @@ class NameTable:
 
     def get(self, name: str) -> str:
         base = re.sub(r"[^0-9A-Za-z_]", "_", str(name))[:48] or "v"
-        if base[0].isdigit() or base in _C_WORDS or re.fullmatch(r"i\d+|ib\d+|v\d+", base) \
+        if base[0].isdigit() or base in _C_WORDS or re.fullmatch(r"i\d+|ib\d+|v\d+(_\d+)?|acc\d+", base) \
                 or base.startswith("sg_") or base.startswith("__"):
             base = "v_" + base
         name, k = base, 2
