@@ -93,7 +93,7 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
     if backend == "cuda":
         from symgrad.cuda import RESERVED_WORDS
         names.used |= RESERVED_WORDS          # C++ keywords, CUDA built-ins: `new` becomes new_2
-    schedule = Scheduler(graph, ops_module(backend), names).build()
+    schedule = Scheduler(graph, ops_module(backend), names, column_reductions=backend == "c").build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     exprs = " ".join(let.expr for k in schedule.kernels for let in k.lets)

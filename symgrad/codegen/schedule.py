@@ -113,7 +113,8 @@ def describe(node: Node, depth=3) -> str:
 
 
 class Scheduler:
-    def __init__(self, graph: Graph, ops_module, names):
+    def __init__(self, graph: Graph, ops_module, names, column_reductions=False):
+        self.column_reductions = column_reductions
         self.g = graph
         self.ops = ops_module          # the template module with one macro per op
         self.names = names             # a NameTable: C identifiers from the user's names
@@ -284,6 +285,8 @@ class Scheduler:
 
     def _reduce_kernel(self, n, out):
         x, axes, op = n.inputs[0], n.attrs["axes"], n.op
+        if self.column_reductions and op == "sum" and len(x.shape) - 1 not in axes and x.size >= 4096:
+            return self._column_sum_kernel(n, out)
         loops, outer, out_index = self._reduce_loops(n, axes)
         em = Emitter(self, root=n)
         value = em.emit(x, [f"i{k}" for k in range(len(x.shape))])
@@ -291,6 +294,22 @@ class Scheduler:
         init = self.ops.reduce_init(op, out.ctype)
         return Kernel("reduce", f"{out.name} = {op}({describe(x)}) over dims {list(axes)}", out, loops,
                       outer, em.lets, value, out_index, op, acc, init, extra={"reads": em.reads})
+
+    def _column_sum_kernel(self, n, out):
+        """A sum over dims that are not the innermost (column sums): walk the input in memory
+        order and add into the output, instead of striding through memory per output."""
+        x, axes = n.inputs[0], n.attrs["axes"]
+        loops = self._loops(x.shape)
+        index = [v for v, _ in loops]
+        if n.attrs.get("keepdim"):
+            out_index = [ix if k not in axes else "0" for k, ix in enumerate(index)]
+        else:
+            out_index = [ix for k, ix in enumerate(index) if k not in axes]
+        em = Emitter(self, root=n)
+        value = em.emit(x, index)
+        return Kernel("colsum", f"{out.name} = sum({describe(x)}) over dims {list(axes)}, added up in "
+                      f"memory order", out, loops, 0, em.lets, value, _offset(out_index, n.shape),
+                      "sum", out.ctype, "0", extra={"reads": em.reads, "size": n.size})
 
     def _argreduce_kernel(self, n, out):
         x, axis = n.inputs[0], n.attrs["axis"]
