@@ -1,6 +1,7 @@
 """`sg.compile`: forward, backward and value_and_grad of a graph as compiled functions."""
 from __future__ import annotations
 
+import builtins
 import threading
 from pathlib import Path
 
@@ -185,14 +186,54 @@ class Function:
         return outs
 
     def __call__(self, *values):
-        if len(values) == len(self._specs):
-            for v, (shape, dtype) in zip(values, self._specs):     # the common case, checked fast
-                if type(v) is not np.ndarray or v.dtype != dtype or v.shape != shape or \
-                        not v.flags.c_contiguous:
-                    break
-            else:
-                return self.run(values)
+        fast = self.__dict__.get("_fast")
+        if fast is None:
+            fast = self._fast = self._make_fast_call() if self.backend == "c" else self._general_call
+        return fast(*values)
+
+    def _general_call(self, *values):
         return self.run(self.convert(values))
+
+    def _make_fast_call(self):
+        """A straight-line caller for the common case (C-contiguous arrays of the declared
+        shapes and dtypes), written out for this function: a call then costs a few
+        microseconds. Anything else takes the general path, which converts or explains."""
+        lib = self.library()
+        n_in, n_const = len(self.args), len(self.consts)
+        names = [f"a{k}" for k in range(n_in)]
+        env = {"ndarray": np.ndarray, "empty": np.empty, "view": lib.ffi._backend.from_buffer,
+               "chars": lib.ffi.BCharA, "entry": lib.entry, "local": self._local, "self": self,
+               "pointers": self._pointers}
+        lines = ["def call(*args):",
+                 f"    if len(args) != {n_in}:",
+                 "        return self._general_call(*args)",
+                 f"    {', '.join(names) + ',' if names else '_'} = args" if names else "    pass"]
+        checks = []
+        for k, (shape, dtype) in enumerate(self._specs):
+            env[f"s{k}"], env[f"d{k}"] = shape, dtype
+            env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
+            checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
+                          f"or a{k}.strides != st{k}")
+        if checks:
+            lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
+            lines.append("        return self._general_call(*args)")
+        outs = []
+        for k, (shape, dtype) in enumerate(self._out_specs):
+            env[f"os{k}"], env[f"od{k}"] = shape, dtype
+            lines.append(f"    o{k} = empty(os{k}, od{k})")
+            outs.append(f"o{k}")
+        lines.append("    p = getattr(local, 'ptrs', None) or pointers()")
+        for k in range(n_in):
+            if 0 not in self._specs[k][0]:
+                lines.append(f"    p[{k}] = view(chars, a{k}, False)")
+        for k, (shape, _) in enumerate(self._out_specs):
+            if 0 not in shape:
+                lines.append(f"    p[{n_in + n_const + k}] = view(chars, o{k}, True)")
+        lines.append("    if entry(p):")
+        lines.append("        return self._general_call(*args)")
+        lines.append(f"    return [{', '.join(outs)}]")
+        exec(builtins.compile("\n".join(lines), f"<symgrad {self.name} caller>", "exec"), env)
+        return env["call"]
 
     def __repr__(self):
         return f"<symgrad compiled {self.name} ({self.backend}): {self.path or 'interpreted'}>"
@@ -242,7 +283,8 @@ class CompiledFunction:
         # The others (argmax, comparisons, values computed from data alone) are returned by
         # forward and value_and_grad but contribute nothing to the gradients.
         self._grad_graph = _differentiable(self.outputs, self.wrt)
-        self._diff = [k for k, o in enumerate(self._grad_graph) if o.requires_grad and dtypes.is_float(o.dtype)]
+        self._diff = [k for k, o in enumerate(self._grad_graph)
+                      if o.requires_grad and dtypes.is_float(o.dtype)]
         self._implicit = all(self.outputs[k].numel() == 1 for k in self._diff)
         self._explicit = None
         self.backward_fn = self.value_and_grad_fn = None
