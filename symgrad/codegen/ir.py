@@ -120,6 +120,24 @@ def _scalar_source(n):
     return n if n.op == "literal" else None
 
 
+def _reduce_in_memory_order(node, b):
+    """reduce(permute(x)) as permute(reduce(x)): the reduction then walks x in memory order
+    (a sum over a transposed matrix's rows reads the matrix by rows, not by columns)."""
+    x = node.inputs[0]
+    if node.op not in ("sum", "max", "min") or x.op != "permute":
+        return node
+    perm, source = x.attrs["perm"], x.inputs[0]
+    axes = tuple(sorted(perm[a] for a in node.attrs["axes"]))
+    kept_shape = tuple(1 if k in axes else n for k, n in enumerate(source.shape))
+    inner = b.make(node.op, [source], {"axes": axes, "keepdim": True}, kept_shape, node.dtype,
+                   origin=node.origin)
+    moved_shape = tuple(kept_shape[p] for p in perm)
+    out = b.make("permute", [inner], {"perm": perm}, moved_shape, node.dtype, origin=node.origin)
+    if moved_shape != node.shape:
+        out = b.make("reshape", [out], {"shape": node.shape}, node.shape, node.dtype, origin=node.origin)
+    return out
+
+
 def simplify_algebra(node, b):
     """Identities that keep numpy's results bit for bit (no reassociation)."""
     op, ins = node.op, node.inputs
@@ -158,9 +176,15 @@ def simplify_algebra(node, b):
                 summed_shape = tuple(1 if k == nd + axis else n for k, n in enumerate(x.shape))
                 summed = b.make("sum", [x], {"axes": (nd + axis,), "keepdim": True}, summed_shape,
                                 node.dtype, origin="matmul")
-                scaled = b.make("mul", [summed, lit], {}, summed_shape, node.dtype, origin="matmul")
+                summed = _reduce_in_memory_order(summed, b)
+                scaled = summed if lit.value == 1 else \
+                    b.make("mul", [summed, lit], {}, summed_shape, node.dtype, origin="matmul")
                 return b.make("broadcast_to", [scaled], {"shape": node.shape}, node.shape, node.dtype,
                               origin="matmul")
+    if op in ("sum", "max", "min") and ins[0].op == "permute":
+        moved = _reduce_in_memory_order(node, b)
+        if moved is not node:
+            return moved
     if op == "reshape":
         inner = ins[0]
         if inner.shape == node.shape:
