@@ -194,7 +194,7 @@ class Function:
     def _general_call(self, *values):
         return self.run(self.convert(values))
 
-    def _make_fast_call(self):
+    def _make_fast_call(self, returns=None):
         """A straight-line caller for the common case (C-contiguous arrays of the declared
         shapes and dtypes), written out for this function: a call then costs a few
         microseconds. Anything else takes the general path, which converts or explains."""
@@ -229,9 +229,19 @@ class Function:
         for k, (shape, _) in enumerate(self._out_specs):
             if 0 not in shape:
                 lines.append(f"    p[{n_in + n_const + k}] = view(chars, o{k}, True)")
+        if returns is None:            # the list of outputs
+            result, env["wrap"] = f"[{', '.join(outs)}]", lambda r: r
+        else:                          # (value, gradients): `returns` = (number of values, single)
+            n, single = returns
+            values = outs[0] if single else f"[{', '.join(outs[:n])}]"
+            grads = "".join(f"{o}, " for o in outs[n:])
+            result = f"({values}, ({grads}))" if n else f"({grads})"
+            env["wrap"] = (lambda r: ((r[0] if single else r[:n]), tuple(r[n:]))) if n else tuple
+        lines = [line.replace("return self._general_call(*args)", "return wrap(self._general_call(*args))")
+                 for line in lines]
         lines.append("    if entry(p):")
-        lines.append("        return self._general_call(*args)")
-        lines.append(f"    return [{', '.join(outs)}]")
+        lines.append("        return wrap(self._general_call(*args))")
+        lines.append(f"    return {result}")
         exec(builtins.compile("\n".join(lines), f"<symgrad {self.name} caller>", "exec"), env)
         return env["call"]
 
@@ -444,14 +454,24 @@ class _Entry:
         return self._fn().graph_outputs
 
     def __call__(self, *args, grad_outputs=None):
-        owner = self.owner
-        if grad_outputs is None and owner._implicit and owner.wrt:
-            if self.which == "backward":
-                return tuple(owner.backward_fn(*args))
-            outs = owner.value_and_grad_fn(*args)
-            n = len(owner.outputs)
-            return (outs[0] if owner.single else outs[:n]), tuple(outs[n:])
-        return owner._run(self.which, args, grad_outputs)
+        if grad_outputs is None:
+            fast = self.__dict__.get("_fast")
+            if fast is not None:
+                return fast(*args)
+            owner = self.owner
+            if owner._implicit and owner.wrt:
+                fn = owner.backward_fn if self.which == "backward" else owner.value_and_grad_fn
+                if fn.backend == "c":
+                    # One generated caller from the arrays to (value, gradients).
+                    n = 0 if self.which == "backward" else len(owner.outputs)
+                    self._fast = fn._make_fast_call((n, owner.single))
+                    return self._fast(*args)
+                if self.which == "backward":
+                    return tuple(fn(*args))
+                outs = fn(*args)
+                n = len(owner.outputs)
+                return (outs[0] if owner.single else outs[:n]), tuple(outs[n:])
+        return self.owner._run(self.which, args, grad_outputs)
 
 
 def compile(inputs, outputs, wrt=None, backend="c") -> CompiledFunction:
