@@ -255,6 +255,17 @@ def _entry_ok(entry: Path) -> bool:
         return False
 
 
+def remove_entry(entry: Path):
+    """Take a cache entry away atomically (rename, then delete): a process reading it
+    concurrently sees either the whole entry or none."""
+    trash = entry.with_name(f"{entry.name}.broken-{os.getpid()}-{threading.get_ident()}")
+    try:
+        os.rename(entry, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+    except OSError:
+        pass
+
+
 def _publish(tmp: Path, entry: Path):
     try:
         os.rename(tmp, entry)
@@ -291,12 +302,7 @@ class Build:
 
     def _discard_broken(self):
         log.info("symgrad: rebuilding the broken cache entry %s", self.entry)
-        trash = self.entry.with_name(f"{self.key}.broken-{os.getpid()}-{threading.get_ident()}")
-        try:
-            os.rename(self.entry, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        except OSError:
-            pass
+        remove_entry(self.entry)
 
     def _start(self, suffix):
         self.entry.parent.mkdir(parents=True, exist_ok=True)
@@ -419,12 +425,7 @@ class CachedBuild:
 
     def discard(self):
         """Remove this entry (its library does not load), so no one is led to it again."""
-        trash = self.entry.with_name(f"{self.key}.broken-{os.getpid()}-{threading.get_ident()}")
-        try:
-            os.rename(self.entry, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-        except OSError:
-            pass
+        remove_entry(self.entry)
 
     def __init__(self, entry: Path, symbol: str, suffix=".c"):
         self.entry, self.symbol = entry, symbol

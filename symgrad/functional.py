@@ -649,57 +649,6 @@ def stack(tensors, dim=0):
     return _mark(cat([unsqueeze(t, dim % nd) for t in tensors], dim % nd), "Stack", tensors)
 
 
-# --- losses -----------------------------------------------------------------------------------------
-
-def _reduce_loss(x, reduction):
-    if reduction == "mean":
-        return mean(x)
-    if reduction == "sum":
-        return sum(x)
-    if reduction == "none":
-        return x
-    raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-
-
-@composite("MseLoss")
-def mse_loss(input, target, reduction="mean"):
-    if input.shape != target.shape:
-        raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
-    d = sub(input, target)
-    return _reduce_loss(mul(d, d), reduction)
-
-
-def one_hot(labels, num_classes, dtype="int64"):
-    labels = as_variable(labels)
-    classes = apply("iota", shape=(1,) * labels.ndim + (num_classes,), axis=labels.ndim, dtype="int64")
-    return cast(eq(unsqueeze(cast(labels, "int64"), -1), classes), dtype)
-
-
-def cross_entropy(input, target, reduction="mean"):
-    target = as_variable(target)
-    if input.ndim != 2 or target.ndim != 1 or target.shape[0] != input.shape[0]:
-        raise ValueError(f"cross_entropy: expects logits (N, C) and labels (N,), got {input.shape} "
-                         f"and {target.shape}")
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"cross_entropy: labels must be integers, got {target.dtype}")
-    n_classes = input.shape[1]
-    if target.is_concrete:
-        labels = target.value()
-        if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-            raise IndexError(f"cross_entropy: labels must lie in [0, {n_classes}), "
-                             f"got values from {labels.min()} to {labels.max()}")
-    else:
-        target = apply("check_range", target, lo=0, hi=n_classes, what="cross_entropy: labels")
-    log_p = log_softmax(input, 1)
-    picked = sum(mul(log_p, one_hot(target, n_classes, input.dtype)), 1)
-    # As PyTorch shows it: NllLoss of LogSoftmax of the logits.
-    return _mark(_reduce_loss(neg(picked), reduction), "NllLoss", [log_p])
-
-
-@composite("BinaryCrossEntropyWithLogits")
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
-    if input.shape != target.shape:
-        raise ValueError(f"binary_cross_entropy_with_logits: input shape {input.shape} and target "
-                         f"shape {target.shape} differ")
-    loss = add(sub(relu(input), mul(input, target)), log(add(exp(neg(abs(input))), 1.0)))
-    return _reduce_loss(loss, reduction)
+# The losses live in symgrad/losses.py; they are part of this namespace too.
+from symgrad.losses import (binary_cross_entropy_with_logits, cross_entropy,  # noqa: E402,F401
+                            mse_loss, one_hot)

@@ -5,7 +5,6 @@ import functools
 import keyword
 import math
 import re
-from pathlib import Path
 
 import jinja2
 import numpy as np
