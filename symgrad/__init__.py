@@ -1,3 +1,4 @@
+# ruff: noqa: F401  (this module re-exports the public API)
 """symgrad: a symbolic-graph compiler for automatic differentiation.
 
 Build graphs with PyTorch's autograd API, differentiate them by source transformation,

@@ -390,7 +390,7 @@ def template_context(schedule) -> CudaContext:
             plans.append(p)
             continue
         outer, inner = k.loops[:outer_n], k.loops[outer_n:]
-        O, R = math.prod(n for _, n in outer), math.prod(n for _, n in inner)
+        O, R = math.prod(n for _, n in outer), math.prod(n for _, n in inner)  # noqa: E741  (O outputs, R reduced: the notation of the comment above)
         p.outputs, p.extent, p.skip = O, R, O == 0
         p.strategy, p.split = _reduce_strategy(O, R)
         if max(O, R) * p.split >= 2 ** 31:

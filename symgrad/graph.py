@@ -51,7 +51,8 @@ def structure_key(outputs, args, names=False) -> str:
             if v._literal:
                 line = f"lit {v.dtype} {v.value().item()!r}"
             else:     # a captured constant: its value is part of the function
-                line = f"const {v.shape} {v.dtype} {hashlib.sha256(np.ascontiguousarray(v.value()).tobytes()).hexdigest()}"
+                digest = hashlib.sha256(np.ascontiguousarray(v.value()).tobytes()).hexdigest()
+                line = f"const {v.shape} {v.dtype} {digest}"
         else:
             line = f"{v.op} {sorted(v.attrs.items())} {v.shape} {v.dtype}"
         if names and v.name:

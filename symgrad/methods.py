@@ -88,7 +88,8 @@ def _to(self, dtype=None, *args, **kwargs):
 
 
 Variable.to = _to
-Variable.type = lambda self, dtype=None: (f"torch.{ {'float32': 'Float', 'float64': 'Double', 'int64': 'Long', 'int32': 'Int', 'bool': 'Bool'}[self.dtype.name]}Tensor"
+_TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}
+Variable.type = lambda self, dtype=None: (f"torch.{_TYPE_NAMES[self.dtype.name]}Tensor"
                                          if dtype is None else F.cast(self, dtype))
 for _name, _dt in [("float", "float32"), ("double", "float64"), ("long", "int64"), ("int", "int32"),
                    ("bool", "bool")]:

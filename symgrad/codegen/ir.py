@@ -153,9 +153,10 @@ def simplify_algebra(node, b):
     same = lambda x: x.shape == node.shape and x.dtype == node.dtype  # noqa: E731
     if op == "stop_gradient":
         return ins[0]
-    if op == "mul" and _is_lit(ins[1], 1) and same(ins[0]) or op == "add" and _is_lit(ins[1], 0) and same(ins[0]):
+    unit = 1 if op == "mul" else 0
+    if op in ("mul", "add") and _is_lit(ins[1], unit) and same(ins[0]):
         return ins[0]
-    if op in ("mul", "add") and _is_lit(ins[0], 1 if op == "mul" else 0) and same(ins[1]):
+    if op in ("mul", "add") and _is_lit(ins[0], unit) and same(ins[1]):
         return ins[1]
     if op == "pow" and _is_lit(ins[1]) and same(ins[0]) and node.dtype.kind == "f":
         p = ins[1].value

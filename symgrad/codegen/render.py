@@ -100,9 +100,11 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
                      for n in graph.nodes() if n.op == "check_range"})
     helpers = {h for h in ("sg_ipow", "sg_floordiv_int32_t", "sg_floordiv_int64_t",
                            "sg_floordiv_uint8_t") if h + "(" in exprs}
-    summary = [f"inputs:  {', '.join(f'{b.name} {b.node.shape} {b.node.dtype}' for b in schedule.args) or '-'}"]
+    inputs = ", ".join(f"{b.name} {b.node.shape} {b.node.dtype}" for b in schedule.args)
+    summary = [f"inputs:  {inputs or '-'}"]
     if schedule.consts:
-        summary.append(f"captured constants: {', '.join(f'{b.name} {b.node.shape}' for b in schedule.consts)}")
+        consts = ", ".join(f"{b.name} {b.node.shape}" for b in schedule.consts)
+        summary.append(f"captured constants: {consts}")
     for b in schedule.outs:
         summary.append(f"output:  {b.name} {b.node.shape} {b.node.dtype} = {describe(b.node, 4)}")
     summary.append(f"{len(schedule.kernels)} loop nest{'s' if len(schedule.kernels) != 1 else ''}, "
