@@ -670,3 +670,21 @@ def test_eager_backward_matches_torch():
     np.testing.assert_allclose(out.item(), tout.item(), rtol=1e-5)
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(w.grad.numpy(), tw.grad.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_eager_backward_without_a_compiler_warns_once_and_uses_the_interpreter(monkeypatch, tmp_path):
+    import warnings
+
+    import symgrad.engine as engine
+    monkeypatch.setenv("SYMGRAD_CC", str(tmp_path / "no-such-cc"))
+    monkeypatch.setattr(engine, "_warned", [])
+    x = sg.Variable(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            (sg.tanh(x) * x).sum().backward()
+    messages = [str(w.message) for w in caught if "C compiler" in str(w.message)]
+    assert len(messages) == 1, messages
+    xv = np.array([0.5, -1.0, 2.0])
+    expected = 3 * (np.tanh(xv) + xv * (1 - np.tanh(xv) ** 2))
+    np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)
