@@ -688,3 +688,26 @@ def test_eager_backward_without_a_compiler_warns_once_and_uses_the_interpreter(m
     xv = np.array([0.5, -1.0, 2.0])
     expected = 3 * (np.tanh(xv) + xv * (1 - np.tanh(xv) ** 2))
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)
+
+
+def test_pooled_large_outputs_never_change_results_the_caller_still_holds():
+    """Large outputs are reused from a per-thread pool only when nothing else refers to them."""
+    n = 300_000                                   # 1.2 MB float32 outputs: pooled
+    x = sg.Variable(shape=(n,), name="x", requires_grad=True)
+    fn = sg.compile([x], sg.sum(sg.tanh(x) * x))
+    rng = np.random.default_rng(3)
+    a, b = rng.standard_normal(n).astype(np.float32), rng.standard_normal(n).astype(np.float32)
+    _, (ga,) = fn.value_and_grad(a)
+    kept = ga.copy()
+    view = fn.value_and_grad(b)[1][0][::3]        # only a view of b's gradient survives
+    expected_b = (np.tanh(b) + b * (1 - np.tanh(b) ** 2))[::3]
+    for _ in range(6):                            # more calls than the pool holds
+        _, (gc,) = fn.value_and_grad(a)
+        assert gc is not ga and gc.base is not view.base and gc is not view.base
+    np.testing.assert_array_equal(ga, kept)
+    np.testing.assert_allclose(view, expected_b, rtol=1e-5, atol=1e-6)
+    del ga, view
+    first = fn.value_and_grad(a)[1][0]
+    ident = id(first)
+    del first
+    assert id(fn.value_and_grad(a)[1][0]) == ident   # a dropped result's memory is reused
