@@ -20,27 +20,31 @@ def _spec_name(v, k):
     return f"input {k} '{v.name}'" if v.name else f"input {k}"
 
 
-POOL_MIN_BYTES = 1 << 20   # outputs this large come from a per-thread pool (see _pooled)
-POOL_SIZE = 4
+SMALL_INPUT_BYTES = 1 << 20     # inputs up to this size have their pointer remembered
+POOL_MIN_BYTES = 1 << 20        # outputs this large come from a per-thread pool
+POOL_SIZE = 2                   # output arrays kept per output, per thread
 
 
-def _pooled(shape, dtype, slot, local):
+def _pooled(shape, dtype, slot, local, view, chars):
     """Large outputs without page faults: a fresh 40 MB array costs the OS 10 ms of zeroing on
-    every call (half of W1's time at 1e7). Each thread keeps a few output arrays per slot and
-    hands one out again only when nothing but the pool refers to it, so a caller never sees
-    its earlier results change: the same idea as PyTorch's caching allocator."""
+    every call (half of W1's time at 1e7). Each thread keeps a couple of arrays per output, with their C
+    pointers, and hands one out again only when nothing but the pool refers to it, so a
+    caller never sees a result it holds change: PyTorch's caching allocator, in small."""
     refcount = sys.getrefcount
 
     def take():
         pools = local.__dict__.setdefault("pools", {})
         pool = pools.setdefault(slot, [])
-        for arr in pool:
-            if refcount(arr) == 3:          # the pool, this loop and getrefcount's argument
-                return arr
+        for entry in pool:
+            arr = entry[0]
+            # referenced by: the entry, its C pointer's buffer, `arr` and getrefcount's argument
+            if refcount(arr) == 4:
+                return entry
         arr = np.empty(shape, dtype)
+        entry = (arr, view(chars, arr, True))
         if len(pool) < POOL_SIZE:
-            pool.append(arr)
-        return arr
+            pool.append(entry)
+        return entry
     return take
 
 
@@ -181,6 +185,7 @@ class Function:
             self._local.keep = [ffi.from_buffer(c) if c.size else ffi.NULL for c in self.consts]
             for k, c in enumerate(self._local.keep):
                 ptrs[n + k] = c
+            self._local.last = [None] * n      # inputs whose pointers are in place
             self._local.ptrs = ptrs
         return ptrs
 
@@ -193,6 +198,7 @@ class Function:
         lib = self._lib or self.library()
         outs = [np.empty(shape, dtype) for shape, dtype in self._out_specs]
         ptrs = self._pointers()
+        self._local.last[:] = [None] * len(self._local.last)   # the slots are overwritten below
         # cffi's from_buffer without its Python-level wrapper: this is the per-call hot path.
         view, chars, null = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.ffi.NULL
         k = 0
@@ -245,18 +251,29 @@ class Function:
         outs = []
         for k, (shape, dtype) in enumerate(self._out_specs):
             env[f"os{k}"], env[f"od{k}"] = shape, dtype
-            if np.dtype(dtype).itemsize * int(np.prod(shape)) >= POOL_MIN_BYTES:
-                env[f"take{k}"] = _pooled(shape, dtype, k, self._local)
-                lines.append(f"    o{k} = take{k}()")
-            else:
-                lines.append(f"    o{k} = empty(os{k}, od{k})")
             outs.append(f"o{k}")
         lines.append("    p = getattr(local, 'ptrs', None) or pointers()")
-        for k in range(n_in):
-            if 0 not in self._specs[k][0]:
+        lines.append("    last = local.last")
+        for k, (shape, dtype) in enumerate(self._specs):
+            if 0 in shape:
+                continue
+            if np.dtype(dtype).itemsize * int(np.prod(shape)) <= SMALL_INPUT_BYTES:
+                # The same array as last time: its pointer is already in place (we hold it,
+                # so numpy will not resize or free it meanwhile).
+                lines.append(f"    if a{k} is not last[{k}]:")
+                lines.append(f"        last[{k}] = a{k}")
+                lines.append(f"        p[{k}] = view(chars, a{k}, False)")
+            else:
                 lines.append(f"    p[{k}] = view(chars, a{k}, False)")
-        for k, (shape, _) in enumerate(self._out_specs):
-            if 0 not in shape:
+        for k, (shape, dtype) in enumerate(self._out_specs):
+            if 0 in shape:
+                lines.append(f"    o{k} = empty(os{k}, od{k})")
+                continue
+            if np.dtype(dtype).itemsize * int(np.prod(shape)) >= POOL_MIN_BYTES:
+                env[f"take{k}"] = _pooled(shape, dtype, k, self._local, env["view"], env["chars"])
+                lines.append(f"    o{k}, p[{n_in + n_const + k}] = take{k}()")
+            else:      # small: a pool's bookkeeping would cost more than it saves
+                lines.append(f"    o{k} = empty(os{k}, od{k})")
                 lines.append(f"    p[{n_in + n_const + k}] = view(chars, o{k}, True)")
         if returns is None:            # the list of outputs
             result, env["wrap"] = f"[{', '.join(outs)}]", lambda r: r

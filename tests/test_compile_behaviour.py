@@ -711,3 +711,27 @@ def test_pooled_large_outputs_never_change_results_the_caller_still_holds():
     ident = id(first)
     del first
     assert id(fn.value_and_grad(a)[1][0]) == ident   # a dropped result's memory is reused
+
+
+def test_remembered_input_pointers_follow_the_arrays_passed():
+    """The caller remembers the pointer of a small input passed again; in-place changes, other
+    arrays, views and the general path in between must all still give the right answer."""
+    x = sg.Variable(shape=(8,), name="x", requires_grad=True)
+    y = sg.Variable(shape=(8,), name="y", requires_grad=True)
+    fn = sg.compile([x, y], sg.sum(x * y + x))
+    a, b = np.arange(8, dtype=np.float32), np.ones(8, np.float32)
+
+    def expect(u, v):
+        return float(np.sum(u * v + u))
+
+    assert fn.value_and_grad(a, b)[0] == expect(a, b)
+    a *= 3                                                   # same object, new values
+    assert fn.value_and_grad(a, b)[0] == expect(a, b)
+    c = a.copy() + 1                                          # another array in the same slot
+    assert fn.value_and_grad(c, b)[0] == expect(c, b)
+    assert fn.value_and_grad(a, b)[0] == expect(a, b)
+    wide = np.arange(16, dtype=np.float32)
+    assert fn.value_and_grad(wide[::2], b)[0] == expect(wide[::2], b)   # general path
+    assert fn.value_and_grad(a, b)[0] == expect(a, b)
+    assert fn.value_and_grad([1.0] * 8, b)[0] == expect(np.ones(8), b)  # converted input
+    np.testing.assert_array_equal(fn.backward(a, c)[1], a)
