@@ -373,7 +373,7 @@ class Build:
 # process that compiles a graph it has compiled before skips code generation altogether.
 
 def _knobs() -> str:
-    names = ("SYMGRAD_DISABLE_PASSES", "SYMGRAD_FUSE_NESTS", "SYMGRAD_OPT", "SYMGRAD_OPENMP",
+    names = ("SYMGRAD_DISABLE_PASSES", "SYMGRAD_FUSE_NESTS", "SYMGRAD_COLUMN_SUMS", "SYMGRAD_OPT", "SYMGRAD_OPENMP",
              "SYMGRAD_VECTOR_MATH", "SYMGRAD_BLAS", "SYMGRAD_CC", "CC", "SYMGRAD_CUDA_ARCH")
     return ";".join(f"{n}={os.environ.get(n, '')}" for n in names)
 

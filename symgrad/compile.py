@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 import threading
 from pathlib import Path
@@ -20,6 +21,9 @@ def _spec_name(v, k):
     return f"input {k} '{v.name}'" if v.name else f"input {k}"
 
 
+# SYMGRAD_FAST_CALL=0: every call takes the general path (no generated caller, no output
+# pool, no remembered pointers), to compare.
+FAST_CALL = os.environ.get("SYMGRAD_FAST_CALL", "1") != "0"
 SMALL_INPUT_BYTES = 1 << 20     # inputs up to this size have their pointer remembered
 POOL_MIN_BYTES = 1 << 20        # outputs this large come from a per-thread pool
 POOL_SIZE = 2                   # output arrays kept per output, per thread
@@ -219,7 +223,8 @@ class Function:
     def __call__(self, *values):
         fast = self.__dict__.get("_fast")
         if fast is None:
-            fast = self._fast = self._make_fast_call() if self.backend == "c" else self._general_call
+            fast = self._fast = self._make_fast_call() if self.backend == "c" and FAST_CALL \
+                else self._general_call
         return fast(*values)
 
     def _general_call(self, *values):
@@ -507,7 +512,7 @@ class _Entry:
             owner = self.owner
             if owner._implicit and owner.wrt:
                 fn = owner.backward_fn if self.which == "backward" else owner.value_and_grad_fn
-                if fn.backend == "c":
+                if fn.backend == "c" and FAST_CALL:
                     # One generated caller from the arrays to (value, gradients).
                     n = 0 if self.which == "backward" else len(owner.outputs)
                     self._fast = fn._make_fast_call((n, owner.single))

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import symgrad as sg
+import symgrad.compile
 import symgrad.build
 import symgrad.engine
 from compile_helpers import assert_close, check_compiled, compile_both, sample
@@ -710,7 +711,8 @@ def test_pooled_large_outputs_never_change_results_the_caller_still_holds():
     first = fn.value_and_grad(a)[1][0]
     ident = id(first)
     del first
-    assert id(fn.value_and_grad(a)[1][0]) == ident   # a dropped result's memory is reused
+    if sys.modules["symgrad.compile"].FAST_CALL:       # SYMGRAD_FAST_CALL=0 switches the pool off
+        assert id(fn.value_and_grad(a)[1][0]) == ident   # a dropped result's memory is reused
 
 
 def test_remembered_input_pointers_follow_the_arrays_passed():

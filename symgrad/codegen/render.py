@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import keyword
 import math
+import os
 import re
 
 import jinja2
@@ -92,7 +93,7 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
     if backend == "cuda":
         from symgrad.cuda import RESERVED_WORDS
         names.used |= RESERVED_WORDS          # C++ keywords, CUDA built-ins: `new` becomes new_2
-    schedule = Scheduler(graph, ops_module(backend), names, column_reductions=backend == "c").build()
+    schedule = Scheduler(graph, ops_module(backend), names, column_reductions=backend == "c" and os.environ.get("SYMGRAD_COLUMN_SUMS", "1") != "0").build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     exprs = " ".join(let.expr for k in schedule.kernels for let in k.lets)
