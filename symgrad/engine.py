@@ -42,6 +42,17 @@ def run_backward(output: Variable, gradient=None, inputs=None):
 
 
 _compiled: dict[str, object] = {}
+MAX_CACHED = 256          # gradient graphs kept compiled in this process (the disk cache keeps all)
+
+
+def _compile(args, outputs):
+    """Compile a gradient graph for eager backward. The function keeps only placeholders of
+    its arguments: the graph and the first call's values must not live as long as the cache."""
+    from symgrad.compile import Function
+    fn = Function(args, outputs, "eager_backward", "backward() of an eager graph", "c")
+    fn.args = [Variable(shape=a.shape, dtype=a.dtype) for a in args]
+    fn.graph_outputs = []
+    return fn
 _warned = []
 
 
@@ -74,7 +85,8 @@ def evaluate_gradients(grads):
         key = structure_key(live, args)
         fn = _compiled.get(key)
         if fn is None:
-            from symgrad.compile import Function
-            fn = _compiled[key] = Function(args, live, "eager_backward", "backward() of an eager graph", "c")
+            fn = _compiled[key] = _compile(args, live)
+            while len(_compiled) > MAX_CACHED:          # oldest first
+                _compiled.pop(next(iter(_compiled)))
         values = iter(fn.run([np.ascontiguousarray(a._value) for a in args]))
     return [None if g is None else next(values) for g in grads]

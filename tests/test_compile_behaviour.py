@@ -737,3 +737,17 @@ def test_remembered_input_pointers_follow_the_arrays_passed():
     assert fn.value_and_grad(a, b)[0] == expect(a, b)
     assert fn.value_and_grad([1.0] * 8, b)[0] == expect(np.ones(8), b)  # converted input
     np.testing.assert_array_equal(fn.backward(a, c)[1], a)
+
+
+def test_eager_backward_cache_does_not_keep_graphs_alive():
+    import gc
+    import weakref
+    w = sg.Variable(np.ones(50, np.float32), requires_grad=True)
+    x = sg.Variable(np.full(50, 2.0, np.float32))
+    loss = (sg.tanh(w * x) + w).sum()
+    loss.backward()
+    refs = [weakref.ref(x), weakref.ref(loss)]
+    del x, loss
+    gc.collect()
+    assert all(r() is None for r in refs), "the compiled-gradient cache holds the graph"
+    np.testing.assert_allclose(w.grad.numpy(), 2 * (1 - np.tanh(2.0) ** 2) + 1, rtol=1e-6)
