@@ -67,19 +67,25 @@ def stream_triad(mb_per_array=64, reps=10):
             "compile": " ".join(cmd[:5])}
 
 
+def _product_rate(product, n, reps):
+    """GFLOP/s of `product()` (an n x n x n float32 matrix product), best of `reps` after one
+    warm-up."""
+    product()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        product()
+        best = min(best, time.perf_counter() - t)
+    return {"GFLOP_per_s": 2.0 * n ** 3 / best / 1e9, "best_s": best, "n": n, "reps": reps}
+
+
 def gemm_rate(n=2048, reps=5):
-    """float32 numpy matmul n x n, best of `reps` after one warm-up: GFLOP/s."""
+    """float32 numpy matmul n x n."""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     out = np.empty((n, n), np.float32)
-    np.matmul(a, b, out=out)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        np.matmul(a, b, out=out)
-        best = min(best, time.perf_counter() - t)
-    return {"GFLOP_per_s": 2.0 * n ** 3 / best / 1e9, "best_s": best, "n": n, "reps": reps}
+    return _product_rate(lambda: np.matmul(a, b, out=out), n, reps)
 
 
 def gemm_rate_torch(n=2048, reps=5):
@@ -90,13 +96,7 @@ def gemm_rate_torch(n=2048, reps=5):
     a = torch.randn(n, n, generator=g)
     b = torch.randn(n, n, generator=g)
     out = torch.empty(n, n)
-    torch.mm(a, b, out=out)
-    best = float("inf")
-    for _ in range(reps):
-        t = time.perf_counter()
-        torch.mm(a, b, out=out)
-        best = min(best, time.perf_counter() - t)
-    return {"GFLOP_per_s": 2.0 * n ** 3 / best / 1e9, "best_s": best, "n": n, "reps": reps}
+    return _product_rate(lambda: torch.mm(a, b, out=out), n, reps)
 
 
 def _openblas_threads():

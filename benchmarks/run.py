@@ -288,19 +288,15 @@ def main(argv=None):
             f"OpenMP {bw['omp_threads']} threads, best of {bw['reps']})")
     except Exception as e:  # noqa: BLE001
         log(f"  memory bandwidth: error ({e})")
-    try:
-        limits["gemm"] = machine.gemm_rate(reps=cfg["gemm_reps"])
-        g = limits["gemm"]
-        log(f"  float32 GEMM      {g['GFLOP_per_s']:.1f} GFLOP/s  (numpy matmul {g['n']}^2, best of {g['reps']})")
-    except Exception as e:  # noqa: BLE001
-        log(f"  GEMM rate: error ({e})")
+    gemms = [("gemm", machine.gemm_rate, "numpy matmul")]
     if any(n == "torch" and cls is not None for n, cls, _ in available):
+        gemms.append(("gemm_torch", machine.gemm_rate_torch, "torch.mm"))
+    for key, measure, what in gemms:
         try:
-            limits["gemm_torch"] = machine.gemm_rate_torch(reps=cfg["gemm_reps"])
-            g = limits["gemm_torch"]
-            log(f"  float32 GEMM      {g['GFLOP_per_s']:.1f} GFLOP/s  (torch.mm {g['n']}^2, best of {g['reps']})")
+            g = limits[key] = measure(reps=cfg["gemm_reps"])
+            log(f"  float32 GEMM      {g['GFLOP_per_s']:.1f} GFLOP/s  ({what} {g['n']}^2, best of {g['reps']})")
         except Exception as e:  # noqa: BLE001
-            log(f"  torch GEMM rate: error ({e})")
+            log(f"  {what} GEMM rate: error ({e})")
     rates = [limits[k] for k in ("gemm", "gemm_torch") if k in limits]
     if rates:
         limits["gemm_floor"] = max(rates, key=lambda r: r["GFLOP_per_s"])

@@ -189,7 +189,6 @@ class Library:
 
 
 _loaded: dict[str, Library] = {}
-_loaded_entries: set = set()
 _lock = threading.Lock()
 # Builds whose compiler was started and whose library is not published yet. Held strongly:
 # a compiled function that is dropped unused still gets its library published (when a later
@@ -373,8 +372,8 @@ class Build:
 # process that compiles a graph it has compiled before skips code generation altogether.
 
 def _knobs() -> str:
-    names = ("SYMGRAD_DISABLE_PASSES", "SYMGRAD_FUSE_NESTS", "SYMGRAD_COLUMN_SUMS", "SYMGRAD_OPT", "SYMGRAD_OPENMP",
-             "SYMGRAD_VECTOR_MATH", "SYMGRAD_BLAS", "SYMGRAD_CC", "CC", "SYMGRAD_CUDA_ARCH")
+    names = ("SYMGRAD_DISABLE_PASSES", "SYMGRAD_FUSE_NESTS", "SYMGRAD_COLUMN_SUMS", "SYMGRAD_OPT",
+             "SYMGRAD_OPENMP", "SYMGRAD_VECTOR_MATH", "SYMGRAD_BLAS", "SYMGRAD_CC", "CC", "SYMGRAD_CUDA_ARCH")
     return ";".join(f"{n}={os.environ.get(n, '')}" for n in names)
 
 
@@ -405,7 +404,7 @@ def index_lookup(key: str):
         entry = build_dir() / facts["entry"]
     except (OSError, ValueError, KeyError):
         return None
-    if facts["entry"] in _loaded_entries or _entry_ok(entry):
+    if _entry_ok(entry):
         facts["entry_path"] = entry
         return facts
     return None

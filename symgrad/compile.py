@@ -510,18 +510,13 @@ class _Entry:
             if fast is not None:
                 return fast(*args)
             owner = self.owner
-            if owner._implicit and owner.wrt:
-                fn = owner.backward_fn if self.which == "backward" else owner.value_and_grad_fn
-                if fn.backend == "c" and FAST_CALL:
-                    # One generated caller from the arrays to (value, gradients).
-                    n = 0 if self.which == "backward" else len(owner.outputs)
-                    self._fast = fn._make_fast_call((n, owner.single))
-                    return self._fast(*args)
-                if self.which == "backward":
-                    return tuple(fn(*args))
-                outs = fn(*args)
-                n = len(owner.outputs)
-                return (outs[0] if owner.single else outs[:n]), tuple(outs[n:])
+            fn = owner.backward_fn if self.which == "backward" else owner.value_and_grad_fn
+            if FAST_CALL and owner._implicit and owner._diff and fn is not None and fn.backend == "c":
+                # One generated caller from the arrays to (value, gradients); everything else
+                # (seeds given, the interpreter, errors) goes through _run.
+                n = 0 if self.which == "backward" else len(owner.outputs)
+                self._fast = fn._make_fast_call((n, owner.single))
+                return self._fast(*args)
         return self.owner._run(self.which, args, grad_outputs)
 
 

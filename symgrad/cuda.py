@@ -297,12 +297,8 @@ def _acc(j, op, ctype, init, value, out, index, axis_var=None) -> Acc:
 
 
 def _loop_view(k):
-    """(stores, accs, comments, outer) of a map, reduce, argreduce or nest kernel."""
-    if k.kind == "map":
-        return [(k.out, k.out_index, k.value)], [], [k.comment], len(k.loops)
-    if k.kind == "reduce":
-        acc = _acc(0, k.reduce_op, k.acc_ctype, k.init, k.value, k.out, k.out_index)
-        return [], [acc], [k.comment], k.outer
+    """(stores, accs, comments, outer) of an argreduce or nest kernel (the scheduler turns every
+    map and reduce kernel into a nest)."""
     if k.kind == "argreduce":
         acc = _acc(0, k.reduce_op, k.acc_ctype, k.init, k.value, k.out, k.out_index, k.extra["axis_var"])
         return [], [acc], [k.comment + " (the first index of the extreme, as numpy)"], k.outer

@@ -35,7 +35,6 @@ for _name, _fn in _BINARY.items():
 for _name, _fn in {"lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge, "eq": F.eq, "ne": F.ne}.items():
     setattr(Variable, f"__{_name}__", _fn)
     setattr(Variable, _name, _fn)
-Variable.__hash__ = object.__hash__
 Variable.__rsub__ = lambda self, other: F._mark(F.sub(other, self), "Rsub1", [self])
 Variable.__neg__ = F.neg
 Variable.__pos__ = lambda self: self

@@ -473,6 +473,25 @@ def test_cache_keys_name_the_cpu_that_native_code_is_built_for(monkeypatch):
 # --- threads ------------------------------------------------------------------------------------
 
 
+def run_in_threads(worker, n):
+    """Run worker(0) .. worker(n-1) in n threads at once; re-raise the first failure here."""
+    errors = []
+
+    def guarded(k):
+        try:
+            worker(k)
+        except BaseException as e:  # noqa: BLE001
+            errors.append(e)
+
+    threads = [threading.Thread(target=guarded, args=(k,)) for k in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
 def test_threads_calling_one_function_get_the_single_threaded_result():
     x = sg.Variable(shape=(64, 48), dtype="float64", name="x", requires_grad=True)
     W = sg.Variable(shape=(48, 32), dtype="float64", name="W", requires_grad=True)
@@ -483,25 +502,16 @@ def test_threads_calling_one_function_get_the_single_threaded_result():
               for _ in range(4)]
     want = [fn.value_and_grad(*args) for args in inputs]
     want_fwd = [fn.forward(*args) for args in inputs]
-    errors = []
 
     def worker(k):
-        try:
-            for _ in range(25):
-                v, (gx, gW) = fn.value_and_grad(*inputs[k])
-                np.testing.assert_array_equal(v, want[k][0])
-                np.testing.assert_array_equal(gx, want[k][1][0])
-                np.testing.assert_array_equal(gW, want[k][1][1])
-                np.testing.assert_array_equal(fn.forward(*inputs[k]), want_fwd[k])
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
+        for _ in range(25):
+            v, (gx, gW) = fn.value_and_grad(*inputs[k])
+            np.testing.assert_array_equal(v, want[k][0])
+            np.testing.assert_array_equal(gx, want[k][1][0])
+            np.testing.assert_array_equal(gW, want[k][1][1])
+            np.testing.assert_array_equal(fn.forward(*inputs[k]), want_fwd[k])
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    run_in_threads(worker, 4)
     _, ifn = compile_both([x, W], loss)
     for args, (v, grads) in zip(inputs, want):
         assert_close(v, ifn.forward(*args))
@@ -517,22 +527,13 @@ def test_threads_calling_a_parallel_kernel():
     data = [sample(shape, "float64", "any", rng) for _ in range(4)]
     assert "#pragma omp parallel" in fn.forward.source
     want = [fn.forward(d) for d in data]
-    errors = []
 
     def worker(k):
-        try:
-            for _ in range(10):
-                for a, b in zip(fn.forward(data[k]), want[k]):
-                    np.testing.assert_allclose(a, b, rtol=1e-13)
-        except BaseException as e:  # noqa: BLE001
-            errors.append(e)
+        for _ in range(10):
+            for a, b in zip(fn.forward(data[k]), want[k]):
+                np.testing.assert_allclose(a, b, rtol=1e-13)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[0]
+    run_in_threads(worker, 4)
     np.testing.assert_allclose(want[0][0], data[0].sum(), rtol=1e-12)
 
 

@@ -56,7 +56,8 @@ def environment() -> jinja2.Environment:
 
 
 @functools.lru_cache(maxsize=None)
-def ops_module(backend: str = "c"):
+def ops_module():
+    """The op macros (templates/c/ops.j2): valid C and CUDA device code alike."""
     return environment().get_template("c/ops.j2").module
 
 
@@ -93,7 +94,8 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
     if backend == "cuda":
         from symgrad.cuda import RESERVED_WORDS
         names.used |= RESERVED_WORDS          # C++ keywords, CUDA built-ins: `new` becomes new_2
-    schedule = Scheduler(graph, ops_module(backend), names, column_reductions=backend == "c" and os.environ.get("SYMGRAD_COLUMN_SUMS", "1") != "0").build()
+    column_sums = backend == "c" and os.environ.get("SYMGRAD_COLUMN_SUMS", "1") != "0"
+    schedule = Scheduler(graph, ops_module(), names, column_reductions=column_sums).build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     exprs = " ".join(let.expr for k in schedule.kernels for let in k.lets)

@@ -228,9 +228,6 @@ class Scheduler:
             for name in kern.extra.get("reads", ()):
                 last_use[name] = k
         free, top = [], 0
-        by_kernel = {}
-        for b in self.tmps:
-            by_kernel.setdefault(b.name, b)
         live = []
         tmps = {id(b) for b in self.tmps}
         for k, kern in enumerate(self.kernels):
@@ -403,7 +400,7 @@ def _try_merge(group: Kernel, k: Kernel, member: int):
             lets.append(Let(let.ctype, let.name, st["value"]))
         else:
             lets.append(let)
-    if any(name in reduced or name in written for name in [k.out.name]):
+    if k.out.name in reduced or k.out.name in written:
         return None
     has_reduce = group.extra["has_reduce"] or nest.extra["has_reduce"]
     outer = (group.outer if group.extra["has_reduce"] else nest.outer) if has_reduce else len(group.loops)
