@@ -29,21 +29,37 @@ POOL_MIN_BYTES = 1 << 20        # outputs this large come from a per-thread pool
 POOL_SIZE = 2                   # output arrays kept per output, per thread
 
 
+def _references(pool, i):
+    """How many references the array of pool entry i has. The pool tells free arrays from
+    held ones by comparing this with the count of an array nobody else holds, measured once
+    through this same function, so no interpreter's way of counting is assumed."""
+    return sys.getrefcount(pool[i][0])
+
+
+_FREE_REFERENCES = []
+
+
+def _free_references(view, chars) -> int:
+    if not _FREE_REFERENCES:
+        arr = np.empty(1)
+        probe = [(arr, view(chars, arr, True))]
+        del arr
+        _FREE_REFERENCES.append(_references(probe, 0))
+    return _FREE_REFERENCES[0]
+
+
 def _pooled(shape, dtype, slot, local, view, chars):
     """Large outputs without page faults: a fresh 40 MB array costs the OS 10 ms of zeroing on
-    every call (half of W1's time at 1e7). Each thread keeps a couple of arrays per output, with their C
-    pointers, and hands one out again only when nothing but the pool refers to it, so a
-    caller never sees a result it holds change: PyTorch's caching allocator, in small."""
-    refcount = sys.getrefcount
+    every call (half of W1's time at 1e7). Each thread keeps a couple of arrays per output, with
+    their C pointers, and hands one out again only when nothing but the pool refers to it, so
+    a caller never sees a result it holds change: PyTorch's caching allocator, in small."""
+    free = _free_references(view, chars)
 
     def take():
-        pools = local.__dict__.setdefault("pools", {})
-        pool = pools.setdefault(slot, [])
-        for entry in pool:
-            arr = entry[0]
-            # referenced by: the entry, its C pointer's buffer, `arr` and getrefcount's argument
-            if refcount(arr) == 4:
-                return entry
+        pool = local.__dict__.setdefault("pools", {}).setdefault(slot, [])
+        for i in range(len(pool)):
+            if _references(pool, i) == free:
+                return pool[i]
         arr = np.empty(shape, dtype)
         entry = (arr, view(chars, arr, True))
         if len(pool) < POOL_SIZE:
