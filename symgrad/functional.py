@@ -107,15 +107,7 @@ def add(a, b, alpha=1):
     return _elementwise("add", a, b if alpha == 1 else mul(b, alpha))
 
 
-def _refuse_bool(name, *args):
-    if all(isinstance(a, (Variable, bool, np.bool_)) and
-           (a.dtype == dtypes.bool_ if isinstance(a, Variable) else True) for a in args):
-        raise TypeError(f"{name} of bool Variables is not supported (as in PyTorch and numpy); "
-                        f"use logical operations (~, ^) or convert with .int() / .float() first")
-
-
 def sub(a, b, alpha=1):
-    _refuse_bool("subtraction", a, b)
     return _elementwise("sub", a, b if alpha == 1 else mul(b, alpha))
 
 
@@ -170,12 +162,10 @@ def ne(a, b):
 
 
 def neg(x):
-    _refuse_bool("negation", x)
     return _elementwise("neg", x)
 
 
 def sign(x):
-    _refuse_bool("sign", x)
     return _elementwise("sign", x)
 
 

@@ -21,33 +21,36 @@ def broadcast_shapes(name, *shapes):
     return tuple(out)
 
 
-def _infer_same(name, bool_out=False):
+def _infer_same(name, bool_out=False, no_bool=""):
     def infer(*xs):
         dts = {x.dtype for x in xs}
         if len(dts) > 1:
             raise TypeError(f"{name}: inputs must share a dtype, got {', '.join(map(str, dts))}")
+        if no_bool and xs[0].dtype == dtypes.bool_:
+            raise TypeError(f"{no_bool} of bool Variables is not supported (as in PyTorch and numpy); "
+                            f"use logical operations (~, ^) or convert with .int() / .float() first")
         shape = broadcast_shapes(name, *(x.shape for x in xs))
         return shape, (dtypes.bool_ if bool_out else xs[0].dtype)
     return infer
 
 
-def _elementwise(name, impl, vjp=None, grad_name="", bool_out=False):
-    register(Op(name, "elementwise", _infer_same(name, bool_out), impl, vjp, grad_name))
+def _elementwise(name, impl, vjp=None, grad_name="", bool_out=False, no_bool=""):
+    register(Op(name, "elementwise", _infer_same(name, bool_out, no_bool), impl, vjp, grad_name))
 
 
 # --- unary -----------------------------------------------------------------------------
 
-def _unary(name, impl, vjp, grad_name=""):
+def _unary(name, impl, vjp, grad_name="", no_bool=""):
     _elementwise(name, impl, (lambda g, node, needs: (vjp(g, node, node.inputs[0]),)) if vjp else None,
-                 grad_name)
+                 grad_name, no_bool=no_bool)
 
 
-_unary("neg", np.negative, lambda g, y, x: F.neg(g))
+_unary("neg", np.negative, lambda g, y, x: F.neg(g), no_bool="negation")
 _unary("exp", np.exp, lambda g, y, x: F.mul(g, y))
 _unary("log", np.log, lambda g, y, x: F.div(g, x))
 _unary("sqrt", np.sqrt, lambda g, y, x: F.div(F.mul(g, 0.5), y))
 _unary("abs", np.abs, lambda g, y, x: F.mul(g, F.sign(x)))
-_unary("sign", np.sign, lambda g, y, x: F.mul(g, 0.0))
+_unary("sign", np.sign, lambda g, y, x: F.mul(g, 0.0), no_bool="sign")
 _unary("sin", np.sin, lambda g, y, x: F.mul(g, F.cos(x)))
 _unary("cos", np.cos, lambda g, y, x: F.neg(F.mul(g, F.sin(x))))
 _unary("tanh", np.tanh, lambda g, y, x: F.mul(g, F.sub(1.0, F.mul(y, y))))
@@ -78,12 +81,12 @@ register(Op("cast", "elementwise", lambda x, dtype: (x.shape, dtypes.as_dtype(dt
 
 # --- binary ----------------------------------------------------------------------------
 
-def _binary(name, impl, vjp_a, vjp_b, grad_name=""):
+def _binary(name, impl, vjp_a, vjp_b, grad_name="", no_bool=""):
     def vjp(g, node, needs):
         a, b = node.inputs
         return (F.sum_to(vjp_a(g, node, a, b), a.shape) if needs[0] else None,
                 F.sum_to(vjp_b(g, node, a, b), b.shape) if needs[1] else None)
-    _elementwise(name, impl, vjp, grad_name)
+    _elementwise(name, impl, vjp, grad_name, no_bool=no_bool)
 
 
 def _true_divide(a, b):
@@ -105,7 +108,7 @@ def _tie_mask(a, b, winner):
 
 
 _binary("add", np.add, lambda g, y, a, b: g, lambda g, y, a, b: g)
-_binary("sub", np.subtract, lambda g, y, a, b: g, lambda g, y, a, b: F.neg(g))
+_binary("sub", np.subtract, lambda g, y, a, b: g, lambda g, y, a, b: F.neg(g), no_bool="subtraction")
 _binary("mul", np.multiply, lambda g, y, a, b: F.mul(g, b), lambda g, y, a, b: F.mul(g, a))
 _binary("div", _true_divide, lambda g, y, a, b: F.div(g, b),
         lambda g, y, a, b: F.neg(F.div(F.mul(g, y), b)))
