@@ -473,7 +473,9 @@ def apply(op_name: str, *inputs: Variable, **attrs) -> Variable:
     out = Variable._node(op_name, inputs, attrs, tuple(shape), dtype)
     out.requires_grad = (mode.grad_enabled and op.vjp is not None
                          and any(i.requires_grad for i in inputs))
-    if not mode.lazy and all(i.is_concrete for i in inputs):
+    # Known now, from the inputs' own flags: asking later would recurse through the graph.
+    out._concrete = all(i.is_concrete for i in inputs)
+    if out._concrete and not mode.lazy:
         with np.errstate(all="ignore"):     # inf and nan are values, as in PyTorch: no warnings
             value = op.impl(*(i.value() for i in inputs), **attrs)
         out._value = np.asarray(value, dtype=dtype)

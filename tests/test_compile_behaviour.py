@@ -752,3 +752,23 @@ def test_eager_backward_cache_does_not_keep_graphs_alive():
     gc.collect()
     assert all(r() is None for r in refs), "the compiled-gradient cache holds the graph"
     np.testing.assert_allclose(w.grad.numpy(), 2 * (1 - np.tanh(2.0) ** 2) + 1, rtol=1e-6)
+
+
+def test_deep_graphs_do_not_hit_the_recursion_limit():
+    """3000 ops in a chain: sg.grad, eager backward and sg.compile must not recurse per node."""
+    steps, c = 3000, 0.9995
+    x = sg.Variable(np.array([1.5]), requires_grad=True)
+    y = x
+    for _ in range(steps):
+        y = y * c
+    (g,) = sg.grad(y.sum(), x)
+    np.testing.assert_allclose(g.numpy(), [c ** steps], rtol=1e-9)
+    y.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [c ** steps], rtol=1e-9)
+    xs = sg.Variable(shape=(4,), dtype="float64", name="x", requires_grad=True)
+    ys = xs
+    for _ in range(steps):
+        ys = ys * c
+    value, (gx,) = sg.compile([xs], ys.sum()).value_and_grad(np.ones(4))
+    np.testing.assert_allclose(value, 4 * c ** steps, rtol=1e-9)
+    np.testing.assert_allclose(gx, np.full(4, c ** steps), rtol=1e-9)

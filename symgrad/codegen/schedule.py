@@ -18,6 +18,7 @@ from symgrad.ops import OPS
 
 LAYOUT = {"broadcast_to", "permute", "slice", "reshape"}
 CHEAP = {"neg", "cast", "stop_gradient", "iota"}
+MAX_INLINE_DEPTH = 200      # a chain deeper than this is stored part-way (and C stays a sane size)
 
 
 @dataclass
@@ -152,6 +153,13 @@ class Scheduler:
         for n in reversed(self.order):        # costly values with several users: compute once
             if id(n) not in m and self.users.get(id(n), 0) > 1 and not self._cheap(n):
                 m.add(id(n))
+        depth = {}                            # bound how deep one inlined expression goes
+        for n in self.order:
+            d = 0 if id(n) in m else 1 + max((depth[id(i)] for i in n.inputs), default=0)
+            if d > MAX_INLINE_DEPTH:
+                m.add(id(n))
+                d = 0
+            depth[id(n)] = d
 
     def _strided_view(self, n: Node) -> bool:
         if id(n) in self.materialized:
