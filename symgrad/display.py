@@ -142,20 +142,18 @@ def debugprint(obj, file=None) -> str:
     A node already printed is referred to by its number."""
     lines, numbers = [], {}
 
-    def walk(v, depth):
+    stack = [(out, 0) for out in reversed(_outputs_of(obj))]   # depth first, as written out
+    while stack:
+        v, depth = stack.pop()
         pad = "  " * depth
         desc = f"{_label(v)}  {v.shape} {v.dtype}"
         if id(v) in numbers:
             lines.append(f"{pad}#{numbers[id(v)]} {desc} (see above)")
-            return
+            continue
         numbers[id(v)] = len(numbers)
         name = f" '{v.name}'" if v.name else ""
         lines.append(f"{pad}#{numbers[id(v)]}{name} {desc}")
-        for i in v.inputs:
-            walk(i, depth + 1)
-
-    for out in _outputs_of(obj):
-        walk(out, 0)
+        stack.extend((i, depth + 1) for i in reversed(v.inputs))
     text = "\n".join(lines)
     print(text, file=file)
     return text

@@ -772,3 +772,15 @@ def test_deep_graphs_do_not_hit_the_recursion_limit():
     value, (gx,) = sg.compile([xs], ys.sum()).value_and_grad(np.ones(4))
     np.testing.assert_allclose(value, 4 * c ** steps, rtol=1e-9)
     np.testing.assert_allclose(gx, np.full(4, c ** steps), rtol=1e-9)
+
+
+def test_deep_chains_of_cheap_ops_compile_and_print():
+    import io
+    x = sg.Variable(shape=(3,), dtype="float64", name="x", requires_grad=True)
+    y = x
+    for _ in range(3000):
+        y = -y
+    value, (gx,) = sg.compile([x], (y * y).sum()).value_and_grad(np.arange(3.0))
+    assert value == 5.0
+    np.testing.assert_array_equal(gx, [0.0, 2.0, 4.0])
+    assert len(sg.debugprint(y, file=io.StringIO()).splitlines()) == 3001

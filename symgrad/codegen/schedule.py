@@ -130,9 +130,18 @@ class Scheduler:
     # --- which nodes get memory --------------------------------------------------------
 
     def _cheap(self, n: Node) -> bool:
-        if n.op == "literal" or id(n) in self.materialized:
-            return True
-        return (n.op in LAYOUT or n.op in CHEAP) and all(self._cheap(i) for i in n.inputs)
+        """Only literals, buffers and layout or cast-like ops down to them (a loop, not
+        recursion: chains can be thousands of ops long)."""
+        stack, seen = [n], set()
+        while stack:
+            v = stack.pop()
+            if v.op == "literal" or id(v) in self.materialized or id(v) in seen:
+                continue
+            if v.op not in LAYOUT and v.op not in CHEAP:
+                return False
+            seen.add(id(v))
+            stack.extend(v.inputs)
+        return True
 
     def plan(self):
         m = self.materialized = set()
@@ -162,14 +171,13 @@ class Scheduler:
             depth[id(n)] = d
 
     def _strided_view(self, n: Node) -> bool:
-        if id(n) in self.materialized:
-            return True
-        if n.op in ("permute", "broadcast_to", "slice"):
-            return self._strided_view(n.inputs[0])
-        if n.op == "reshape":
-            return _unit_reshape_map(n.inputs[0].shape, n.shape) is not None and \
-                self._strided_view(n.inputs[0])
-        return False
+        while id(n) not in self.materialized:
+            if n.op == "reshape" and _unit_reshape_map(n.inputs[0].shape, n.shape) is None:
+                return False
+            if n.op not in ("permute", "broadcast_to", "slice", "reshape"):
+                return False
+            n = n.inputs[0]
+        return True
 
     # --- buffers ------------------------------------------------------------------------------
 
