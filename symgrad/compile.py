@@ -177,23 +177,24 @@ class Function:
         if len(values) != len(self.args):
             raise TypeError(f"{self.name}() takes {len(self.args)} inputs "
                             f"({', '.join(self.describe_args)}), got {len(values)}")
-        out = []
-        for value, spec, who in zip(values, self.args, self.describe_args):
-            given_array = isinstance(value, (np.ndarray, Variable))
-            arr = value.value() if isinstance(value, Variable) else np.asarray(value)
-            if arr.dtype != spec.dtype:
-                ok = (not given_array and np.can_cast(arr.dtype, spec.dtype, "same_kind")) or \
-                    (arr.dtype.kind == spec.dtype.kind == "b")
-                if not ok:
-                    raise TypeError(f"{self.name}: {who} expects dtype {spec.dtype}, got {arr.dtype} "
-                                    f"(shape {arr.shape}); convert it with .astype('{spec.dtype}')")
-                arr = arr.astype(spec.dtype)
-            if arr.shape != spec.shape:
-                raise ValueError(f"{self.name}: {who} expects shape {spec.shape}, got {arr.shape} "
-                                 f"(dtype {arr.dtype})")
-            # (np.ascontiguousarray would turn a 0-d array into shape (1,))
-            out.append(arr if arr.flags.c_contiguous else np.ascontiguousarray(arr).reshape(arr.shape))
-        return out
+        return [self.convert_one(value, spec, who)
+                for value, spec, who in zip(values, self.args, self.describe_args)]
+
+    def convert_one(self, value, spec, who):
+        given_array = isinstance(value, (np.ndarray, Variable))
+        arr = value.value() if isinstance(value, Variable) else np.asarray(value)
+        if arr.dtype != spec.dtype:
+            ok = (not given_array and np.can_cast(arr.dtype, spec.dtype, "same_kind")) or \
+                (arr.dtype.kind == spec.dtype.kind == "b")
+            if not ok:
+                raise TypeError(f"{self.name}: {who} expects dtype {spec.dtype}, got {arr.dtype} "
+                                f"(shape {arr.shape}); convert it with .astype('{spec.dtype}')")
+            arr = arr.astype(spec.dtype)
+        if arr.shape != spec.shape:
+            raise ValueError(f"{self.name}: {who} expects shape {spec.shape}, got {arr.shape} "
+                             f"(dtype {arr.dtype})")
+        # (np.ascontiguousarray would turn a 0-d array into shape (1,))
+        return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr).reshape(arr.shape)
 
     def _pointers(self):
         """This thread's argument-pointer array, with the constants already in place."""
@@ -215,6 +216,8 @@ class Function:
             from symgrad.interpret import evaluate
             return [np.array(v) for v in evaluate(self.graph_outputs, dict(zip(self.args, arrays)),
                                                   recompute=True)]
+        if self.backend == "cuda":
+            return self._cuda_caller()(arrays)
         lib = self._lib or self.library()
         outs = [np.empty(shape, dtype) for shape, dtype in self._out_specs]
         ptrs = self._pointers()
@@ -239,9 +242,20 @@ class Function:
     def __call__(self, *values):
         fast = self.__dict__.get("_fast")
         if fast is None:
-            fast = self._fast = self._make_fast_call() if self.backend == "c" and FAST_CALL \
-                else self._general_call
+            if self.backend == "cuda":
+                fast = self._fast = lambda *values: self._cuda_caller()(values)
+            else:
+                fast = self._fast = self._make_fast_call() if self.backend == "c" and FAST_CALL \
+                    else self._general_call
         return fast(*values)
+
+    def _cuda_caller(self):
+        """Host arrays in, host arrays out; device arrays in, device arrays out (symgrad.cuda)."""
+        caller = self.__dict__.get("_caller")
+        if caller is None or caller.lib is not self._lib:      # (tests swap libraries)
+            from symgrad.cuda import Caller
+            caller = self._caller = Caller(self)
+        return caller
 
     def _general_call(self, *values):
         return self.run(self.convert(values))
@@ -425,6 +439,9 @@ class CompiledFunction:
                 raise ValueError(f"{which}: {len(self.outputs)} outputs but {len(seeds)} grad_outputs")
             fixed = []
             for k, (s, o) in enumerate(zip(seeds, self.outputs)):
+                if self.backend == "cuda" and k in self._diff and _on_device(s):
+                    fixed.append(s)          # checked (shape, dtype, layout) where it is passed
+                    continue
                 arr = s.value() if isinstance(s, Variable) else np.asarray(s)
                 if arr.shape != o.shape:
                     raise ValueError(f"{which}: grad_outputs of shape {arr.shape} for an output of shape "
@@ -448,7 +465,15 @@ class CompiledFunction:
         return self.forward.source
 
 
+def _on_device(value):
+    from symgrad.cuda import device_interface
+    return device_interface(value) is not None
+
+
 def _shape_of(value):
+    if _on_device(value):
+        return tuple(value.__cuda_array_interface__["shape"])
+
     try:
         return np.shape(value.value() if isinstance(value, Variable) else value)
     except ValueError:          # ragged

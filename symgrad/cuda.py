@@ -6,20 +6,25 @@ This module holds what is CUDA-specific on the Python side:
 * finding nvcc and its flags (`SYMGRAD_NVCC`, `SYMGRAD_CUDA_ARCH`, `SYMGRAD_CUDA_CCBIN`,
   `SYMGRAD_NVCC_FLAGS`);
 * `template_context(schedule)`: the launch plan of every kernel (grid, block, which
-  reduction strategy, how loop variables are recovered from a linear index) and the layout
-  of the one device allocation a call makes; `render.generate` hands it to the template;
+  reduction strategy, how loop variables are recovered from a linear index) and where each
+  buffer lives in a workspace; `render.generate` hands it to the template;
 * `CudaBuild`, the cached nvcc build (a `symgrad.build.Build`), whose `result()` is a
-  `CudaLibrary` whose `entry(args)` raises a Python exception naming the failing CUDA call
-  or kernel when the generated code returns an error code.
+  `CudaLibrary`, and `Caller`, which calls it with host or device arrays and raises a Python
+  exception naming the failing CUDA call or kernel when the generated code returns an error;
+* `DeviceArray`, `to_device`, `is_available`, `empty_cache`: device memory for users, through
+  the small runtime module of templates/cuda/runtime.cu.j2.
 
 The generated module exports, for a function `symgrad_<name>`:
 
-    int symgrad_<name>_run(void **args, char *err, size_t err_size)   status; message in err
-    int symgrad_<name>_packed(void **args)                             the same, no message
-    int symgrad_<name>_device_count(void)                              >= 0, or -cudaError_t
+    int symgrad_<name>_run(void **args, const unsigned char *where, const uintptr_t *streams,
+                           void **workspace, char *err, size_t err_size)
+    int symgrad_<name>_release(void **workspace)        frees a workspace's device memory
+    int symgrad_<name>_packed(void **args)              host pointers only, as the C backend's
+    int symgrad_<name>_device_count(void)               >= 0, or -cudaError_t
 
-where `args` holds one HOST pointer per parameter (inputs, captured constants, outputs),
-exactly as for the C backend. Status codes: see `NO_DEVICE`, `OUT_OF_MEMORY`, `CUDA_ERROR`.
+where `args` holds one pointer per parameter (inputs, captured constants, outputs) and
+`where[k]` says whether args[k] is device memory (used in place) or host memory (copied).
+Status codes: see `NO_DEVICE`, `OUT_OF_MEMORY`, `CUDA_ERROR`, `OUT_OF_RANGE`, `BAD_POINTER`.
 """
 from __future__ import annotations
 
@@ -31,10 +36,12 @@ import shlex
 import shutil
 import subprocess
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cffi
+import numpy as np
 
 from symgrad.build import Build, CompileError
 
@@ -46,7 +53,7 @@ MAX_BATCH_DIMS = 8              # batch dims a matmul launch describes (after me
 ERROR_SIZE = 1024
 
 # Status codes returned by the generated entry points.
-OK, NO_DEVICE, OUT_OF_MEMORY, CUDA_ERROR, OUT_OF_RANGE = 0, 1, 2, 3, 4
+OK, NO_DEVICE, OUT_OF_MEMORY, CUDA_ERROR, OUT_OF_RANGE, BAD_POINTER = 0, 1, 2, 3, 4, 5
 
 # Names a user's Variable must not take in CUDA text (C++ keywords, CUDA's built-in
 # variables and types, the math functions and macros the op templates call). The NameTable
@@ -252,21 +259,32 @@ class KernelPlan:
 
 @dataclass
 class DeviceBuffer:
+    """Where a buffer lives on the device. Inputs and outputs (`arg`, `out`) given as host arrays
+    go through the *staging* block; given as device arrays, they are used where they are.
+    Captured constants (copied in every call, so that changes to them are seen, as in the C
+    backend), temporaries, the split reductions' partial results and the range checks' flag
+    are in the *scratch* block. Both blocks belong to a workspace, allocated on a function's
+    first call and reused by the next."""
     name: str
     ctype: str
-    offset: int
+    offset: int                     # in its block
     nbytes: int
-    kind: str                       # arg | const | out | tmp | partial
+    kind: str                       # arg | const | out | tmp | partial | check
     shape: tuple = ()
     dtype: str = ""
-    position: int = -1              # index into args (host pointers) for arg/const/out
+    position: int = -1              # index into args for arg/const/out
+
+    @property
+    def block(self):
+        return "sg_staging" if self.kind in ("arg", "out") else "sg_scratch"
 
 
 @dataclass
 class CudaContext:
     plans: list
     layout: list                    # DeviceBuffer for every parameter, temporary and partial
-    device_bytes: int
+    staging_bytes: int              # the host inputs' and outputs' device copies
+    scratch_bytes: int              # constants, temporaries, partial results, the check flag
     index_ctype: str                # sg_index: int when every offset fits, else int64_t
     uses_reduce: bool
     matmul_types: list = field(default_factory=list)
@@ -336,17 +354,19 @@ def template_context(schedule) -> CudaContext:
     """The launch plan of every kernel and the device memory layout, for templates/cuda/."""
     params = schedule.args + schedule.consts + schedule.outs
     buffers = {b.name: b for b in params + schedule.tmps}
-    layout, top = [], 0
+    layout, staging, top = [], 0, 0
     for pos, b in enumerate(params):
         nbytes = b.size * _ITEMSIZE[b.ctype]
-        layout.append(DeviceBuffer(b.name, b.ctype, top, nbytes, b.kind, b.node.shape, str(b.node.dtype),
-                                   pos))
-        top += _align(nbytes)
-    scratch = top
+        d = DeviceBuffer(b.name, b.ctype, 0, nbytes, b.kind, b.node.shape, str(b.node.dtype), pos)
+        if d.block == "sg_staging":
+            d.offset, staging = staging, staging + _align(nbytes)
+        else:
+            d.offset, top = top, top + _align(nbytes)
+        layout.append(d)
     for t in schedule.tmps:
-        layout.append(DeviceBuffer(t.name, t.ctype, scratch + t.position, t.size * _ITEMSIZE[t.ctype], "tmp",
+        layout.append(DeviceBuffer(t.name, t.ctype, top + t.position, t.size * _ITEMSIZE[t.ctype], "tmp",
                                    t.node.shape, str(t.node.dtype)))
-    top = scratch + _align(schedule.scratch_bytes)
+    top += _align(schedule.scratch_bytes)
     biggest = max([b.size for b in buffers.values()] + [k.work for k in schedule.kernels] + [1])
     index_ctype = "int" if biggest < 2 ** 31 - THREADS * MAX_GRID else "int64_t"
     plans = []
@@ -421,7 +441,7 @@ def template_context(schedule) -> CudaContext:
     if checked:
         layout.append(DeviceBuffer("sg_check", "int", top, 4, "check"))
         top += _align(4)
-    return CudaContext(plans, layout, top, index_ctype, uses_reduce, matmul_types, checked)
+    return CudaContext(plans, layout, staging, top, index_ctype, uses_reduce, matmul_types, checked)
 
 
 # A range check's failure branch (templates/c/ops.j2, op_check_range) yields the bad value;
@@ -488,26 +508,39 @@ def _matmul_shape(k) -> dict:
 # --- building and loading --------------------------------------------------------------------
 
 class CudaLibrary:
-    """A loaded CUDA module. `entry(args)` runs it (the GIL is released meanwhile) and raises
-    `NoCudaDevice`, `CudaOutOfMemory` or `CudaError` with the module's message on failure;
-    it returns 0 otherwise, as the C backend's entry does."""
+    """A loaded CUDA module. `run(args, where, streams, workspace)` runs it (the GIL is released
+    meanwhile) and raises `NoCudaDevice`, `CudaOutOfMemory`, `CudaError`, `IndexError` (a range
+    check) or `ValueError` (a device pointer that is not this device's memory) with the
+    module's message on failure."""
 
     def __init__(self, path: Path, source_path: Path, symbol: str):
         self.path, self.source_path, self.symbol = path, source_path, symbol
         self.base = symbol[:-len("_packed")] if symbol.endswith("_packed") else symbol
         self.ffi = cffi.FFI()
         self.ffi.cdef(f"int {symbol}(void **args);\n"
-                      f"int {self.base}_run(void **args, char *err, size_t err_size);\n"
+                      f"int {self.base}_run(void **args, const unsigned char *where, const uintptr_t *streams,\n"
+                      f"                    void **workspace, char *err, size_t err_size);\n"
+                      f"int {self.base}_release(void **workspace);\n"
                       f"int {self.base}_device_count(void);")
         self.lib = self.ffi.dlopen(str(path))
         self._run = getattr(self.lib, f"{self.base}_run")
+        self.release = getattr(self.lib, f"{self.base}_release")
+
+    def run(self, args, where, streams, workspace) -> None:
+        err = self.ffi.new("char[]", ERROR_SIZE)
+        status = self._run(args, where, streams, workspace, err, ERROR_SIZE)
+        if status != OK:
+            self._raise(status, self.ffi.string(err).decode("utf-8", "replace"))
 
     def entry(self, args) -> int:
-        err = self.ffi.new("char[]", ERROR_SIZE)
-        status = self._run(args, err, ERROR_SIZE)
-        if status == OK:
-            return 0
-        message = self.ffi.string(err).decode("utf-8", "replace") or f"{self.base}: error {status}"
+        """All parameters host arrays, as the C backend's entry; 0 on success."""
+        n = len(args)
+        self.run(args, self.ffi.new("unsigned char[]", n), self.ffi.new("uintptr_t[]", n),
+                 self.ffi.new("void *[2]"))
+        return 0
+
+    def _raise(self, status, message):
+        message = message or f"{self.base}: error {status}"
         if status == NO_DEVICE:
             raise NoCudaDevice(f"{self.base}: no CUDA device is available, so the CUDA backend cannot run "
                                f"(the module compiled fine: {self.source_path}). {message}. Run on a "
@@ -516,6 +549,8 @@ class CudaLibrary:
             raise CudaOutOfMemory(message)
         if status == OUT_OF_RANGE:
             raise IndexError(message)
+        if status == BAD_POINTER:
+            raise ValueError(message)
         raise CudaError(message)
 
     def device_count(self) -> int:
@@ -545,32 +580,297 @@ class CudaBuild(Build):
             return _libraries.setdefault(self.key, lib)
 
 
-_PROBE = r"""
-#include <cuda_runtime.h>
-/* How many CUDA devices this process sees; args[0] is an int. */
-extern "C" int symgrad_cuda_probe_packed(void **args)
-{
-    int n = 0;
-    cudaError_t e = cudaGetDeviceCount(&n);
-    *(int *)args[0] = e == cudaSuccess ? n : 0;
-    return (int)e;
-}
-"""
+# --- the runtime: device memory outside a compiled function ----------------------------------
+
+class Runtime:
+    """The small module of templates/cuda/runtime.cu.j2: counting devices, allocating, freeing
+    and copying device memory for `DeviceArray`. Freed blocks are kept by size and handed out
+    again (a fresh cudaMalloc and cudaFree per result would cost more than a small call's
+    kernels, and cudaFree waits for the whole device); when cudaMalloc fails the kept blocks
+    are freed and it is tried once more. `empty_cache()` frees them at once."""
+
+    def __init__(self, path: Path, source_path: Path):
+        self.path, self.source_path = path, source_path
+        self.ffi = cffi.FFI()
+        self.ffi.cdef("""
+            int sg_rt_device_count(void);
+            int sg_rt_out_of_memory(int status);
+            int sg_rt_alloc(void **ptr, size_t nbytes, char *err, size_t err_size);
+            int sg_rt_free(void *ptr);
+            int sg_rt_copy(void *dst, const void *src, size_t nbytes, int kind, char *err, size_t err_size);
+            int sg_rt_synchronize(char *err, size_t err_size);""")
+        self.lib = self.ffi.dlopen(str(path))
+        self._kept: dict[int, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def device_count(self) -> int:
+        return max(0, self.lib.sg_rt_device_count())
+
+    def _check(self, status, err, what):
+        if status == 0:
+            return
+        message = f"{what}: {self.ffi.string(err).decode('utf-8', 'replace')}"
+        if self.lib.sg_rt_out_of_memory(status):
+            raise CudaOutOfMemory(message)
+        if self.device_count() == 0:
+            raise NoCudaDevice(f"{message}. No CUDA device is available: run on a machine with an NVIDIA "
+                               f"GPU and driver")
+        raise CudaError(message)
+
+    def alloc(self, nbytes: int) -> int:
+        if nbytes == 0:
+            return 0
+        with self._lock:
+            kept = self._kept.get(nbytes)
+            if kept:
+                return kept.pop()
+        ptr, err = self.ffi.new("void **"), self.ffi.new("char[]", ERROR_SIZE)
+        status = self.lib.sg_rt_alloc(ptr, nbytes, err, ERROR_SIZE)
+        if status != 0 and self.lib.sg_rt_out_of_memory(status):
+            self.empty_cache()
+            status = self.lib.sg_rt_alloc(ptr, nbytes, err, ERROR_SIZE)
+        self._check(status, err, f"allocating {nbytes} bytes of CUDA device memory")
+        return int(self.ffi.cast("uintptr_t", ptr[0]))
+
+    def release(self, ptr: int, nbytes: int) -> None:
+        """Keeps a block that nothing refers to any more for the next allocation of its size."""
+        if ptr:
+            with self._lock:
+                self._kept.setdefault(nbytes, []).append(ptr)
+
+    def empty_cache(self) -> None:
+        with self._lock:
+            blocks = [p for kept in self._kept.values() for p in kept]
+            self._kept.clear()
+        for p in blocks:
+            self.lib.sg_rt_free(self.ffi.cast("void *", p))
+
+    def copy(self, dst, src, nbytes: int, kind: int, what: str) -> None:
+        err = self.ffi.new("char[]", ERROR_SIZE)
+        self._check(self.lib.sg_rt_copy(dst, src, nbytes, kind, err, ERROR_SIZE), err, what)
+
+
+_RUNTIME: list = []         # the loaded Runtime (tests may put an emulated one here)
+
+
+def runtime_source() -> str:
+    from symgrad.codegen.render import environment
+    from symgrad import __version__
+    return environment().get_template("cuda/runtime.cu.j2").render(version=__version__)
+
+
+def runtime() -> Runtime:
+    """The runtime module, built by nvcc (and cached) on first use."""
+    if not _RUNTIME:
+        with _lock:
+            if not _RUNTIME:
+                nvcc = require_nvcc()
+                lib = Build(runtime_source(), "sg_rt_device_count", suffix=".cu", compiler=nvcc,
+                            flags=cuda_flags(nvcc)).result()
+                _RUNTIME.append(Runtime(lib.path, lib.source_path))
+    return _RUNTIME[0]
 
 
 @functools.lru_cache(maxsize=None)
 def device_count() -> int:
-    """CUDA devices usable from symgrad's modules: 0 without nvcc, a driver or a GPU. (Builds
-    and caches a tiny probe module the first time.)"""
+    """CUDA devices usable from symgrad's modules: 0 without nvcc, a driver or a GPU."""
     if not have_nvcc():
         return 0
-    nvcc = require_nvcc()
     try:
-        lib = Build(_PROBE, "symgrad_cuda_probe_packed", suffix=".cu", compiler=nvcc,
-                    flags=cuda_flags(nvcc)).result()
+        return runtime().device_count()
     except (CompileError, OSError):
         return 0
-    count = lib.ffi.new("int *")
-    args = lib.ffi.new("void *[]", [count])
-    lib.entry(args)
-    return int(count[0])
+
+
+def is_available() -> bool:
+    """Whether `backend="cuda"` functions can run here (as torch.cuda.is_available)."""
+    return device_count() > 0
+
+
+def empty_cache() -> None:
+    """Frees the device memory kept from DeviceArrays that are gone (as torch.cuda.empty_cache)."""
+    if _RUNTIME:
+        _RUNTIME[0].empty_cache()
+
+
+# --- arrays in device memory -----------------------------------------------------------------
+
+class DeviceArray:
+    """A C-contiguous array in CUDA device memory: what a CUDA function returns when it was
+    given device arrays. It exposes `__cuda_array_interface__` (version 3), so CuPy, PyTorch
+    (`torch.as_tensor(a, device="cuda")`) and Numba use it without a copy, and can be passed
+    back to any symgrad CUDA function. `.numpy()` (or `np.asarray`) copies it to the host.
+    Its memory goes back to symgrad's cache when the last reference to it is dropped."""
+
+    def __init__(self, shape, dtype, _runtime: Runtime | None = None):
+        self._runtime = _runtime or runtime()
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.nbytes = self.dtype.itemsize * math.prod(self.shape)
+        self.ptr = self._runtime.alloc(self.nbytes)
+        weakref.finalize(self, self._runtime.release, self.ptr, self.nbytes)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    device = "cuda"
+
+    def __len__(self):
+        if not self.shape:
+            raise TypeError("len() of a 0-d array")
+        return self.shape[0]
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        # Every symgrad call waits for its kernels before returning, so no stream is pending.
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False),
+                "version": 3, "strides": None, "stream": None}
+
+    def numpy(self) -> np.ndarray:
+        out = np.empty(self.shape, self.dtype)
+        if self.nbytes:
+            ffi = self._runtime.ffi
+            self._runtime.copy(ffi.from_buffer(out, require_writable=True), ffi.cast("void *", self.ptr),
+                               self.nbytes, 2, f"copying a {self.shape} {self.dtype} array to the host")
+        return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.numpy()
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self):
+        if self.size <= 64:
+            body = np.array2string(self.numpy(), separator=", ", prefix="DeviceArray(")
+            return f"DeviceArray({body}, dtype={self.dtype}, device='cuda')"
+        return f"DeviceArray(shape={self.shape}, dtype={self.dtype}, device='cuda')"
+
+
+def to_device(array, dtype=None) -> DeviceArray:
+    """A copy of `array` in device memory."""
+    given = np.asarray(array, dtype)
+    host = np.ascontiguousarray(given).reshape(given.shape)     # (it makes a 0-d array 1-d)
+    out = DeviceArray(host.shape, host.dtype)
+    if out.nbytes:
+        rt = out._runtime
+        rt.copy(rt.ffi.cast("void *", out.ptr), rt.ffi.from_buffer(host), out.nbytes, 1,
+                f"copying a {host.shape} {host.dtype} array to the device")
+    return out
+
+
+def device_interface(value):
+    """`value.__cuda_array_interface__`, or None for anything that is not a device array (a
+    PyTorch CPU tensor's class has the attribute, but reading it raises AttributeError)."""
+    if isinstance(value, np.ndarray):
+        return None
+    return getattr(value, "__cuda_array_interface__", None)
+
+
+def _contiguous_strides(shape, itemsize):
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
+def device_pointer(cai, spec, who: str, fname: str) -> tuple[int, int]:
+    """(pointer, stream) of a device array (its `__cuda_array_interface__`) given for the
+    Variable `spec`, or an exception naming the input, its expected and actual shape and dtype."""
+    shape = tuple(int(n) for n in cai["shape"])
+    try:
+        dtype = np.dtype(cai["typestr"])
+    except TypeError:
+        raise TypeError(f"{fname}: {who} expects dtype {spec.dtype}, got a device array of typestr "
+                        f"{cai['typestr']!r} (shape {shape})") from None
+    where = f"a CUDA device array of shape {shape} and dtype {dtype}"
+    if dtype != spec.dtype:
+        raise TypeError(f"{fname}: {who} expects dtype {spec.dtype}, got {where}; convert it on the device "
+                        f"(x.to(torch.{spec.dtype}), x.astype('{spec.dtype}') in CuPy)")
+    if shape != tuple(spec.shape):
+        raise ValueError(f"{fname}: {who} expects shape {tuple(spec.shape)}, got {where}")
+    strides = cai.get("strides")
+    if strides is not None and math.prod(shape) > 1:
+        want = _contiguous_strides(shape, dtype.itemsize)
+        if any(n > 1 and s != w for n, s, w in zip(shape, strides, want)):
+            raise ValueError(f"{fname}: {who} is {where} with strides {tuple(strides)}, not C-contiguous "
+                             f"({want}): make it contiguous on the device first (.contiguous() in "
+                             f"PyTorch, cupy.ascontiguousarray)")
+    if cai.get("mask") is not None:
+        raise ValueError(f"{fname}: {who} is a masked device array; symgrad takes unmasked arrays only")
+    ptr = int(cai["data"][0] or 0)
+    if ptr == 0 and math.prod(shape):
+        raise ValueError(f"{fname}: {who} is {where} whose data pointer is null")
+    stream = cai.get("stream") if cai.get("version", 0) >= 3 else None
+    return ptr, int(stream or 0)
+
+
+class Caller:
+    """Calls one compiled CUDA Function. Host arrays are staged through the workspace and the
+    results come back as numpy arrays; when any input is a device array, results stay on the
+    device (DeviceArray). Idle workspaces are kept in a list, so concurrent callers each get
+    one and a workspace is allocated only when every kept one is in use; they are freed when
+    the Function is."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.lib = lib = fn.library()
+        self.n_in, self.n_params = len(fn.args), len(fn.args) + len(fn.consts) + len(fn._out_specs)
+        self.idle: list = []
+        self.everyone: list = []
+        weakref.finalize(self, _release_all, lib, self.everyone)
+
+    def _workspace(self):
+        try:
+            return self.idle.pop()
+        except IndexError:
+            ws = self.lib.ffi.new("void *[2]")
+            self.everyone.append(ws)
+            return ws
+
+    def __call__(self, values) -> list:
+        fn, ffi = self.fn, self.lib.ffi
+        if len(values) != self.n_in:
+            fn.convert(values)              # raises: the inputs it takes
+        n = max(1, self.n_params)
+        args, where, streams = ffi.new("void *[]", n), ffi.new("unsigned char[]", n), ffi.new("uintptr_t[]", n)
+        keep, device = [], False
+        for k, (value, spec, who) in enumerate(zip(values, fn.args, fn.describe_args)):
+            cai = device_interface(value)
+            if cai is not None:
+                ptr, stream = device_pointer(cai, spec, who, fn.name)
+                args[k], where[k], streams[k] = ffi.cast("void *", ptr), 1, stream
+                device = True
+            else:
+                arr = fn.convert_one(value, spec, who)
+                keep.append(arr)
+                args[k] = ffi.from_buffer(arr) if arr.size else ffi.NULL
+        k = self.n_in
+        for c in fn.consts:
+            args[k] = ffi.from_buffer(c) if c.size else ffi.NULL
+            k += 1
+        outs = []
+        for shape, dtype in fn._out_specs:
+            if device:
+                out = DeviceArray(shape, dtype, _RUNTIME[0] if _RUNTIME else None)
+                args[k], where[k] = ffi.cast("void *", out.ptr), 1
+            else:
+                out = np.empty(shape, dtype)
+                args[k] = ffi.from_buffer(out, require_writable=True) if out.size else ffi.NULL
+            outs.append(out)
+            k += 1
+        ws = self._workspace()
+        try:
+            self.lib.run(args, where, streams, ws)
+        finally:
+            self.idle.append(ws)
+        return outs
+
+
+def _release_all(lib, workspaces):
+    for ws in workspaces:
+        lib.release(ws)

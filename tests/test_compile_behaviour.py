@@ -784,3 +784,19 @@ def test_deep_chains_of_cheap_ops_compile_and_print():
     assert value == 5.0
     np.testing.assert_array_equal(gx, [0.0, 2.0, 4.0])
     assert len(sg.debugprint(y, file=io.StringIO()).splitlines()) == 3001
+
+
+def test_empty_arrays_are_never_read():
+    """An empty array's pointer may be NULL (numpy's, or a device array's): the code for the
+    gradient of an empty slice, or of a concatenation with an empty piece, must not read it
+    (a clamped read at index 0 would be out of bounds)."""
+    x = sg.Variable(shape=(3, 4), dtype="float32", name="x", requires_grad=True)
+    e = sg.Variable(shape=(0, 4), dtype="float32", name="e", requires_grad=True)
+    fn = sg.compile([x, e], [x[:0], sg.cat([e, x], 0) * 2])
+    seeds = [np.ones((0, 4), np.float32), np.full((3, 4), 3, np.float32)]
+    gx, ge = fn.backward(np.ones((3, 4), np.float32), np.ones((0, 4), np.float32), grad_outputs=seeds)
+    np.testing.assert_array_equal(gx, np.full((3, 4), 6, np.float32))
+    assert ge.shape == (0, 4)
+    src = fn.backward.source
+    body = src[src.index("int symgrad_backward_seeded("):]
+    assert "grad_0[" not in body and "e[" not in body

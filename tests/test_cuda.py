@@ -150,6 +150,21 @@ class Compiled:
         forward = getattr(self.fn, "forward_fn", self.fn.forward)    # the Function behind fn.forward
         self.functions = [forward, self.backward, self.value_and_grad]
 
+    def check_device_arrays(self):
+        """forward and backward from device inputs (and device grad_outputs): device results,
+        the interpreter's values."""
+        inputs = [cuda.to_device(a) for a in self.arrays]
+        got = self.fn.forward(*inputs)
+        want = self.ref.forward(*self.arrays)
+        for k, (g, w) in enumerate(zip(got, want)):
+            assert isinstance(g, cuda.DeviceArray)
+            _close(g.numpy(), w, f"forward output {k} from device inputs")
+        seeds = [cuda.to_device(s) for s in self.seeds]
+        grads = self.fn.backward(*inputs, grad_outputs=seeds)
+        for v, g, w in zip(self.fn.wrt, grads, self.ref.backward(*self.arrays, grad_outputs=self.seeds)):
+            assert isinstance(g, cuda.DeviceArray)
+            _close(g.numpy(), w, f"gradient wrt {v.name} from device inputs")
+
     def check(self):
         """fn's forward, backward and value_and_grad against the interpreter's."""
         got = self.fn.forward(*self.arrays)
@@ -198,7 +213,9 @@ def test_every_op_and_pullback_compiles(compiled):
         assert f.path.suffix == ".cu" and f.path.read_text() == src
         assert (f.path.parent / "kernel.so").exists()
         assert f'extern "C" int {lib.base}_packed(void **args)' in src
-        assert f'extern "C" int {lib.base}_run(void **args, char *sg_err, size_t sg_err_size)' in src
+        assert f'extern "C" int {lib.base}_run(void **args, const unsigned char *where, const uintptr_t ' \
+               f'*streams, void **workspace,' in src
+        assert f'extern "C" int {lib.base}_release(void **workspace)' in src
         assert src.count("<<<") + src.count("(no output elements: nothing to launch)") >= f.n_kernels
         assert "#pragma omp" not in src and "malloc(" not in src.split("Host side")[0]
     fwd = compiled.fn.forward.source
@@ -264,7 +281,9 @@ def test_calling_without_a_gpu_says_so(compiled):
         compiled.fn.forward(*compiled.arrays)
     with pytest.raises(RuntimeError, match="no CUDA device is available"):
         compiled.fn.backward(*compiled.arrays, grad_outputs=compiled.seeds)
-    assert cuda.device_count() == 0
+    assert cuda.device_count() == 0 and not cuda.is_available()
+    with pytest.raises(cuda.NoCudaDevice, match="No CUDA device is available"):
+        cuda.to_device(np.ones(3))
 
 
 # --- running on a GPU ------------------------------------------------------------------------
@@ -272,6 +291,28 @@ def test_calling_without_a_gpu_says_so(compiled):
 @needs_gpu
 def test_gpu_matches_the_interpreter(compiled):
     compiled.check()
+
+
+@needs_gpu
+def test_gpu_device_arrays(compiled):
+    compiled.check_device_arrays()
+
+
+@needs_gpu
+def test_gpu_torch_tensors_are_used_in_place():
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("this PyTorch has no CUDA")
+    v = var((1000,), "float32", "v")
+    fn = sg.compile([v], sg.exp(v) * 2, backend="cuda")
+    x = torch.randn(1000, device="cuda")
+    out = fn(x)
+    assert isinstance(out, cuda.DeviceArray)
+    back = torch.as_tensor(out, device="cuda")          # no copy: the same memory
+    assert back.data_ptr() == out.ptr
+    torch.testing.assert_close(back, torch.exp(x) * 2)
+    with pytest.raises(ValueError, match="not C-contiguous"):
+        fn(torch.randn(2000, device="cuda")[::2])
 
 
 @needs_gpu
@@ -328,7 +369,7 @@ struct uint3 { unsigned x, y, z; };
 typedef int cudaError_t;
 enum { cudaSuccess = 0, cudaErrorInvalidValue = 1, cudaErrorMemoryAllocation = 2,
        cudaErrorInvalidConfiguration = 9, cudaErrorNoDevice = 100 };
-enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2 };
+enum cudaMemcpyKind { cudaMemcpyHostToDevice = 1, cudaMemcpyDeviceToHost = 2, cudaMemcpyDeviceToDevice = 3 };
 typedef void *cudaStream_t;
 #define cudaStreamPerThread ((cudaStream_t)0x2)
 
@@ -463,41 +504,72 @@ template <typename K, typename... A> void sg_emu_launch(K kernel, dim3 grid, dim
 }
 
 static const size_t SG_GUARD = 64;
+static const uint64_t SG_MAGIC = 0x5347454d55444556ull;    /* marks memory from cudaMalloc */
+static long sg_mallocs = 0, sg_live = 0;
 inline cudaError_t cudaGetDeviceCount(int *n)
 {
     const char *e = getenv("SG_EMU_DEVICES");
     *n = e ? atoi(e) : 1;
     return *n ? cudaSuccess : cudaErrorNoDevice;
 }
+inline cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
+/* A block: [magic][size][n bytes][guard of 0xff]. */
 inline cudaError_t cudaMalloc(void **p, size_t n)
 {
     const char *limit = getenv("SG_EMU_MEMORY");
     if (limit && n > (size_t)atoll(limit)) return cudaErrorMemoryAllocation;
-    char *m = (char *)malloc(n + SG_GUARD + sizeof(size_t));
+    char *m = (char *)malloc(n + SG_GUARD + 16);
     if (!m) return cudaErrorMemoryAllocation;
-    memcpy(m, &n, sizeof(size_t));
-    memset(m + sizeof(size_t), 0xff, n + SG_GUARD);
-    *p = m + sizeof(size_t);
+    memcpy(m, &SG_MAGIC, 8);
+    memcpy(m + 8, &n, sizeof(size_t));
+    memset(m + 16, 0xff, n + SG_GUARD);
+    *p = m + 16;
+    ++sg_mallocs;
+    ++sg_live;
     return cudaSuccess;
 }
 inline cudaError_t cudaFree(void *p)
 {
     if (!p) return cudaSuccess;
-    char *m = (char *)p - sizeof(size_t);
+    char *m = (char *)p - 16;
     size_t n;
-    memcpy(&n, m, sizeof(size_t));
+    uint64_t magic;
+    memcpy(&magic, m, 8);
+    if (magic != SG_MAGIC) sg_emu::die("cudaFree of memory that cudaMalloc did not return");
+    memcpy(&n, m + 8, sizeof(size_t));
     for (size_t k = 0; k < SG_GUARD; ++k)
         if ((unsigned char)((char *)p)[n + k] != 0xff)
             sg_emu::die("a write past the end of the device memory");
+    memset(m, 0, 16);
     free(m);
+    --sg_live;
     return cudaSuccess;
 }
+enum cudaMemoryType { cudaMemoryTypeUnregistered = 0, cudaMemoryTypeHost = 1, cudaMemoryTypeDevice = 2,
+                      cudaMemoryTypeManaged = 3 };
+struct cudaPointerAttributes { cudaMemoryType type; int device; void *devicePointer; void *hostPointer; };
+/* Device memory is what cudaMalloc returned (the magic word before it); anything else is host
+   memory. (Reads 16 bytes before a host pointer: fine for the tests' heap arrays.) */
+inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p)
+{
+    uint64_t magic = 0;
+    memcpy(&magic, (const char *)p - 16, 8);
+    a->type = magic == SG_MAGIC ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
+    a->device = 0;
+    return cudaSuccess;
+}
+extern "C" long sg_emu_mallocs() { return sg_mallocs; }
+extern "C" long sg_emu_live() { return sg_live; }
 inline cudaError_t cudaMemcpy(void *dst, const void *src, size_t n, cudaMemcpyKind kind)
 {
     (void)kind;
     if (n && (!dst || !src)) return cudaErrorInvalidValue;
     memcpy(dst, src, n);
     return cudaSuccess;
+}
+inline cudaError_t cudaMemcpyAsync(void *dst, const void *src, size_t n, cudaMemcpyKind kind, cudaStream_t)
+{
+    return cudaMemcpy(dst, src, n, kind);
 }
 inline cudaError_t cudaMemset(void *dst, int value, size_t n)
 {
@@ -544,31 +616,59 @@ _LAUNCH = re.compile(r"([\w<>]+)<<<(dim3\([^)]*\)), (dim3\([^)]*\))>>>\(")
 
 
 class Emulation:
-    """g++ builds of the modules' CUDA text for the CPU emulator, started at once (beside
-    nvcc's builds: they need only the text)."""
+    """g++ builds of the modules' CUDA text (and of the runtime module's) for the CPU emulator,
+    started at once (beside nvcc's builds: they need only the text)."""
 
     def __init__(self, functions, folder: Path):
         (folder / "sg_emu.h").write_text(EMULATOR)
         (folder / "cuda_runtime.h").write_text('#include "sg_emu.h"\n')
-        self.jobs = []
-        for f in functions:
-            source = _LAUNCH.sub(r"sg_emu_launch(\1, \2, \3, ", f.source)
-            assert "<<<" not in source
-            name = hashlib.sha256(source.encode()).hexdigest()[:16]
-            cpp, so = folder / f"{name}.cpp", folder / f"{name}.so"
-            cpp.write_text(source)
-            cmd = ["g++", "-std=c++17", "-O0", "-shared", "-fPIC", "-Wl,-Bsymbolic", f"-I{folder}",
-                   "-o", str(so), str(cpp)]
-            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            self.jobs.append((f, cpp, so, proc))
+        self.folder = folder
+        self.jobs = [self.build(f.source, f) for f in functions]
+        self.runtime_job = self.build(cuda.runtime_source(), None)
+
+    def build(self, source, function):
+        source = _LAUNCH.sub(r"sg_emu_launch(\1, \2, \3, ", source)
+        assert "<<<" not in source
+        name = hashlib.sha256(source.encode()).hexdigest()[:16]
+        cpp, so = self.folder / f"{name}.cpp", self.folder / f"{name}.so"
+        cpp.write_text(source)
+        cmd = ["g++", "-std=c++17", "-O0", "-shared", "-fPIC", "-Wl,-Bsymbolic", f"-I{self.folder}",
+               "-o", str(so), str(cpp)]
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return function, cpp, so, proc
+
+    @staticmethod
+    def _wait(job):
+        function, cpp, so, proc = job
+        output, _ = proc.communicate()
+        assert proc.returncode == 0, output
+        return cpp, so
 
     def libraries(self):
         libs = []
-        for f, cpp, so, proc in self.jobs:
-            output, _ = proc.communicate()
-            assert proc.returncode == 0, output
-            libs.append(cuda.CudaLibrary(so, cpp, f._build.symbol))
+        for job in self.jobs:
+            cpp, so = self._wait(job)
+            libs.append(cuda.CudaLibrary(so, cpp, job[0]._build.symbol))
         return libs
+
+    def runtime(self):
+        cpp, so = self._wait(self.runtime_job)
+        return cuda.Runtime(so, cpp)
+
+    def compile(self, function):
+        """A Function of ours (built by nvcc) switched to its emulated library."""
+        cpp, so = self._wait(self.build(function.source, function))
+        function._lib = cuda.CudaLibrary(so, cpp, function._build.symbol)
+        return function
+
+
+def emulator_counters(lib):
+    """(cudaMalloc calls, live allocations) so far in one emulated library."""
+    import cffi
+    ffi = cffi.FFI()
+    ffi.cdef("long sg_emu_mallocs(void); long sg_emu_live(void);")
+    handle = ffi.dlopen(str(lib.path))
+    return handle.sg_emu_mallocs(), handle.sg_emu_live()
 
 
 @pytest.fixture(scope="module")
@@ -577,11 +677,14 @@ def emulated(compiled):
         pytest.skip("no g++ for the CPU emulator")
     libs = compiled.emulation.libraries()
     saved = [f._lib for f in compiled.functions]
+    saved_runtime = list(cuda._RUNTIME)
+    cuda._RUNTIME[:] = [compiled.emulation.runtime()]
     for f, lib in zip(compiled.functions, libs):
         f._lib = lib
     yield compiled
     for f, lib in zip(compiled.functions, saved):
         f._lib = lib
+    cuda._RUNTIME[:] = saved_runtime
 
 
 def test_emulated_kernels_match_the_interpreter(emulated):
@@ -598,15 +701,130 @@ def test_emulated_errors_name_what_failed(emulated, monkeypatch):
         emulated.fn.forward(*emulated.arrays)
     assert isinstance(info.value, cuda.NoCudaDevice)
     monkeypatch.setenv("SG_EMU_DEVICES", "1")
-    monkeypatch.setenv("SG_EMU_MEMORY", "1000")
-    with pytest.raises(MemoryError, match=r"symgrad_forward \(CUDA\): allocating \d+ bytes of device memory "
-                                          r"failed: out of memory"):
-        emulated.fn.forward(*emulated.arrays)
-    monkeypatch.delenv("SG_EMU_MEMORY")
-    assert len(emulated.fn.forward(*emulated.arrays)) == len(emulated.outs)    # and it recovers
     # a label out of range: the kernels raise the module's flag, Python an IndexError
     bad = list(emulated.arrays)
     at = [v.name for v in emulated.inputs].index("labels_f")
     bad[at] = np.array([0, 5, 2, 4], np.int64)
     with pytest.raises(IndexError, match=r"out of range: .*labels in \[0, 5\)"):
         emulated.fn.forward(*bad)
+
+
+# --- device arrays, workspaces (emulated) ------------------------------------------------------
+
+class Small:
+    """A small graph (matmul, tanh, a checked cross-entropy per row) for the host-side tests."""
+
+    def __init__(self, emulation):
+        x, W, b = var((3, 4), "float32", "x"), var((4, 5), "float32", "W"), var((5,), "float32", "b")
+        labels = var((3,), "int64", "labels")
+        h = sg.tanh(x @ W + b)
+        nll = sg.cross_entropy(h, labels, reduction="none")
+        self.inputs = [x, W, b, labels]
+        self.fn = sg.compile(self.inputs, [h, nll], backend="cuda")
+        self.function = emulation.compile(self.fn.forward_fn)
+        rng = np.random.default_rng(7)
+        self.arrays = [rng.standard_normal(v.shape).astype(np.float32) for v in self.inputs[:3]] + \
+            [np.array([4, 0, 2])]
+        self.want = sg.compile(self.inputs, [h, nll], backend="interp")(*self.arrays)
+
+    def check(self, outs, kind):
+        assert len(outs) == 2
+        for o, w in zip(outs, self.want):
+            assert isinstance(o, kind), type(o)
+            _close(np.asarray(o), w, "small graph")
+
+    def fresh_caller(self):
+        """Forget the function's workspaces (their device memory is freed with the caller)."""
+        self.function.__dict__.pop("_caller", None)
+        import gc
+        gc.collect()
+
+
+@pytest.fixture(scope="module")
+def small(emulated):
+    return Small(emulated.emulation)
+
+
+class Foreign:
+    """Another library's device array: only `__cuda_array_interface__`."""
+
+    def __init__(self, **interface):
+        self.__cuda_array_interface__ = interface
+
+
+def _foreign(dev, **changes):
+    cai = dict(dev.__cuda_array_interface__, stream=2, strides=(16, 4)[-len(dev.shape):] if dev.shape else None)
+    cai.update(changes)
+    return Foreign(**cai)
+
+
+def test_emulated_device_arrays_stay_on_the_device(emulated, small):
+    """Device arrays in: used in place, and the results are DeviceArrays (exposing
+    __cuda_array_interface__ and .numpy()); host arrays in: numpy arrays out; mixed: device."""
+    dev = [cuda.to_device(a) for a in small.arrays]
+    outs = small.fn(*dev)
+    small.check(outs, cuda.DeviceArray)
+    cai = outs[0].__cuda_array_interface__
+    assert cai["shape"] == (3, 5) and cai["typestr"] == "<f4" and cai["version"] == 3 and cai["data"][0]
+    assert outs[1].numpy().dtype == np.float32 and repr(outs[1]).startswith("DeviceArray([")
+    small.check(small.fn(*small.arrays), np.ndarray)
+    small.check(small.fn(small.arrays[0], dev[1], small.arrays[2], dev[3]), cuda.DeviceArray)
+    # another library's array, with explicit strides and a producer stream
+    small.check(small.fn(_foreign(dev[0]), *dev[1:]), cuda.DeviceArray)
+    emulated.check_device_arrays()
+
+
+def test_emulated_bad_device_arrays_are_clear_errors(small):
+    dev = [cuda.to_device(a) for a in small.arrays]
+    rest = dev[1:]
+    with pytest.raises(TypeError, match=r"input 0 'x' expects dtype float32, got a CUDA device array of "
+                                        r"shape \(3, 4\) and dtype float64"):
+        small.fn(cuda.to_device(small.arrays[0].astype(np.float64)), *rest)
+    with pytest.raises(ValueError, match=r"input 0 'x' expects shape \(3, 4\), got a CUDA device array of "
+                                         r"shape \(4, 3\)"):
+        small.fn(cuda.to_device(small.arrays[0].T.copy()), *rest)
+    with pytest.raises(ValueError, match=r"input 0 'x' .* strides \(4, 12\), not C-contiguous"):
+        small.fn(_foreign(dev[0], strides=(4, 12)), *rest)
+    host = np.ascontiguousarray(small.arrays[0])
+    with pytest.raises(ValueError, match=r"input x .*pointer 0x[0-9a-f]+ is not CUDA device memory"):
+        small.fn(_foreign(dev[0], data=(host.ctypes.data, False)), *rest)
+    with pytest.raises(ValueError, match="data pointer is null"):
+        small.fn(_foreign(dev[0], data=(0, False)), *rest)
+    with pytest.raises(IndexError, match=r"out of range: .*labels in \[0, 5\)"):
+        small.fn(*dev[:3], cuda.to_device(np.array([0, 5, 1])))
+    torch = pytest.importorskip("torch")
+    # a PyTorch CPU tensor has the attribute's descriptor but no interface: it is host data
+    small.check(small.fn(torch.tensor(small.arrays[0]), *small.arrays[1:]), np.ndarray)
+
+
+def test_emulated_workspace_is_allocated_once(small):
+    """The first call allocates the workspace; later calls reuse it; it is freed with the
+    function's caller. Device results come from the runtime's cache once dropped."""
+    small.fresh_caller()
+    lib = small.function._lib
+    small.fn(*small.arrays)
+    mallocs, live = emulator_counters(lib)
+    for _ in range(3):
+        small.check(small.fn(*small.arrays), np.ndarray)
+    assert emulator_counters(lib) == (mallocs, live)
+    small.fresh_caller()
+    assert emulator_counters(lib)[1] == live - 2          # staging and scratch are freed
+    dev = [cuda.to_device(a) for a in small.arrays]
+    rt = cuda._RUNTIME[0]
+    small.fn(*dev)                                        # its results are dropped at once
+    before = emulator_counters(rt)
+    for _ in range(3):
+        small.check(small.fn(*dev), cuda.DeviceArray)
+    assert emulator_counters(rt) == before
+    cuda.empty_cache()                                    # frees all but the inputs
+    assert emulator_counters(rt)[1] == len(dev) < before[1]
+
+
+def test_emulated_out_of_memory_is_a_memory_error(small, monkeypatch):
+    small.fresh_caller()
+    monkeypatch.setenv("SG_EMU_MEMORY", "100")
+    with pytest.raises(MemoryError, match=r"symgrad_forward \(CUDA\): allocating \d+ bytes of device memory "
+                                          r"for the (scratch|host arrays) failed: out of memory"):
+        small.fn(*small.arrays)
+    monkeypatch.delenv("SG_EMU_MEMORY")
+    small.check(small.fn(*small.arrays), np.ndarray)    # and it recovers

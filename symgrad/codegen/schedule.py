@@ -564,6 +564,8 @@ class Emitter:
         return self._let(n, expr)
 
     def _pad_slice(self, n, index, ct):
+        if 0 in n.inputs[0].shape:        # padding nothing: no element to read (the clamped
+            return f"({ct})0"             # read below would be out of bounds)
         conds, inner = [], []
         for ix, st, sp, stop, size in zip(index, n.attrs["starts"], n.attrs["steps"], n.attrs["stops"],
                                           n.inputs[0].shape):
@@ -585,10 +587,14 @@ class Emitter:
         pieces, start = [], 0
         for x in n.inputs:
             size = x.shape[axis]
+            if 0 in x.shape:              # an empty piece: nothing to read (index -1 below)
+                continue
             sub = list(index)
             sub[axis] = f"({ix} < {start} ? 0 : {ix} >= {start + size} ? {size - 1} : {ix} - {start})"
             pieces.append((start + size, self.emit(x, sub)))
             start += size
+        if not pieces:                    # all empty: so is the result, never read
+            return f"({ct})0"
         expr = pieces[-1][1]
         for stop, val in reversed(pieces[:-1]):
             expr = f"{ix} < {stop} ? {val} : ({expr})"
