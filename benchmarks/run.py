@@ -238,7 +238,12 @@ def cell_text(c, unit):
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--gpu" in argv:                 # the GPU mode: benchmarks/gpu.py
+        import gpu
+        return gpu.main([a for a in argv if a != "--gpu"])
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--gpu", action="store_true", help="the GPU mode instead (benchmarks/gpu.py; its own options)")
     ap.add_argument("--quick", action="store_true", help="W1 at N=1e6 only, fewer repeats (about 1-2 minutes)")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"), help="where to write results")
     ap.add_argument("--only", default="", help="comma-separated workload groups: W1,W2,W3,W4,W5,compile")

@@ -40,3 +40,11 @@ subtract, multiply, divide = sub, mul, div
 __version__ = "0.1.0"
 
 __all__ = [n for n in dir() if not n.startswith("_")]
+
+
+def __getattr__(name):
+    # sg.cuda (DeviceArray, to_device, is_available, ...) is imported when first used.
+    if name == "cuda":
+        import importlib
+        return importlib.import_module("symgrad.cuda")
+    raise AttributeError(f"module 'symgrad' has no attribute {name!r}")

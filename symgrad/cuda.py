@@ -50,6 +50,7 @@ THREADS = 256                   # threads per block of map and block-reduce kern
 MAX_GRID = 8192                 # grid-stride loops cover whatever a capped grid does not
 MATMUL_TILE, MATMUL_BK = 64, 16  # output tile (64 x 64, 4 x 4 per thread) and depth step
 MAX_BATCH_DIMS = 8              # batch dims a matmul launch describes (after merging)
+VECTOR = 4                      # elements per thread and step of a vectorised kernel
 ERROR_SIZE = 1024
 
 # Status codes returned by the generated entry points.
@@ -255,6 +256,12 @@ class KernelPlan:
     finish_grid: tuple = (1, 1, 1)
     # matmul: one of the generic sg_matmul<T> kernels, given its shape and strides
     mm: dict = field(default_factory=dict)
+    # a second kernel, <name>_v4, that moves VECTOR consecutive elements per thread with vector
+    # loads and stores; launched when every pointer it loads or stores is aligned for them
+    vec_reads: list = field(default_factory=list)     # [(ctype, buffer)]
+    vec_writes: list = field(default_factory=list)    # [(ctype, buffer)]
+    vec_lanes: list = field(default_factory=list)     # the body's lines for lane sg_c
+    vec_grid: tuple = (1, 1, 1)
 
 
 @dataclass
@@ -344,7 +351,8 @@ def _reduce_strategy(outputs, extent):
     if extent <= 2048:
         return "warp", 1
     if outputs < 256 and extent >= 32768:
-        split = min(max(2, _ceil(512, outputs)), _ceil(extent, THREADS * 8), 1024)
+        # about 1024 blocks in all: enough resident threads to keep an H100's memory busy
+        split = min(max(2, _ceil(1024, outputs)), _ceil(extent, THREADS * 8), 1024)
         if split >= 2:
             return "split", split
     return "block", 1
@@ -403,18 +411,23 @@ def template_context(schedule) -> CudaContext:
             p.decomp = _decompose(k.loops, "sg_lin", text)
             if k.work >= 2 ** 31:
                 p.lin_ctype, p.lin_suffix = "unsigned long long", "ull"
+            if len(k.loops) == 1 and not p.skip and _vectorize(p, buffers, k.loops[0][0]):
+                p.vec_grid = (max(1, min(_ceil(k.work // VECTOR, p.block[0]), MAX_GRID)), 1, 1)
             plans.append(p)
             continue
         outer, inner = k.loops[:outer_n], k.loops[outer_n:]
         O, R = math.prod(n for _, n in outer), math.prod(n for _, n in inner)  # noqa: E741  (O outputs, R reduced: the notation of the comment above)
         p.outputs, p.extent, p.skip = O, R, O == 0
         p.strategy, p.split = _reduce_strategy(O, R)
-        if max(O, R) * p.split >= 2 ** 31:
+        # (the loop variables stay below the extent plus one grid's stride)
+        if max(O, R) + max(p.split, MAX_GRID) * THREADS >= 2 ** 31:
             p.lin_ctype, p.lin_suffix = "unsigned long long", "ull"
         p.outer_decomp = _decompose(outer, "sg_o", text)
         p.inner_decomp = _decompose(inner, "sg_r", text)
         p.inner_loops = list(inner)
         p.finish_decomp = _decompose(outer, "sg_o", "\n".join(a.store for a in accs))
+        if not outer and len(inner) == 1 and p.strategy in ("block", "split"):
+            _vectorize(p, buffers, inner[0][0])
         if p.strategy == "thread":
             p.block = (_round32(O), 1, 1)
             p.grid = (max(1, min(_ceil(O, p.block[0]), MAX_GRID)), 1, 1)
@@ -442,6 +455,33 @@ def template_context(schedule) -> CudaContext:
         layout.append(DeviceBuffer("sg_check", "int", top, 4, "check"))
         top += _align(4)
     return CudaContext(plans, layout, staging, top, index_ctype, uses_reduce, matmul_types, checked)
+
+
+def _vectorize(p, buffers, var) -> bool:
+    """Makes `p` a vectorised kernel too, when its one loop variable `var` indexes every
+    buffer it reads or writes exactly (`x[i0]`): each lane of a VECTOR-wide step then runs the
+    body with its own `var`, reading and writing the step's vectors instead of the buffers."""
+    text = "\n".join([let.expr for let in p.lets] + [v for _, _, v in p.stores] + [a.fold for a in p.accs])
+    reads = list(dict.fromkeys(re.findall(r"\b([A-Za-z_]\w*)\s*\[", text)))
+    reads = [n for n in reads if n in buffers]
+    writes = list(dict.fromkeys(b for b, _, _ in p.stores))
+    if any(index != var for _, index, _ in p.stores) or set(reads) & set(writes) or not reads + writes:
+        return False
+    if len(re.findall(r"\b(?:" + "|".join(map(re.escape, reads or ["$^"])) + r")\s*\[", text)) != \
+            len(re.findall(r"\b(?:" + "|".join(map(re.escape, reads or ["$^"])) + rf")\[{var}\]", text)):
+        return False                 # some read is at another index
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, reads)) + rf")\[{var}\]") if reads else None
+
+    def lane(expr):
+        return pattern.sub(lambda m: f"sg_vin_{m.group(1)}.v[sg_c]", expr) if pattern else expr
+    lines = [f"const sg_index {var} = sg_base + sg_c;"]
+    lines += [f"const {let.ctype} {let.name} = {lane(let.expr)};" for let in p.lets]
+    lines += [f"sg_vout_{b}.v[sg_c] = {lane(v)};" for b, _, v in p.stores]
+    lines += [lane(a.fold) for a in p.accs]
+    p.vec_reads = [(buffers[n].ctype, n) for n in reads]
+    p.vec_writes = [(buffers[n].ctype, n) for n in writes]
+    p.vec_lanes = lines
+    return True
 
 
 # A range check's failure branch (templates/c/ops.j2, op_check_range) yields the bad value;

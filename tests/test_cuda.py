@@ -513,13 +513,14 @@ inline cudaError_t cudaGetDeviceCount(int *n)
     return *n ? cudaSuccess : cudaErrorNoDevice;
 }
 inline cudaError_t cudaGetDevice(int *d) { *d = 0; return cudaSuccess; }
-/* A block: [magic][size][n bytes][guard of 0xff]. */
+/* A block: [padding][magic][size][n bytes][guard of 0xff], the n bytes 256-byte aligned. */
 inline cudaError_t cudaMalloc(void **p, size_t n)
 {
     const char *limit = getenv("SG_EMU_MEMORY");
     if (limit && n > (size_t)atoll(limit)) return cudaErrorMemoryAllocation;
-    char *m = (char *)malloc(n + SG_GUARD + 16);
-    if (!m) return cudaErrorMemoryAllocation;
+    void *raw = NULL;                       /* 256-byte aligned, as CUDA's */
+    if (posix_memalign(&raw, 256, n + SG_GUARD + 256)) return cudaErrorMemoryAllocation;
+    char *m = (char *)raw + 256 - 16;
     memcpy(m, &SG_MAGIC, 8);
     memcpy(m + 8, &n, sizeof(size_t));
     memset(m + 16, 0xff, n + SG_GUARD);
@@ -541,21 +542,31 @@ inline cudaError_t cudaFree(void *p)
         if ((unsigned char)((char *)p)[n + k] != 0xff)
             sg_emu::die("a write past the end of the device memory");
     memset(m, 0, 16);
-    free(m);
+    free((char *)p - 256);
     --sg_live;
     return cudaSuccess;
 }
 enum cudaMemoryType { cudaMemoryTypeUnregistered = 0, cudaMemoryTypeHost = 1, cudaMemoryTypeDevice = 2,
                       cudaMemoryTypeManaged = 3 };
 struct cudaPointerAttributes { cudaMemoryType type; int device; void *devicePointer; void *hostPointer; };
-/* Device memory is what cudaMalloc returned (the magic word before it); anything else is host
-   memory. (Reads 16 bytes before a host pointer: fine for the tests' heap arrays.) */
+/* Device memory is inside a block cudaMalloc returned: its header (the magic word, the size)
+   is found up to 64 bytes before the pointer. (Reads a little before a host pointer: fine for
+   the tests' heap arrays.) */
 inline cudaError_t cudaPointerGetAttributes(cudaPointerAttributes *a, const void *p)
 {
-    uint64_t magic = 0;
-    memcpy(&magic, (const char *)p - 16, 8);
-    a->type = magic == SG_MAGIC ? cudaMemoryTypeDevice : cudaMemoryTypeUnregistered;
+    a->type = cudaMemoryTypeUnregistered;
     a->device = 0;
+    const uintptr_t at = (uintptr_t)p;
+    for (uintptr_t h = (at & ~(uintptr_t)7) - 16; h + 80 >= at; h -= 8) {
+        uint64_t magic;
+        size_t n;
+        memcpy(&magic, (const void *)h, 8);
+        memcpy(&n, (const void *)(h + 8), sizeof(size_t));
+        if (magic == SG_MAGIC && at < h + 16 + n) {
+            a->type = cudaMemoryTypeDevice;
+            break;
+        }
+    }
     return cudaSuccess;
 }
 extern "C" long sg_emu_mallocs() { return sg_mallocs; }
@@ -828,3 +839,45 @@ def test_emulated_out_of_memory_is_a_memory_error(small, monkeypatch):
         small.fn(*small.arrays)
     monkeypatch.delenv("SG_EMU_MEMORY")
     small.check(small.fn(*small.arrays), np.ndarray)    # and it recovers
+
+
+def _vector_kernels(prepare):
+    """1-D kernels get a vectorised twin (4 elements per step) used when every pointer is aligned;
+    lengths that are not multiples of 4 leave a tail; a misaligned device input (a view one
+    element into a larger array) takes the scalar kernel. `prepare(function)` readies one for
+    running (the emulator, or nothing on a GPU)."""
+    x, w = var((1003,), "float32", "x"), var((1003,), "float32", "w")
+    u, v = var((40003,), "float64", "u"), var((40003,), "float64", "v")
+    maps = sg.compile([x, w], [x * w + 1], backend="cuda")
+    nest = sg.compile([u, v], [sg.tanh(u) * v, (u * v).sum()], backend="cuda")
+    for fn in (maps, nest):
+        assert "_v4<<<" in fn.forward.source and "SG_ALIGNED(" in fn.forward.source
+        prepare(fn.forward_fn)
+    rng = np.random.default_rng(8)
+    xs, ws = rng.standard_normal(1003).astype(np.float32), rng.standard_normal(1003).astype(np.float32)
+    us, vs = rng.standard_normal(40003), rng.standard_normal(40003)
+
+    def shifted(a):
+        """A device view of `a` one element into a larger array: aligned to 4 bytes, not 16."""
+        base = cuda.to_device(np.concatenate([a[:1], a]))
+        cai = dict(base.__cuda_array_interface__, shape=a.shape, data=(base.ptr + a.itemsize, False))
+        view = Foreign(**cai)
+        view.base = base
+        return view
+    want = [xs * ws + 1]
+    for args in ([xs, ws], [cuda.to_device(xs), cuda.to_device(ws)], [shifted(xs), cuda.to_device(ws)]):
+        got = maps(*args)
+        _close(np.asarray(got[0]), want[0], "x * w + 1")
+    for args in ([us, vs], [cuda.to_device(us), shifted(vs)]):
+        got = nest(*args)
+        _close(np.asarray(got[0]), np.tanh(us) * vs, "tanh(u) * v")
+        _close(np.asarray(got[1]), np.asarray(np.dot(us, vs)), "sum(u * v)")
+
+
+def test_emulated_vector_kernels(small, emulated):
+    _vector_kernels(emulated.emulation.compile)
+
+
+@needs_gpu
+def test_gpu_vector_kernels():
+    _vector_kernels(lambda f: f)
