@@ -51,6 +51,7 @@ MAX_GRID = 8192                 # grid-stride loops cover whatever a capped grid
 MATMUL_TILE, MATMUL_BK = 64, 16  # output tile (64 x 64, 4 x 4 per thread) and depth step
 MAX_BATCH_DIMS = 8              # batch dims a matmul launch describes (after merging)
 VECTOR = 4                      # elements per thread and step of a vectorised kernel
+TILE, TILE_ROWS = 32, 8         # transposes: 32 x 32 tiles, by blocks of 32 x 8 threads
 ERROR_SIZE = 1024
 
 # Status codes returned by the generated entry points.
@@ -262,6 +263,8 @@ class KernelPlan:
     vec_writes: list = field(default_factory=list)    # [(ctype, buffer)]
     vec_lanes: list = field(default_factory=list)     # the body's lines for lane sg_c
     vec_grid: tuple = (1, 1, 1)
+    # a transposing map: tiles of `src` staged through shared memory (see _transpose)
+    tile: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -413,6 +416,10 @@ def template_context(schedule) -> CudaContext:
                 p.lin_ctype, p.lin_suffix = "unsigned long long", "ull"
             if len(k.loops) == 1 and not p.skip and _vectorize(p, buffers, k.loops[0][0]):
                 p.vec_grid = (max(1, min(_ceil(k.work // VECTOR, p.block[0]), MAX_GRID)), 1, 1)
+            elif len(k.loops) >= 2 and not p.skip and _transpose(p, k.loops, buffers, text):
+                t = p.tile
+                p.block = (TILE, TILE_ROWS, 1)
+                p.grid = (_ceil(t["nL"], TILE), _ceil(t["nJ"], TILE), max(1, min(t["others"], 65535)))
             plans.append(p)
             continue
         outer, inner = k.loops[:outer_n], k.loops[outer_n:]
@@ -482,6 +489,55 @@ def _vectorize(p, buffers, var) -> bool:
     p.vec_writes = [(buffers[n].ctype, n) for n in writes]
     p.vec_lanes = lines
     return True
+
+
+def _transpose(p, loops, buffers, text) -> bool:
+    """Makes the map `p` a tiled transpose when it writes along its last loop variable L but
+    reads a buffer `src` along another, J (x.T, permutes): each block then stages a 32 x 32
+    tile of src through shared memory, reading it along J and writing along L, so that both
+    the reads and the writes are coalesced."""
+    names = [v for v, _ in loops]
+    extent = dict(loops)
+    L = names[-1]
+
+    def coefficients(index):
+        try:
+            return dict(zip(names, _affine(index, names)[1]))
+        except (AssertionError, SyntaxError, NameError, TypeError, ZeroDivisionError):
+            return None
+    if extent[L] < 16 or not p.stores:
+        return False
+    for _, index, _ in p.stores:
+        c = coefficients(index)
+        if c is None or c[L] != 1:
+            return False
+    for src in dict.fromkeys(re.findall(r"\b([A-Za-z_]\w*)\s*\[", text)):
+        if src not in buffers or any(src == b for b, _, _ in p.stores):
+            continue
+        indices = set(re.findall(rf"\b{re.escape(src)}\[([^\[\]]*)\]", text))
+        if len(indices) != 1 or len(re.findall(rf"\b{re.escape(src)}\s*\[", text)) != \
+                len(re.findall(rf"\b{re.escape(src)}\[[^\[\]]*\]", text)):
+            continue
+        (index,) = indices
+        c = coefficients(index)
+        if c is None or c[L] == 1:
+            continue
+        J = next((v for v in names[:-1] if c[v] == 1 and extent[v] >= 16), None)
+        if J is None:
+            continue
+        others = [(v, n) for v, n in loops if v not in (J, L)]
+        p.tile = {"src": src, "ctype": buffers[src].ctype, "index": index, "J": J, "L": L, "nJ": extent[J],
+                  "nL": extent[L], "others": math.prod(n for _, n in others),
+                  "other_decomp": _decompose(others, "sg_z", text + " " + index) if others else [],
+                  "read": f"{src}[{index}]"}
+        read = re.compile(rf"\b{re.escape(p.tile['read'])}")
+
+        def across(expr):
+            return read.sub("sg_tile[threadIdx.x][sg_j]", expr)
+        p.lets = [_Let(let.ctype, let.name, across(let.expr)) for let in p.lets]
+        p.stores = [(b, i, across(v)) for b, i, v in p.stores]
+        return True
+    return False
 
 
 # A range check's failure branch (templates/c/ops.j2, op_check_range) yields the bad value;

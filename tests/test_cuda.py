@@ -881,3 +881,31 @@ def test_emulated_vector_kernels(small, emulated):
 @needs_gpu
 def test_gpu_vector_kernels():
     _vector_kernels(lambda f: f)
+
+
+def _transposes(prepare):
+    """Maps that read one buffer across the order they write in (x.T, permutes) stage 32 x 32
+    tiles through shared memory; edges that are not multiples of 32, batch dims, and other
+    reads in the same loop are handled. `prepare` as for _vector_kernels."""
+    A, B = var((40, 70), "float32", "A"), var((70, 40), "float32", "B")
+    P = var((3, 50, 33), "float64", "P")
+    fn = sg.compile([A, B, P], [A.T * 2 + B, sg.exp(P.transpose(1, 2)), P.permute(2, 0, 1) + 0],
+                    backend="cuda")
+    assert fn.forward.source.count("__shared__") >= 3 and "sg_tile[threadIdx.x][sg_j]" in fn.forward.source
+    prepare(fn.forward_fn)
+    rng = np.random.default_rng(9)
+    a, b, p = (rng.standard_normal((40, 70)).astype(np.float32), rng.standard_normal((70, 40)).astype(np.float32),
+               rng.standard_normal((3, 50, 33)))
+    got = fn(a, b, p)
+    _close(got[0], a.T * 2 + b, "A.T * 2 + B")
+    _close(got[1], np.exp(p.transpose(0, 2, 1)), "exp(P.transpose(1, 2))")
+    _close(got[2], p.transpose(2, 0, 1), "P.permute(2, 0, 1)")
+
+
+def test_emulated_transposes(small, emulated):
+    _transposes(emulated.emulation.compile)
+
+
+@needs_gpu
+def test_gpu_transposes():
+    _transposes(lambda f: f)
