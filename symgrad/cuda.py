@@ -952,7 +952,7 @@ class Caller:
         outs = []
         for shape, dtype in fn._out_specs:
             if device:
-                out = DeviceArray(shape, dtype, _RUNTIME[0] if _RUNTIME else None)
+                out = DeviceArray(shape, dtype)
                 args[k], where[k] = ffi.cast("void *", out.ptr), 1
             else:
                 out = np.empty(shape, dtype)
