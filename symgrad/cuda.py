@@ -20,7 +20,6 @@ The generated module exports, for a function `symgrad_<name>`:
                            void **workspace, char *err, size_t err_size)
     int symgrad_<name>_release(void **workspace)        frees a workspace's device memory
     int symgrad_<name>_packed(void **args)              host pointers only, as the C backend's
-    int symgrad_<name>_device_count(void)               >= 0, or -cudaError_t
 
 where `args` holds one pointer per parameter (inputs, captured constants, outputs) and
 `where[k]` says whether args[k] is device memory (used in place) or host memory (copied).
@@ -339,11 +338,24 @@ def _loop_view(k):
     raise AssertionError(f"the CUDA backend does not know kernels of kind {k.kind!r}")
 
 
+def _reads(text, buffers) -> dict:
+    """{buffer: the set of index texts it is read at} for the buffers `text` reads, in the order
+    of their first reads; None for a buffer read where the index cannot be isolated (nested
+    brackets: a gather)."""
+    out = {}
+    for name in dict.fromkeys(re.findall(r"\b([A-Za-z_]\w*)\s*\[", text)):
+        if name in buffers:
+            plain = re.findall(rf"\b{re.escape(name)}\[([^\[\]]*)\]", text)
+            every = re.findall(rf"\b{re.escape(name)}\s*\[", text)
+            out[name] = set(plain) if len(plain) == len(every) else None
+    return out
+
+
 def _params(k, buffers, written):
     """[(ctype, name, is_output)]: the buffers the kernel reads, then those it writes."""
     text = "\n".join(let.expr for let in k.lets)
     names = list(k.extra.get("reads", ())) + ([k.extra["a"], k.extra["b"]] if k.kind == "matmul" else [])
-    names += re.findall(r"\b([A-Za-z_]\w*)\s*\[", text)          # what the text reads, in order
+    names += list(_reads(text, buffers))          # what the text reads, in order
     names = [n for n in dict.fromkeys(names) if n in buffers and n not in written]
     return [(buffers[n].ctype, n, False) for n in names] + [(buffers[n].ctype, n, True) for n in written]
 
@@ -469,14 +481,12 @@ def _vectorize(p, buffers, var) -> bool:
     buffer it reads or writes exactly (`x[i0]`): each lane of a VECTOR-wide step then runs the
     body with its own `var`, reading and writing the step's vectors instead of the buffers."""
     text = "\n".join([let.expr for let in p.lets] + [v for _, _, v in p.stores] + [a.fold for a in p.accs])
-    reads = list(dict.fromkeys(re.findall(r"\b([A-Za-z_]\w*)\s*\[", text)))
-    reads = [n for n in reads if n in buffers]
+    indices = _reads(text, buffers)
+    reads = list(indices)
     writes = list(dict.fromkeys(b for b, _, _ in p.stores))
-    if any(index != var for _, index, _ in p.stores) or set(reads) & set(writes) or not reads + writes:
+    if any(index != var for _, index, _ in p.stores) or set(reads) & set(writes) or not reads + writes or \
+            any(at != {var} for at in indices.values()):
         return False
-    if len(re.findall(r"\b(?:" + "|".join(map(re.escape, reads or ["$^"])) + r")\s*\[", text)) != \
-            len(re.findall(r"\b(?:" + "|".join(map(re.escape, reads or ["$^"])) + rf")\[{var}\]", text)):
-        return False                 # some read is at another index
     pattern = re.compile(r"\b(" + "|".join(map(re.escape, reads)) + rf")\[{var}\]") if reads else None
 
     def lane(expr):
@@ -511,12 +521,8 @@ def _transpose(p, loops, buffers, text) -> bool:
         c = coefficients(index)
         if c is None or c[L] != 1:
             return False
-    for src in dict.fromkeys(re.findall(r"\b([A-Za-z_]\w*)\s*\[", text)):
-        if src not in buffers or any(src == b for b, _, _ in p.stores):
-            continue
-        indices = set(re.findall(rf"\b{re.escape(src)}\[([^\[\]]*)\]", text))
-        if len(indices) != 1 or len(re.findall(rf"\b{re.escape(src)}\s*\[", text)) != \
-                len(re.findall(rf"\b{re.escape(src)}\[[^\[\]]*\]", text)):
+    for src, indices in _reads(text, buffers).items():
+        if indices is None or len(indices) != 1 or any(src == b for b, _, _ in p.stores):
             continue
         (index,) = indices
         c = coefficients(index)
@@ -616,8 +622,7 @@ class CudaLibrary:
         self.ffi.cdef(f"int {symbol}(void **args);\n"
                       f"int {self.base}_run(void **args, const unsigned char *where, const uintptr_t *streams,\n"
                       f"                    void **workspace, char *err, size_t err_size);\n"
-                      f"int {self.base}_release(void **workspace);\n"
-                      f"int {self.base}_device_count(void);")
+                      f"int {self.base}_release(void **workspace);")
         self.lib = self.ffi.dlopen(str(path))
         self._run = getattr(self.lib, f"{self.base}_run")
         self.release = getattr(self.lib, f"{self.base}_release")
@@ -627,13 +632,6 @@ class CudaLibrary:
         status = self._run(args, where, streams, workspace, err, ERROR_SIZE)
         if status != OK:
             self._raise(status, self.ffi.string(err).decode("utf-8", "replace"))
-
-    def entry(self, args) -> int:
-        """All parameters host arrays, as the C backend's entry; 0 on success."""
-        n = len(args)
-        self.run(args, self.ffi.new("unsigned char[]", n), self.ffi.new("uintptr_t[]", n),
-                 self.ffi.new("void *[2]"))
-        return 0
 
     def _raise(self, status, message):
         message = message or f"{self.base}: error {status}"
@@ -648,11 +646,6 @@ class CudaLibrary:
         if status == BAD_POINTER:
             raise ValueError(message)
         raise CudaError(message)
-
-    def device_count(self) -> int:
-        """CUDA devices visible to this module (0 when there are none or no driver)."""
-        return max(0, getattr(self.lib, f"{self.base}_device_count")())
-
 
 _libraries: dict[str, CudaLibrary] = {}
 _lock = threading.Lock()
@@ -693,8 +686,7 @@ class Runtime:
             int sg_rt_out_of_memory(int status);
             int sg_rt_alloc(void **ptr, size_t nbytes, char *err, size_t err_size);
             int sg_rt_free(void *ptr);
-            int sg_rt_copy(void *dst, const void *src, size_t nbytes, int kind, char *err, size_t err_size);
-            int sg_rt_synchronize(char *err, size_t err_size);""")
+            int sg_rt_copy(void *dst, const void *src, size_t nbytes, int kind, char *err, size_t err_size);""")
         self.lib = self.ffi.dlopen(str(path))
         self._kept: dict[int, list[int]] = {}
         self._lock = threading.Lock()

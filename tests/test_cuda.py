@@ -669,8 +669,15 @@ class Emulation:
     def compile(self, function):
         """A Function of ours (built by nvcc) switched to its emulated library."""
         cpp, so = self._wait(self.build(function.source, function))
-        function._lib = cuda.CudaLibrary(so, cpp, function._build.symbol)
+        _use_library(function, cuda.CudaLibrary(so, cpp, function._build.symbol))
         return function
+
+
+def _use_library(function, lib):
+    """Runs `function` through `lib` from now on (its caller, which holds the library and its
+    workspaces, is made afresh)."""
+    function._lib = lib
+    function.__dict__.pop("_caller", None)
 
 
 def emulator_counters(lib):
@@ -691,10 +698,10 @@ def emulated(compiled):
     saved_runtime = list(cuda._RUNTIME)
     cuda._RUNTIME[:] = [compiled.emulation.runtime()]
     for f, lib in zip(compiled.functions, libs):
-        f._lib = lib
+        _use_library(f, lib)
     yield compiled
     for f, lib in zip(compiled.functions, saved):
-        f._lib = lib
+        _use_library(f, lib)
     cuda._RUNTIME[:] = saved_runtime
 
 
@@ -874,7 +881,7 @@ def _vector_kernels(prepare):
         _close(np.asarray(got[1]), np.asarray(np.dot(us, vs)), "sum(u * v)")
 
 
-def test_emulated_vector_kernels(small, emulated):
+def test_emulated_vector_kernels(emulated):
     _vector_kernels(emulated.emulation.compile)
 
 
@@ -902,7 +909,7 @@ def _transposes(prepare):
     _close(got[2], p.transpose(2, 0, 1), "P.permute(2, 0, 1)")
 
 
-def test_emulated_transposes(small, emulated):
+def test_emulated_transposes(emulated):
     _transposes(emulated.emulation.compile)
 
 
