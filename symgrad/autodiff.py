@@ -8,7 +8,7 @@ from symgrad import dtypes
 from symgrad import functional as F
 from symgrad.graph import toposort
 from symgrad.ops import OPS
-from symgrad.variable import Variable, lazy
+from symgrad.variable import Variable, lazy, serial
 
 
 def _as_list(x):
@@ -88,10 +88,41 @@ def _backward_pass(outputs, grad_outputs, inputs):
         needs = tuple(id(i) in reaches and dtypes.is_float(i.dtype) for i in v.inputs)
         if op.vjp is None or not any(needs):
             continue
-        for i, gi in zip(v.inputs, op.vjp(g, v, needs)):
+        start = serial()
+        pulled = op.vjp(g, v, needs)
+        _check_versions(v, pulled, start)
+        for i, gi in zip(v.inputs, pulled):
             if gi is not None and id(i) in reaches:
                 _accumulate(cot, i, gi)
     return [cot.get(id(x)) for x in inputs]
+
+
+def _check_versions(node, pulled, start):
+    """PyTorch's error for a value that `node`'s pullback reads but that was changed in place
+    after `node` was made: the gradient would be computed from the wrong value."""
+    stale = {id(i): (i, seen) for i, seen in zip(node.inputs, node._seen) if i._vbox[0] != seen}
+    if node._vbox[0] != node._born:
+        stale[id(node)] = (node, node._born)
+    if not stale:
+        return
+    # Which of them does the pullback read? Walk the nodes it built (made after `start`) down
+    # to the older ones they refer to.
+    stack, seen_ids = [p for p in pulled if p is not None], set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen_ids:
+            continue
+        seen_ids.add(id(n))
+        if id(n) in stale:
+            v, expected = stale[id(n)]
+            role = "output 0 of" if v is node else "an input of"
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: {v._describe()}, which is {role} {OPS[node.op].grad_name}Backward0, "
+                f"is at version {v._vbox[0]}; expected version {expected} instead. Compute it "
+                f"out of place (y = y * 2 instead of y.mul_(2)) or on a copy (x.clone())")
+        if n._serial > start:
+            stack.extend(n.inputs)
 
 
 def _accumulate(cot, v, g):

@@ -18,7 +18,7 @@ def _targets(output: Variable):
     return [v for v in order if v.requires_grad and (v.op is None or v._retains_grad)]
 
 
-def run_backward(output: Variable, gradient=None, inputs=None):
+def run_backward(output: Variable, gradient=None, inputs=None, create_graph=False):
     if not output.requires_grad:
         raise RuntimeError("element 0 of tensors does not require grad and does not have a grad_fn: "
                            f"backward() was called on {output._describe()}, which does not require grad")
@@ -32,13 +32,58 @@ def run_backward(output: Variable, gradient=None, inputs=None):
         return
     grads = grad([output], targets, None if gradient is None else [gradient], allow_unused=True)
     values = evaluate_gradients(list(grads))
-    for v, g in zip(targets, values):
+    for v, node, g in zip(targets, grads, values):
         if g is None:
             continue
-        if v.grad is None:
+        if create_graph:
+            # The gradient stays a node of the graph, differentiable in turn; it holds its value.
+            node._value = np.asarray(g, dtype=v.dtype)
+            v.grad = node if v.grad is None else v.grad + node
+        elif v.grad is None:
             v.grad = Variable(np.array(g, dtype=v.dtype))
+        elif v.grad.requires_grad:           # a graph from an earlier create_graph: no longer kept
+            v.grad = Variable(np.asarray(v.grad.value() + g, dtype=v.dtype))
         else:
             v.grad._writable()[...] += g
+
+
+def autograd_grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+                  only_inputs=True, allow_unused=None, is_grads_batched=False, materialize_grads=False):
+    """`sg.autograd.grad`: PyTorch's function. The gradients of Variables with values come
+    back as values: detached leaves, or with `create_graph=True` nodes of the gradient graph
+    (differentiable again). For symbolic graphs they are graphs, detached unless `create_graph`."""
+    if is_grads_batched:
+        raise NotImplementedError("sg.autograd.grad: is_grads_batched is not supported; use sg.func.vmap")
+    outs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+    ins = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    if grad_outputs is not None and not isinstance(grad_outputs, (list, tuple)):
+        grad_outputs = [grad_outputs]
+    grads = grad(outs, ins, grad_outputs, allow_unused=True)
+    for k, g in enumerate(grads):
+        if g is None and not (allow_unused or materialize_grads):
+            raise RuntimeError(f"The differentiated Variable at index {k} ({ins[k]._describe()}) appears "
+                               f"to not have been used in the graph. Set allow_unused=True if this is "
+                               f"the desired behavior.")
+    live = [g for g in grads if g is not None]
+    if live and all(g.is_concrete for g in live):
+        values = iter(evaluate_gradients(live))
+    else:
+        values = None
+    result = []
+    for x, g in zip(ins, grads):
+        if g is None:
+            result.append(Variable(np.zeros(x.shape, x.dtype)) if materialize_grads else None)
+            continue
+        if values is not None:
+            value = np.asarray(next(values), dtype=x.dtype)
+            if create_graph:
+                g._value = value
+            else:
+                g = Variable(value)
+        elif not create_graph:
+            g = g.detach()
+        result.append(g)
+    return tuple(result)
 
 
 _compiled: dict[str, object] = {}

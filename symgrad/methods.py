@@ -3,26 +3,19 @@ from __future__ import annotations
 
 from symgrad import dtypes
 from symgrad import functional as F
-from symgrad.variable import Variable, mode, _to_array, no_grad
+from symgrad.variable import Variable, _to_array
 
 
 def _reflected(fn):
     return lambda self, other: fn(other, self)
 
 
-def _inplace(fn):
-    """`x += y`: in place on a Variable outside the graph (or under no_grad), keeping its dtype;
-    a new node otherwise, as a rebinding."""
-    def method(self, other):
-        if self.op is None and self._value is not None:
-            if self.requires_grad and mode.grad_enabled:
-                raise RuntimeError(f"a leaf Variable that requires grad ({self._describe()}) is used in "
-                                   f"an in-place operation; do it under `with sg.no_grad():`")
-            with no_grad():
-                result = fn(self, other).value()
-            self._writable()[...] = result.astype(self.dtype, copy=False)
-            return self
-        return fn(self, other)
+def _inplace(name, fn):
+    """`x.<name>(...)` and `x += y`: `fn` in place (see Variable._inplace)."""
+    def method(self, *args, **kwargs):
+        return self._inplace(name, lambda x, *a: fn(x, *a, **kwargs), *args)
+    method.__name__ = name
+    method.__doc__ = f"In-place version of {name[:-1]}: the Variable itself takes the result."
     return method
 
 
@@ -31,7 +24,7 @@ _BINARY = {"add": F.add, "sub": F.sub, "mul": F.mul, "truediv": F.div, "pow": F.
 for _name, _fn in _BINARY.items():
     setattr(Variable, f"__{_name}__", _fn)
     setattr(Variable, f"__r{_name}__", _reflected(_fn))
-    setattr(Variable, f"__i{_name}__", _inplace(_fn))
+    setattr(Variable, f"__i{_name}__", _inplace(f"__i{_name}__", _fn))
 for _name, _fn in {"lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge, "eq": F.eq, "ne": F.ne}.items():
     setattr(Variable, f"__{_name}__", _fn)
     setattr(Variable, _name, _fn)
@@ -94,12 +87,10 @@ for _name, _dt in [("float", "float32"), ("double", "float64"), ("long", "int64"
                    ("bool", "bool")]:
     setattr(Variable, _name, (lambda dt: lambda self: F.cast(self, dt))(_dt))
 
-for _name, _fn in _BINARY.items():
-    if _name in ("truediv", "matmul", "pow"):
-        continue
-    setattr(Variable, f"{_name}_", _inplace(_fn))
-Variable.div_ = _inplace(F.div)
-Variable.pow_ = _inplace(F.pow)
-Variable.clamp_ = _inplace(lambda x, bounds: F.clamp(x, *bounds))
+for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "sin",
+              "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "square",
+              "clamp_min", "clamp_max"]:
+    setattr(Variable, f"{_name}_", _inplace(f"{_name}_", getattr(Variable, _name)))
+Variable.subtract_, Variable.multiply_, Variable.divide_ = Variable.sub_, Variable.mul_, Variable.div_
 Variable.is_floating_point = lambda self: dtypes.is_float(self.dtype)
 Variable.new_tensor = lambda self, data: Variable(_to_array(data, self.dtype))

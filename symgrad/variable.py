@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+import weakref
 
 import numpy as np
 
@@ -64,6 +65,12 @@ def is_grad_enabled() -> bool:
 
 
 _names = itertools.count()
+_serials = itertools.count()
+
+
+def serial() -> int:
+    """A number larger than that of every Variable made so far (and smaller than the next's)."""
+    return next(_serials)
 
 
 def _to_array(data, dtype=None, lists_are_float=False) -> np.ndarray:
@@ -151,7 +158,7 @@ class Variable:
             self.shape, self.dtype = self._value.shape, self._value.dtype
             if shape is not None and tuple(shape) != self.shape:
                 raise ValueError(f"Variable: data of shape {self.shape} given with shape={tuple(shape)}")
-        self.requires_grad = False
+        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -164,6 +171,15 @@ class Variable:
         self._grad_fn = None
         self._accumulate = None
         self._concrete = None
+        # In-place operations (see `_become`): the nodes that use this one, so that they can be
+        # pointed at the value they saw; a version counter shared by the Variables that stand
+        # for one storage (PyTorch's), and the versions of the inputs when this node was made.
+        self._users = []
+        self._prune_at = 8
+        self._vbox = [0]
+        self._born = 0
+        self._seen = ()
+        self._serial = next(_serials)     # order of creation
 
     @classmethod
     def _node(cls, op, inputs, attrs, shape, dtype):
@@ -172,7 +188,7 @@ class Variable:
         v.shape, v.dtype = shape, dtype
         v._value = None
         v._init_fields(None)
-        v.requires_grad = False
+        v._requires_grad = False
         return v
 
     @classmethod
@@ -302,13 +318,29 @@ class Variable:
 
     # --- autograd state ------------------------------------------------------------------
 
+    @property
+    def requires_grad(self) -> bool:
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad):
+        self.requires_grad_(requires_grad)
+
     def requires_grad_(self, requires_grad: bool = True) -> "Variable":
-        if self.op is not None and not requires_grad and self.requires_grad:
-            raise RuntimeError("requires_grad can be changed only on leaf Variables; use detach()")
+        requires_grad = bool(requires_grad)
+        if self.op is not None and not requires_grad and self._requires_grad:
+            raise RuntimeError(f"requires_grad can be changed only on leaf Variables, and "
+                               f"{self._describe()} was computed from others; use detach()")
         if requires_grad and not dtypes.is_float(self.dtype):
             raise RuntimeError(f"only floating point Variables can require gradients, "
                                f"not {self._describe()}")
-        self.requires_grad = bool(requires_grad)
+        if requires_grad and not self._requires_grad and self.op is not None and self.is_concrete:
+            # A result that needs no gradient is a leaf in PyTorch (`x.double()`, `a * 2` of
+            # plain data): asked to require grad, it becomes one, holding its value.
+            self._value = self.value()
+            self.op, self.inputs, self.attrs, self._fn = None, (), {}, None
+            self._grad_fn = None
+        self._requires_grad = requires_grad
         return self
 
     def retain_grad(self) -> None:
@@ -323,17 +355,24 @@ class Variable:
     def detach(self) -> "Variable":
         if self._value is not None or self.is_concrete:
             out = Variable(self.value())
+            out._vbox = self._vbox           # one storage: in place on either shows in both
         else:
-            from symgrad import functional as F
             with no_grad():
-                out = F.apply("stop_gradient", self)
+                out = apply("stop_gradient", self)
         out.name = self.name
         return out
 
     def detach_(self) -> "Variable":
-        self.op, self.inputs, self.attrs = None, (), {}
-        self.requires_grad, self._grad_fn = False, None
+        if self.is_concrete:
+            self._value = self.value()
+        self.op, self.inputs, self.attrs, self._fn = None, (), {}, None
+        self._requires_grad, self._grad_fn = False, None
         return self
+
+    @property
+    def _version(self) -> int:
+        """How many in-place operations changed this Variable's storage (PyTorch's counter)."""
+        return self._vbox[0]
 
     @property
     def grad_fn(self):
@@ -351,7 +390,7 @@ class Variable:
                 f"backward() needs values, but {self._describe()} is symbolic{self._symbolic_inputs()}. "
                 f"Compile the graph with sg.compile(inputs, outputs) and call fn.backward with values "
                 f"(or build the gradient graph with sg.grad), or make the inputs from data.")
-        run_backward(self, gradient, inputs)
+        run_backward(self, gradient, inputs, create_graph=bool(create_graph))
 
     # --- in place ----------------------------------------------------------------------------
 
@@ -361,22 +400,100 @@ class Variable:
             arr = self._value = arr.copy()
         return arr
 
-    def zero_(self) -> "Variable":
-        self._writable()[...] = 0
+    def _add_user(self, ref) -> None:
+        users = self._users
+        users.append(ref)
+        if len(users) >= self._prune_at:            # keeps the list within twice the live users
+            users[:] = [r for r in users if r() is not None]
+            self._prune_at = 2 * len(users) + 8
+
+    def _inplace(self, name: str, make, *args) -> "Variable":
+        """`self.<name>(*args)` in place: `make(self, *args)` computes the new value with the
+        functional API, then `self` stands for it, as in PyTorch.
+
+        A leaf whose result needs no gradient (plain data, or under no_grad) is written in
+        place, keeping its storage (so `w.data -= lr * w.grad` updates `w`). Anything else
+        becomes the new node of the graph; the nodes that used the old value keep it
+        (`_become`), and those that saved it for their gradient make backward() raise."""
+        if self.op is None and self._requires_grad and mode.grad_enabled:
+            raise RuntimeError(
+                f"a leaf Variable that requires grad ({self._describe()}) is used in an in-place "
+                f"operation ({name}); do it under `with sg.no_grad():` or on a copy (x.clone())")
+        start = serial()
+        new = make(self, *args)
+        if not isinstance(new, Variable):
+            new = Variable(new)
+        if new.shape != self.shape:
+            raise RuntimeError(f"{name}: the result of shape {new.shape} does not fit {self._describe()} "
+                               f"(an in-place operation keeps the shape; output with shape {self.shape} "
+                               f"doesn't match the broadcast shape {new.shape})")
+        if new.dtype != self.dtype:
+            if dtypes.category(new.dtype) > dtypes.category(self.dtype):
+                raise RuntimeError(f"{name}: result type {new.dtype} can't be cast to the desired output "
+                                   f"type {self.dtype} of {self._describe()}")
+            from symgrad import functional as F
+            new = F.cast(new, self.dtype)
+        if self.op is None and self._value is not None and not new._requires_grad:
+            with np.errstate(all="ignore"):
+                self._writable()[...] = new.value()
+            self._vbox[0] += 1
+            return self
+        # An operand that is `self` itself (y.mul_(y)) was read at the old version, as PyTorch
+        # saves it: its gradient then needs a value that is gone.
+        aliased = any(a is self for a in args)
+        self._become(new, start, new if aliased else None)
         return self
+
+    def _become(self, new: "Variable", start: int, only=None) -> None:
+        """Make this object stand for the node `new`. Its old node moves to a fresh object,
+        and every node that used this one now uses that: they keep the value they saw. The
+        nodes made since `start` compute the new value from the old one, so they read it at
+        the version they were made for (only `only`'s first operand, when given)."""
+        old = Variable.__new__(Variable)
+        old.__dict__.update(self.__dict__)
+        old._grad_fn = old._accumulate = None
+        version = self._vbox[0] + 1
+        for ref in self._users:
+            user = ref()
+            if user is None:
+                continue
+            if only is not None and user is only:
+                user._seen = (version,) + user._seen[1:] if user.inputs[0] is self else user._seen
+            elif only is None and user._serial > start:
+                user._seen = tuple(version if i is self else s for i, s in zip(user.inputs, user._seen))
+            user.inputs = tuple(old if i is self else i for i in user.inputs)
+            if user._fn:
+                user._fn = (user._fn[0], tuple(old if i is self else i for i in user._fn[1]))
+        if new is self:
+            new = old
+        name, box = self.name, self._vbox
+        if new.op is None or new is old or new._users:    # not a fresh node: record one
+            new = apply("reshape", new, shape=new.shape)
+            new._seen = tuple(version if i is old else s for i, s in zip(new.inputs, new._seen))
+        self.__dict__.update(new.__dict__)
+        self._users, self._prune_at = [], 8
+        self._grad_fn = self._accumulate = None
+        self._retains_grad = False
+        self.grad = None
+        self.name = name
+        box[0] += 1
+        self._vbox, self._born = box, box[0]
+        ref = weakref.ref(self)
+        for i in self.inputs:
+            i._add_user(ref)
+
+    def zero_(self) -> "Variable":
+        return self.fill_(0)
 
     def fill_(self, value) -> "Variable":
-        self._writable()[...] = value
-        return self
+        return self._inplace("fill_", _filled, value)
 
     def copy_(self, src) -> "Variable":
-        self._writable()[...] = _to_array(src)
-        return self
+        return self._inplace("copy_", _copied, src)
 
     def __setitem__(self, key, value):
-        if self.requires_grad:
-            raise RuntimeError("in-place assignment into a Variable that requires grad is not supported")
-        self._writable()[key] = _to_array(value) if isinstance(value, Variable) else value
+        from symgrad import functional as F
+        self._inplace("__setitem__", F.index_put, key, value)
 
     # --- printing --------------------------------------------------------------------------
 
@@ -390,6 +507,25 @@ class Variable:
         if self.numel() == 1 and spec:
             return format(self.item(), spec)
         return repr(self)
+
+
+def _filled(x: Variable, value) -> Variable:
+    """`x.fill_(value)` as a node: the value everywhere, no gradient to the old one."""
+    from symgrad import functional as F
+    out = F.where(Variable.literal(True, dtypes.bool_), F.cast(F.as_variable(value), x.dtype), x)
+    return F._mark(out, "Fill", [x])
+
+
+def _copied(x: Variable, src) -> Variable:
+    """`x.copy_(src)` as a node: `src` broadcast and cast to `x`'s shape and dtype."""
+    from symgrad import functional as F
+    src = F.as_variable(src)
+    try:
+        src = F.broadcast_to(F.cast(src, x.dtype), x.shape)
+    except ValueError:
+        raise RuntimeError(f"copy_: the source of shape {src.shape} cannot be broadcast to "
+                           f"{x._describe()}") from None
+    return F._mark(F.where(Variable.literal(True, dtypes.bool_), src, x), "Copy", [x, src])
 
 
 class Size(tuple):
@@ -442,6 +578,7 @@ class AccumulateGrad(Function):
 
 
 _backward_classes: dict[str, type] = {}
+_NOT_BACKWARD = {"CopySlices"}      # PyTorch's grad_fn names without "Backward"
 
 
 def backward_class(name: str) -> type:
@@ -450,7 +587,8 @@ def backward_class(name: str) -> type:
     cls = _backward_classes.get(name)
     if cls is None:
         base, overload = (name[:-1], name[-1]) if name[-1:].isdigit() else (name, "0")
-        cls = _backward_classes[name] = type(f"{base}Backward{overload}", (Function,), {})
+        full = name if name in _NOT_BACKWARD else f"{base}Backward{overload}"
+        cls = _backward_classes[name] = type(full, (Function,), {})
     return cls
 
 
@@ -471,8 +609,12 @@ def apply(op_name: str, *inputs: Variable, **attrs) -> Variable:
     op = OPS[op_name]
     shape, dtype = op.infer(*inputs, **attrs)
     out = Variable._node(op_name, inputs, attrs, tuple(shape), dtype)
-    out.requires_grad = (mode.grad_enabled and op.vjp is not None
-                         and any(i.requires_grad for i in inputs))
+    out._requires_grad = (mode.grad_enabled and op.vjp is not None
+                          and any(i._requires_grad for i in inputs))
+    out._seen = tuple(i._vbox[0] for i in inputs)
+    ref = weakref.ref(out)
+    for i in inputs:
+        i._add_user(ref)
     # Known now, from the inputs' own flags: asking later would recurse through the graph.
     out._concrete = all(i.is_concrete for i in inputs)
     if out._concrete and not mode.lazy:
