@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from symgrad import dtypes
+from symgrad.shapes import as_shape
 from symgrad.variable import Variable
 
 _rng = np.random.default_rng()
@@ -14,10 +15,10 @@ def manual_seed(seed: int):
     _rng = np.random.default_rng(seed)
 
 
-def _shape(size):
-    if len(size) == 1 and isinstance(size[0], (list, tuple)):
-        size = tuple(size[0])
-    return tuple(int(s) for s in size)
+def _shape(size, what):
+    if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
+        size = size[0]
+    return as_shape(what, size)
 
 
 def _make(arr, dtype, requires_grad):
@@ -39,11 +40,11 @@ def from_numpy(arr: np.ndarray) -> Variable:
 
 
 def zeros(*size, dtype=None, requires_grad=False):
-    return _make(np.zeros(_shape(size), dtypes.as_dtype(dtype or "float32")), None, requires_grad)
+    return _make(np.zeros(_shape(size, "zeros"), dtypes.as_dtype(dtype or "float32")), None, requires_grad)
 
 
 def ones(*size, dtype=None, requires_grad=False):
-    return _make(np.ones(_shape(size), dtypes.as_dtype(dtype or "float32")), None, requires_grad)
+    return _make(np.ones(_shape(size, "ones"), dtypes.as_dtype(dtype or "float32")), None, requires_grad)
 
 
 empty = zeros
@@ -51,21 +52,21 @@ empty = zeros
 
 def full(size, fill_value, dtype=None, requires_grad=False):
     dt = dtypes.as_dtype(dtype) if dtype else dtypes.scalar_dtype(fill_value)
-    return _make(np.full(_shape((size,)), fill_value, dt), None, requires_grad)
+    return _make(np.full(_shape((size,), "full"), fill_value, dt), None, requires_grad)
 
 
 def rand(*size, dtype=None, requires_grad=False):
-    return _make(_rng.random(_shape(size)), dtype or "float32", requires_grad)
+    return _make(_rng.random(_shape(size, "rand")), dtype or "float32", requires_grad)
 
 
 def randn(*size, dtype=None, requires_grad=False):
-    return _make(_rng.standard_normal(_shape(size)), dtype or "float32", requires_grad)
+    return _make(_rng.standard_normal(_shape(size, "randn")), dtype or "float32", requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None):
     if high is None:
         low, high = 0, low
-    return _make(_rng.integers(low, high, _shape((size,))), dtype or "int64", False)
+    return _make(_rng.integers(low, high, _shape((size,), "randint")), dtype or "int64", False)
 
 
 def arange(start, end=None, step=1, dtype=None, requires_grad=False):

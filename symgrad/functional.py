@@ -15,6 +15,7 @@ from numbers import Number
 import numpy as np
 
 from symgrad import dtypes
+from symgrad.shapes import IndexTypeError, ShapeError, as_dim, as_shape
 from symgrad.variable import Variable, apply, no_grad
 
 # --- arguments ------------------------------------------------------------------------------
@@ -466,8 +467,12 @@ def mv(a, b):
 def permute(x, *dims):
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (list, tuple)) else dims
     if len(dims) != x.ndim:
-        raise ValueError(f"permute: {len(dims)} dims given for shape {x.shape}")
-    perm = tuple(d % builtins.max(x.ndim, 1) for d in dims)
+        raise ShapeError(f"permute: {len(dims)} dims {dims} given for shape {x.shape}: the number of "
+                         f"dims doesn't match")
+    perm = tuple(as_dim("permute", d, x.ndim, x.shape) for d in dims)
+    if len(set(perm)) != len(perm):
+        raise ShapeError(f"permute: dims {dims} name one dim of shape {x.shape} twice (duplicate "
+                         f"dims are not allowed)")
     if perm == tuple(range(x.ndim)):
         return x
     return apply("permute", x, perm=perm)
@@ -489,20 +494,18 @@ def t(x):
 # --- shape --------------------------------------------------------------------------------------
 
 
-def _shape_arg(shape):
-    if len(shape) == 1 and isinstance(shape[0], (list, tuple)):
-        shape = tuple(shape[0])
-    return tuple(int(s) for s in shape)
+def _shape_arg(what, shape, infer=True):
+    if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+        shape = shape[0]
+    return as_shape(what, shape, infer=infer)
 
 
 def reshape(x, *shape):
-    shape = _shape_arg(shape)
-    if shape.count(-1) > 1:
-        raise ValueError(f"reshape: only one dim can be -1, got {shape}")
+    shape = _shape_arg("reshape", shape)
     if -1 in shape:
         known = math.prod(s for s in shape if s != -1)
         if known == 0 or x.numel() % known:
-            raise ValueError(f"reshape: shape {x.shape} cannot become {shape}")
+            raise ShapeError(f"reshape: shape {x.shape} ({x.numel()} elements) cannot become {shape}")
         shape = tuple(x.numel() // known if s == -1 else s for s in shape)
     if shape == x.shape:
         return x
@@ -530,17 +533,26 @@ def unsqueeze(x, dim):
 
 
 def flatten(x, start_dim=0, end_dim=-1):
+    s, e = (as_dim("flatten", d, x.ndim, x.shape) for d in (start_dim, end_dim))
+    if s > e:
+        raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                         f"(shape {x.shape})")
     if x.ndim == 0:
         return reshape(x, (1,))
-    s, e = start_dim % x.ndim, end_dim % x.ndim
     shape = x.shape[:s] + (math.prod(x.shape[s:e + 1]),) + x.shape[e + 1:]
     return _mark(reshape(x, shape), "View", [x])     # PyTorch's flatten is a view
 
 
 def broadcast_to(x, *shape):
-    shape = _shape_arg(shape)
+    given = shape = _shape_arg("expand", shape)
     lead = len(shape) - x.ndim
-    shape = tuple(x.shape[i - lead] if s == -1 and i >= lead else s for i, s in enumerate(shape))
+    if lead < 0:
+        raise ShapeError(f"expand: shape {given} has fewer dims than the Variable's shape {x.shape}")
+    for k, n in enumerate(shape):
+        if n == -1 and k < lead:
+            raise ShapeError(f"expand: the size -1 isn't allowed in a leading, new dim {k} "
+                             f"(expanding shape {x.shape} to {given})")
+    shape = tuple(x.shape[i - lead] if s == -1 else s for i, s in enumerate(shape))
     if shape == x.shape:
         return x
     return apply("broadcast_to", x, shape=shape)
@@ -620,7 +632,7 @@ def _index_int(x, dim, k):
     if k is None:
         return None
     if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer, Variable)):
-        raise TypeError(f"indexing a Variable of shape {x.shape}: only integers, slices (:), None, "
+        raise IndexTypeError(f"indexing a Variable of shape {x.shape}: only integers, slices (:), None, "
                         f"... and integer Variables are valid indices; got {k!r} "
                         f"({type(k).__name__}) for dim {dim}")
     return int(k.__index__())
@@ -659,8 +671,12 @@ def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: needs at least one Variable")
+    for k, t in enumerate(tensors):
+        if isinstance(t, Variable) and t.ndim == 0:
+            raise ShapeError(f"cat: the Variable at position {k} is 0-d (shape ()) and cannot be "
+                             f"concatenated; use sg.stack, or unsqueeze it first")
     vs, _ = _promote("cat", tensors)
-    axis = _axes(vs[0], dim, "cat")[0] if vs[0].ndim else 0
+    axis = as_dim("cat", dim, vs[0].ndim, vs[0].shape)
     if len(vs) == 1:
         return vs[0]
     return _mark(apply("concat", *vs, axis=axis), "Cat", tensors)

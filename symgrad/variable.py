@@ -80,7 +80,7 @@ def _to_array(data, dtype=None, lists_are_float=False) -> np.ndarray:
         arr = data.value()
         return arr if dtype is None else arr.astype(dtypes.as_dtype(dtype))
     if isinstance(data, np.ndarray):
-        arr = data
+        arr = _native(data)
         if dtype is None and arr.dtype not in dtypes.SUPPORTED:
             if arr.dtype.kind not in "fiu":
                 raise TypeError(f"cannot make a Variable from a numpy array of dtype {arr.dtype}; "
@@ -105,12 +105,25 @@ def _to_array(data, dtype=None, lists_are_float=False) -> np.ndarray:
     return arr
 
 
+def _native(arr: np.ndarray) -> np.ndarray:
+    """`arr` in this machine's byte order, and float16 widened to float32 with a warning
+    (symgrad computes in float32 and float64 only)."""
+    if not arr.dtype.isnative:
+        arr = arr.astype(arr.dtype.newbyteorder("="))
+    if arr.dtype == np.float16:
+        import warnings
+        warnings.warn("symgrad has no float16: a float16 array becomes float32", stacklevel=4)
+        arr = arr.astype(np.float32)
+    return arr
+
+
 def _positional_data(args):
     """`Variable(data)`, `Variable(data, requires_grad)`, or PyTorch's `Tensor(3, 4)` (a shape)."""
     if not args:
         return None
     if all(isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_)) for a in args):
-        return np.zeros(tuple(int(a) for a in args), dtypes.DEFAULT_FLOAT)
+        from symgrad.shapes import as_shape
+        return np.zeros(as_shape("Variable", args), dtypes.DEFAULT_FLOAT)
     if len(args) == 1 or (len(args) == 2 and isinstance(args[1], (bool, np.bool_))):
         return args[0]
     raise TypeError("Variable(data, requires_grad=False), Variable(*shape) or "
@@ -150,7 +163,8 @@ class Variable:
         if data is None:
             if shape is None:
                 raise TypeError("Variable needs data, or shape= (and dtype=) for a symbolic input")
-            self.shape = tuple(int(n) for n in ((shape,) if isinstance(shape, int) else shape))
+            from symgrad.shapes import as_shape
+            self.shape = as_shape(f"Variable '{name}'" if name else "Variable", shape)
             self.dtype = dtypes.as_dtype(dtype or "float32")
             self._value = None
         else:
@@ -604,10 +618,16 @@ def function_of(v: Variable):
 
 # --- building nodes -----------------------------------------------------------------------
 
+_MAX_ELEMENTS = 2 ** 63 - 1
+
+
 def apply(op_name: str, *inputs: Variable, **attrs) -> Variable:
     """Record one primitive; compute it now when its inputs have values."""
     op = OPS[op_name]
     shape, dtype = op.infer(*inputs, **attrs)
+    if math.prod(shape) > _MAX_ELEMENTS:
+        from symgrad.shapes import check_elements
+        check_elements(op_name, shape)
     out = Variable._node(op_name, inputs, attrs, tuple(shape), dtype)
     out._requires_grad = (mode.grad_enabled and op.vjp is not None
                           and any(i._requires_grad for i in inputs))
