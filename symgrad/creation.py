@@ -85,8 +85,15 @@ def eye(n, m=None, dtype=None, requires_grad=False):
     return _make(np.eye(n, m), dtype or "float32", requires_grad)
 
 
+def _template(name, x) -> Variable:
+    if not isinstance(x, Variable):
+        raise TypeError(f"{name}(): argument 'input' must be a Variable, got {type(x).__name__}")
+    return x
+
+
 def _like(fn):
     def like(x, dtype=None, requires_grad=False):
+        x = _template(fn.__name__ + "_like", x)
         return fn(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
     like.__name__ = fn.__name__ + "_like"
     return like
@@ -96,6 +103,7 @@ zeros_like, ones_like, rand_like, randn_like, empty_like = map(_like, [zeros, on
 
 
 def full_like(x, fill_value, dtype=None, requires_grad=False):
+    x = _template("full_like", x)
     return full(x.shape, fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad)
 
 

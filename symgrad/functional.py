@@ -29,6 +29,47 @@ def as_variable(x, dtype=None) -> Variable:
     return Variable(np.asarray(x) if isinstance(x, np.ndarray) else x, dtype=dtype)
 
 
+def tensor_arg(fn_name: str, arg_name: str, value, sequence=False):
+    """A public function's tensor argument as a Variable (numbers, lists and arrays convert),
+    or a TypeError naming the function and the argument."""
+    if isinstance(value, Variable):
+        return value
+    if sequence:
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+            raise TypeError(f"{fn_name}(): argument '{arg_name}' must be a sequence of Variables, "
+                            f"got {type(value).__name__}")
+        return [tensor_arg(fn_name, f"{arg_name}[{k}]", v) for k, v in enumerate(value)]
+    if value is None or isinstance(value, (str, bytes, dict, set, slice)):
+        raise TypeError(f"{fn_name}(): argument '{arg_name}' must be a Variable, got "
+                        f"{type(value).__name__}")
+    try:
+        return as_variable(value)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"{fn_name}(): argument '{arg_name}' must be a Variable (or numbers or an "
+                        f"array), got {type(value).__name__}: {e}") from None
+
+
+def takes_tensors(fn, names, sequences=()):
+    """`fn` with its arguments `names` (and the sequences of them, `sequences`) made Variables
+    by `tensor_arg` first, wherever they are passed, by position or by keyword."""
+    import inspect
+    params = list(inspect.signature(fn).parameters)
+    where = [(params.index(n), n, n in sequences) for n in tuple(names) + tuple(sequences)]
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if where:
+            args = list(args)
+            for pos, name, seq in where:
+                if pos < len(args):
+                    args[pos] = tensor_arg(fn.__name__, name, args[pos], seq)
+                elif name in kwargs:
+                    kwargs[name] = tensor_arg(fn.__name__, name, kwargs[name], seq)
+        return fn(*args, **kwargs)
+    wrapper.__wrapped__ = fn
+    return wrapper
+
+
 def _promote(name, args, float_only=False):
     """Cast the arguments of an elementwise op to their common dtype, PyTorch's way."""
     if not args:
@@ -702,3 +743,20 @@ def stack(tensors, dim=0):
 # The losses live in symgrad/losses.py; they are part of this namespace too.
 from symgrad.losses import (binary_cross_entropy_with_logits, cross_entropy,  # noqa: E402,F401
                             mse_loss, one_hot)
+
+
+# Which arguments of each public function are Variables: converted (or refused with an error
+# naming the function and the argument) before the function runs.
+TENSOR_ARGUMENTS = {
+    "x": ["cast", "clamp", "stop_gradient", "mean", "max", "min", "amax", "amin", "argmax", "argmin",
+          "norm", "logsumexp", "softmax", "log_softmax", "permute", "transpose", "t", "reshape",
+          "squeeze", "unsqueeze", "flatten", "broadcast_to", "swap_last"],
+    "a b": ["mm", "bmm", "dot", "mv"],
+    "input target": ["mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"],
+}
+for _names, _fns in TENSOR_ARGUMENTS.items():
+    for _fn in _fns:
+        globals()[_fn] = takes_tensors(globals()[_fn], _names.split())
+for _fn in ("cat", "stack"):
+    globals()[_fn] = takes_tensors(globals()[_fn], (), sequences=("tensors",))
+view, expand, clip, concat = reshape, broadcast_to, clamp, cat

@@ -60,9 +60,9 @@ Variable.subtract, Variable.multiply, Variable.divide = F.sub, F.mul, F.div
 Variable.T = property(lambda self: F._mark(F.permute(self, tuple(reversed(range(self.ndim)))),
                                            "Permute", [self]))
 Variable.mT = property(F.swap_last)
-Variable.view_as = lambda self, other: F.reshape(self, other.shape)
+Variable.view_as = lambda self, other: F.reshape(self, F.tensor_arg("view_as", "other", other).shape)
 Variable.reshape_as = Variable.view_as
-Variable.expand_as = lambda self, other: F.broadcast_to(self, other.shape)
+Variable.expand_as = lambda self, other: F.broadcast_to(self, F.tensor_arg("expand_as", "other", other).shape)
 Variable.where = lambda self, condition, other: F.where(condition, self, other)
 Variable.clamp_min = lambda self, m: F.clamp(self, min=m)
 Variable.clamp_max = lambda self, m: F.clamp(self, max=m)
