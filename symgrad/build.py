@@ -2,7 +2,9 @@
 content-addressed cache: an entry's key hashes the source, the compiler, its flags and
 symgrad's version. Entries are built in a private temporary directory and published by an
 atomic rename, so processes compiling the same source at once need no lock; an entry whose
-library is missing, truncated or altered is rebuilt."""
+library is missing, truncated, altered or not the one built for its key is rebuilt. The graph
+index leads from a graph straight to its entry; a record that is damaged or leads elsewhere
+is ignored and rewritten. Forked children can call what their parent compiled (see fork)."""
 from __future__ import annotations
 
 import atexit
@@ -183,9 +185,19 @@ class Library:
     def __init__(self, path: Path, source_path: Path, symbol: str):
         self.path, self.source_path, self.symbol = path, source_path, symbol
         self.ffi = cffi.FFI()
-        self.ffi.cdef(f"int {symbol}(void **args);")
+        self.ffi.cdef(f"int {symbol}(void **args); extern int sg_serial;")
         self.lib = self.ffi.dlopen(str(path))
         self.entry = getattr(self.lib, symbol)
+        if _forked:
+            self.run_serially()
+
+    def run_serially(self):
+        """Make the module's OpenMP regions run on the calling thread alone (see `_forked`).
+        Modules with no parallel loops (the CUDA ones) have no such switch and need none."""
+        try:
+            self.lib.sg_serial = 1
+        except (KeyError, AttributeError):     # cffi: no such variable in the library
+            pass
 
 
 _loaded: dict[str, Library] = {}
@@ -211,6 +223,38 @@ def _finish_pending():
             b._finish()
         except Exception:  # noqa: BLE001  (exiting: a failed build just leaves no entry)
             pass
+
+
+# --- fork ---------------------------------------------------------------------------------------
+# A forked child has only the thread that forked. libgomp's thread pool does not survive that:
+# the child's first parallel region waits forever for workers that are not there. And a build
+# in flight belongs to the parent: its compiler is the parent's child, its temporary directory
+# the parent's to publish or remove.
+
+_forked = False        # this process was forked: its OpenMP regions must run on one thread
+
+
+def _finish_before_fork():
+    """Publish the builds in flight, so that the child inherits libraries it can load (a
+    parent blocked on its workers would otherwise never publish what they wait for)."""
+    _finish_pending()
+
+
+def _after_fork_in_child():
+    """Serial OpenMP from now on, in the libraries loaded and in those loaded later, and no
+    claim on the parent's builds: an inherited one is adopted when used (`Build._adopt`)."""
+    global _forked, _lock
+    _forked = True
+    _lock = threading.Lock()              # another thread of the parent may have held it
+    for lib in _loaded.values():
+        lib.run_serially()
+    for b in _pending:                    # one the parent started as it forked (a race)
+        b._finish_lock = threading.Lock()
+    _pending.clear()                      # the parent's to publish; see Build._finish
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_finish_before_fork, after_in_child=_after_fork_in_child)
 
 
 _TMP = re.compile(r"\.[0-9a-f]{32}-(\d+)-")
@@ -246,12 +290,31 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+LIBRARY, DIGEST, SEAL = "kernel.so", "kernel.so.sha256", "kernel.key"
+
+
+def _seal_of(key: str, digest: str) -> str:
+    return hashlib.sha256(f"{key}\0{digest}".encode()).hexdigest()
+
+
+def _seal(folder: Path, key: str):
+    """Write the library's digest, and the seal that ties it to the cache key it was built
+    for: a library (and its digest) moved or copied into another entry does not pass as that
+    entry's, since the seal names the key and covers the digest."""
+    digest = hashlib.sha256((folder / LIBRARY).read_bytes()).hexdigest()
+    (folder / DIGEST).write_text(digest)
+    (folder / SEAL).write_text(f"{key}\n{_seal_of(key, digest)}\n")
+
+
 def _entry_ok(entry: Path) -> bool:
-    lib, digest = entry / "kernel.so", entry / "kernel.so.sha256"
+    """The entry holds an intact library built for the key it is named by."""
     try:
-        return hashlib.sha256(lib.read_bytes()).hexdigest() == digest.read_text().strip()
-    except OSError:
+        digest = hashlib.sha256((entry / LIBRARY).read_bytes()).hexdigest()
+        recorded = (entry / DIGEST).read_text().strip()
+        key, seal = (entry / SEAL).read_text().split()
+    except (OSError, ValueError):         # missing, unreadable, or not two words
         return False
+    return recorded == digest and key == entry.name and seal == _seal_of(key, digest)
 
 
 def remove_entry(entry: Path):
@@ -286,7 +349,9 @@ class Build:
         self.root = build_dir()
         self.entry = self.root / self.key[:2] / self.key
         self.source_path = self.entry / f"kernel{suffix}"
-        self.proc = None
+        self.proc = None            # the compiler, while its library is not published
+        self.owner = None           # the process that started it
+        self.compiled = False       # (rather than found in the cache)
         self.error = None
         self._finish_lock = threading.Lock()
         self.started = time.perf_counter()
@@ -309,37 +374,60 @@ class Build:
         self.error = None
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}-{os.getpid()}-", dir=self.entry.parent))
         (self.tmp / f"kernel{suffix}").write_text(self.source)
-        cmd = [self.cc, *self.flags, "-o", str(self.tmp / "kernel.so"), str(self.tmp / f"kernel{suffix}")]
+        cmd = [self.cc, *self.flags, "-o", str(self.tmp / LIBRARY), str(self.tmp / f"kernel{suffix}")]
         cmd += self.link
         if suffix == ".c":
             cmd.append("-lm")
         try:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            _pending.add(self)
         except OSError as e:
             shutil.rmtree(self.tmp, ignore_errors=True)
             raise CompileError(f"could not run the compiler {self.cc!r}: {e}") from None
+        self.owner = os.getpid()
+        _pending.add(self)
 
     def _finish(self):
-        """Wait for the compiler, then publish the library, or keep the failure in `error`."""
+        """Wait for the compiler, then publish the library, or keep the failure in `error`.
+        The temporary directory is gone afterwards, whatever happened."""
         with self._finish_lock:
-            if self.proc is None or self not in _pending:
+            if self.proc is not None and self.owner != os.getpid():
+                self._adopt()
+            if self.proc is None:
                 return
             output, _ = self.proc.communicate()
+            status, self.proc = self.proc.returncode, None
             _pending.discard(self)
-            if self.proc.returncode != 0:
-                failed = self.root / "failed" / f"{self.key}{self.source_path.suffix}"
-                failed.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(self.tmp / self.source_path.name, failed)
-                shutil.rmtree(self.tmp, ignore_errors=True)
-                self.error = CompileError(f"{self.cc} failed on generated code "
-                                          f"(exit {self.proc.returncode})", output, failed)
-                return
-            digest = hashlib.sha256((self.tmp / "kernel.so").read_bytes()).hexdigest()
-            (self.tmp / "kernel.so.sha256").write_text(digest)
+            try:
+                self.error = self._publish_or_fail(status, output)
+            finally:
+                shutil.rmtree(self.tmp, ignore_errors=True)      # already gone once published
+
+    def _adopt(self):
+        """In a forked child, a build the parent started: its compiler cannot be waited for
+        here, and its temporary directory is the parent's. Take the parent's entry if it is
+        published (before a fork the parent publishes what is in flight, so it normally is),
+        or else compile again in a temporary directory of our own."""
+        self.proc = None
+        if not _entry_ok(self.entry):
+            self._start(self.source_path.suffix)
+
+    def _publish_or_fail(self, status: int, output: str):
+        """Publish the library the compiler made; a CompileError when it made none."""
+        library = self.tmp / LIBRARY
+        if status == 0 and library.is_file():
+            _seal(self.tmp, self.key)
             _publish(self.tmp, self.entry)
+            self.compiled = True
             log.info("symgrad: compiled %s in %.0f ms -> %s", self.symbol,
                      1e3 * (time.perf_counter() - self.started), self.source_path)
+            return None
+        failed = self.root / "failed" / f"{self.key}{self.source_path.suffix}"
+        failed.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(self.tmp / self.source_path.name, failed)
+        if status != 0:
+            return CompileError(f"{self.cc} failed on generated code (exit {status})", output, failed)
+        return CompileError(f"the compiler {self.cc!r} exited with status 0 but produced no library "
+                            f"(no {LIBRARY} written)", output, failed)
 
     def result(self) -> Library:
         with _lock:
@@ -349,7 +437,7 @@ class Build:
         if self.error is not None:
             raise self.error
         try:
-            lib = Library(self.entry / "kernel.so", self.source_path, self.symbol)
+            lib = Library(self.entry / LIBRARY, self.source_path, self.symbol)
         except OSError as e:
             # Unloadable although its digest matched: rebuild once, synchronously.
             if self.retried:
@@ -361,7 +449,7 @@ class Build:
             return self.result()
         with _lock:
             _loaded.setdefault(self.key, lib)
-        if self.proc is None:
+        if not self.compiled:
             log.info("symgrad: loaded %s from the cache in %.1f ms", self.symbol,
                      1e3 * (time.perf_counter() - self.started))
         return _loaded[self.key]
@@ -396,27 +484,76 @@ def graph_key(structure: str, backend: str, name: str, title: str) -> str:
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 
 
-def index_lookup(key: str):
+# A record, index/<graph[:2]>/<graph>.json: {"graph": the graph key, "key": the cache key of
+# its library, "symbol", "checks", "n_kernels", "digest": a hash of all the others}. The digest
+# and the graph key catch a record altered or put in another's place; the entry's seal (see
+# `_seal`) catches a library put in another's place. Anything that fails is ignored and the
+# graph generated again, which rewrites its record.
+_RECORD = {"graph": str, "key": str, "symbol": str, "checks": list, "n_kernels": int}
+_CACHE_KEY = re.compile(r"[0-9a-f]{32}")
+_SYMBOL = re.compile(r"[A-Za-z_]\w*")
+
+
+def _record_digest(record: dict) -> str:
+    facts = {name: record[name] for name in _RECORD}
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+def _valid_record(record, graph: str) -> bool:
+    """A record of the right form, written for this graph, and unaltered since."""
+    if not isinstance(record, dict):
+        return False
+    for name, kind in _RECORD.items():
+        if not isinstance(record.get(name), kind) or isinstance(record[name], bool):
+            return False
+    return (record["graph"] == graph and _CACHE_KEY.fullmatch(record["key"]) is not None
+            and _SYMBOL.fullmatch(record["symbol"]) is not None
+            and all(isinstance(c, str) for c in record["checks"])
+            and record.get("digest") == _record_digest(record))
+
+
+def _index_path(graph: str) -> Path:
+    return build_dir() / "index" / graph[:2] / f"{graph}.json"
+
+
+def index_lookup(graph: str):
     """The recorded facts of a compiled graph whose library is in the cache, or None."""
-    path = build_dir() / "index" / key[:2] / f"{key}.json"
     try:
-        facts = json.loads(path.read_text())
-        entry = build_dir() / facts["entry"]
-    except (OSError, ValueError, KeyError):
+        record = json.loads(_index_path(graph).read_text())
+    except (OSError, ValueError):
         return None
-    if _entry_ok(entry):
-        facts["entry_path"] = entry
-        return facts
-    return None
+    if not _valid_record(record, graph):
+        return None
+    entry = build_dir() / record["key"][:2] / record["key"]
+    if not _entry_ok(entry):
+        return None
+    return dict(record, entry_path=entry)
 
 
-def index_store(key: str, facts: dict):
-    folder = build_dir() / "index" / key[:2]
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}-")
-    with os.fdopen(fd, "w") as f:
-        json.dump(facts, f)
-    os.replace(tmp, folder / f"{key}.json")
+_index_warned = False
+
+
+def index_store(graph: str, facts: dict):
+    """Record the library `facts["key"]` and what calling it needs for this graph. The index
+    only saves time, so where it cannot be written (a file where its folder should be, no
+    permission) compiling goes on without it, after one warning."""
+    global _index_warned
+    record = dict(facts, graph=graph)
+    record["digest"] = _record_digest(record)
+    path = _index_path(graph)
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{graph}-")
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+        os.replace(tmp, path)              # readers see the old record or the new, never half
+    except OSError as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if not _index_warned:
+            _index_warned = True
+            log.warning("symgrad: the graph index cannot be written (%s); compiling goes on without it", e)
 
 
 class CachedBuild:
@@ -436,7 +573,7 @@ class CachedBuild:
         with _lock:
             if self.key in _loaded:
                 return _loaded[self.key]
-        lib = Library(self.entry / "kernel.so", self.source_path, self.symbol)
+        lib = Library(self.entry / LIBRARY, self.source_path, self.symbol)
         with _lock:
             _loaded.setdefault(self.key, lib)
         log.info("symgrad: loaded %s through the graph index in %.1f ms", self.symbol,

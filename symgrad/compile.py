@@ -106,9 +106,8 @@ class Function:
             self._build = Build(self._source, f"symgrad_{name}_packed",
                                 link=(blas_flags() if uses_matmul else ()) + vector_math_flags(),
                                 large=large)
-            index_store(self._graph_key, {"entry": f"{self._build.key[:2]}/{self._build.key}",
-                                          "symbol": self._build.symbol, "checks": self.checks,
-                                          "n_kernels": self.n_kernels})
+            index_store(self._graph_key, {"key": self._build.key, "symbol": self._build.symbol,
+                                          "checks": self.checks, "n_kernels": self.n_kernels})
         else:
             from symgrad.cuda import CudaBuild
             self._build = CudaBuild(self._source, f"symgrad_{name}_packed")
