@@ -181,10 +181,15 @@ class Function:
 
     def convert_one(self, value, spec, who):
         given_array = isinstance(value, (np.ndarray, Variable))
-        arr = value.value() if isinstance(value, Variable) else np.asarray(value)
+        try:
+            arr = value.value() if isinstance(value, Variable) else np.asarray(value)
+        except ValueError as e:        # a ragged list
+            raise ValueError(f"{self.name}: {who} expects an array of shape {spec.shape} and dtype "
+                             f"{spec.dtype}, got a {type(value).__name__} that is not one ({e})") from None
         if arr.dtype != spec.dtype:
             ok = (not given_array and np.can_cast(arr.dtype, spec.dtype, "same_kind")) or \
-                (arr.dtype.kind == spec.dtype.kind == "b")
+                (arr.dtype.kind == spec.dtype.kind == "b") or \
+                arr.dtype.newbyteorder("=") == spec.dtype      # the other byte order: same values
             if not ok:
                 raise TypeError(f"{self.name}: {who} expects dtype {spec.dtype}, got {arr.dtype} "
                                 f"(shape {arr.shape}); convert it with .astype('{spec.dtype}')")
@@ -341,6 +346,12 @@ class CompiledFunction:
                 raise CompileError("no working C compiler: install gcc or clang, set SYMGRAD_CC, or "
                                    "use backend='interp'")
         self.single = isinstance(outputs, Variable)
+        if not self.single and not isinstance(outputs, (list, tuple)):
+            raise TypeError(f"sg.compile: outputs must be a Variable or a list of Variables, got "
+                            f"{type(outputs).__name__}")
+        if not isinstance(inputs, (list, tuple, Variable)):
+            raise TypeError(f"sg.compile: inputs must be a Variable or a list of Variables, got "
+                            f"{type(inputs).__name__}")
         self.inputs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
         self.outputs = [outputs] if self.single else list(outputs)
         for k, v in enumerate(self.inputs):
@@ -351,9 +362,13 @@ class CompiledFunction:
                 raise TypeError(f"sg.compile: output {k} is a {type(v).__name__}, not a Variable")
         if len({id(v) for v in self.inputs}) != len(self.inputs):
             raise ValueError("sg.compile: an input is listed twice")
+        _check_inputs_given(self.inputs, self.outputs)
         self.wrt = [v for v in self.inputs if v.requires_grad] if wrt is None else \
             (list(wrt) if isinstance(wrt, (list, tuple)) else [wrt])
-        for v in self.wrt:
+        for k, v in enumerate(self.wrt):
+            if not isinstance(v, Variable):
+                raise TypeError(f"sg.compile: wrt[{k}] is a {type(v).__name__}; wrt lists input "
+                                f"Variables (the ones to differentiate with respect to)")
             if not any(v is i for i in self.inputs):
                 raise ValueError(f"sg.compile: wrt holds {v._describe()}, which is not among the inputs")
             if not dtypes.is_float(v.dtype):
@@ -364,7 +379,8 @@ class CompiledFunction:
         from symgrad.codegen.schedule import comment_name    # titles land in C comments
         names = ", ".join(comment_name(v.name) if v.name else f"input{k}" for k, v in enumerate(self.inputs))
         outs = ", ".join(comment_name(v.name) if v.name else f"output{k}" for k, v in enumerate(self.outputs))
-        wrt_names = ", ".join(comment_name(v.name) if v.name else f"input{self.inputs.index(v)}"
+        position = {id(v): k for k, v in enumerate(self.inputs)}    # by identity: == builds a node
+        wrt_names = ", ".join(comment_name(v.name) if v.name else f"input{position[id(v)]}"
                               for v in self.wrt)
         self.forward_fn = Function(self.inputs, self.outputs, "forward",
                                    f"forward: ({names}) -> ({outs})", backend)
@@ -464,6 +480,18 @@ class CompiledFunction:
         return self.forward.source
 
 
+def _check_inputs_given(inputs, outputs):
+    """Every symbolic leaf the outputs depend on must be an input: it has no value to capture."""
+    from symgrad.graph import toposort
+    given = {id(v) for v in inputs}
+    missing = [v for v in toposort(outputs, lambda v: id(v) in given or v.is_concrete)
+               if id(v) not in given and v.op is None and v._value is None]
+    if missing:
+        names = ", ".join(v._describe() for v in missing)
+        raise ValueError(f"sg.compile: the outputs depend on {names}, which has no value and is not "
+                         f"among the inputs; add it to sg.compile's inputs (or give it a value)")
+
+
 def _on_device(value):
     from symgrad.cuda import device_interface
     return device_interface(value) is not None
@@ -496,7 +524,7 @@ def _differentiable(outputs, wrt):
             continue
         new = Variable._node(v.op, tuple(ins), v.attrs, v.shape, v.dtype)
         new.name = v.name
-        new.requires_grad = OPS[v.op].vjp is not None and \
+        new._requires_grad = OPS[v.op].vjp is not None and \
             any(i.requires_grad or id(i) in wanted for i in ins)
         memo[id(v)] = new
         copied.add(id(v))
