@@ -2,8 +2,8 @@
 (checked to lie in range, also by the generated code), and binary cross-entropy on logits."""
 from __future__ import annotations
 
-from symgrad.functional import (_mark, abs, add, apply, as_variable, cast, composite, eq, exp, log,
-                                log_softmax, mean, mul, neg, relu, sub, sum, unsqueeze)
+from symgrad.functional import (_mark, apply, as_variable, cast, composite, eq, log_softmax, mean, mul,
+                                neg, sub, sum, unsqueeze)
 
 
 def _reduce_loss(x, reduction):
@@ -56,5 +56,8 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     if input.shape != target.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: input shape {input.shape} and target "
                          f"shape {target.shape} differ")
-    loss = add(sub(relu(input), mul(input, target)), log(add(exp(neg(abs(input))), 1.0)))
+    # softplus(x) - x t, with softplus a primitive (max(x, 0) + log1p(exp(-|x|)), no overflow)
+    # whose pullback is sigmoid: the gradient is sigmoid(x) - t everywhere, 1/2 - t at x = 0
+    # (where a relu-and-abs form has kinks whose derivatives do not add up), as PyTorch's.
+    loss = sub(apply("softplus", input), mul(input, target))
     return _reduce_loss(loss, reduction)

@@ -138,8 +138,39 @@ def _reduce_in_memory_order(node, b):
     return out
 
 
+# The operand positions where a literal can be dropped: x + e, e + x, x - e, x * e, e * x, x / e.
+_IDENTITY_OPERAND = {"add": (0, 1), "sub": (1,), "mul": (0, 1), "div": (1,)}
+
+
+def _is_identity(n, op) -> bool:
+    """Whether literal `n` is an exact identity element of `op` in IEEE arithmetic: x * 1 and
+    x / 1 are x; x + (-0.0) is x but x + 0.0 is not (-0.0 + 0.0 is +0.0), and x - 0.0 is x
+    but x - (-0.0) is not. Integers and bools have one zero."""
+    if n.op != "literal":
+        return False
+    v = n.value
+    if op in ("mul", "div"):
+        return v == 1
+    if v != 0:
+        return False
+    if n.dtype.kind != "f":
+        return True
+    return bool(np.signbit(v)) == (op == "add")
+
+
+def _sqrt_as_pow(x, node, b):
+    """pow(x, 0.5) as sqrt, exactly: they differ only at -0.0 (pow gives +0.0: adding +0.0
+    makes it so) and at -inf (pow gives +inf, sqrt NaN)."""
+    dt, shape = node.dtype, node.shape
+    plus = b.make("add", [x, _literal(b, 0.0, dt)], {}, shape, dt, origin="pow")
+    root = b.make("sqrt", [plus], {}, shape, dt, origin="pow")
+    minus_inf = b.make("eq", [x, _literal(b, -np.inf, dt)], {}, shape, np.dtype(bool), origin="pow")
+    return b.make("where", [minus_inf, _literal(b, np.inf, dt), root], {}, shape, dt, origin="pow")
+
+
 def simplify_algebra(node, b):
-    """Identities that keep numpy's results bit for bit (no reassociation)."""
+    """Identities that keep the results bit for bit in IEEE arithmetic (signed zeros, inf and
+    NaN included; no reassociation), so that turning the pass off changes no bit."""
     op, ins = node.op, node.inputs
     if ins and OPS.get(op) is not None and OPS[op].kind == "elementwise":
         lits = [_scalar_source(i) for i in ins]
@@ -153,34 +184,42 @@ def simplify_algebra(node, b):
     same = lambda x: x.shape == node.shape and x.dtype == node.dtype  # noqa: E731
     if op == "stop_gradient":
         return ins[0]
-    unit = 1 if op == "mul" else 0
-    if op in ("mul", "add") and _is_lit(ins[1], unit) and same(ins[0]):
-        return ins[0]
-    if op in ("mul", "add") and _is_lit(ins[0], unit) and same(ins[1]):
-        return ins[1]
+    for k in range(len(ins) if op in _IDENTITY_OPERAND else 0):
+        if k in _IDENTITY_OPERAND[op] and _is_identity(ins[k], op) and same(ins[1 - k]):
+            return ins[1 - k]
+    if op == "where":
+        lit = _scalar_source(ins[0])
+        if lit is not None:              # a known condition picks its branch
+            pick = ins[1] if lit.value else ins[2]
+            if pick.dtype == node.dtype and pick.shape == node.shape:
+                return pick
+            return b.make("broadcast_to", [pick], {"shape": node.shape}, node.shape, node.dtype,
+                          origin=node.origin)
     if op == "pow" and _is_lit(ins[1]) and same(ins[0]) and node.dtype.kind == "f":
-        p = ins[1].value
+        p, x = ins[1].value, ins[0]
         if p == 1:
-            return ins[0]
-        if p == 2:
-            return b.make("mul", [ins[0], ins[0]], {}, node.shape, node.dtype, origin="pow")
+            return x
+        if p == 2:                       # both correctly rounded: the same bits
+            return b.make("mul", [x, x], {}, node.shape, node.dtype, origin="pow")
         if p == 0.5:
-            return b.make("sqrt", [ins[0]], {}, node.shape, node.dtype, origin="pow")
+            return _sqrt_as_pow(x, node, b)
     if op == "matmul":
-        # ones @ B (what the pullback of sum(A @ B) builds) is a column sum of B, broadcast:
-        # a pass over memory instead of a matrix product.
+        # c @ B with c a constant (the pullback of sum(A @ B) builds ones @ B) is a column sum of
+        # c * B, broadcast: a pass over memory instead of a matrix product. The scale multiplies
+        # each element before the sum, as the product does (c * sum(B) would round differently
+        # and can overflow where the product does not).
         for side, other, axis in ((0, 1, -2), (1, 0, -1)):
             lit = _scalar_source(ins[side])
             if lit is not None:
                 x = ins[other]
                 nd = len(x.shape)
                 summed_shape = tuple(1 if k == nd + axis else n for k, n in enumerate(x.shape))
+                if lit.value != 1:
+                    x = b.make("mul", [x, lit], {}, x.shape, node.dtype, origin="matmul")
                 summed = b.make("sum", [x], {"axes": (nd + axis,), "keepdim": True}, summed_shape,
                                 node.dtype, origin="matmul")
                 summed = _reduce_in_memory_order(summed, b)
-                scaled = summed if lit.value == 1 else \
-                    b.make("mul", [summed, lit], {}, summed_shape, node.dtype, origin="matmul")
-                return b.make("broadcast_to", [scaled], {"shape": node.shape}, node.shape, node.dtype,
+                return b.make("broadcast_to", [summed], {"shape": node.shape}, node.shape, node.dtype,
                               origin="matmul")
     if op in ("sum", "max", "min") and ins[0].op == "permute":
         moved = _reduce_in_memory_order(node, b)

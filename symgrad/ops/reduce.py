@@ -38,10 +38,15 @@ def _sum_vjp(g, node, needs):
 
 
 def _extreme_vjp(g, node, needs):
-    # The cotangent is shared evenly among the elements that reach the extreme.
+    # The cotangent is shared evenly among the elements that reach the extreme; where the
+    # extreme is NaN, among the NaNs (PyTorch's max() and min() without a dim).
     x = node.inputs[0]
     axes, keepdim = node.attrs["axes"], node.attrs["keepdim"]
-    hit = F.cast(F.eq(x, _unreduce(node, x, axes, keepdim)), x.dtype)
+    m = _unreduce(node, x, axes, keepdim)
+    hit = F.eq(x, m)
+    if dtypes.is_float(x.dtype):
+        hit = F.where(F.ne(m, m), F.ne(x, x), hit)
+    hit = F.cast(hit, x.dtype)
     count = F.reduce("sum", hit, axes, True)
     return (F.div(F.mul(_unreduce(g, x, axes, keepdim), hit), count),)
 
