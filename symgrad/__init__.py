@@ -21,7 +21,7 @@ from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, 
                               manual_seed, ones, ones_like, rand, rand_like, randint, randn,
                               randn_like, tensor, zeros, zeros_like)
 from symgrad.display import debugprint, to_dot
-from symgrad.functional import (abs, add, amax, amin, argmax, argmin, binary_cross_entropy_with_logits,
+from symgrad.functional import (abs, add, floor, floor_divide, fmod, remainder, softplus, amax, amin, argmax, argmin, binary_cross_entropy_with_logits,
                                 bmm, broadcast_to, cast, cat, clamp, clip, concat, cos, cross_entropy,
                                 div, dot, eq, exp, expand, flatten, ge, gt, le, log, log_softmax,
                                 logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm,

@@ -69,6 +69,7 @@ threadIdx blockIdx blockDim gridDim warpSize dim3 uint3 int3 float2 float4 doubl
 cudaSuccess cudaStream_t cudaMemcpy cudaMalloc cudaFree std
 int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t size_t ptrdiff_t
 exp expf log logf sqrt sqrtf sin sinf cos cosf tanh tanhf fabs fabsf pow powf min max fmin fmax
+floor floorf fmod fmodf log1p log1pf
 printf snprintf getenv memcpy malloc free
 INT64_C INT32_C INT64_MIN INT64_MAX INT32_MIN INT32_MAX UINT8_MAX
 """.split())

@@ -162,6 +162,8 @@ def div(a, b):
 
 
 def pow(a, b):
+    if isinstance(a, Variable) and isinstance(b, float) and b == 0.5 and dtypes.is_float(a.dtype):
+        return _mark(sqrt(a), "Pow", [a])       # PyTorch's x ** 0.5 is sqrt (-0.0 at -0.0)
     out = _elementwise("pow", a, b)
     # PyTorch's overloads: tensor ** number, tensor ** tensor, number ** tensor.
     if not isinstance(b, Variable):
@@ -169,6 +171,38 @@ def pow(a, b):
     if not isinstance(a, Variable):
         return _mark(out, "Pow2", [b])
     return _mark(out, "Pow1", [a, b])
+
+
+def remainder(a, b):
+    """a % b with the sign of b, as Python and PyTorch (`torch.remainder`)."""
+    out = _elementwise("remainder", a, b)
+    return _mark(out, "Remainder1" if isinstance(a, Variable) and isinstance(b, Variable) else "Remainder",
+                 [v for v in (a, b) if isinstance(v, Variable)])
+
+
+def fmod(a, b):
+    """C's fmod: the remainder with the sign of a."""
+    out = _elementwise("fmod", a, b)
+    return _mark(out, "Fmod1" if isinstance(a, Variable) and isinstance(b, Variable) else "Fmod",
+                 [v for v in (a, b) if isinstance(v, Variable)])
+
+
+def floor_divide(a, b):
+    """a // b rounded toward minus infinity (PyTorch's floor_divide); no gradient."""
+    (a, b), dt = _promote("floor_divide", [a, b])
+    if not dtypes.is_float(dt):
+        return apply("div", a, b)          # integer div already floors
+    from symgrad.ops.elementwise import floor_divide as float_floor_divide
+    return float_floor_divide(a, b)
+
+
+def floor(x):
+    return _elementwise("floor", x)
+
+
+def softplus(x):
+    """log(1 + exp(x)), computed stably; its derivative is sigmoid(x)."""
+    return _elementwise("softplus", x, float_only=True)
 
 
 def maximum(a, b):
@@ -241,16 +275,38 @@ def where(condition, x, y):
     return _mark(out, "Where", [v if isinstance(v, Variable) else None for v in (x, y)])
 
 
+def _and(a, b):
+    return where(a, b, Variable.literal(False, dtypes.bool_))
+
+
+def _or(a, b):
+    return where(a, Variable.literal(True, dtypes.bool_), b)
+
+
 @composite("Clamp1")
 def clamp(x, min=None, max=None):
     if min is None and max is None:
         raise ValueError("clamp: give min, max or both")
-    out = x
-    if min is not None:
-        out = where(lt(x, min), _like(out, min), out)
-    if max is not None:     # compared after min, so that max wins when min > max, as in PyTorch
-        out = where(gt(out, max), _like(out, max), out)
-    return out
+    # Value min(max(x, lo), hi): NaN anywhere gives NaN, hi wins when lo > hi. Gradient as
+    # PyTorch's: to x where lo <= x <= hi (inclusive, not at NaN), to lo where x < lo < hi,
+    # to hi where x > hi or lo > hi; none where the value is NaN.
+    lo = None if min is None else _like(x, min)
+    hi = None if max is None else _like(x, max)
+    value = x
+    if lo is not None:
+        value = maximum(value, lo)
+    if hi is not None:
+        value = minimum(value, hi)
+    out = stop_gradient(value)
+    valid = eq(value, value)
+    if hi is not None:
+        take_hi = gt(x, hi) if lo is None else _or(gt(x, hi), gt(lo, hi))
+        out = where(_and(valid, take_hi), hi, out)
+    if lo is not None:
+        take_lo = lt(x, lo) if hi is None else _and(lt(x, lo), lt(lo, hi))
+        out = where(_and(valid, take_lo), lo, out)
+    keep = ge(x, lo) if hi is None else le(x, hi) if lo is None else _and(ge(x, lo), le(x, hi))
+    return where(keep, x, out)
 
 
 clip = clamp
@@ -409,13 +465,19 @@ def argmin(x, dim=None, keepdim=False):
 def norm(x, p=2, dim=None, keepdim=False):
     axes = _axes(x, dim, "norm")
     keep = keepdim and dim is not None
-    if p == 2 or p == "fro":
-        return sqrt(reduce("sum", mul(x, x), axes, keep))
     if p == 1:
         return reduce("sum", abs(x), axes, keep)
     if p in (math.inf, "inf"):
         return reduce("max", abs(x), axes, keep)
-    return pow(reduce("sum", pow(abs(x), float(p)), axes, keep), 1.0 / p)
+    if p == 2 or p == "fro":
+        total, root = reduce("sum", mul(x, x), axes, keep), sqrt
+    else:
+        total, root = reduce("sum", pow(abs(x), float(p)), axes, keep), lambda s: pow(s, 1.0 / p)
+    # At a zero vector the root sees 1 (both branches of the where stay finite): gradient 0,
+    # as in PyTorch.
+    zero = eq(total, 0)
+    safe = where(zero, Variable.literal(1, total.dtype), total)
+    return where(zero, Variable.literal(0, total.dtype), root(safe))
 
 
 def _max_detached(x, axes):
@@ -535,10 +597,10 @@ def t(x):
 # --- shape --------------------------------------------------------------------------------------
 
 
-def _shape_arg(what, shape, infer=True):
+def _shape_arg(what, shape, keep=False):
     if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
         shape = shape[0]
-    return as_shape(what, shape, infer=infer)
+    return as_shape(what, shape, infer=True, keep=keep)
 
 
 def reshape(x, *shape):
@@ -585,7 +647,7 @@ def flatten(x, start_dim=0, end_dim=-1):
 
 
 def broadcast_to(x, *shape):
-    given = shape = _shape_arg("expand", shape)
+    given = shape = _shape_arg("expand", shape, keep=True)
     lead = len(shape) - x.ndim
     if lead < 0:
         raise ShapeError(f"expand: shape {given} has fewer dims than the Variable's shape {x.shape}")

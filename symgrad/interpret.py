@@ -26,6 +26,7 @@ def evaluate(outputs, feed=None, recompute=False):
         elif v.op is None:
             raise RuntimeError(f"no value given for the symbolic input {v._describe()}")
         else:
-            out = OPS[v.op].impl(*(env[id(i)] for i in v.inputs), **v.attrs)
+            with np.errstate(all="ignore"):     # inf and nan are values, as in PyTorch
+                out = OPS[v.op].impl(*(env[id(i)] for i in v.inputs), **v.attrs)
             env[id(v)] = np.asarray(out, dtype=v.dtype)
     return [env[id(o)] for o in outputs]

@@ -35,25 +35,18 @@ Variable.__abs__ = F.abs
 Variable.__getitem__ = F.getitem
 
 
-def _floordiv(a, b):
-    """`a // b` rounds toward minus infinity, in the promoted dtype (a float for floats), as
-    PyTorch's floor_divide. Integer `div` already floors; floats floor through a truncating
-    cast corrected where it rounded up. Its derivative is zero, like floor's."""
-    (a, b), dt = F._promote("floor_divide", [a, b])
-    q = F.apply("div", a, b)
-    if not dtypes.is_float(dt):
-        return q
-    t = F.cast(F.cast(q, dtypes.int64), dt)
-    return F.sub(t, F.cast(F.gt(t, q), dt))
-
-
-Variable.__floordiv__ = _floordiv
-Variable.__rfloordiv__ = _reflected(_floordiv)
+Variable.__floordiv__ = F.floor_divide
+Variable.__rfloordiv__ = _reflected(F.floor_divide)
+Variable.__mod__ = F.remainder
+Variable.__rmod__ = _reflected(F.remainder)
+Variable.__imod__ = _inplace("__imod__", F.remainder)
+Variable.__ifloordiv__ = _inplace("__ifloordiv__", F.floor_divide)
 
 for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "sin",
               "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "sum", "mean",
               "max", "min", "amax", "amin", "argmax", "argmin", "norm", "logsumexp", "softmax",
-              "log_softmax", "matmul", "mm", "bmm", "dot", "mv", "permute", "transpose", "t",
+              "log_softmax", "matmul", "mm", "bmm", "dot", "mv", "permute", "transpose", "t", "remainder",
+              "fmod", "floor_divide", "floor", "softplus",
               "reshape", "view", "squeeze", "unsqueeze", "flatten", "expand", "broadcast_to"]:
     setattr(Variable, _name, getattr(F, _name))
 Variable.subtract, Variable.multiply, Variable.divide = F.sub, F.mul, F.div
@@ -89,7 +82,7 @@ for _name, _dt in [("float", "float32"), ("double", "float64"), ("long", "int64"
 
 for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "sin",
               "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "square",
-              "clamp_min", "clamp_max"]:
+              "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "floor"]:
     setattr(Variable, f"{_name}_", _inplace(f"{_name}_", getattr(Variable, _name)))
 Variable.subtract_, Variable.multiply_, Variable.divide_ = Variable.sub_, Variable.mul_, Variable.div_
 Variable.is_floating_point = lambda self: dtypes.is_float(self.dtype)

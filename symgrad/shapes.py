@@ -32,8 +32,10 @@ def _size(what, d, dims):
     return int(d)
 
 
-def as_shape(what: str, dims, infer: bool = False) -> tuple[int, ...]:
-    """`dims` as a tuple of sizes. With `infer`, one -1 may stand for a size to work out."""
+def as_shape(what: str, dims, infer: bool = False, keep: bool = False) -> tuple[int, ...]:
+    """`dims` as a tuple of sizes. With `infer`, one -1 may stand for a size to work out; with
+    `keep`, any number of -1 stand for sizes that stay (expand's)."""
+    infer = infer or keep
     if isinstance(dims, (int, np.integer)) and not isinstance(dims, (bool, np.bool_)):
         dims = (dims,)
     try:
@@ -44,8 +46,9 @@ def as_shape(what: str, dims, infer: bool = False) -> tuple[int, ...]:
     for k, n in enumerate(shape):
         if n < 0 and not (infer and n == -1):
             raise ShapeError(f"{what}: invalid size {n} at index {k} of shape {shape}: sizes must be "
-                             f"non-negative" + (" (or -1, once, for a size to infer)" if infer else ""))
-    if infer and shape.count(-1) > 1:
+                             f"non-negative" + (" (or -1 for a size to keep)" if keep else " (or -1, once, for a size to infer)"
+                                                   if infer else ""))
+    if infer and not keep and shape.count(-1) > 1:
         raise ShapeError(f"{what}: only one size can be inferred (-1), got shape {shape}")
     check_elements(what, tuple(n for n in shape if n != -1))
     return shape

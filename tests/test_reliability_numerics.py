@@ -276,8 +276,6 @@ def test_integer_base_to_a_negative_number_is_refused_as_in_torch(torch):
 
 # --- norm and clamp: composites in symgrad/functional.py ------------------------------------------
 
-@pytest.mark.xfail(reason="norm's composite in functional.py takes sqrt's pullback at 0 (inf * 0); "
-                          "the fix is reported in issue 9", strict=False)
 def test_norm_at_a_zero_vector_has_zero_gradient(torch):
     a = np.array([[0.0, 0.0], [3.0, 4.0]])
     for kw in ({}, {"dim": 1}, {"p": 3}, {"p": 3, "dim": 1}):
@@ -289,8 +287,6 @@ def test_norm_at_a_zero_vector_has_zero_gradient(torch):
         like_torch(res[0], res[1], f"norm {kw}")
 
 
-@pytest.mark.xfail(reason="clamp's composite in functional.py passes the gradient at NaN and keeps NaN "
-                          "bounds out; the fix is reported in issue 9", strict=False)
 def test_clamp_at_nan_follows_torch(torch):
     xs = np.array([NAN, 0.0, 1.0, 0.5, 2.0, -1.0])
     lo, hi = np.array([0.0, 0.0, 0.0, NAN, 0.0, 1.0]), np.array([1.0, 1.0, 1.0, 1.0, NAN, 0.0])

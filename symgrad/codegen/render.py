@@ -21,7 +21,7 @@ if inline int long register restrict return short signed sizeof static struct sw
 unsigned void volatile while bool true false acc best best_at seen scratch args main NULL
 INFINITY NAN int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t size_t ptrdiff_t
 exp expf log logf sqrt sqrtf sin sinf cos cosf tanh tanhf pow powf fabs fabsf malloc free
-abs""".split()) | set(keyword.kwlist)
+abs floor floorf fmod fmodf log1p log1pf""".split()) | set(keyword.kwlist)
 
 
 def _cnum(value, ctype):

@@ -1,6 +1,6 @@
 """PyTorch's `torch.nn.functional` names for symgrad's losses and activations."""
 from symgrad.functional import (binary_cross_entropy_with_logits, cross_entropy, log_softmax,
-                                mse_loss, one_hot, relu, sigmoid, softmax, tanh)
+                                mse_loss, one_hot, relu, sigmoid, softmax, softplus, tanh)
 
 
 def leaky_relu(x, negative_slope=0.01):
@@ -15,4 +15,4 @@ def linear(x, weight, bias=None):
 
 
 __all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "log_softmax", "mse_loss", "one_hot",
-           "relu", "sigmoid", "softmax", "tanh", "leaky_relu", "linear"]
+           "relu", "sigmoid", "softmax", "softplus", "tanh", "leaky_relu", "linear"]
