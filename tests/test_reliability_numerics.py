@@ -425,8 +425,6 @@ def test_matmul_with_a_constant_operand_scales_before_summing(monkeypatch):
     assert np.isfinite(expected[0][0, 0]) and np.isfinite(expected[2][0, 0])
 
 
-@pytest.mark.xfail(reason="max/min reductions in templates/c/kernels.j2 keep the first of tied zeros, "
-                          "numpy the last; reported in issue 9", strict=False)
 def test_max_min_reductions_keep_the_sign_of_zero_as_the_interpreter():
     x = sg.Variable(shape=(2,), dtype="float64", name="x")
     outs = [sg.amax(x), sg.amin(x)]

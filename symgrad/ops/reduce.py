@@ -54,11 +54,26 @@ def _extreme_vjp(g, node, needs):
 register(Op("sum", "reduce", _infer("sum"),
             lambda x, axes, keepdim: np.sum(x, axis=axes, keepdims=keepdim, dtype=x.dtype),
             _sum_vjp, "Sum", attrs=("axes", "keepdim")))
-register(Op("max", "reduce", _infer("max"),
-            lambda x, axes, keepdim: np.max(x, axis=axes, keepdims=keepdim),
+def _extreme_impl(name):
+    """numpy's max/min, with a tie of +0 and -0 settled by sign rather than by order (max
+    gives +0, min -0), so that the result does not depend on which zero is met first: the
+    compiled loops and the CUDA tree reductions visit elements in other orders."""
+    reduce, zero_sign_wins = (np.max, False) if name == "max" else (np.min, True)
+
+    def impl(x, axes, keepdim):
+        out = reduce(x, axis=axes, keepdims=keepdim)
+        if not dtypes.is_float(x.dtype) or x.size == 0:
+            return out
+        wanted_zero = (x == 0) & (np.signbit(x) == zero_sign_wins)
+        has_wanted = np.any(wanted_zero, axis=axes, keepdims=keepdim)
+        settled = np.where((out == 0) & has_wanted, x.dtype.type(-0.0 if zero_sign_wins else 0.0), out)
+        return settled.astype(x.dtype, copy=False).reshape(np.shape(out))
+    return impl
+
+
+register(Op("max", "reduce", _infer("max"), _extreme_impl("max"),
             _extreme_vjp, "Max", attrs=("axes", "keepdim")))
-register(Op("min", "reduce", _infer("min"),
-            lambda x, axes, keepdim: np.min(x, axis=axes, keepdims=keepdim),
+register(Op("min", "reduce", _infer("min"), _extreme_impl("min"),
             _extreme_vjp, "Min", attrs=("axes", "keepdim")))
 
 
