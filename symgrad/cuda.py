@@ -43,6 +43,8 @@ import cffi
 import numpy as np
 
 from symgrad.build import Build, CompileError
+from symgrad.codegen import kernel as K
+from symgrad.codegen.render import c_text
 
 DEFAULT_ARCH = "sm_90"          # H100 / H200; nvcc also embeds compute_90 PTX for newer GPUs
 THREADS = 256                   # threads per block of map and block-reduce kernels
@@ -171,10 +173,9 @@ def _round32(n):
     return max(32, min(THREADS, _ceil(n, 32) * 32))
 
 
-def _decompose(loops, lin, used_text):
-    """`(var, expr)` recovering each loop variable that `used_text` mentions from the
-    row-major linear index `lin` over `loops`."""
-    used = set(re.findall(r"\b(ib?\d+)\b", used_text))
+def _decompose(loops, lin, used):
+    """`(var, expr)` recovering each loop variable in `used` (names) from the row-major
+    linear index `lin` over `loops`."""
     extents = [n for _, n in loops]
     first = next((j for j, n in enumerate(extents) if n != 1), None)
     out = []
@@ -326,37 +327,37 @@ def _acc(j, op, ctype, init, value, out, index, axis_var=None) -> Acc:
 
 def _loop_view(k):
     """(stores, accs, comments, outer) of an argreduce or nest kernel (the scheduler turns every
-    map and reduce kernel into a nest)."""
+    map and reduce kernel into a nest). Stores are (buffer, index, value) in the kernel IR;
+    accumulators are rendered."""
     if k.kind == "argreduce":
-        acc = _acc(0, k.reduce_op, k.acc_ctype, k.init, k.value, k.out, k.out_index, k.extra["axis_var"])
-        return [], [acc], [k.comment + " (the first index of the extreme, as numpy)"], k.outer
+        acc = _acc(0, k.reduce_op, k.acc_ctype, c_text(k.init), c_text(k.value), k.out, c_text(k.out_index),
+                   k.extra["axis_var"])
+        return [], [acc], [k.comment + " (the first index of the extreme, as numpy)"], k.outer, [k.value]
     if k.kind == "nest":
         e = k.extra
         stores = [(st["buf"], st["index"], st["value"]) for st in e["stores"]]
-        accs = [_acc(j, a["op"], a["ctype"], a["init"], a["value"], a["out"], a["index"])
+        accs = [_acc(j, a["op"], a["ctype"], c_text(a["init"]), c_text(a["value"]), a["out"], c_text(a["index"]))
                 for j, a in enumerate(e["accs"])]
-        return stores, accs, list(e.get("comments") or [k.comment]), k.outer if accs else len(k.loops)
+        folded = [a["value"] for a in e["accs"]]
+        return stores, accs, list(e.get("comments") or [k.comment]), k.outer if accs else len(k.loops), folded
     raise AssertionError(f"the CUDA backend does not know kernels of kind {k.kind!r}")
 
 
-def _reads(text, buffers) -> dict:
-    """{buffer: the set of index texts it is read at} for the buffers `text` reads, in the order
-    of their first reads; None for a buffer read where the index cannot be isolated (nested
-    brackets: a gather)."""
+def _reads(lets, buffers) -> dict:
+    """{buffer name: the set of indices (kernel IR) it is read at} for the buffers the lets
+    read, in the order of their first reads."""
     out = {}
-    for name in dict.fromkeys(re.findall(r"\b([A-Za-z_]\w*)\s*\[", text)):
-        if name in buffers:
-            plain = re.findall(rf"\b{re.escape(name)}\[([^\[\]]*)\]", text)
-            every = re.findall(rf"\b{re.escape(name)}\s*\[", text)
-            out[name] = set(plain) if len(plain) == len(every) else None
+    for let in lets:
+        for load in K.loads(let.expr):
+            if load.buf.name in buffers:
+                out.setdefault(load.buf.name, set()).add(load.index)
     return out
 
 
 def _params(k, buffers, written):
     """[(ctype, name, is_output)]: the buffers the kernel reads, then those it writes."""
-    text = "\n".join(let.expr for let in k.lets)
     names = list(k.extra.get("reads", ())) + ([k.extra["a"], k.extra["b"]] if k.kind == "matmul" else [])
-    names += list(_reads(text, buffers))          # what the text reads, in order
+    names += list(_reads(k.lets, buffers))        # what the body reads, in order
     names = [n for n in dict.fromkeys(names) if n in buffers and n not in written]
     return [(buffers[n].ctype, n, False) for n in names] + [(buffers[n].ctype, n, True) for n in written]
 
@@ -408,28 +409,33 @@ def template_context(schedule) -> CudaContext:
                       max(1, min(k.work, 65535)))
             plans.append(p)
             continue
-        stores, accs, comments, outer_n = _loop_view(k)
+        stores, accs, comments, outer_n, folded = _loop_view(k)
         written = list(dict.fromkeys([b.name for b, _, _ in stores] + [a.out for a in accs]))
         first = written[0] if written else k.out.name
         p = KernelPlan(f"sg_k{i}_{first}", "loops", [_comment(c) for c in comments],
                        _c_string("; ".join(comments)), _params(k, buffers, written))
-        p.lets = [_checked_let(let) for let in k.lets]
-        p.checked = any("SG_CHECK_FAILED" in let.expr for let in p.lets)
-        p.stores = [(b.name, index, value) for b, index, value in stores]
+        ir_lets, ir_stores = list(k.lets), [(b.name, index, value) for b, index, value in stores]
+        _render_body(p, ir_lets, ir_stores)
+        p.checked = any(isinstance(e, K.Call) and e.op == "check_range"
+                        for e in K.walk(*(let.expr for let in ir_lets)))
         p.accs = accs
         p.work = k.work
-        text = "\n".join([let.expr for let in k.lets] + [f"{i_} {v}" for _, i_, v in p.stores] +
-                         [f"{a.fold} {a.store}" for a in accs])
+        used = K.loop_vars(*(let.expr for let in ir_lets), *(x for _, i_, v in ir_stores for x in (i_, v)),
+                           *folded)
+        if k.kind == "argreduce":
+            used.add(k.extra["axis_var"])
+        out_vars = K.loop_vars(*(a["index"] for a in k.extra.get("accs", ())),
+                               *([k.out_index] if k.kind == "argreduce" else []))
         if not accs:
             p.skip = k.work == 0 or not written
             p.block = (_round32(k.work), 1, 1)
             p.grid = (max(1, min(_ceil(k.work, p.block[0]), MAX_GRID)), 1, 1)
-            p.decomp = _decompose(k.loops, "sg_lin", text)
+            p.decomp = _decompose(k.loops, "sg_lin", used)
             if k.work >= 2 ** 31:
                 p.lin_ctype, p.lin_suffix = "unsigned long long", "ull"
-            if len(k.loops) == 1 and not p.skip and _vectorize(p, buffers, k.loops[0][0]):
+            if len(k.loops) == 1 and not p.skip and _vectorize(p, buffers, k.loops[0][0], ir_lets, ir_stores):
                 p.vec_grid = (max(1, min(_ceil(k.work // VECTOR, p.block[0]), MAX_GRID)), 1, 1)
-            elif len(k.loops) >= 2 and not p.skip and _transpose(p, k.loops, buffers, text):
+            elif len(k.loops) >= 2 and not p.skip and _transpose(p, k.loops, buffers, ir_lets, ir_stores, used):
                 t = p.tile
                 p.block = (TILE, TILE_ROWS, 1)
                 p.grid = (_ceil(t["nL"], TILE), _ceil(t["nJ"], TILE), max(1, min(t["others"], 65535)))
@@ -442,12 +448,12 @@ def template_context(schedule) -> CudaContext:
         # (the loop variables stay below the extent plus one grid's stride)
         if max(O, R) + max(p.split, MAX_GRID) * THREADS >= 2 ** 31:
             p.lin_ctype, p.lin_suffix = "unsigned long long", "ull"
-        p.outer_decomp = _decompose(outer, "sg_o", text)
-        p.inner_decomp = _decompose(inner, "sg_r", text)
+        p.outer_decomp = _decompose(outer, "sg_o", used | out_vars)
+        p.inner_decomp = _decompose(inner, "sg_r", used)
         p.inner_loops = list(inner)
-        p.finish_decomp = _decompose(outer, "sg_o", "\n".join(a.store for a in accs))
+        p.finish_decomp = _decompose(outer, "sg_o", out_vars)
         if not outer and len(inner) == 1 and p.strategy in ("block", "split"):
-            _vectorize(p, buffers, inner[0][0])
+            _vectorize(p, buffers, inner[0][0], ir_lets, ir_stores)
         if p.strategy == "thread":
             p.block = (_round32(O), 1, 1)
             p.grid = (max(1, min(_ceil(O, p.block[0]), MAX_GRID)), 1, 1)
@@ -477,32 +483,58 @@ def template_context(schedule) -> CudaContext:
     return CudaContext(plans, layout, staging, top, index_ctype, uses_reduce, matmul_types, checked)
 
 
-def _vectorize(p, buffers, var) -> bool:
+def _render_body(p, lets, stores):
+    """The plan's body as text: its locals and stores, rendered from the kernel IR."""
+    p.lets = [_Let(let.ctype, let.name, c_text(let.expr)) for let in lets]
+    p.stores = [(b, c_text(index), c_text(value)) for b, index, value in stores]
+
+
+@dataclass
+class _Named:
+    """A name that a rewritten kernel reads in place of a buffer (a vector lane, a tile)."""
+    name: str
+
+
+def _replace_loads(lets, stores, replace):
+    """Lets and stores with every Load for which `replace(load)` gives an expression replaced."""
+    def sub(e):
+        return K.substitute(e, lambda x: replace(x) if isinstance(x, K.Load) else None)
+    return ([K.Let(let.ctype, let.name, sub(let.expr)) for let in lets],
+            [(b, index, sub(value)) for b, index, value in stores])
+
+
+def _vectorize(p, buffers, var, lets, stores) -> bool:
     """Makes `p` a vectorised kernel too, when its one loop variable `var` indexes every
     buffer it reads or writes exactly (`x[i0]`): each lane of a VECTOR-wide step then runs the
     body with its own `var`, reading and writing the step's vectors instead of the buffers."""
-    text = "\n".join([let.expr for let in p.lets] + [v for _, _, v in p.stores] + [a.fold for a in p.accs])
-    indices = _reads(text, buffers)
+    at = K.affine(K.Idx(var))
+    indices = _reads(lets, buffers)
     reads = list(indices)
-    writes = list(dict.fromkeys(b for b, _, _ in p.stores))
-    if any(index != var for _, index, _ in p.stores) or set(reads) & set(writes) or not reads + writes or \
-            any(at != {var} for at in indices.values()):
+    writes = list(dict.fromkeys(b for b, _, _ in stores))
+    if any(index != at for _, index, _ in stores) or set(reads) & set(writes) or not reads + writes or \
+            any(where != {at} for where in indices.values()):
         return False
-    pattern = re.compile(r"\b(" + "|".join(map(re.escape, reads)) + rf")\[{var}\]") if reads else None
-
-    def lane(expr):
-        return pattern.sub(lambda m: f"sg_vin_{m.group(1)}.v[sg_c]", expr) if pattern else expr
+    lane_lets, lane_stores = _replace_loads(
+        lets, stores, lambda ld: K.Load(_Named(f"sg_vin_{ld.buf.name}.v"), K.Idx("sg_c")))
     lines = [f"const sg_index {var} = sg_base + sg_c;"]
-    lines += [f"const {let.ctype} {let.name} = {lane(let.expr)};" for let in p.lets]
-    lines += [f"sg_vout_{b}.v[sg_c] = {lane(v)};" for b, _, v in p.stores]
-    lines += [lane(a.fold) for a in p.accs]
+    lines += [f"const {let.ctype} {let.name} = {c_text(let.expr)};" for let in lane_lets]
+    lines += [f"sg_vout_{b}.v[sg_c] = {c_text(v)};" for b, _, v in lane_stores]
+    lines += [a.fold for a in p.accs]       # the folded values are locals: nothing to replace
     p.vec_reads = [(buffers[n].ctype, n) for n in reads]
     p.vec_writes = [(buffers[n].ctype, n) for n in writes]
     p.vec_lanes = lines
     return True
 
 
-def _transpose(p, loops, buffers, text) -> bool:
+def _coefficients(index, names):
+    """{loop variable: coefficient} of an affine index, or None if it is not affine in them."""
+    index = K.affine(index)
+    if any(not isinstance(atom, K.Idx) or atom.name not in names for atom, _ in index.terms):
+        return None
+    return {v: index.coefficient(K.Idx(v)) for v in names}
+
+
+def _transpose(p, loops, buffers, lets, stores, used) -> bool:
     """Makes the map `p` a tiled transpose when it writes along its last loop variable L but
     reads a buffer `src` along another, J (x.T, permutes): each block then stages a 32 x 32
     tile of src through shared memory, reading it along J and writing along L, so that both
@@ -510,46 +542,33 @@ def _transpose(p, loops, buffers, text) -> bool:
     names = [v for v, _ in loops]
     extent = dict(loops)
     L = names[-1]
-
-    def coefficients(index):
-        try:
-            return dict(zip(names, _affine(index, names)[1]))
-        except (AssertionError, SyntaxError, NameError, TypeError, ZeroDivisionError):
-            return None
-    if extent[L] < 16 or not p.stores:
+    if extent[L] < 16 or not stores:
         return False
-    for _, index, _ in p.stores:
-        c = coefficients(index)
+    for _, index, _ in stores:
+        c = _coefficients(index, names)
         if c is None or c[L] != 1:
             return False
-    for src, indices in _reads(text, buffers).items():
-        if indices is None or len(indices) != 1 or any(src == b for b, _, _ in p.stores):
+    for src, indices in _reads(lets, buffers).items():
+        if len(indices) != 1 or any(src == b for b, _, _ in stores):
             continue
         (index,) = indices
-        c = coefficients(index)
+        c = _coefficients(index, names)
         if c is None or c[L] == 1:
             continue
         J = next((v for v in names[:-1] if c[v] == 1 and extent[v] >= 16), None)
         if J is None:
             continue
         others = [(v, n) for v, n in loops if v not in (J, L)]
-        p.tile = {"src": src, "ctype": buffers[src].ctype, "index": index, "J": J, "L": L, "nJ": extent[J],
-                  "nL": extent[L], "others": math.prod(n for _, n in others),
-                  "other_decomp": _decompose(others, "sg_z", text + " " + index) if others else [],
-                  "read": f"{src}[{index}]"}
-        read = re.compile(rf"\b{re.escape(p.tile['read'])}")
-
-        def across(expr):
-            return read.sub("sg_tile[threadIdx.x][sg_j]", expr)
-        p.lets = [_Let(let.ctype, let.name, across(let.expr)) for let in p.lets]
-        p.stores = [(b, i, across(v)) for b, i, v in p.stores]
+        p.tile = {"src": src, "ctype": buffers[src].ctype, "index": c_text(index), "J": J, "L": L,
+                  "nJ": extent[J], "nL": extent[L], "others": math.prod(n for _, n in others),
+                  "other_decomp": _decompose(others, "sg_z", used | K.loop_vars(index)) if others else [],
+                  "read": f"{src}[{c_text(index)}]"}
+        tile_lets, tile_stores = _replace_loads(
+            lets, stores, lambda ld: K.Load(_Named("sg_tile[threadIdx.x]"), K.Idx("sg_j"))
+            if ld.buf.name == src and ld.index == index else None)
+        _render_body(p, tile_lets, tile_stores)
         return True
     return False
-
-
-# A range check's failure branch (templates/c/ops.j2, op_check_range) yields the bad value;
-# on a GPU a read through it could fault and wreck the context, so it yields `lo` instead.
-_CHECK = re.compile(r"\(\((\w+) >= ([^&?]+?) && \1 < ([^?]+?)\) \? \1 : \(SG_CHECK_FAILED\(\), \1\)\)")
 
 
 @dataclass
@@ -559,38 +578,20 @@ class _Let:
     expr: str
 
 
-def _checked_let(let):
-    if "SG_CHECK_FAILED" not in let.expr:
-        return let
-    safe = _CHECK.sub(r"((\1 >= \2 && \1 < \3) ? \1 : (SG_CHECK_FAILED(), \2))", let.expr)
-    return _Let(let.ctype, let.name, safe)
-
-
-_AFFINE = re.compile(r"^[\sib0-9()+\-*]*$")
-
-
-def _affine(expr: str, names) -> tuple:
-    """(constant, [coefficient of each name]) of an integer affine expression the scheduler
-    wrote (offsets into a buffer, in the batch variables)."""
-    expr = str(expr)
-    if not _AFFINE.match(expr):
-        raise AssertionError(f"not an affine offset: {expr!r}")
-
-    def at(values):
-        return int(eval(expr, {"__builtins__": {}}, dict(zip(names, values))))  # noqa: S307 (checked above)
-    zero = at([0] * len(names))
-    return zero, [at([int(j == d) for j in range(len(names))]) - zero for d in range(len(names))]
-
-
 def _matmul_shape(k) -> dict:
     """A matmul kernel as the generic kernel's arguments: sizes, the operands' row and column
     strides, their offsets, and each batch dim's extent and strides (adjacent dims that step
     through all three buffers alike are merged)."""
     e = k.extra
     names = [v for v, _ in k.loops]
-    a0, a_b = _affine(e["a_base"], names)
-    b0, b_b = _affine(e["b_base"], names)
-    c0, c_b = _affine(e["c_base"], names)
+
+    def split(offset):      # (constant, [coefficient of each batch variable])
+        c = _coefficients(offset, names)
+        assert c is not None, f"matmul: an offset that is not affine in the batch index: {offset}"
+        return K.affine(offset).const, [c[v] for v in names]
+    a0, a_b = split(e["a_base"])
+    b0, b_b = split(e["b_base"])
+    c0, c_b = split(e["c_base"])
     dims = [[n, a, b, c] for (_, n), a, b, c in zip(k.loops, a_b, b_b, c_b) if n != 1]
     merged = []
     for d in dims:
@@ -603,8 +604,7 @@ def _matmul_shape(k) -> dict:
                                   f"at most {MAX_BATCH_DIMS}; reshape the operands to fewer")
     return {"M": e["M"], "K": e["K"], "N": e["N"], "a": e["a"], "b": e["b"], "c": k.out.name,
             "a0": a0, "b0": b0, "c0": c0, "ctype": e["ctype"], "batch": k.work,
-            "a_rs": _affine(e["a_rs"], names)[0], "a_cs": _affine(e["a_cs"], names)[0],
-            "b_rs": _affine(e["b_rs"], names)[0], "b_cs": _affine(e["b_cs"], names)[0],
+            "a_rs": e["a_rs"], "a_cs": e["a_cs"], "b_rs": e["b_rs"], "b_cs": e["b_cs"],
             "dims": merged}
 
 

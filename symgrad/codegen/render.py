@@ -11,6 +11,7 @@ import jinja2
 import numpy as np
 
 from symgrad.build import templates_dir
+from symgrad.codegen import kernel as K
 from symgrad.codegen.ir import lower
 from symgrad.codegen.schedule import Scheduler, describe
 
@@ -50,6 +51,7 @@ def environment() -> jinja2.Environment:
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False, bytecode_cache=bytecode)
     env.filters["cnum"] = _cnum
+    env.filters["c"] = c_text
     env.globals["ind"] = lambda depth: "    " * depth
     env.globals["parallel_min"] = PARALLEL_MIN
     return env
@@ -59,6 +61,70 @@ def environment() -> jinja2.Environment:
 def ops_module():
     """The op macros (templates/c/ops.j2): valid C and CUDA device code alike."""
     return environment().get_template("c/ops.j2").module
+
+
+def c_text(e) -> str:
+    """A kernel IR expression as C (also valid CUDA device code). Ints and strings (loop
+    extents, names) pass through."""
+    if isinstance(e, (str, int)):
+        return str(e)
+    if isinstance(e, K.Ref):
+        return e.let.name
+    if isinstance(e, K.Idx):
+        return e.name
+    if isinstance(e, K.Affine):
+        return _affine_text(e)
+    if isinstance(e, K.Load):
+        return f"{e.buf.name}[{c_text(e.index)}]"
+    if isinstance(e, K.Lit):
+        return _cnum(e.value, e.ctype)
+    if isinstance(e, K.Call):
+        macro = getattr(ops_module(), "op_" + e.op)
+        return str(macro(*(c_text(a) for a in e.args), ct=e.ctype, in_ct=e.in_ctype, **e.attr_dict))
+    if isinstance(e, K.Select):
+        return f"({_operand(e.cond)} ? {_operand(e.a)} : {_operand(e.b)})"
+    if isinstance(e, K.Bin):
+        return f"({_operand(e.a)} {e.op} {_operand(e.b)})"
+    if isinstance(e, K.Cast):
+        return f"(({e.ctype}){c_text(e.x)})"
+    if isinstance(e, K.Init):
+        return str(ops_module().reduce_init(e.op, e.ctype))
+    raise TypeError(f"not a kernel expression: {e!r}")
+
+
+def _operand(e) -> str:
+    """An operand of a C operator: a sum is parenthesised."""
+    text = c_text(e)
+    if isinstance(e, K.Affine) and len(e.terms) + bool(e.const) > 1:
+        return f"({text})"
+    return text
+
+
+def _affine_text(e: K.Affine) -> str:
+    parts = []
+    for atom, coef in e.terms:
+        text = c_text(atom)
+        if not isinstance(atom, K.Idx):
+            text = f"({text})"
+        term = text if abs(coef) == 1 else f"{text} * {abs(coef)}"
+        parts.append(("- " if coef < 0 else "+ ") + term)
+    if e.const or not parts:
+        parts.append(("- " if e.const < 0 else "+ ") + str(abs(e.const)))
+    text = " ".join(parts)
+    return text[2:] if text.startswith("+ ") else "-" + text[2:]
+
+
+# Integer helpers of templates/c/helpers.h.j2 (and cuda/helpers.cuh.j2), by the calls that use them.
+def _helpers(schedule) -> set:
+    exprs = [let.expr for k in schedule.kernels for let in k.lets]
+    out = set()
+    for e in K.walk(*exprs):
+        if isinstance(e, K.Call) and e.ctype not in ("float", "double"):
+            if e.op == "pow":
+                out.add("sg_ipow")
+            elif e.op == "div":
+                out.add(f"sg_floordiv_{e.ctype}")
+    return out
 
 
 class NameTable:
@@ -95,14 +161,12 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
         from symgrad.cuda import RESERVED_WORDS
         names.used |= RESERVED_WORDS          # C++ keywords, CUDA built-ins: `new` becomes new_2
     column_sums = backend == "c" and os.environ.get("SYMGRAD_COLUMN_SUMS", "1") != "0"
-    schedule = Scheduler(graph, ops_module(), names, column_reductions=column_sums).build()
+    schedule = Scheduler(graph, names, column_reductions=column_sums).build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
-    exprs = " ".join(let.expr for k in schedule.kernels for let in k.lets)
     checks = sorted({f"{n.attrs['what']} in [{n.attrs['lo']}, {n.attrs['hi']})"
                      for n in graph.nodes() if n.op == "check_range"})
-    helpers = {h for h in ("sg_ipow", "sg_floordiv_int32_t", "sg_floordiv_int64_t",
-                           "sg_floordiv_uint8_t") if h + "(" in exprs}
+    helpers = _helpers(schedule)
     inputs = ", ".join(f"{b.name} {b.node.shape} {b.node.dtype}" for b in schedule.args)
     summary = [f"inputs:  {inputs or '-'}"]
     if schedule.consts:

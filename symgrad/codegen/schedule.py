@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from symgrad import dtypes
 from symgrad.codegen.ir import Graph, Node
+from symgrad.codegen.kernel import ZERO, Bin, Call, Cast, Idx, Init, Let, Lit, Load, Ref, Select, affine, loads
 from symgrad.ops import OPS
 
 LAYOUT = {"broadcast_to", "permute", "slice", "reshape"}
@@ -21,7 +22,7 @@ CHEAP = {"neg", "cast", "stop_gradient", "iota"}
 MAX_INLINE_DEPTH = 200      # a chain deeper than this is stored part-way (and C stays a sane size)
 
 
-@dataclass
+@dataclass(eq=False)
 class Buffer:
     name: str
     node: Node
@@ -33,25 +34,18 @@ class Buffer:
 
 
 @dataclass
-class Let:
-    ctype: str
-    name: str
-    expr: str
-
-
-@dataclass
 class Kernel:
     kind: str                       # map | reduce | argreduce | matmul
     comment: str
     out: Buffer
     loops: list = field(default_factory=list)     # (var, extent)
     outer: int = 0                  # loops that index the output (the rest are reduced)
-    lets: list = field(default_factory=list)
-    value: str = ""                 # the expression stored (map) or accumulated
-    out_index: str = "0"
+    lets: list = field(default_factory=list)      # [Let]: the body's named locals, in order
+    value: object = None            # the expression (kernel IR) stored (map) or accumulated
+    out_index: object = ZERO        # where, in the output (an Affine)
     reduce_op: str = ""
     acc_ctype: str = ""
-    init: str = ""
+    init: object = None             # the accumulator's initial value (an Init)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -78,12 +72,12 @@ def contiguous_strides(shape):
 
 
 def _offset(index, shape):
-    terms = []
+    """The element offset of `index` (expressions, one per dim) in a contiguous buffer."""
+    out = ZERO
     for ix, st, n in zip(index, contiguous_strides(shape), shape):
-        if n == 1 or ix == "0":
-            continue
-        terms.append(ix if st == 1 else f"{ix} * {st}")
-    return " + ".join(terms) or "0"
+        if n != 1:
+            out = out + affine(ix) * st
+    return out
 
 
 def _unit_reshape_map(src, dst):
@@ -114,10 +108,9 @@ def describe(node: Node, depth=3) -> str:
 
 
 class Scheduler:
-    def __init__(self, graph: Graph, ops_module, names, column_reductions=False):
+    def __init__(self, graph: Graph, names, column_reductions=False):
         self.column_reductions = column_reductions
         self.g = graph
-        self.ops = ops_module          # the template module with one macro per op
         self.names = names             # a NameTable: C identifiers from the user's names
         self.order = graph.nodes()
         self.users = {}
@@ -272,9 +265,9 @@ class Scheduler:
     def _map_kernel(self, node, out, read_root=False):
         loops = self._loops(node.shape)
         em = Emitter(self, root=None if read_root else node)
-        value = em.emit(node, [v for v, _ in loops])
+        value = em.emit(node, [Idx(v) for v, _ in loops])
         return Kernel("map", f"{out.name} = {describe(node)}", out, loops, len(loops), em.lets, value,
-                      _offset([v for v, _ in loops], node.shape), extra={"reads": em.reads})
+                      _offset([Idx(v) for v, _ in loops], node.shape), extra={"reads": em.reads})
 
     def _kernel_for(self, n: Node, out: Buffer) -> Kernel:
         kind = OPS[n.op].kind
@@ -291,9 +284,9 @@ class Scheduler:
         kept = [k for k in range(len(x.shape)) if k not in axes]
         loops = [(f"i{k}", x.shape[k]) for k in kept] + [(f"i{k}", x.shape[k]) for k in axes]
         if n.attrs.get("keepdim"):
-            out_index = [f"i{k}" if k not in axes else "0" for k in range(len(x.shape))]
+            out_index = [Idx(f"i{k}") if k not in axes else ZERO for k in range(len(x.shape))]
         else:
-            out_index = [f"i{k}" for k in kept]
+            out_index = [Idx(f"i{k}") for k in kept]
         return loops, len(kept), _offset(out_index, n.shape)
 
     def _reduce_kernel(self, n, out):
@@ -302,9 +295,9 @@ class Scheduler:
             return self._column_sum_kernel(n, out)
         loops, outer, out_index = self._reduce_loops(n, axes)
         em = Emitter(self, root=n)
-        value = em.emit(x, [f"i{k}" for k in range(len(x.shape))])
+        value = em.emit(x, [Idx(f"i{k}") for k in range(len(x.shape))])
         acc = "double" if n.dtype == dtypes.float32 and op == "sum" else out.ctype
-        init = self.ops.reduce_init(op, out.ctype)
+        init = Init(op, out.ctype)
         return Kernel("reduce", f"{out.name} = {op}({describe(x)}) over dims {list(axes)}", out, loops,
                       outer, em.lets, value, out_index, op, acc, init, extra={"reads": em.reads})
 
@@ -313,54 +306,57 @@ class Scheduler:
         order and add into the output, instead of striding through memory per output."""
         x, axes = n.inputs[0], n.attrs["axes"]
         loops = self._loops(x.shape)
-        index = [v for v, _ in loops]
+        index = [Idx(v) for v, _ in loops]
         if n.attrs.get("keepdim"):
-            out_index = [ix if k not in axes else "0" for k, ix in enumerate(index)]
+            out_index = [ix if k not in axes else ZERO for k, ix in enumerate(index)]
         else:
             out_index = [ix for k, ix in enumerate(index) if k not in axes]
         em = Emitter(self, root=n)
         value = em.emit(x, index)
         return Kernel("colsum", f"{out.name} = sum({describe(x)}) over dims {list(axes)}, added up in "
                       f"memory order", out, loops, 0, em.lets, value, _offset(out_index, n.shape),
-                      "sum", out.ctype, "0", extra={"reads": em.reads, "size": n.size})
+                      "sum", out.ctype, Init("sum", out.ctype), extra={"reads": em.reads, "size": n.size})
 
     def _argreduce_kernel(self, n, out):
         x, axis = n.inputs[0], n.attrs["axis"]
         loops, outer, out_index = self._reduce_loops(n, (axis,))
         em = Emitter(self, root=n)
-        value = em.emit(x, [f"i{k}" for k in range(len(x.shape))])
+        value = em.emit(x, [Idx(f"i{k}") for k in range(len(x.shape))])
         xt = dtypes.c_type(x.dtype)
         return Kernel("argreduce", f"{out.name} = {n.op}({describe(x)}) along dim {axis}", out, loops,
-                      outer, em.lets, value, out_index, n.op, xt,
-                      self.ops.reduce_init(n.op[3:], xt),
+                      outer, em.lets, value, out_index, n.op, xt, Init(n.op[3:], xt),
                       extra={"reads": em.reads, "axis_var": f"i{axis}"})
 
     def _matmul_kernel(self, n, out):
         a, b = n.inputs
         batch = n.shape[:-2]
         m, k, nn = a.shape[-2], a.shape[-1], b.shape[-1]
-        bvars = [f"ib{d}" for d in range(len(batch))]
+        bvars = [Idx(f"ib{d}") for d in range(len(batch))]
 
         def view(x):
             # Offsets of x[batch..., r, c] as (base, stride of r, stride of c) over a buffer.
             lead = len(batch) - (len(x.shape) - 2)
-            idx = [v if x.shape[d - lead] != 1 else "0" for d, v in enumerate(bvars) if d >= lead]
-            base = StridedView.of(self, x, idx + ["0", "0"])
-            row = StridedView.of(self, x, idx + ["1", "0"])
-            col = StridedView.of(self, x, idx + ["0", "1"])
+            idx = [v if x.shape[d - lead] != 1 else ZERO for d, v in enumerate(bvars) if d >= lead]
+            base = StridedView.of(self, x, idx + [ZERO, ZERO])
+            row = StridedView.of(self, x, idx + [affine(1), ZERO])
+            col = StridedView.of(self, x, idx + [ZERO, affine(1)])
             return base, row, col
 
         (abuf, abase), (_, arow), (_, acol) = view(a)
         (bbuf, bbase), (_, brow), (_, bcol) = view(b)
-        stride = lambda off, base: f"(({off}) - ({base}))"  # noqa: E731
+
+        def stride(off, base):
+            step = affine(off) - affine(base)
+            assert step.is_const, f"matmul: a stride that depends on the batch index: {step}"
+            return step.const
         return Kernel("matmul", f"{out.name} = matmul({describe(a)}, {describe(b)})  "
                       f"[{'x'.join(map(str, batch)) + ' x ' if batch else ''}{m}x{k} @ {k}x{nn}]",
-                      out, [(v, s) for v, s in zip(bvars, batch)], len(batch),
+                      out, [(v.name, s) for v, s in zip(bvars, batch)], len(batch),
                       extra={"reads": [abuf.name, bbuf.name], "a": abuf.name, "b": bbuf.name,
                              "a_base": abase, "b_base": bbase,
                              "a_rs": stride(arow, abase), "a_cs": stride(acol, abase),
                              "b_rs": stride(brow, bbase), "b_cs": stride(bcol, bbase),
-                             "c_base": _offset(bvars + ["0", "0"], n.shape) if batch else "0",
+                             "c_base": _offset(bvars + [ZERO, ZERO], n.shape) if batch else ZERO,
                              "M": m, "K": k, "N": nn, "ctype": out.ctype})
 
 
@@ -375,21 +371,18 @@ def _written(k: Kernel):
 # and a value written by one and read by the next at the same index stays in a register
 # (when nothing else reads it, it is never stored at all).
 
-_LET_NAME = re.compile(r"\bv(\d+)\b")
-_READ = re.compile(r"^(\w+)\[(.*)\]$")
-
-
 def _as_nest(k: Kernel, member: int = 0) -> Kernel:
-    def rename(text):
-        return _LET_NAME.sub(lambda m: f"v{member}_{m.group(1)}", text)
-    lets = [Let(let.ctype, rename(let.name), rename(let.expr)) for let in k.lets]
+    # The locals of nest member `member` are named v<member>_<k>: unique in the merged nest.
+    for j, let in enumerate(k.lets):
+        let.name = f"v{member}_{j}"
+    lets = list(k.lets)
     stores, accs = [], []
     if k.kind == "map":
-        stores.append({"buf": k.out, "index": k.out_index, "value": rename(k.value)})
+        stores.append({"buf": k.out, "index": k.out_index, "value": k.value})
         outer = len(k.loops)
     else:
         accs.append({"name": f"acc{member}", "ctype": k.acc_ctype, "init": k.init, "op": k.reduce_op,
-                     "value": rename(k.value), "out": k.out, "index": k.out_index})
+                     "value": k.value, "out": k.out, "index": k.out_index})
         outer = k.outer
     return Kernel("nest", k.comment, k.out, list(k.loops), outer, lets,
                   extra={"reads": list(k.extra.get("reads", ())), "stores": stores, "accs": accs,
@@ -406,13 +399,14 @@ def _try_merge(group: Kernel, k: Kernel, member: int):
     nest = _as_nest(k, member)
     lets = []
     for let in nest.lets:
-        m = _READ.match(let.expr)
-        if m and m.group(1) in reduced:
+        read = let.expr if isinstance(let.expr, Load) else None
+        if read is not None and read.buf.name in reduced:
             return None
-        if m and m.group(1) in written:
-            st = written[m.group(1)]
-            if st["index"] != m.group(2):
+        if read is not None and read.buf.name in written:
+            st = written[read.buf.name]
+            if st["index"] != read.index:
                 return None
+            # the value the group stores there, still in a register: no load
             lets.append(Let(let.ctype, let.name, st["value"]))
         else:
             lets.append(let)
@@ -458,11 +452,11 @@ def fuse_nests(kernels: list) -> list:
     for n, k in enumerate(out):
         if k.kind != "nest":
             continue
-        body = " ".join(let.expr for let in k.lets)
+        read_here = {id(ld.buf) for ld in loads(*(let.expr for let in k.lets))}
         kept = []
         for st in k.extra["stores"]:
             outside = reads.get(st["buf"].name, set()) - {n}
-            if st["buf"].kind == "tmp" and not outside and f"{st['buf'].name}[" not in body:
+            if st["buf"].kind == "tmp" and not outside and id(st["buf"]) not in read_here:
                 continue
             kept.append(st)
         k.extra["stores"] = kept
@@ -488,7 +482,7 @@ def _index_through(n: Node, index):
     x = n.inputs[0]
     if n.op == "broadcast_to":
         lead = len(n.shape) - len(x.shape)
-        return [index[lead + k] if x.shape[k] != 1 else "0" for k in range(len(x.shape))], x
+        return [index[lead + k] if x.shape[k] != 1 else ZERO for k in range(len(x.shape))], x
     if n.op == "permute":
         out = [None] * len(x.shape)
         for j, p in enumerate(n.attrs["perm"]):
@@ -498,15 +492,12 @@ def _index_through(n: Node, index):
         return [_affine(st, sp, ix) for st, sp, ix in zip(n.attrs["starts"], n.attrs["steps"], index)], x
     if n.op == "reshape":
         mapping = _unit_reshape_map(x.shape, n.shape)
-        return [index[mapping[k]] if k in mapping else "0" for k in range(len(x.shape))], x
+        return [index[mapping[k]] if k in mapping else ZERO for k in range(len(x.shape))], x
     raise AssertionError(f"not a layout op: {n.op}")
 
 
 def _affine(start, step, ix):
-    if ix == "0":
-        return str(start)
-    s = ix if step == 1 else f"{ix} * {step}"
-    return s if start == 0 else f"({start} + {s})"
+    return affine(ix) * step + start
 
 
 class Emitter:
@@ -519,11 +510,12 @@ class Emitter:
         self.reads = []
 
     def _let(self, node, expr):
-        name = f"v{len(self.lets)}"
-        self.lets.append(Let(dtypes.c_type(node.dtype), name, expr))
-        return name
+        let = Let(dtypes.c_type(node.dtype), f"v{len(self.lets)}", expr)
+        self.lets.append(let)
+        return Ref(let)
 
-    def emit(self, n: Node, index) -> str:
+    def emit(self, n: Node, index):
+        """The expression of `n` at `index` (one expression per dim of n)."""
         key = (id(n), tuple(index))
         if key in self.memo:
             return self.memo[key]
@@ -532,24 +524,24 @@ class Emitter:
         return out
 
     def _emit(self, n: Node, index):
-        s, ops = self.s, self.s.ops
+        s = self.s
         if n.op == "literal":
-            return ops.literal(n.value, dtypes.c_type(n.dtype))
+            return Lit(n.value, dtypes.c_type(n.dtype))
         if id(n) in s.materialized and n is not self.root:
             b = s._buffer(n)
             self.reads.append(b.name)
-            return self._let(n, f"{b.name}[{_offset(index, n.shape)}]")
+            return self._let(n, Load(b, _offset(index, n.shape)))
         if n.op in LAYOUT:
             if n.op == "reshape" and _unit_reshape_map(n.inputs[0].shape, n.shape) is None:
                 x = n.inputs[0]
                 b = s._buffer(x)
                 self.reads.append(b.name)
-                return self._let(n, f"{b.name}[{_offset(index, n.shape)}]")
+                return self._let(n, Load(b, _offset(index, n.shape)))
             inner, x = _index_through(n, index)
             return self.emit(x, inner)
         ct = dtypes.c_type(n.dtype)
         if n.op == "iota":
-            return f"(({ct}){index[n.attrs['axis']]})"
+            return Cast(ct, index[n.attrs["axis"]])
         if n.op == "pad_slice":
             return self._pad_slice(n, index, ct)
         if n.op == "concat":
@@ -557,29 +549,30 @@ class Emitter:
         args = []
         for x in n.inputs:
             lead = len(n.shape) - len(x.shape)
-            args.append(self.emit(x, [index[lead + k] if x.shape[k] != 1 else "0"
+            args.append(self.emit(x, [index[lead + k] if x.shape[k] != 1 else ZERO
                                       for k in range(len(x.shape))]))
         in_ct = dtypes.c_type(n.inputs[0].dtype) if n.inputs else ct
-        expr = getattr(ops, "op_" + n.op)(*args, ct=ct, in_ct=in_ct, **n.attrs)
-        return self._let(n, expr)
+        return self._let(n, Call(n.op, tuple(args), ct, in_ct, tuple(n.attrs.items())))
 
     def _pad_slice(self, n, index, ct):
         if 0 in n.inputs[0].shape:        # padding nothing: no element to read (the clamped
-            return f"({ct})0"             # read below would be out of bounds)
+            return Lit(0, ct)             # read below would be out of bounds)
         conds, inner = [], []
         for ix, st, sp, stop, size in zip(index, n.attrs["starts"], n.attrs["steps"], n.attrs["stops"],
                                           n.inputs[0].shape):
             if st == 0 and sp == 1 and stop == n.shape[len(inner)]:
                 inner.append(ix)
                 continue
-            c = [f"{ix} >= {st}", f"{ix} < {stop}"] + ([f"({ix} - {st}) % {sp} == 0"] if sp != 1 else [])
-            conds.append(" && ".join(c))
-            rel = f"({ix} - {st})" if sp == 1 else f"({ix} - {st}) / {sp}"
-            inner.append(f"({' && '.join(c)} ? {rel} : 0)")       # clamped: always a valid read
+            rel = affine(ix) - st
+            c = _all([Bin(">=", ix, affine(st)), Bin("<", ix, affine(stop))] +
+                     ([Bin("==", Bin("%", rel, affine(sp)), ZERO)] if sp != 1 else []))
+            conds.append(c)
+            step = rel if sp == 1 else Bin("/", rel, affine(sp))
+            inner.append(Select(c, step, ZERO))       # clamped: always a valid read
         value = self.emit(n.inputs[0], inner)
         if not conds:
             return value
-        return self._let(n, f"({' && '.join(f'({c})' for c in conds)}) ? {value} : ({ct})0")
+        return self._let(n, Select(_all(conds), value, Lit(0, ct)))
 
     def _concat(self, n, index, ct):
         axis = n.attrs["axis"]
@@ -590,12 +583,23 @@ class Emitter:
             if 0 in x.shape:              # an empty piece: nothing to read (index -1 below)
                 continue
             sub = list(index)
-            sub[axis] = f"({ix} < {start} ? 0 : {ix} >= {start + size} ? {size - 1} : {ix} - {start})"
+            # clamped into the piece: always a valid read
+            sub[axis] = Select(Bin("<", ix, affine(start)), ZERO,
+                               Select(Bin(">=", ix, affine(start + size)), affine(size - 1),
+                                      affine(ix) - start))
             pieces.append((start + size, self.emit(x, sub)))
             start += size
         if not pieces:                    # all empty: so is the result, never read
-            return f"({ct})0"
+            return Lit(0, ct)
         expr = pieces[-1][1]
         for stop, val in reversed(pieces[:-1]):
-            expr = f"{ix} < {stop} ? {val} : ({expr})"
+            expr = Select(Bin("<", ix, affine(stop)), val, expr)
         return self._let(n, expr)
+
+
+def _all(conds):
+    """The conjunction of boolean index expressions."""
+    out = conds[0]
+    for c in conds[1:]:
+        out = Bin("&&", out, c)
+    return out
