@@ -72,8 +72,9 @@ class Function:
     """One compiled graph: call it with arrays. `.source` is its C (or CUDA) text, `.path`
     the file in the build directory."""
 
-    def __init__(self, args, outputs, name, title, backend, describe_args=None):
+    def __init__(self, args, outputs, name, title, backend, describe_args=None, out_names=None):
         self.args, self.graph_outputs = list(args), list(outputs)
+        self.out_names = out_names          # C names of the outputs (gradients: d<input>)
         self.name, self.backend = name, backend
         self.describe_args = describe_args or [_spec_name(a, k) for k, a in enumerate(args)]
         self._lock = threading.Lock()
@@ -94,7 +95,7 @@ class Function:
         backend = self.backend
         from symgrad.codegen.render import generate
         self._source, schedule, graph = generate(self.args, self.graph_outputs, f"symgrad_{name}", title,
-                                                 "c" if backend == "c" else backend)
+                                                 "c" if backend == "c" else backend, self.out_names)
         self.consts = [b.node.value for b in schedule.consts]
         self.checks = schedule.checks
         self._out_specs = [(b.node.shape, b.node.dtype) for b in schedule.outs]
@@ -382,8 +383,11 @@ class CompiledFunction:
         position = {id(v): k for k, v in enumerate(self.inputs)}    # by identity: == builds a node
         wrt_names = ", ".join(comment_name(v.name) if v.name else f"input{position[id(v)]}"
                               for v in self.wrt)
+        # In the generated code, outputs keep their names and a gradient is d<its input>.
+        self._out_names = [v.name or f"out{k}" for k, v in enumerate(self.outputs)]
+        self._grad_names = ["d" + (v.name or f"input{position[id(v)]}") for v in self.wrt]
         self.forward_fn = Function(self.inputs, self.outputs, "forward",
-                                   f"forward: ({names}) -> ({outs})", backend)
+                                   f"forward: ({names}) -> ({outs})", backend, out_names=self._out_names)
         self.forward = _Forward(self)
         # Outputs that carry a gradient: float results that depend on an input requiring grad.
         # The others (argmax, comparisons, values computed from data alone) are returned by
@@ -398,10 +402,12 @@ class CompiledFunction:
             if self._implicit:
                 grads = self._grads(None)
                 self.backward_fn = Function(self.inputs, grads, "backward",
-                                            f"backward: d({outs})/d({wrt_names}), from ({names})", backend)
+                                            f"backward: d({outs})/d({wrt_names}), from ({names})", backend,
+                                            out_names=self._grad_names)
                 self.value_and_grad_fn = Function(
                     self.inputs, self.outputs + grads, "value_and_grad",
-                    f"value_and_grad: ({outs}) and d({outs})/d({wrt_names}), from ({names})", backend)
+                    f"value_and_grad: ({outs}) and d({outs})/d({wrt_names}), from ({names})", backend,
+                    out_names=self._out_names + self._grad_names)
         self.backward = _Entry(self, "backward")
         self.value_and_grad = _Entry(self, "value_and_grad")
 
@@ -421,9 +427,10 @@ class CompiledFunction:
             grads = self._grads(seeds)
             args = self.inputs + seeds
             self._explicit = (Function(args, grads, "backward_seeded", "backward with grad_outputs",
-                                       self.backend),
+                                       self.backend, out_names=self._grad_names),
                               Function(args, self.outputs + grads, "value_and_grad_seeded",
-                                       "value_and_grad with grad_outputs", self.backend))
+                                       "value_and_grad with grad_outputs", self.backend,
+                                       out_names=self._out_names + self._grad_names))
         return self._explicit
 
     def __call__(self, *args):

@@ -153,15 +153,16 @@ def comment_safe(text) -> str:
     return text.replace("*/", "*_/").replace("/*", "/_*").replace("??", "?_?").replace("\\", "/")
 
 
-def generate(args, outputs, fn_name: str, title: str, backend: str = "c"):
-    """Lower, schedule and render one function. Returns (source, schedule, graph)."""
+def generate(args, outputs, fn_name: str, title: str, backend: str = "c", out_names=None):
+    """Lower, schedule and render one function. Returns (source, schedule, graph). `out_names`
+    name the outputs' buffers (a gradient is d<its input>)."""
     graph = lower(args, outputs)
     names = NameTable()
     if backend == "cuda":
         from symgrad.cuda import RESERVED_WORDS
         names.used |= RESERVED_WORDS          # C++ keywords, CUDA built-ins: `new` becomes new_2
     column_sums = backend == "c" and os.environ.get("SYMGRAD_COLUMN_SUMS", "1") != "0"
-    schedule = Scheduler(graph, names, column_reductions=column_sums).build()
+    schedule = Scheduler(graph, names, column_reductions=column_sums, out_names=out_names).build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     checks = sorted({f"{n.attrs['what']} in [{n.attrs['lo']}, {n.attrs['hi']})"

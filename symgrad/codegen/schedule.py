@@ -95,21 +95,44 @@ def comment_name(name) -> str:
     return re.sub(r"[^0-9A-Za-z_]", "_", str(name))[:48] or "_"
 
 
-def describe(node: Node, depth=3) -> str:
-    """A short formula for a comment: tanh(add(mul(x, w), b))."""
-    if node.op == "arg" or node.op == "const":
-        return comment_name(node.name) if node.name else f"{node.op}{node.index if node.index >= 0 else ''}"
-    if node.op == "literal":
-        return repr(node.value)
-    if depth == 0:
-        return "..."
-    inner = ", ".join(describe(i, depth - 1) for i in node.inputs)
-    return f"{node.op}({inner})"
+def describe(node: Node, depth=3, stop=None, limit=400) -> str:
+    """A formula for a comment: tanh(add(mul(x, w), b)). `stop(n)` names the nodes to show
+    by name rather than open (a kernel's input buffers); without it, `depth` levels are shown.
+    At most `limit` characters."""
+    parts: list = []
+    size = [0]
+
+    def out(text):
+        if size[0] <= limit:
+            parts.append(text)
+            size[0] += len(text)
+
+    def walk(n, d):
+        name = stop(n) if stop is not None else None
+        if name is not None:
+            out(name)
+        elif n.op == "arg" or n.op == "const":
+            out(comment_name(n.name) if n.name else f"{n.op}{n.index if n.index >= 0 else ''}")
+        elif n.op == "literal":
+            out(repr(n.value))
+        elif (stop is None and d == 0) or size[0] > limit:
+            out("...")
+        else:
+            out(f"{n.op}(")
+            for k, i in enumerate(n.inputs):
+                if k:
+                    out(", ")
+                walk(i, d - 1)
+            out(")")
+    walk(node, depth)
+    text = "".join(parts)
+    return text if size[0] <= limit else text[:limit] + " ..."
 
 
 class Scheduler:
-    def __init__(self, graph: Graph, names, column_reductions=False):
+    def __init__(self, graph: Graph, names, column_reductions=False, out_names=None):
         self.column_reductions = column_reductions
+        self.out_names = out_names
         self.g = graph
         self.names = names             # a NameTable: C identifiers from the user's names
         self.order = graph.nodes()
@@ -193,7 +216,8 @@ class Scheduler:
             consts.append(b)
         outs = []
         for k, o in enumerate(self.g.outputs):
-            b = Buffer(self.names.get(f"out{k}" + (f"_{o.name}" if o.name else "")), o, "out",
+            given = self.out_names[k] if self.out_names else None
+            b = Buffer(self.names.get(given or f"out{k}" + (f"_{o.name}" if o.name else "")), o, "out",
                        ct(o.dtype), o.size, k)
             outs.append(b)
             if id(o) not in self.buffers or self.buffers[id(o)].kind == "tmp":
@@ -259,6 +283,17 @@ class Scheduler:
                     live.remove((tb, nbytes))
         return top
 
+    def _describe(self, node: Node, root: Node | None = None) -> str:
+        """`node`'s formula down to the buffers the kernel computing `root` (default: `node`)
+        reads, named as in the code."""
+        root = node if root is None else root
+
+        def stop(n):
+            if n is not root and id(n) in self.materialized and id(n) in self.buffers:
+                return self.buffers[id(n)].name
+            return None
+        return describe(node, stop=stop)
+
     def _loops(self, shape, prefix="i"):
         return [(f"{prefix}{k}", n) for k, n in enumerate(shape)]
 
@@ -266,7 +301,7 @@ class Scheduler:
         loops = self._loops(node.shape)
         em = Emitter(self, root=None if read_root else node)
         value = em.emit(node, [Idx(v) for v, _ in loops])
-        return Kernel("map", f"{out.name} = {describe(node)}", out, loops, len(loops), em.lets, value,
+        return Kernel("map", f"{out.name} = {self._describe(node)}", out, loops, len(loops), em.lets, value,
                       _offset([Idx(v) for v, _ in loops], node.shape), extra={"reads": em.reads})
 
     def _kernel_for(self, n: Node, out: Buffer) -> Kernel:
@@ -298,7 +333,7 @@ class Scheduler:
         value = em.emit(x, [Idx(f"i{k}") for k in range(len(x.shape))])
         acc = "double" if n.dtype == dtypes.float32 and op == "sum" else out.ctype
         init = Init(op, out.ctype)
-        return Kernel("reduce", f"{out.name} = {op}({describe(x)}) over dims {list(axes)}", out, loops,
+        return Kernel("reduce", f"{out.name} = {op}({self._describe(x, n)}) over dims {list(axes)}", out, loops,
                       outer, em.lets, value, out_index, op, acc, init, extra={"reads": em.reads})
 
     def _column_sum_kernel(self, n, out):
@@ -313,7 +348,7 @@ class Scheduler:
             out_index = [ix for k, ix in enumerate(index) if k not in axes]
         em = Emitter(self, root=n)
         value = em.emit(x, index)
-        return Kernel("colsum", f"{out.name} = sum({describe(x)}) over dims {list(axes)}, added up in "
+        return Kernel("colsum", f"{out.name} = sum({self._describe(x, n)}) over dims {list(axes)}, added up in "
                       f"memory order", out, loops, 0, em.lets, value, _offset(out_index, n.shape),
                       "sum", out.ctype, Init("sum", out.ctype), extra={"reads": em.reads, "size": n.size})
 
@@ -323,7 +358,7 @@ class Scheduler:
         em = Emitter(self, root=n)
         value = em.emit(x, [Idx(f"i{k}") for k in range(len(x.shape))])
         xt = dtypes.c_type(x.dtype)
-        return Kernel("argreduce", f"{out.name} = {n.op}({describe(x)}) along dim {axis}", out, loops,
+        return Kernel("argreduce", f"{out.name} = {n.op}({self._describe(x, n)}) along dim {axis}", out, loops,
                       outer, em.lets, value, out_index, n.op, xt, Init(n.op[3:], xt),
                       extra={"reads": em.reads, "axis_var": f"i{axis}"})
 
@@ -349,7 +384,7 @@ class Scheduler:
             step = affine(off) - affine(base)
             assert step.is_const, f"matmul: a stride that depends on the batch index: {step}"
             return step.const
-        return Kernel("matmul", f"{out.name} = matmul({describe(a)}, {describe(b)})  "
+        return Kernel("matmul", f"{out.name} = matmul({self._describe(a, n)}, {self._describe(b, n)})  "
                       f"[{'x'.join(map(str, batch)) + ' x ' if batch else ''}{m}x{k} @ {k}x{nn}]",
                       out, [(v.name, s) for v, s in zip(bvars, batch)], len(batch),
                       extra={"reads": [abuf.name, bbuf.name], "a": abuf.name, "b": bbuf.name,
