@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from symgrad import dtypes
 from symgrad.codegen.ir import Graph, Node
-from symgrad.codegen.kernel import ZERO, Bin, Call, Cast, Idx, Init, Let, Lit, Load, Ref, Select, affine, loads
+from symgrad.codegen.kernel import (ZERO, Bin, Call, Cast, Idx, Init, Let, Lit, Load, Ref, Select, affine, loads,
+                                    substitute)
 from symgrad.ops import OPS
 
 LAYOUT = {"broadcast_to", "permute", "slice", "reshape"}
@@ -249,6 +250,8 @@ class Scheduler:
             self.kernels = fuse_nests(self.kernels)
         else:
             self.kernels = [_as_nest(k) if k.kind in ("map", "reduce") else k for k in self.kernels]
+        for k in self.kernels:
+            drop_copies(k)
         written = {id(b) for k in self.kernels for b in _written(k)}
         self.tmps = [b for b in self.tmps if id(b) in written]
         scratch = self._plan_scratch()
@@ -496,6 +499,33 @@ def fuse_nests(kernels: list) -> list:
             kept.append(st)
         k.extra["stores"] = kept
     return out
+
+
+def drop_copies(k: Kernel) -> None:
+    """Locals that only copy another local or a literal (what merging leaves where a value
+    stayed in a register) are replaced by what they copy."""
+    copies = {}
+
+    def resolve(e):
+        if isinstance(e, Ref) and id(e.let) in copies:
+            return copies[id(e.let)]
+        return None
+    kept = []
+    for let in k.lets:
+        expr = substitute(let.expr, resolve)
+        if isinstance(expr, (Ref, Lit)):
+            copies[id(let)] = expr
+            continue
+        let.expr = expr
+        kept.append(let)
+    if not copies:
+        return
+    k.lets = kept
+    k.value = substitute(k.value, resolve) if k.value is not None else None
+    for st in k.extra.get("stores", ()):
+        st["value"] = substitute(st["value"], resolve)
+    for a in k.extra.get("accs", ()):
+        a["value"] = substitute(a["value"], resolve)
 
 
 def _itemsize(ctype):
