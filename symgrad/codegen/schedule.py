@@ -435,7 +435,10 @@ def _try_merge(group: Kernel, k: Kernel, member: int):
     written = {st["buf"].name: st for st in group.extra["stores"]}
     reduced = {a["out"].name for a in group.extra["accs"]}
     nest = _as_nest(k, member)
-    lets = []
+    lets, subst = [], {}            # id(let) -> what references to it become
+
+    def resolve(e):
+        return subst.get(id(e.let)) if isinstance(e, Ref) else None
     for let in nest.lets:
         read = let.expr if isinstance(let.expr, Load) else None
         if read is not None and read.buf.name in reduced:
@@ -444,10 +447,16 @@ def _try_merge(group: Kernel, k: Kernel, member: int):
             st = written[read.buf.name]
             if st["index"] != read.index:
                 return None
-            # the value the group stores there, still in a register: no load
-            lets.append(Let(let.ctype, let.name, st["value"]))
+            subst[id(let)] = st["value"]    # the value the group stores there, still in a register
+        elif subst:                         # (new lets: k's own stay as they were if this fails)
+            new = Let(let.ctype, let.name, substitute(let.expr, resolve))
+            subst[id(let)] = Ref(new)
+            lets.append(new)
         else:
             lets.append(let)
+    if subst:
+        for entry in nest.extra["stores"] + nest.extra["accs"]:
+            entry["value"] = substitute(entry["value"], resolve)
     if k.out.name in reduced or k.out.name in written:
         return None
     has_reduce = group.extra["has_reduce"] or nest.extra["has_reduce"]
