@@ -42,9 +42,10 @@ from pathlib import Path
 import cffi
 import numpy as np
 
+from symgrad import dtypes
 from symgrad.build import Build, CompileError
 from symgrad.codegen import kernel as K
-from symgrad.codegen.render import c_text
+from symgrad.codegen.render import c_text, kernel_macros
 
 DEFAULT_ARCH = "sm_90"          # H100 / H200; nvcc also embeds compute_90 PTX for newer GPUs
 THREADS = 256                   # threads per block of map and block-reduce kernels
@@ -305,7 +306,7 @@ class CudaContext:
     matmul_bk: int = MATMUL_BK
 
 
-_ITEMSIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8, "uint8_t": 1}
+_ITEMSIZE = dtypes.ITEMSIZE
 _COMBINE = {"sum": "sg_sum()", "max": "sg_max()", "min": "sg_min()", "argmax": "sg_argmax()",
             "argmin": "sg_argmin()"}
 
@@ -320,7 +321,7 @@ def _acc(j, op, ctype, init, value, out, index, axis_var=None) -> Acc:
     if op == "sum":
         fold = f"{name} += {value};"
     else:
-        fold = f"if ({value} {'>' if op == 'max' else '<'} {name} || {value} != {value}) {name} = {value};"
+        fold = str(kernel_macros().fold_extreme(op, ctype, name, value))      # the C loops' rule
     return Acc(name, op, ctype, f"({ctype})({init})", fold, _COMBINE[op],
                f"{out.name}[{index}] = ({out.ctype}){name};", out.name, out.ctype, index)
 
@@ -485,7 +486,7 @@ def template_context(schedule) -> CudaContext:
 
 def _render_body(p, lets, stores):
     """The plan's body as text: its locals and stores, rendered from the kernel IR."""
-    p.lets = [_Let(let.ctype, let.name, c_text(let.expr)) for let in lets]
+    p.lets = [K.Let(let.ctype, let.name, c_text(let.expr)) for let in lets]   # rendered
     p.stores = [(b, c_text(index), c_text(value)) for b, index, value in stores]
 
 
@@ -569,13 +570,6 @@ def _transpose(p, loops, buffers, lets, stores, used) -> bool:
         _render_body(p, tile_lets, tile_stores)
         return True
     return False
-
-
-@dataclass
-class _Let:
-    ctype: str
-    name: str
-    expr: str
 
 
 def _matmul_shape(k) -> dict:
@@ -859,14 +853,6 @@ def device_interface(value):
     return getattr(value, "__cuda_array_interface__", None)
 
 
-def _contiguous_strides(shape, itemsize):
-    strides, step = [], itemsize
-    for n in reversed(shape):
-        strides.append(step)
-        step *= n
-    return tuple(reversed(strides))
-
-
 def device_pointer(cai, spec, who: str, fname: str) -> tuple[int, int]:
     """(pointer, stream) of a device array (its `__cuda_array_interface__`) given for the
     Variable `spec`, or an exception naming the input, its expected and actual shape and dtype."""
@@ -884,7 +870,7 @@ def device_pointer(cai, spec, who: str, fname: str) -> tuple[int, int]:
         raise ValueError(f"{fname}: {who} expects shape {tuple(spec.shape)}, got {where}")
     strides = cai.get("strides")
     if strides is not None and math.prod(shape) > 1:
-        want = _contiguous_strides(shape, dtype.itemsize)
+        want = dtypes.contiguous_strides(shape, dtype.itemsize)
         if any(n > 1 and s != w for n, s, w in zip(shape, strides, want)):
             raise ValueError(f"{fname}: {who} is {where} with strides {tuple(strides)}, not C-contiguous "
                              f"({want}): make it contiguous on the device first (.contiguous() in "

@@ -66,6 +66,18 @@ def scalar_dtype(value) -> np.dtype:
     return float32
 
 
+ITEMSIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8, "uint8_t": 1}   # by C type
+
+
+def contiguous_strides(shape, itemsize: int = 1) -> tuple:
+    """The strides of a C-contiguous array of `shape`, in elements (or bytes, given `itemsize`)."""
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
+
+
 def c_type(d: np.dtype) -> str:
     return {"float32": "float", "float64": "double", "int32": "int32_t",
             "int64": "int64_t", "bool": "uint8_t"}[np.dtype(d).name]

@@ -63,6 +63,12 @@ def ops_module():
     return environment().get_template("c/ops.j2").module
 
 
+@functools.lru_cache(maxsize=None)
+def kernel_macros():
+    """The loop-nest macros (templates/c/kernels.j2), for rules the CUDA backend shares."""
+    return environment().get_template("c/kernels.j2").module
+
+
 def c_text(e) -> str:
     """A kernel IR expression as C (also valid CUDA device code). Ints and strings (loop
     extents, names) pass through."""

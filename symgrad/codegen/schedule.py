@@ -64,18 +64,10 @@ class Schedule:
     scratch_bytes: int
 
 
-def contiguous_strides(shape):
-    strides, acc = [], 1
-    for n in reversed(shape):
-        strides.append(acc)
-        acc *= n
-    return list(reversed(strides))
-
-
 def _offset(index, shape):
     """The element offset of `index` (expressions, one per dim) in a contiguous buffer."""
     out = ZERO
-    for ix, st, n in zip(index, contiguous_strides(shape), shape):
+    for ix, st, n in zip(index, dtypes.contiguous_strides(shape), shape):
         if n != 1:
             out = out + affine(ix) * st
     return out
@@ -271,7 +263,7 @@ class Scheduler:
             for b in written:
                 if b.position >= 0:
                     continue
-                nbytes = -(-b.size * _itemsize(b.ctype) // 64) * 64 or 64
+                nbytes = -(-b.size * dtypes.ITEMSIZE[b.ctype] // 64) * 64 or 64
                 for j, (off, size) in enumerate(free):
                     if size >= nbytes:
                         b.position = off
@@ -537,10 +529,6 @@ def drop_copies(k: Kernel) -> None:
         a["value"] = substitute(a["value"], resolve)
 
 
-def _itemsize(ctype):
-    return {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8, "uint8_t": 1}[ctype]
-
-
 class StridedView:
     """Follows layout ops down to a buffer; returns (buffer, offset expression)."""
 
@@ -563,14 +551,15 @@ def _index_through(n: Node, index):
             out[p] = index[j]
         return out, x
     if n.op == "slice":
-        return [_affine(st, sp, ix) for st, sp, ix in zip(n.attrs["starts"], n.attrs["steps"], index)], x
+        return [_strided(st, sp, ix) for st, sp, ix in zip(n.attrs["starts"], n.attrs["steps"], index)], x
     if n.op == "reshape":
         mapping = _unit_reshape_map(x.shape, n.shape)
         return [index[mapping[k]] if k in mapping else ZERO for k in range(len(x.shape))], x
     raise AssertionError(f"not a layout op: {n.op}")
 
 
-def _affine(start, step, ix):
+def _strided(start, step, ix):
+    """Where a slice `start::step` reads its element `ix`."""
     return affine(ix) * step + start
 
 
