@@ -27,15 +27,6 @@ def toposort(outputs, is_boundary=lambda v: False):
     return order
 
 
-def users(order):
-    """For each node (by id), how many times nodes in `order` use it."""
-    count = {}
-    for v in order:
-        for i in v.inputs:
-            count[id(i)] = count.get(id(i), 0) + 1
-    return count
-
-
 def structure_key(outputs, args, names=False) -> str:
     """A hash of the graph between `args` and `outputs`: ops, attributes, shapes, dtypes and
     literal values, never the values of arguments. Equal keys compute the same function."""
