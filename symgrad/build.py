@@ -24,8 +24,10 @@ from pathlib import Path
 
 import cffi
 
+from symgrad import config
+
 log = logging.getLogger("symgrad")
-if os.environ.get("SYMGRAD_LOG"):
+if config.log():
     logging.basicConfig()
     log.setLevel(logging.INFO)
 
@@ -50,18 +52,18 @@ def templates_dir() -> Path:
 
 
 def build_dir() -> Path:
-    env = os.environ.get("SYMGRAD_BUILD_DIR")
+    env = config.build_dir()
     if env:
         return Path(env)
     top = Path(__file__).resolve().parent.parent
     if (top / "pyproject.toml").exists() and (top / "templates").is_dir():
         return top / "build"
-    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    cache = config.xdg_cache_home() or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "symgrad"
 
 
 def c_compiler() -> str:
-    return os.environ.get("SYMGRAD_CC") or os.environ.get("CC") or "cc"
+    return config.c_compiler()
 
 
 def c_flags(large: bool = False) -> list[str]:
@@ -69,14 +71,12 @@ def c_flags(large: bool = False) -> list[str]:
     loops get -O3 (10-25% faster than -O2 here), small ones -O2 with the vectoriser on,
     which compiles about a third faster (cold compile time is a feature too)."""
     default = "-O3" if large else "-O2 -ftree-vectorize -fvect-cost-model=dynamic"
-    flags = os.environ.get("SYMGRAD_OPT", default).split()
+    flags = config.opt_flags()
+    flags = default.split() if flags is None else flags
     flags += ["-march=native", "-fno-math-errno", "-fPIC", "-shared", "-std=c11"]
-    if os.environ.get("SYMGRAD_OPENMP", "1") != "0":
+    if config.openmp():
         flags.append("-fopenmp")
     return flags
-
-
-VECTOR_MATH = ("exp", "log", "sin", "cos", "tanh", "pow")
 
 
 @functools.lru_cache(maxsize=None)
@@ -86,7 +86,7 @@ def vector_math_flags() -> tuple[str, ...]:
     faster than scalar libm here). NaN and Inf keep their IEEE behaviour: no fast-math.
     SYMGRAD_VECTOR_MATH=0 turns it off."""
     import platform
-    if os.environ.get("SYMGRAD_VECTOR_MATH", "1") == "0" or platform.machine() != "x86_64":
+    if not config.vector_math() or platform.machine() != "x86_64":
         return ()
     import ctypes.util
     name = ctypes.util.find_library("mvec")
@@ -104,7 +104,7 @@ def vector_math_flags() -> tuple[str, ...]:
 def blas_flags() -> tuple[str, ...]:
     """Link flags for the OpenBLAS that numpy ships, if it can be found: symgrad adds no
     dependency of its own for matrix products. Empty (our own loops are used) otherwise."""
-    if os.environ.get("SYMGRAD_BLAS", "1") == "0":
+    if not config.blas():
         return ()
     import glob
 
@@ -460,9 +460,8 @@ class Build:
 # process that compiles a graph it has compiled before skips code generation altogether.
 
 def _knobs() -> str:
-    names = ("SYMGRAD_DISABLE_PASSES", "SYMGRAD_FUSE_NESTS", "SYMGRAD_COLUMN_SUMS", "SYMGRAD_OPT",
-             "SYMGRAD_OPENMP", "SYMGRAD_VECTOR_MATH", "SYMGRAD_BLAS", "SYMGRAD_CC", "CC", "SYMGRAD_CUDA_ARCH")
-    return ";".join(f"{n}={os.environ.get(n, '')}" for n in names)
+    """The settings that change generated code or its build (config.SETTINGS, `keyed`)."""
+    return config.index_key()
 
 
 @functools.lru_cache(maxsize=None)
@@ -517,7 +516,11 @@ def _index_path(graph: str) -> Path:
 
 
 def index_lookup(graph: str):
-    """The recorded facts of a compiled graph whose library is in the cache, or None."""
+    """The recorded facts of a compiled graph whose library is in the cache, or None.
+    None while SYMGRAD_PRINT_AFTER is set: it prints graphs as they are lowered, which an
+    index hit would skip."""
+    if config.print_after():
+        return None
     try:
         record = json.loads(_index_path(graph).read_text())
     except (OSError, ValueError):

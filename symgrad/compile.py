@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 import builtins
-import os
 import sys
 import threading
 from pathlib import Path
 
 import numpy as np
 
-from symgrad import dtypes
+from symgrad import config, dtypes
 from symgrad.autodiff import grad
 from symgrad.variable import Variable
 
@@ -21,9 +20,14 @@ def _spec_name(v, k):
     return f"input {k} '{v.name}'" if v.name else f"input {k}"
 
 
-# SYMGRAD_FAST_CALL=0: every call takes the general path (no generated caller, no output
-# pool, no remembered pointers), to compare.
-FAST_CALL = os.environ.get("SYMGRAD_FAST_CALL", "1") != "0"
+def __getattr__(name):
+    # FAST_CALL was a constant read at import; the setting is config.fast_call() (SYMGRAD_FAST_CALL),
+    # read when a function first gets called. Kept for tests/test_compile_behaviour.py.
+    if name == "FAST_CALL":
+        return config.fast_call()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 SMALL_INPUT_BYTES = 1 << 20     # inputs up to this size have their pointer remembered
 POOL_MIN_BYTES = 1 << 20        # outputs this large come from a per-thread pool
 POOL_SIZE = 2                   # output arrays kept per output, per thread
@@ -250,7 +254,7 @@ class Function:
             if self.backend == "cuda":
                 fast = self._fast = lambda *values: self._cuda_caller()(values)
             else:
-                fast = self._fast = self._make_fast_call() if self.backend == "c" and FAST_CALL \
+                fast = self._fast = self._make_fast_call() if self.backend == "c" and config.fast_call() \
                     else self._general_call
         return fast(*values)
 
@@ -586,7 +590,8 @@ class _Entry:
                 return fast(*args)
             owner = self.owner
             fn = owner.backward_fn if self.which == "backward" else owner.value_and_grad_fn
-            if FAST_CALL and owner._implicit and owner._diff and fn is not None and fn.backend == "c":
+            if config.fast_call() and owner._implicit and owner._diff and fn is not None and \
+                    fn.backend == "c":
                 # One generated caller from the arrays to (value, gradients); everything else
                 # (seeds given, the interpreter, errors) goes through _run.
                 n = 0 if self.which == "backward" else len(owner.outputs)

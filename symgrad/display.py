@@ -137,26 +137,31 @@ def _label(v) -> str:
     return f"{v.op}({attrs})" if attrs else v.op
 
 
-def debugprint(obj, file=None) -> str:
+def debugprint(obj, file=None, after: str | None = None) -> str:
     """The graph as indented text, one node a line, outputs first, with shapes and dtypes.
-    A node already printed is referred to by its number."""
-    lines, numbers = [], {}
+    A node already printed is referred to by its number.
 
-    stack = [(out, 0) for out in reversed(_outputs_of(obj))]   # depth first, as written out
-    while stack:
-        v, depth = stack.pop()
-        pad = "  " * depth
-        desc = f"{_label(v)}  {v.shape} {v.dtype}"
-        if id(v) in numbers:
-            lines.append(f"{pad}#{numbers[id(v)]} {desc} (see above)")
-            continue
-        numbers[id(v)] = len(numbers)
-        name = f" '{v.name}'" if v.name else ""
-        lines.append(f"{pad}#{numbers[id(v)]}{name} {desc}")
-        stack.extend((i, depth + 1) for i in reversed(v.inputs))
-    text = "\n".join(lines)
+    With `after`, the graph the compiler works on instead: `obj` (sg.compile's result, its
+    `forward`, `backward` or `value_and_grad`, or outputs) lowered and put through the
+    passes up to and including `after` ("lower" for none; a phase such as "fold" or
+    "canonicalize"; a rewrite's name: see symgrad.passes), as SYMGRAD_DISABLE_PASSES allows."""
+    from symgrad.codegen.ir import format_graph, lower
+    if after is None:
+        text = format_graph(_outputs_of(obj), _label)
+    else:
+        text = format_graph(lower(*_args_and_outputs(obj), after=after).outputs)
     print(text, file=file)
     return text
+
+
+def _args_and_outputs(obj):
+    """What a compiled function was compiled from; for plain outputs, their symbolic leaves
+    are the arguments (leaves holding values are captured as constants, as sg.compile does)."""
+    if hasattr(obj, "graph_outputs"):               # compiled: sg.compile's result or a part
+        fn = getattr(obj, "forward_fn", None) or getattr(obj, "_fn", lambda: obj)()
+        return fn.args, fn.graph_outputs
+    outputs = _outputs_of(obj)
+    return [v for v in toposort(outputs) if v.op is None and v._value is None], outputs
 
 
 def to_dot(obj) -> str:

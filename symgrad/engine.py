@@ -1,11 +1,11 @@
 """`Variable.backward()`: build the gradient graph, run it, accumulate into `.grad`."""
 from __future__ import annotations
 
-import os
 import warnings
 
 import numpy as np
 
+from symgrad import config
 from symgrad.autodiff import grad
 from symgrad.graph import structure_key, toposort
 from symgrad.interpret import evaluate
@@ -104,7 +104,7 @@ _warned = []
 def backend() -> str:
     """Where eager backward runs: compiled C by default; `SYMGRAD_EAGER_BACKEND=interp` (or no
     C compiler, with one warning) runs it on the numpy interpreter."""
-    choice = os.environ.get("SYMGRAD_EAGER_BACKEND", "c")
+    choice = config.eager_backend()
     if choice == "c":
         from symgrad.build import have_c_compiler
         if not have_c_compiler():

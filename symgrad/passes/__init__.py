@@ -1,0 +1,43 @@
+"""The passes over the lowered graph, in the order they run.
+
+Each rewrite is one identity, exact in IEEE arithmetic (signed zeros, inf and NaN included;
+nothing reassociated), so that switching any of them off changes no bit of any result.
+
+    phase         rewrite                 what it does
+    lower         (always runs)           Variables copied into Nodes, equal nodes shared (CSE)
+    fold          fold_constants          an elementwise op of literals is a literal
+    canonicalize  literal_operands        op(broadcast(c), x) is op(c, x)
+                  stop_gradient           stop_gradient(x) is x
+                  add_negative_zero       x + (-0.0) is x (x + 0.0 is not)
+                  sub_zero                x - 0.0 is x
+                  mul_one                 x * 1 is x
+                  div_one                 x / 1 is x
+                  where_known_condition   where(True, a, b) is a
+                  pow_one                 x ** 1 is x
+                  noop_reshape            reshape(x) to x's own shape is x
+                  reshape_of_reshape      reshape(reshape(x)) is reshape(x)
+                  noop_broadcast          broadcast(x) to x's own shape is x
+                  permute_of_permute      permute(permute(x)) is one permute of x, or x
+    specialize    pow_two                 x ** 2 is x * x
+                  pow_half                x ** 0.5 is sqrt(x + 0.0), -inf giving +inf
+                  matmul_literal_to_sum   c @ B is sum(c * B) broadcast, for a literal c
+                  reduce_in_memory_order  reduce(permute(x)) is permute(reduce(x))
+
+`algebra` names canonicalize and specialize together (the single pass they once were).
+
+How they run (pipeline.run): the graph's nodes in topological order, each, once its inputs
+are rewritten, through every enabled rewrite in the order above, over and over until none
+changes it. So the phases' order is the order in which rewrites are tried on a node.
+
+Switching off: `SYMGRAD_DISABLE_PASSES=fold,algebra`, or any phase or rewrite by its name
+(`SYMGRAD_DISABLE_PASSES=pow_half`); an unknown name is an error that lists the known ones.
+
+Printing: `sg.debugprint(fn, after="fold")` prints the lowered graph as the pipeline leaves
+it when only the passes up to and including `fold` run (`after="lower"`: none of them);
+`SYMGRAD_PRINT_AFTER=fold,canonicalize` prints those graphs to stderr as each function is
+compiled.
+"""
+from symgrad.passes.pipeline import (GROUPS, LOWER, PHASES, configured, expand, printed_after, rewrites,
+                                     run, select)
+
+__all__ = ["GROUPS", "LOWER", "PHASES", "configured", "expand", "printed_after", "rewrites", "run", "select"]

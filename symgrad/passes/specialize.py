@@ -1,0 +1,83 @@
+"""Phase `specialize`: a node rewritten as cheaper ops that give the same bits: a power as a
+product or a square root, a product with a constant as a sum, a reduction moved to walk memory
+in order."""
+from __future__ import annotations
+
+import numpy as np
+
+from symgrad.passes.rewrite import is_literal, rewrite, same_type, scalar_source
+
+
+def _float_power(node, exponent) -> bool:
+    x, p = node.inputs
+    return is_literal(p, exponent) and same_type(x, node) and node.dtype.kind == "f"
+
+
+@rewrite("pow")
+def pow_two(node, ctx):
+    """x ** 2 is x * x: both are correctly rounded, so they give the same bits."""
+    if not _float_power(node, 2):
+        return None
+    x = node.inputs[0]
+    return ctx.make("mul", [x, x], {}, node.shape, node.dtype, origin="pow")
+
+
+@rewrite("pow")
+def pow_half(node, ctx):
+    """x ** 0.5 is sqrt(x + 0.0), with -inf mapped to +inf: pow and sqrt differ only at -0.0
+    (pow gives +0.0, which adding +0.0 makes so) and at -inf (pow gives +inf, sqrt NaN)."""
+    if not _float_power(node, 0.5):
+        return None
+    x, dt, shape = node.inputs[0], node.dtype, node.shape
+    plus = ctx.make("add", [x, ctx.literal(0.0, dt)], {}, shape, dt, origin="pow")
+    root = ctx.make("sqrt", [plus], {}, shape, dt, origin="pow")
+    minus_inf = ctx.make("eq", [x, ctx.literal(-np.inf, dt)], {}, shape, np.dtype(bool), origin="pow")
+    return ctx.make("where", [minus_inf, ctx.literal(np.inf, dt), root], {}, shape, dt, origin="pow")
+
+
+@rewrite("matmul")
+def matmul_literal_to_sum(node, ctx):
+    """c @ B with c a literal broadcast to a matrix (the pullback of sum(A @ B) builds ones @ B)
+    is the column sum of c * B, broadcast: a pass over memory instead of a matrix product.
+
+    The scale multiplies each element before the sum, as the product does (c * sum(B) would
+    round differently and can overflow where the product does not)."""
+    for side, other, axis in ((0, 1, -2), (1, 0, -1)):
+        lit = scalar_source(node.inputs[side])
+        if lit is None:
+            continue
+        x = node.inputs[other]
+        nd = len(x.shape)
+        summed_shape = tuple(1 if k == nd + axis else n for k, n in enumerate(x.shape))
+        if lit.value != 1:
+            x = ctx.make("mul", [x, lit], {}, x.shape, node.dtype, origin="matmul")
+        summed = ctx.make("sum", [x], {"axes": (nd + axis,), "keepdim": True}, summed_shape,
+                          node.dtype, origin="matmul")
+        if reduce_in_memory_order.name in ctx.enabled:
+            summed = reduce_in_memory_order(summed, ctx) or summed
+        return ctx.make("broadcast_to", [summed], {"shape": node.shape}, node.shape, node.dtype,
+                        origin="matmul")
+    return None
+
+
+@rewrite("sum", "max", "min")
+def reduce_in_memory_order(node, ctx):
+    """reduce(permute(x)) is permute(reduce(x)): the reduction then walks x in memory order
+    (a sum over a transposed matrix's rows reads the matrix by rows, not by columns)."""
+    x = node.inputs[0]
+    if x.op != "permute":
+        return None
+    perm, source = x.attrs["perm"], x.inputs[0]
+    axes = tuple(sorted(perm[a] for a in node.attrs["axes"]))
+    kept_shape = tuple(1 if k in axes else n for k, n in enumerate(source.shape))
+    inner = ctx.make(node.op, [source], {"axes": axes, "keepdim": True}, kept_shape, node.dtype,
+                     origin=node.origin)
+    moved_shape = tuple(kept_shape[p] for p in perm)
+    out = ctx.make("permute", [inner], {"perm": perm}, moved_shape, node.dtype, origin=node.origin)
+    if moved_shape != node.shape:
+        out = ctx.make("reshape", [out], {"shape": node.shape}, node.shape, node.dtype,
+                       origin=node.origin)
+    return out
+
+
+REWRITES = (pow_two, pow_half, matmul_literal_to_sum, reduce_in_memory_order)
