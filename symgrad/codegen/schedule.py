@@ -8,11 +8,10 @@ and broadcasts, transposes, slices and reshapes become index arithmetic."""
 from __future__ import annotations
 
 import math
-import os
 import re
 from dataclasses import dataclass, field
 
-from symgrad import dtypes
+from symgrad import config, dtypes
 from symgrad.codegen.ir import Graph, Node
 from symgrad.codegen.kernel import (ZERO, Bin, Call, Cast, Idx, Init, Let, Lit, Load, Ref, Select, affine, loads,
                                     substitute)
@@ -238,7 +237,7 @@ class Scheduler:
         for o, b in zip(self.g.outputs, self.outs):
             if self.buffers.get(id(o)) is not b:      # an input, literal or repeated output: copy
                 self.kernels.append(self._map_kernel(o, b, read_root=True))
-        if os.environ.get("SYMGRAD_FUSE_NESTS", "1") != "0":
+        if config.fuse_nests():
             self.kernels = fuse_nests(self.kernels)
         else:
             self.kernels = [_as_nest(k) if k.kind in ("map", "reduce") else k for k in self.kernels]
