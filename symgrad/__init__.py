@@ -13,6 +13,8 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from symgrad import dtypes  # noqa: E402
 from symgrad import functional as _F  # noqa: E402
 from symgrad import methods as _methods  # noqa: F401  (attaches Variable's methods)
+from symgrad import engine as _engine  # noqa: F401  (connects Variable.backward() to the compiler)
+from symgrad import variable as _variable  # noqa: E402
 from symgrad.autodiff import grad, gradcheck
 from symgrad.build import CompileError
 from symgrad.compile import compile
@@ -20,16 +22,60 @@ from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, 
                               empty, empty_like, eye, from_numpy, full, full_like, linspace,
                               manual_seed, ones, ones_like, rand, rand_like, randint, randn,
                               randn_like, tensor, zeros, zeros_like)
+from symgrad import display as _display
 from symgrad.display import debugprint, to_dot
-from symgrad.functional import (abs, add, floor, floor_divide, fmod, remainder, softplus, amax, amin, argmax, argmin, binary_cross_entropy_with_logits,
-                                bmm, broadcast_to, cast, cat, clamp, clip, concat, cos, cross_entropy,
-                                div, dot, eq, exp, expand, flatten, ge, gt, le, log, log_softmax,
-                                logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm,
-                                mse_loss, mul, mv, ne, neg, norm, one_hot, permute, pow, relu,
-                                reshape, sigmoid, sign, sin, softmax, sqrt, squeeze, stack,
+from symgrad.functional import (abs, add, amax, amin, argmax, argmin, binary_cross_entropy_with_logits,
+                                bmm, broadcast_to, cast, cat, clamp, clip, concat, cos, cross_entropy, div,
+                                dot, eq, exp, expand, flatten, floor, floor_divide, fmod, ge, gt, le, log,
+                                log_softmax, logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm,
+                                mse_loss, mul, mv, ne, neg, norm, one_hot, permute, pow, relu, remainder,
+                                reshape, sigmoid, sign, sin, softmax, softplus, sqrt, squeeze, stack,
                                 stop_gradient, sub, sum, t, tanh, transpose, unsqueeze, view, where)
 from symgrad.variable import Size, Variable, enable_grad, is_grad_enabled, no_grad
 from symgrad import autograd, nn  # noqa: E402
+
+# In-place operations (fill_, copy_, x[k] = v) are recorded with the functional API; a
+# Variable prints through symgrad.display.
+_variable.connect(functional=_F, variable_repr=_display.variable_repr)
+
+
+def _connect_templates() -> None:
+    """Hand the renderer what the templates take from the op registry: each elementwise op's
+    C expression, where codegen/render.py still looks for an `op_<name>` macro of
+    templates/c/ops.j2, and `vector_math`, the SIMD declarations of templates/c/helpers.h.j2.
+
+    Transitional: once render.py calls `symgrad.ops.c_expression(e.op, args, ct, in_ct,
+    attrs)` itself and puts `vector_math=symgrad.ops.vector_math()` in its environment's
+    globals, this function goes."""
+    import functools
+
+    from symgrad import ops
+    from symgrad.codegen import render
+
+    class OpMacros:
+        """The ops.j2 module, with an `op_<name>` for every registered elementwise op."""
+
+        def __init__(self, module):
+            self._module = module
+
+        def __getattr__(self, name):
+            if name.startswith("op_") and name[3:] in ops.OPS:
+                return lambda *args, ct, in_ct, **attrs: ops.c_expression(name[3:], args, ct, in_ct, attrs)
+            return getattr(self._module, name)
+
+    environment, ops_module = render.environment, render.ops_module
+
+    @functools.lru_cache(maxsize=None)
+    def environment_with_registry():
+        env = environment()
+        env.globals.setdefault("vector_math", ops.vector_math())
+        return env
+
+    render.environment = environment_with_registry
+    render.ops_module = functools.lru_cache(maxsize=None)(lambda: OpMacros(ops_module()))
+
+
+_connect_templates()
 
 Tensor = Variable
 float32, float64, int32, int64 = dtypes.float32, dtypes.float64, dtypes.int32, dtypes.int64

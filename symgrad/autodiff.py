@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from symgrad import dtypes
-from symgrad import functional as F
+import symgrad.ops.builders as G
 from symgrad.graph import toposort
-from symgrad.ops import OPS
+from symgrad.ops.primitives import OPS
 from symgrad.variable import Variable, lazy, serial
 
 
@@ -20,15 +20,14 @@ def _seed(output: Variable, given) -> Variable:
         if output.numel() != 1:
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs; "
                                f"the output has shape {output.shape}: pass grad_outputs")
-        return Variable.literal(1, output.dtype) if output.ndim == 0 else \
-            F.broadcast_to(Variable.literal(1, output.dtype), output.shape)
+        return G.broadcast_to(Variable.literal(1, output.dtype), output.shape)
     g = given if isinstance(given, Variable) else Variable(np.asarray(given, dtype=output.dtype))
     if g.shape != output.shape:
         if g.numel() == output.numel() == 1:
-            return F.reshape(g, output.shape)
+            return G.reshape(g, output.shape)
         raise RuntimeError(f"Mismatch in shape: grad_output has a shape of {g.shape} and "
                            f"output has a shape of {output.shape}")
-    return F.cast(g, output.dtype) if g.dtype != output.dtype else g
+    return G.cast(g, output.dtype)
 
 
 def grad(outputs, inputs, grad_outputs=None, allow_unused=False, retain_graph=None,
@@ -59,8 +58,7 @@ def grad(outputs, inputs, grad_outputs=None, allow_unused=False, retain_graph=No
                 result.append(None)
                 continue
             with lazy():
-                g = F.broadcast_to(Variable.literal(0, x.dtype), x.shape) if x.shape else \
-                    Variable.literal(0, x.dtype)
+                g = G.zeros(x)
         result.append(g)
     return tuple(result)
 
@@ -128,10 +126,9 @@ def _check_versions(node, pulled, start):
 def _accumulate(cot, v, g):
     if g.shape != v.shape:
         raise AssertionError(f"pullback of {v.op} gave shape {g.shape} for {v.shape}")
-    if g.dtype != v.dtype:
-        g = F.cast(g, v.dtype)
+    g = G.cast(g, v.dtype)
     prev = cot.get(id(v))
-    cot[id(v)] = g if prev is None else F.add(prev, g)
+    cot[id(v)] = g if prev is None else G.add(prev, g)
 
 
 def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
@@ -151,7 +148,8 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
         vs = [Variable(a) for a in vals]
         return float(np.sum(fn(*vs).value() * weights))
 
-    analytic = grad(F.sum(F.mul(out, Variable(weights))), [variables[n] for n in float_idx],
+    weighted = G.mul(G.cast(out, dtypes.float64), Variable(weights))
+    analytic = grad(G.reduce("sum", weighted, range(weighted.ndim), False), [variables[n] for n in float_idx],
                     allow_unused=True)
     for n, g in zip(float_idx, analytic):
         g = np.zeros_like(arrays[n]) if g is None else g.value()

@@ -46,6 +46,7 @@ from symgrad import dtypes
 from symgrad.build import Build, CompileError
 from symgrad.codegen import kernel as K
 from symgrad.codegen.render import c_text, kernel_macros
+from symgrad.ops.primitives import libm_calls
 
 DEFAULT_ARCH = "sm_90"          # H100 / H200; nvcc also embeds compute_90 PTX for newer GPUs
 THREADS = 256                   # threads per block of map and block-reduce kernels
@@ -60,8 +61,9 @@ ERROR_SIZE = 1024
 OK, NO_DEVICE, OUT_OF_MEMORY, CUDA_ERROR, OUT_OF_RANGE, BAD_POINTER = 0, 1, 2, 3, 4, 5
 
 # Names a user's Variable must not take in CUDA text (C++ keywords, CUDA's built-in
-# variables and types, the math functions and macros the op templates call). The NameTable
-# treats them as taken, so `new` becomes `new_2`; the C backend is unaffected.
+# variables and types, the macros the templates use, and the libm functions the op
+# registry's C expressions call). The NameTable treats them as taken, so `new` becomes
+# `new_2`; the C backend is unaffected.
 RESERVED_WORDS = frozenset("""
 alignas alignof and_eq asm bitand bitor catch char16_t char32_t char8_t class co_await co_return
 co_yield compl concept const_cast consteval constexpr constinit decltype delete dynamic_cast
@@ -71,11 +73,10 @@ typeid typename using virtual wchar_t xor xor_eq
 threadIdx blockIdx blockDim gridDim warpSize dim3 uint3 int3 float2 float4 double2 cudaError_t
 cudaSuccess cudaStream_t cudaMemcpy cudaMalloc cudaFree std
 int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t size_t ptrdiff_t
-exp expf log logf sqrt sqrtf sin sinf cos cosf tanh tanhf fabs fabsf pow powf min max fmin fmax
-floor floorf fmod fmodf log1p log1pf
+min max fmin fmax
 printf snprintf getenv memcpy malloc free
 INT64_C INT32_C INT64_MIN INT64_MAX INT32_MIN INT32_MAX UINT8_MAX
-""".split())
+""".split()) | frozenset(libm_calls())
 
 
 class CudaError(RuntimeError):

@@ -1,4 +1,7 @@
-"""`Variable.backward()`: build the gradient graph, run it, accumulate into `.grad`."""
+"""`Variable.backward()`: build the gradient graph, run it, accumulate into `.grad`.
+
+The Variable reaches this module through its `run_backward` hook, which importing this
+module fills (symgrad/__init__ imports it): the graph node does not import the compiler."""
 from __future__ import annotations
 
 import warnings
@@ -9,7 +12,7 @@ from symgrad import config
 from symgrad.autodiff import grad
 from symgrad.graph import structure_key, toposort
 from symgrad.interpret import evaluate
-from symgrad.variable import Variable
+from symgrad.variable import Variable, connect
 
 
 def _targets(output: Variable):
@@ -135,3 +138,6 @@ def evaluate_gradients(grads):
                 _compiled.pop(next(iter(_compiled)))
         values = iter(fn.run([np.ascontiguousarray(a._value) for a in args]))
     return [None if g is None else next(values) for g in grads]
+
+
+connect(run_backward=run_backward)

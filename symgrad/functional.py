@@ -11,11 +11,13 @@ import functools
 import math
 from collections import namedtuple
 from numbers import Number
+from typing import Callable
 
 import numpy as np
 
 from symgrad import dtypes
 from symgrad.shapes import IndexTypeError, ShapeError, as_dim, as_shape
+from symgrad.ops.primitives import OPS
 from symgrad.variable import Variable, apply, no_grad
 
 # --- arguments ------------------------------------------------------------------------------
@@ -129,7 +131,6 @@ def _elementwise(op, *args, float_only=False, name=None):
     vs, _ = _promote(name or op, args, float_only)
     out = apply(op, *vs)
     if any(isinstance(a, Variable) and v is not a for a, v in zip(args, vs)):
-        from symgrad.ops import OPS
         _mark(out, OPS[op].grad_name, [a if isinstance(a, Variable) else None for a in args])
     return out
 
@@ -151,14 +152,6 @@ def add(a, b, alpha=1):
 
 def sub(a, b, alpha=1):
     return _elementwise("sub", a, b if alpha == 1 else mul(b, alpha))
-
-
-def mul(a, b):
-    return _elementwise("mul", a, b)
-
-
-def div(a, b):
-    return _elementwise("div", a, b, float_only=True)
 
 
 def pow(a, b):
@@ -196,73 +189,29 @@ def floor_divide(a, b):
     return float_floor_divide(a, b)
 
 
-def floor(x):
-    return _elementwise("floor", x)
-
-
-def softplus(x):
-    """log(1 + exp(x)), computed stably; its derivative is sigmoid(x)."""
-    return _elementwise("softplus", x, float_only=True)
-
-
-def maximum(a, b):
-    return _elementwise("maximum", a, b)
-
-
-def minimum(a, b):
-    return _elementwise("minimum", a, b)
-
-
-def lt(a, b):
-    return _elementwise("lt", a, b)
-
-
-def le(a, b):
-    return _elementwise("le", a, b)
-
-
-def gt(a, b):
-    return _elementwise("gt", a, b)
-
-
-def ge(a, b):
-    return _elementwise("ge", a, b)
-
-
-def eq(a, b):
-    return _elementwise("eq", a, b)
-
-
-def ne(a, b):
-    return _elementwise("ne", a, b)
-
-
-def neg(x):
-    return _elementwise("neg", x)
-
-
-def sign(x):
-    return _elementwise("sign", x)
-
-
-def relu(x):
-    return _elementwise("relu", x)
-
-
-def _float_unary(op):
-    def fn(x):
-        return _elementwise(op, x, float_only=True)
-    fn.__name__ = op
-    fn.__doc__ = f"Elementwise {op}; integer inputs become float32 first."
+def _public_elementwise(op) -> Callable:
+    """The public function of a registry entry that asks for one (`Op.public`): its arguments
+    (Variables or numbers) are promoted to their common dtype as PyTorch does, and for
+    `public="float"` integers become float32 first."""
+    float_only = op.public == "float"
+    if op.arity == 1:
+        def fn(x):
+            return _elementwise(op.name, x, float_only=float_only)
+    else:
+        def fn(a, b):
+            return _elementwise(op.name, a, b, float_only=float_only)
+    fn.__name__ = fn.__qualname__ = op.name
+    fn.__doc__ = op.doc + (" Integer inputs become float32 first." if float_only else "")
     return fn
 
 
-exp, log, sqrt, sin, cos, tanh, sigmoid = map(
-    _float_unary, ["exp", "log", "sqrt", "sin", "cos", "tanh", "sigmoid"])
-
-
-def abs(x):
-    return _elementwise("abs", x)
+# One public function per elementwise entry that asks for one, made from the entry alone: a new
+# op needs only its registry entry (and a line of export in symgrad/__init__.py).
+ELEMENTWISE = {op.name: _public_elementwise(op) for op in OPS.values() if op.public}
+globals().update(ELEMENTWISE)
+# The ones this module's own composites call, bound by name for readers and linters.
+(mul, div, exp, log, sqrt, abs, maximum, minimum, lt, le, gt, ge, eq, ne) = (ELEMENTWISE[n] for n in (
+    "mul", "div", "exp", "log", "sqrt", "abs", "maximum", "minimum", "lt", "le", "gt", "ge", "eq", "ne"))
 
 
 def where(condition, x, y):

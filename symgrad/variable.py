@@ -60,6 +60,30 @@ class lazy:
         mode.grad_enabled = self._prev
 
 
+# --- hooks ---------------------------------------------------------------------------------
+# This module is the graph node; the layers above it (the engine that runs backward(), the
+# functional API that in-place operations are recorded with, the printer) import it, so it
+# reaches them through slots they fill instead of importing back up the stack.
+# symgrad/__init__ imports every layer, so the slots are filled before a Variable is used.
+
+_hooks: dict = {}
+
+
+def connect(**slots) -> None:
+    """Fill hook slots: `run_backward` (symgrad.engine's, for Variable.backward()),
+    `functional` (the symgrad.functional module, whose composites fill_, copy_ and x[k] = v
+    record) and `variable_repr` (symgrad.display's, for printing)."""
+    _hooks.update(slots)
+
+
+def _hook(name: str):
+    try:
+        return _hooks[name]
+    except KeyError:
+        raise RuntimeError(f"symgrad.variable: nothing is connected to the {name!r} hook; import "
+                           f"symgrad (its __init__ connects the layers)") from None
+
+
 def is_grad_enabled() -> bool:
     return mode.grad_enabled
 
@@ -398,13 +422,12 @@ class Variable:
         return self._grad_fn
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
-        from symgrad.engine import run_backward
         if self.requires_grad and not self.is_concrete:
             raise RuntimeError(
                 f"backward() needs values, but {self._describe()} is symbolic{self._symbolic_inputs()}. "
                 f"Compile the graph with sg.compile(inputs, outputs) and call fn.backward with values "
                 f"(or build the gradient graph with sg.grad), or make the inputs from data.")
-        run_backward(self, gradient, inputs, create_graph=bool(create_graph))
+        _hook("run_backward")(self, gradient, inputs, create_graph=bool(create_graph))
 
     # --- in place ----------------------------------------------------------------------------
 
@@ -445,8 +468,7 @@ class Variable:
             if dtypes.category(new.dtype) > dtypes.category(self.dtype):
                 raise RuntimeError(f"{name}: result type {new.dtype} can't be cast to the desired output "
                                    f"type {self.dtype} of {self._describe()}")
-            from symgrad import functional as F
-            new = F.cast(new, self.dtype)
+            new = apply("cast", new, dtype=self.dtype)
         if self.op is None and self._value is not None and not new._requires_grad:
             with np.errstate(all="ignore"):
                 self._writable()[...] = new.value()
@@ -506,14 +528,13 @@ class Variable:
         return self._inplace("copy_", _copied, src)
 
     def __setitem__(self, key, value):
-        from symgrad import functional as F
-        self._inplace("__setitem__", F.index_put, key, value)
+        self._inplace("__setitem__", _hook("functional").index_put, key, value)
 
     # --- printing --------------------------------------------------------------------------
 
     def __repr__(self):
-        from symgrad.display import variable_repr
-        return variable_repr(self)
+        show = _hooks.get("variable_repr")        # symgrad.display's, which prints graphs too
+        return show(self) if show else object.__repr__(self)
 
     __str__ = __repr__
 
@@ -525,14 +546,14 @@ class Variable:
 
 def _filled(x: Variable, value) -> Variable:
     """`x.fill_(value)` as a node: the value everywhere, no gradient to the old one."""
-    from symgrad import functional as F
+    F = _hook("functional")
     out = F.where(Variable.literal(True, dtypes.bool_), F.cast(F.as_variable(value), x.dtype), x)
     return F._mark(out, "Fill", [x])
 
 
 def _copied(x: Variable, src) -> Variable:
     """`x.copy_(src)` as a node: `src` broadcast and cast to `x`'s shape and dtype."""
-    from symgrad import functional as F
+    F = _hook("functional")
     src = F.as_variable(src)
     try:
         src = F.broadcast_to(F.cast(src, x.dtype), x.shape)

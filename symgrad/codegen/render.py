@@ -14,15 +14,16 @@ from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.codegen.ir import lower
 from symgrad.codegen.schedule import Scheduler, describe
+from symgrad.ops.primitives import libm_calls
 
 PARALLEL_MIN = 1 << 18          # below this many iterations a loop runs on one thread
 
+# C's words, our locals, and the libm functions the op registry's C expressions call.
 _C_WORDS = set("""auto break case char const continue default do double else enum extern float for goto
 if inline int long register restrict return short signed sizeof static struct switch typedef union
 unsigned void volatile while bool true false acc best best_at seen scratch args main NULL
 INFINITY NAN int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t size_t ptrdiff_t
-exp expf log logf sqrt sqrtf sin sinf cos cosf tanh tanhf pow powf fabs fabsf malloc free
-abs floor floorf fmod fmodf log1p log1pf""".split()) | set(keyword.kwlist)
+malloc free abs""".split()) | set(keyword.kwlist) | set(libm_calls())
 
 
 def _cnum(value, ctype):

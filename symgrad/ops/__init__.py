@@ -1,5 +1,12 @@
-"""Primitive ops, one module per family; importing this package fills the registry."""
-from symgrad.ops.registry import OPS, Op, register
-from symgrad.ops import elementwise, reduce, linalg, shape  # noqa: F401  (they register)
+"""The op registry and the renderer of its C facet.
 
-__all__ = ["OPS", "Op", "register"]
+The registry itself (registry.py) sits beneath the graph node, which looks ops up in it. The
+primitives are registered by one module per family (elementwise, reduce, linalg, shape),
+whose pullbacks build graphs with builders.py and so sit above symgrad.variable: importing
+`symgrad.ops.primitives` registers them all (symgrad/__init__ does, and so does every module
+that needs the whole registry). This package does not import them itself, so that the node
+can import the registry without importing the ops that are built from it."""
+from symgrad.ops.registry import KINDS, LIBM, OPS, Op, libm_calls, register, vector_math
+from symgrad.ops.c_code import c_expression
+
+__all__ = ["KINDS", "LIBM", "OPS", "Op", "c_expression", "libm_calls", "register", "vector_math"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import symgrad.functional as F
+import symgrad.ops.builders as G
 from symgrad.ops.elementwise import broadcast_shapes
 from symgrad.ops.registry import Op, register
 
@@ -28,8 +28,8 @@ def _infer(a, b):
 
 def _vjp(g, node, needs):
     a, b = node.inputs
-    return (F.sum_to(F.matmul(g, F.swap_last(b)), a.shape) if needs[0] else None,
-            F.sum_to(F.matmul(F.swap_last(a), g), b.shape) if needs[1] else None)
+    return (G.sum_to(G.matmul(g, G.swap_last(b)), a.shape) if needs[0] else None,
+            G.sum_to(G.matmul(G.swap_last(a), g), b.shape) if needs[1] else None)
 
 
 register(Op("matmul", "matmul", _infer, np.matmul, _vjp, "Mm"))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-import symgrad.functional as F
+import symgrad.ops.builders as G
 from symgrad import dtypes
 from symgrad.ops.registry import Op, register
 
@@ -28,8 +28,8 @@ def _infer(name):
 def _unreduce(g, x, axes, keepdim):
     """Broadcast a reduced cotangent back over the input's shape."""
     if not keepdim:
-        g = F.reshape(g, reduced_shape(x.shape, axes, True))
-    return F.broadcast_to(g, x.shape)
+        g = G.reshape(g, reduced_shape(x.shape, axes, True))
+    return G.broadcast_to(g, x.shape)
 
 
 def _sum_vjp(g, node, needs):
@@ -43,12 +43,12 @@ def _extreme_vjp(g, node, needs):
     x = node.inputs[0]
     axes, keepdim = node.attrs["axes"], node.attrs["keepdim"]
     m = _unreduce(node, x, axes, keepdim)
-    hit = F.eq(x, m)
+    hit = G.eq(x, m)
     if dtypes.is_float(x.dtype):
-        hit = F.where(F.ne(m, m), F.ne(x, x), hit)
-    hit = F.cast(hit, x.dtype)
-    count = F.reduce("sum", hit, axes, True)
-    return (F.div(F.mul(_unreduce(g, x, axes, keepdim), hit), count),)
+        hit = G.where(G.ne(m, m), G.ne(x, x), hit)
+    hit = G.cast(hit, x.dtype)
+    count = G.reduce("sum", hit, axes, True)
+    return (G.div(G.mul(_unreduce(g, x, axes, keepdim), hit), count),)
 
 
 register(Op("sum", "reduce", _infer("sum"),

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-import symgrad.functional as F
+import symgrad.ops.builders as G
 from symgrad import dtypes
 from symgrad.ops.registry import Op, register
 
@@ -19,7 +19,7 @@ def _reshape_infer(x, shape):
 
 
 register(Op("reshape", "reshape", _reshape_infer, lambda x, shape: np.reshape(x, shape),
-            lambda g, node, needs: (F.reshape(g, node.inputs[0].shape),), "View", attrs=("shape",)))
+            lambda g, node, needs: (G.reshape(g, node.inputs[0].shape),), "View", attrs=("shape",)))
 
 
 def _permute_infer(x, perm):
@@ -30,7 +30,7 @@ def _permute_infer(x, perm):
 
 def _permute_vjp(g, node, needs):
     perm = node.attrs["perm"]
-    return (F.permute(g, tuple(int(i) for i in np.argsort(perm))),)
+    return (G.permute(g, np.argsort(perm)),)
 
 
 register(Op("permute", "layout", _permute_infer, lambda x, perm: np.transpose(x, perm),
@@ -47,7 +47,7 @@ def _broadcast_infer(x, shape):
 
 register(Op("broadcast_to", "layout", _broadcast_infer,
             lambda x, shape: np.broadcast_to(x, shape),
-            lambda g, node, needs: (F.sum_to(g, node.inputs[0].shape),), "Expand", attrs=("shape",)))
+            lambda g, node, needs: (G.sum_to(g, node.inputs[0].shape),), "Expand", attrs=("shape",)))
 
 
 def slice_shape(shape, starts, stops, steps):
@@ -68,7 +68,7 @@ def _slice_infer(x, starts, stops, steps):
 
 
 def _slice_vjp(g, node, needs):
-    return (F.apply("pad_slice", g, shape=node.inputs[0].shape, **_spec(node)),)
+    return (G.node("pad_slice", g, shape=node.inputs[0].shape, **_spec(node)),)
 
 
 def _spec(node):
@@ -93,7 +93,7 @@ def _pad_impl(g, shape, starts, stops, steps):
 
 
 register(Op("pad_slice", "layout", _pad_infer, _pad_impl,
-            lambda g, node, needs: (F.apply("slice", g, **_spec(node)),), "SliceBackward",
+            lambda g, node, needs: (G.node("slice", g, **_spec(node)),), "SliceBackward",
             attrs=("shape", "starts", "stops", "steps")))
 
 
@@ -118,8 +118,7 @@ def _concat_vjp(g, node, needs):
             starts = [0] * g.ndim
             stops = list(g.shape)
             starts[axis], stops[axis] = start, stop
-            out.append(F.apply("slice", g, starts=tuple(starts), stops=tuple(stops),
-                               steps=(1,) * g.ndim))
+            out.append(G.node("slice", g, starts=tuple(starts), stops=tuple(stops), steps=(1,) * g.ndim))
         else:
             out.append(None)
         start = stop
