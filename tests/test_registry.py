@@ -297,6 +297,20 @@ def test_public_elementwise_functions_are_made_from_the_registry():
     assert sg.maximum(sg.tensor([1, 2]), 1.5).dtype == np.float32   # promotion
 
 
+def test_every_elementwise_op_has_a_promotion_free_builder():
+    import symgrad.ops.builders as G
+    for name, op in OPS.items():
+        if op.kind == "elementwise":
+            assert callable(getattr(G, name)), name
+    x32, x64 = Variable(np.ones(3, np.float32)), Variable(np.ones(3))
+    with pytest.raises(TypeError, match="share a dtype"):
+        G.mul(x32, x64)                          # no promotion
+    half = G.mul(x32, 0.5)                       # a number takes the Variable's dtype
+    assert half.dtype == np.float32 and half.grad_fn is None and half._fn is None
+    picked = G.where(Variable(np.array([True, False, True])), x32, 0)    # 0 takes the branch's dtype
+    assert picked.dtype == np.float32 and picked.value().tolist() == [1, 0, 1]
+
+
 # --- max/min of tied zeros (issue 9) ---------------------------------------------------------------
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from numbers import Number
 
+from symgrad.ops.registry import OPS
 from symgrad.variable import Variable, apply
 
 
@@ -44,10 +45,19 @@ def _elementwise(op: str):
     return build
 
 
-(neg, exp, log, sqrt, sin, cos, sigmoid, floor, stop_gradient,
+# The ones the pullbacks here use, by name; any other registered elementwise op is built by
+# `__getattr__` below (G.softplus, ...), so a new op has a builder without an entry here.
+(neg, exp, log, sqrt, sin, cos, sigmoid, floor, stop_gradient, abs,
  add, sub, mul, div, pow, fmod, eq, ne, lt, le, gt, ge) = map(_elementwise, [
-    "neg", "exp", "log", "sqrt", "sin", "cos", "sigmoid", "floor", "stop_gradient",
+    "neg", "exp", "log", "sqrt", "sin", "cos", "sigmoid", "floor", "stop_gradient", "abs",
     "add", "sub", "mul", "div", "pow", "fmod", "eq", "ne", "lt", "le", "gt", "ge"])
+
+
+def __getattr__(name: str):
+    op = OPS.get(name)
+    if op is None or op.kind != "elementwise" or name in ("where", "cast"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _elementwise(name)
 
 
 def where(cond: Variable, a, b) -> Variable:
