@@ -31,6 +31,7 @@ from symgrad.functional import (abs, add, amax, amin, argmax, argmin, binary_cro
                                 mse_loss, mul, mv, ne, neg, norm, one_hot, permute, pow, relu, remainder,
                                 reshape, sigmoid, sign, sin, softmax, softplus, sqrt, squeeze, stack,
                                 stop_gradient, sub, sum, t, tanh, transpose, unsqueeze, view, where)
+from symgrad.functional import softsign
 from symgrad.variable import Size, Variable, enable_grad, is_grad_enabled, no_grad
 from symgrad import autograd, nn  # noqa: E402
 

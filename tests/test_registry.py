@@ -324,3 +324,52 @@ def test_max_and_min_of_tied_zeros_do_not_depend_on_order(dtype):
             mx, mn, mx1, mn0 = fn(a)
             assert not np.signbit(mx) and np.all(~np.signbit(mx1)), f"max of {a} is +0"
             assert np.signbit(mn) and np.all(np.signbit(mn0)), f"min of {a} is -0"
+
+
+# --- softsign: an op added with nothing but its registry entry and a line of export ---------------
+
+SOFTSIGN_VALUES = np.array([-1e30, -3.0, -1.0, -0.25, -0.0, 0.0, 0.5, 2.0, 7.0, 1e30, np.inf, -np.inf,
+                            np.nan])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softsign_matches_numpy(dtype):
+    a = SOFTSIGN_VALUES.astype(dtype)
+    with np.errstate(invalid="ignore"):
+        want = a / (1 + np.abs(a))
+    got = sg.softsign(sg.tensor(a)).numpy()
+    assert got.dtype == np.dtype(dtype)
+    np.testing.assert_allclose(got, want, rtol=1e-6, equal_nan=True)
+    assert np.signbit(got[4]) and not np.signbit(got[5])          # -0.0 stays -0.0
+    assert sg.softsign(sg.tensor([1, -3])).dtype == np.float32    # integers become floats
+
+
+def test_softsign_gradient_matches_finite_differences():
+    x = np.random.default_rng(5).uniform(-3, 3, (4, 5))
+    assert sg.gradcheck(sg.softsign, [x])
+    assert sg.gradcheck(lambda v: sg.softsign(sg.softsign(v) * 3.0), [x])      # and through itself
+
+
+def test_softsign_matches_torch(torch):
+    a = np.random.default_rng(6).uniform(-4, 4, (3, 7))
+    x, t = sg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    y, u = sg.softsign(x), torch.nn.functional.softsign(t)
+    np.testing.assert_allclose(y.numpy(), u.detach().numpy(), rtol=1e-12)
+    (y * y).sum().backward()
+    (u * u).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-12)
+    assert type(y.grad_fn).__name__ == "SoftsignBackward0"
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softsign_compiled_c_equals_the_interpreter(dtype):
+    x = sg.Variable(shape=SOFTSIGN_VALUES.shape, dtype=dtype, name="x", requires_grad=True)
+    y = sg.softsign(x)
+    loss = (y * sg.softsign(x * 2.0)).sum()
+    a = SOFTSIGN_VALUES.astype(dtype)
+    c, interp = sg.compile([x], [y, loss], backend="c"), sg.compile([x], [y, loss], backend="interp")
+    for got, want in zip(c(a), interp(a)):
+        _same(got, want, "softsign forward")
+    assert "fabs" in c.forward.source
+    c, interp = sg.compile([x], loss, backend="c"), sg.compile([x], loss, backend="interp")
+    _same(c.backward(a)[0], interp.backward(a)[0], "softsign backward")

@@ -130,6 +130,17 @@ _unary("softplus", _softplus, lambda g, y, x: G.mul(g, G.sigmoid(x)),
        ("log1p", "exp", "fabs"), public="float",
        doc="log(1 + exp(x)), computed stably; its derivative is sigmoid(x).")
 
+
+def _softsign_vjp(g, y, x):
+    """softsign'(x) = 1 / (1 + |x|)**2."""
+    d = G.add(1.0, G.abs(x))
+    return G.div(g, G.mul(d, d))
+
+
+_unary("softsign", lambda x: x / (1 + np.abs(x)), _softsign_vjp,
+       "({{ a }} / (({{ ct }})1 + {{ libm.fabs }}({{ a }})))", ("fabs",), public="float",
+       doc="x / (1 + |x|), elementwise.")
+
 # relu keeps -0.0 and NaN (as PyTorch and the C `a < 0 ? 0 : a`); its gradient is cut only where
 # x <= 0, so it passes at NaN and is 0 at 0, as PyTorch's threshold_backward.
 _unary("relu", lambda x: np.where(x < 0, np.zeros((), x.dtype), x),
