@@ -3,9 +3,9 @@
 The registry itself (registry.py) sits beneath the graph node, which looks ops up in it. The
 primitives are registered by one module per family (elementwise, reduce, linalg, shape),
 whose pullbacks build graphs with builders.py and so sit above symgrad.variable: importing
-`symgrad.ops.primitives` registers them all (symgrad/__init__ does, and so does every module
-that needs the whole registry). This package does not import them itself, so that the node
-can import the registry without importing the ops that are built from it."""
+`symgrad.ops.primitives` registers them all (every module that needs the whole registry does,
+symgrad.functional among them, so `import symgrad` fills it). This package does not import
+them itself, so that the node can import the registry without the ops built from it."""
 from symgrad.ops.registry import KINDS, LIBM, OPS, Op, libm_calls, register, vector_math
 from symgrad.ops.c_code import c_expression
 
