@@ -39,52 +39,13 @@ from symgrad import autograd, nn  # noqa: E402
 # Variable prints through symgrad.display.
 _variable.connect(functional=_F, variable_repr=_display.variable_repr)
 
-
-def _connect_templates() -> None:
-    """Hand the renderer what the templates take from the op registry: each elementwise op's
-    C expression, where codegen/render.py still looks for an `op_<name>` macro of
-    templates/c/ops.j2, and `vector_math`, the SIMD declarations of templates/c/helpers.h.j2.
-
-    Transitional: once render.py calls `symgrad.ops.c_expression(e.op, args, ct, in_ct,
-    attrs)` itself and puts `vector_math=symgrad.ops.vector_math()` in its environment's
-    globals, this function goes."""
-    import functools
-
-    from symgrad import ops
-    from symgrad.codegen import render
-
-    class OpMacros:
-        """The ops.j2 module, with an `op_<name>` for every registered elementwise op."""
-
-        def __init__(self, module):
-            self._module = module
-
-        def __getattr__(self, name):
-            if name.startswith("op_") and name[3:] in ops.OPS:
-                return lambda *args, ct, in_ct, **attrs: ops.c_expression(name[3:], args, ct, in_ct, attrs)
-            return getattr(self._module, name)
-
-    environment, ops_module = render.environment, render.ops_module
-
-    @functools.lru_cache(maxsize=None)
-    def environment_with_registry():
-        env = environment()
-        env.globals.setdefault("vector_math", ops.vector_math())
-        return env
-
-    render.environment = environment_with_registry
-    render.ops_module = functools.lru_cache(maxsize=None)(lambda: OpMacros(ops_module()))
-
-
-_connect_templates()
-
 Tensor = Variable
 float32, float64, int32, int64 = dtypes.float32, dtypes.float64, dtypes.int32, dtypes.int64
 bool = dtypes.bool_
 float, double, long = float32, float64, int64
 subtract, multiply, divide = sub, mul, div
 
-__version__ = "0.1.0"
+from symgrad._version import __version__  # noqa: E402
 
 __all__ = [n for n in dir() if not n.startswith("_")]
 

@@ -169,7 +169,7 @@ def native_cpu() -> str:
 
 
 def cache_key(source: str, cc: str, flags: list[str], extra: str = "") -> str:
-    from symgrad import __version__
+    from symgrad._version import __version__
     h = hashlib.sha256()
     cpu = native_cpu() if any(f.startswith(("-march=native", "-mcpu=native", "-mtune=native"))
                               for f in flags) else ""
@@ -478,7 +478,7 @@ def _templates_digest() -> str:
 
 
 def graph_key(structure: str, backend: str, name: str, title: str) -> str:
-    from symgrad import __version__
+    from symgrad._version import __version__
     parts = (structure, backend, name, title, __version__, _templates_digest(), _knobs(), native_cpu())
     return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
 

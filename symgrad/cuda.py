@@ -739,7 +739,7 @@ _RUNTIME: list = []         # the loaded Runtime (tests may put an emulated one 
 
 def runtime_source() -> str:
     from symgrad.codegen.render import environment
-    from symgrad import __version__
+    from symgrad._version import __version__
     return environment().get_template("cuda/runtime.cu.j2").render(version=__version__)
 
 

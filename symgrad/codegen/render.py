@@ -4,17 +4,18 @@ from __future__ import annotations
 import functools
 import keyword
 import math
-import os
 import re
 
 import jinja2
 import numpy as np
 
+from symgrad import config
 from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.codegen.ir import lower
 from symgrad.codegen.schedule import Scheduler, describe
-from symgrad.ops.primitives import libm_calls
+from symgrad.ops import c_expression
+from symgrad.ops.primitives import libm_calls, vector_math
 
 PARALLEL_MIN = 1 << 18          # below this many iterations a loop runs on one thread
 
@@ -53,6 +54,7 @@ def environment() -> jinja2.Environment:
                              autoescape=False, bytecode_cache=bytecode)
     env.filters["cnum"] = _cnum
     env.filters["c"] = c_text
+    env.globals["vector_math"] = vector_math()       # the libm functions with SIMD variants
     env.globals["ind"] = lambda depth: "    " * depth
     env.globals["parallel_min"] = PARALLEL_MIN
     return env
@@ -86,8 +88,7 @@ def c_text(e) -> str:
     if isinstance(e, K.Lit):
         return _cnum(e.value, e.ctype)
     if isinstance(e, K.Call):
-        macro = getattr(ops_module(), "op_" + e.op)
-        return str(macro(*(c_text(a) for a in e.args), ct=e.ctype, in_ct=e.in_ctype, **e.attr_dict))
+        return c_expression(e.op, [c_text(a) for a in e.args], e.ctype, e.in_ctype, e.attr_dict)
     if isinstance(e, K.Select):
         return f"({_operand(e.cond)} ? {_operand(e.a)} : {_operand(e.b)})"
     if isinstance(e, K.Bin):
@@ -168,7 +169,7 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c", out_na
     if backend == "cuda":
         from symgrad.cuda import RESERVED_WORDS
         names.used |= RESERVED_WORDS          # C++ keywords, CUDA built-ins: `new` becomes new_2
-    column_sums = backend == "c" and os.environ.get("SYMGRAD_COLUMN_SUMS", "1") != "0"
+    column_sums = backend == "c" and config.column_sums()
     schedule = Scheduler(graph, names, column_reductions=column_sums, out_names=out_names).build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
@@ -204,5 +205,5 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c", out_na
 
 
 def _version():
-    from symgrad import __version__
+    from symgrad._version import __version__
     return __version__
