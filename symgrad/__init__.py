@@ -24,11 +24,12 @@ from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, 
                               randn_like, tensor, zeros, zeros_like)
 from symgrad import display as _display
 from symgrad.display import debugprint, to_dot
-from symgrad.functional import (abs, add, amax, amin, argmax, argmin, binary_cross_entropy_with_logits,
-                                bmm, broadcast_to, cast, cat, clamp, clip, concat, cos, cross_entropy, div,
+from symgrad.losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, one_hot
+from symgrad.functional import (abs, add, amax, amin, argmax, argmin,
+                                bmm, broadcast_to, cast, cat, clamp, clip, concat, cos, div,
                                 dot, eq, exp, expand, flatten, floor, floor_divide, fmod, ge, gt, le, log,
                                 log_softmax, logsumexp, lt, matmul, max, maximum, mean, min, minimum, mm,
-                                mse_loss, mul, mv, ne, neg, norm, one_hot, permute, pow, relu, remainder,
+                                mul, mv, ne, neg, norm, permute, pow, relu, remainder,
                                 reshape, sigmoid, sign, sin, softmax, softplus, sqrt, squeeze, stack,
                                 stop_gradient, sub, sum, t, tanh, transpose, unsqueeze, view, where)
 from symgrad.functional import softsign

@@ -751,11 +751,6 @@ def stack(tensors, dim=0):
     return _mark(cat([unsqueeze(t, dim % nd) for t in tensors], dim % nd), "Stack", tensors)
 
 
-# The losses live in symgrad/losses.py; they are part of this namespace too.
-from symgrad.losses import (binary_cross_entropy_with_logits, cross_entropy,  # noqa: E402,F401
-                            mse_loss, one_hot)
-
-
 # Which arguments of each public function are Variables: converted (or refused with an error
 # naming the function and the argument) before the function runs.
 TENSOR_ARGUMENTS = {
@@ -763,8 +758,7 @@ TENSOR_ARGUMENTS = {
           "norm", "logsumexp", "softmax", "log_softmax", "permute", "transpose", "t", "reshape",
           "squeeze", "unsqueeze", "flatten", "broadcast_to", "swap_last"],
     "a b": ["mm", "bmm", "dot", "mv"],
-    "input target": ["mse_loss", "cross_entropy", "binary_cross_entropy_with_logits"],
-}
+}                           # (and symgrad/losses.py's LOSS_ARGUMENTS)
 for _names, _fns in TENSOR_ARGUMENTS.items():
     for _fn in _fns:
         globals()[_fn] = takes_tensors(globals()[_fn], _names.split())

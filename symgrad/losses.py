@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from symgrad.functional import (_mark, apply, as_variable, cast, composite, eq, log_softmax, mean, mul,
-                                neg, sub, sum, unsqueeze)
+                                neg, sub, sum, takes_tensors, unsqueeze)
 
 
 def _reduce_loss(x, reduction):
@@ -61,3 +61,9 @@ def binary_cross_entropy_with_logits(input, target, reduction="mean"):
     # (where a relu-and-abs form has kinks whose derivatives do not add up), as PyTorch's.
     loss = sub(apply("softplus", input), mul(input, target))
     return _reduce_loss(loss, reduction)
+
+
+# The losses' Variable arguments, converted or refused as functional.TENSOR_ARGUMENTS's are.
+LOSS_ARGUMENTS = ("mse_loss", "cross_entropy", "binary_cross_entropy_with_logits")
+for _fn in LOSS_ARGUMENTS:
+    globals()[_fn] = takes_tensors(globals()[_fn], ("input", "target"))

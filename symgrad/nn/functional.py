@@ -1,6 +1,6 @@
 """PyTorch's `torch.nn.functional` names for symgrad's losses and activations."""
-from symgrad.functional import (binary_cross_entropy_with_logits, cross_entropy, log_softmax,
-                                mse_loss, one_hot, relu, sigmoid, softmax, softplus, tanh)
+from symgrad.functional import log_softmax, relu, sigmoid, softmax, softplus, tanh
+from symgrad.losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, one_hot
 
 
 def leaky_relu(x, negative_slope=0.01):
