@@ -12,6 +12,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from symgrad import dtypes  # noqa: E402
 from symgrad import functional as _F  # noqa: E402
+from symgrad import indexing as _indexing  # noqa: E402
 from symgrad import methods as _methods  # noqa: F401  (attaches Variable's methods)
 from symgrad import engine as _engine  # noqa: F401  (connects Variable.backward() to the compiler)
 from symgrad import variable as _variable  # noqa: E402
@@ -38,7 +39,7 @@ from symgrad import autograd, nn  # noqa: E402
 
 # In-place operations (fill_, copy_, x[k] = v) are recorded with the functional API; a
 # Variable prints through symgrad.display.
-_variable.connect(functional=_F, variable_repr=_display.variable_repr)
+_variable.connect(functional=_F, indexing=_indexing, variable_repr=_display.variable_repr)
 
 Tensor = Variable
 float32, float64, int32, int64 = dtypes.float32, dtypes.float64, dtypes.int32, dtypes.int64

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from symgrad import dtypes
 from symgrad import functional as F
+from symgrad import indexing
 from symgrad.variable import Variable, _to_array
 
 
@@ -32,7 +33,7 @@ Variable.__rsub__ = lambda self, other: F._mark(F.sub(other, self), "Rsub1", [se
 Variable.__neg__ = F.neg
 Variable.__pos__ = lambda self: self
 Variable.__abs__ = F.abs
-Variable.__getitem__ = F.getitem
+Variable.__getitem__ = indexing.getitem
 
 
 Variable.__floordiv__ = F.floor_divide

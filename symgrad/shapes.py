@@ -45,9 +45,10 @@ def as_shape(what: str, dims, infer: bool = False, keep: bool = False) -> tuple[
     shape = tuple(_size(what, d, dims) for d in dims)
     for k, n in enumerate(shape):
         if n < 0 and not (infer and n == -1):
+            allowed = " (or -1 for a size to keep)" if keep else \
+                " (or -1, once, for a size to infer)" if infer else ""
             raise ShapeError(f"{what}: invalid size {n} at index {k} of shape {shape}: sizes must be "
-                             f"non-negative" + (" (or -1 for a size to keep)" if keep else " (or -1, once, for a size to infer)"
-                                                   if infer else ""))
+                             f"non-negative{allowed}")
     if infer and not keep and shape.count(-1) > 1:
         raise ShapeError(f"{what}: only one size can be inferred (-1), got shape {shape}")
     check_elements(what, tuple(n for n in shape if n != -1))

@@ -71,8 +71,9 @@ _hooks: dict = {}
 
 def connect(**slots) -> None:
     """Fill hook slots: `run_backward` (symgrad.engine's, for Variable.backward()),
-    `functional` (the symgrad.functional module, whose composites fill_, copy_ and x[k] = v
-    record) and `variable_repr` (symgrad.display's, for printing)."""
+    `functional` (the symgrad.functional module, whose composites fill_ and copy_ record),
+    `indexing` (symgrad.indexing, whose index_put x[k] = v records) and `variable_repr`
+    (symgrad.display's, for printing)."""
     _hooks.update(slots)
 
 
@@ -528,7 +529,7 @@ class Variable:
         return self._inplace("copy_", _copied, src)
 
     def __setitem__(self, key, value):
-        self._inplace("__setitem__", _hook("functional").index_put, key, value)
+        self._inplace("__setitem__", _hook("indexing").index_put, key, value)
 
     # --- printing --------------------------------------------------------------------------
 

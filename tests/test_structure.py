@@ -247,7 +247,6 @@ def test_no_eval():
 TOO_LONG_FOR_NOW = {
     "symgrad.cuda": "toolchain, launch planner, runtime, device arrays and caller in one file; "
                     "being split by job",
-    "symgrad.functional": "the public functions; composites and indexing still to move out",
 }
 
 

@@ -131,7 +131,8 @@ class Affine(Expr):
         return sum(c for a, c in self.terms if a == atom)
 
     def __repr__(self):
-        parts = [f"{c}*{a}" for a, c in self.terms] + ([str(self.const)] if self.const or not self.terms else [])
+        parts = [f"{c}*{a}" for a, c in self.terms]
+        parts += [str(self.const)] if self.const or not self.terms else []
         return "Affine(" + " + ".join(parts) + ")"
 
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from symgrad import config, dtypes
 from symgrad.codegen.ir import Graph, Node
-from symgrad.codegen.kernel import (ZERO, Bin, Call, Cast, Idx, Init, Let, Lit, Load, Ref, Select, affine, loads,
-                                    substitute)
+from symgrad.codegen.kernel import (ZERO, Bin, Call, Cast, Idx, Init, Let, Lit, Load, Ref, Select, affine,
+                                    loads, substitute)
 from symgrad.ops import OPS
 
 LAYOUT = {"broadcast_to", "permute", "slice", "reshape"}
@@ -327,8 +327,8 @@ class Scheduler:
         value = em.emit(x, [Idx(f"i{k}") for k in range(len(x.shape))])
         acc = "double" if n.dtype == dtypes.float32 and op == "sum" else out.ctype
         init = Init(op, out.ctype)
-        return Kernel("reduce", f"{out.name} = {op}({self._describe(x, n)}) over dims {list(axes)}", out, loops,
-                      outer, em.lets, value, out_index, op, acc, init, extra={"reads": em.reads})
+        return Kernel("reduce", f"{out.name} = {op}({self._describe(x, n)}) over dims {list(axes)}", out,
+                      loops, outer, em.lets, value, out_index, op, acc, init, extra={"reads": em.reads})
 
     def _column_sum_kernel(self, n, out):
         """A sum over dims that are not the innermost (column sums): walk the input in memory
@@ -342,8 +342,8 @@ class Scheduler:
             out_index = [ix for k, ix in enumerate(index) if k not in axes]
         em = Emitter(self, root=n)
         value = em.emit(x, index)
-        return Kernel("colsum", f"{out.name} = sum({self._describe(x, n)}) over dims {list(axes)}, added up in "
-                      f"memory order", out, loops, 0, em.lets, value, _offset(out_index, n.shape),
+        return Kernel("colsum", f"{out.name} = sum({self._describe(x, n)}) over dims {list(axes)}, "
+                      f"added up in memory order", out, loops, 0, em.lets, value, _offset(out_index, n.shape),
                       "sum", out.ctype, Init("sum", out.ctype), extra={"reads": em.reads, "size": n.size})
 
     def _argreduce_kernel(self, n, out):
@@ -352,8 +352,8 @@ class Scheduler:
         em = Emitter(self, root=n)
         value = em.emit(x, [Idx(f"i{k}") for k in range(len(x.shape))])
         xt = dtypes.c_type(x.dtype)
-        return Kernel("argreduce", f"{out.name} = {n.op}({self._describe(x, n)}) along dim {axis}", out, loops,
-                      outer, em.lets, value, out_index, n.op, xt, Init(n.op[3:], xt),
+        return Kernel("argreduce", f"{out.name} = {n.op}({self._describe(x, n)}) along dim {axis}", out,
+                      loops, outer, em.lets, value, out_index, n.op, xt, Init(n.op[3:], xt),
                       extra={"reads": em.reads, "axis_var": f"i{axis}"})
 
     def _matmul_kernel(self, n, out):
