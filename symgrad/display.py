@@ -145,13 +145,41 @@ def debugprint(obj, file=None, after: str | None = None) -> str:
     `forward`, `backward` or `value_and_grad`, or outputs) lowered and put through the
     passes up to and including `after` ("lower" for none; a phase such as "fold" or
     "canonicalize"; a rewrite's name: see symgrad.passes), as SYMGRAD_DISABLE_PASSES allows."""
+    from symgrad import passes
     from symgrad.codegen.ir import format_graph, lower
     if after is None:
         text = format_graph(_outputs_of(obj), _label)
+    elif passes.is_kernel_pass(after):
+        text = format_kernels(_args_and_outputs(obj), after)
     else:
         text = format_graph(lower(*_args_and_outputs(obj), after=after).outputs)
     print(text, file=file)
     return text
+
+
+def format_kernels(args_and_outputs, after: str) -> str:
+    """The loop nests (kernel IR) of a graph after the kernel pass `after`, as text: each
+    nest's loops, then its locals, stores and accumulators, expressions as in the C."""
+    from symgrad import passes
+    from symgrad.codegen.ir import lower
+    from symgrad.codegen.render import NameTable, c_text
+    from symgrad.codegen.schedule import Scheduler
+    schedule = Scheduler(lower(*args_and_outputs), NameTable(),
+                         kernel_passes=passes.kernel_passes(upto=after)).build()
+    lines = []
+    for n, k in enumerate(schedule.kernels):
+        loops = " ".join(f"{v}<{extent}" for v, extent in k.loops)
+        lines.append(f"kernel {n} ({k.kind}) {k.comment}")
+        lines.append(f"  loops: {loops or '-'}" + (f" (outer {k.outer})" if k.kind == "nest" else ""))
+        for let in k.lets:
+            lines.append(f"    {let.name} = {c_text(let.expr)}")
+        for st in k.extra.get("stores", ()):
+            lines.append(f"    {st['buf'].name}[{c_text(st['index'])}] = {c_text(st['value'])}")
+        for a in k.extra.get("accs", ()):
+            lines.append(f"    {a['name']} {a['op']}= {c_text(a['value'])}  -> {a['out'].name}[{c_text(a['index'])}]")
+        if k.kind not in ("nest",) and k.value is not None:
+            lines.append(f"    {k.reduce_op or 'value'}: {c_text(k.value)} -> {k.out.name}[{c_text(k.out_index)}]")
+    return "\n".join(lines)
 
 
 def _args_and_outputs(obj):

@@ -104,12 +104,20 @@ class Ref(Expr):
         return id(self.let)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Affine(Expr):
     """sum(coefficient * atom) + const, normalised: atoms appear once, in order of first
-    appearance, with non-zero coefficients."""
+    appearance (the order they are written in), with non-zero coefficients. Equal forms are
+    equal whatever the order of their terms."""
     terms: tuple = ()
     const: int = 0
+
+    def __eq__(self, other):
+        return isinstance(other, Affine) and self.const == other.const and \
+            len(self.terms) == len(other.terms) and dict(self.terms) == dict(other.terms)
+
+    def __hash__(self):
+        return hash((frozenset(self.terms), self.const))
 
     def __add__(self, other):
         other = affine(other)

@@ -122,8 +122,10 @@ def describe(node: Node, depth=3, stop=None, limit=400) -> str:
 
 
 class Scheduler:
-    def __init__(self, graph: Graph, names, column_reductions=False, out_names=None):
+    def __init__(self, graph: Graph, names, column_reductions=False, out_names=None, kernel_passes=None):
         self.column_reductions = column_reductions
+        # the kernel passes to run (symgrad.passes: merge_nests, drop_copies); default: as configured
+        self.kernel_passes = kernel_passes
         self.out_names = out_names
         self.g = graph
         self.names = names             # a NameTable: C identifiers from the user's names
@@ -237,12 +239,16 @@ class Scheduler:
         for o, b in zip(self.g.outputs, self.outs):
             if self.buffers.get(id(o)) is not b:      # an input, literal or repeated output: copy
                 self.kernels.append(self._map_kernel(o, b, read_root=True))
-        if config.fuse_nests():
+        from symgrad import passes
+        enabled = passes.kernel_passes() if self.kernel_passes is None else self.kernel_passes
+        if "merge_nests" in enabled and config.fuse_nests():
             self.kernels = fuse_nests(self.kernels)
         else:
-            self.kernels = [_as_nest(k) if k.kind in ("map", "reduce") else k for k in self.kernels]
-        for k in self.kernels:
-            drop_copies(k)
+            self.kernels = [_as_nest(k, m) if k.kind in ("map", "reduce") else k
+                            for m, k in enumerate(self.kernels, 1)]       # (unique local names)
+        if "drop_copies" in enabled:
+            for k in self.kernels:
+                drop_copies(k)
         written = {id(b) for k in self.kernels for b in _written(k)}
         self.tmps = [b for b in self.tmps if id(b) in written]
         scratch = self._plan_scratch()

@@ -23,6 +23,12 @@ nothing reassociated), so that switching any of them off changes no bit of any r
                   matmul_literal_to_sum   c @ B is sum(c * B) broadcast, for a literal c
                   reduce_in_memory_order  reduce(permute(x)) is permute(reduce(x))
 
+    then, over the kernels (codegen/schedule.py):
+    schedule      (always runs)           one loop nest per stored node, bodies as kernel IR
+    merge_nests                           nests over the same loops merged into one pass
+                                          (also off with SYMGRAD_FUSE_NESTS=0)
+    drop_copies                           locals that only copy another local removed
+
 `algebra` names canonicalize and specialize together (the single pass they once were).
 
 How they run (pipeline.run): the graph's nodes in topological order, each, once its inputs
@@ -35,9 +41,10 @@ Switching off: `SYMGRAD_DISABLE_PASSES=fold,algebra`, or any phase or rewrite by
 Printing: `sg.debugprint(fn, after="fold")` prints the lowered graph as the pipeline leaves
 it when only the passes up to and including `fold` run (`after="lower"`: none of them);
 `SYMGRAD_PRINT_AFTER=fold,canonicalize` prints those graphs to stderr as each function is
-compiled.
+compiled. After a kernel pass (`after="merge_nests"`), the kernels are printed instead.
 """
-from symgrad.passes.pipeline import (GROUPS, LOWER, PHASES, configured, expand, printed_after, rewrites,
-                                     run, select)
+from symgrad.passes.pipeline import (GROUPS, KERNEL_PASSES, LOWER, PHASES, SCHEDULE, configured, expand,
+                                     is_kernel_pass, kernel_passes, printed_after, rewrites, run, select)
 
-__all__ = ["GROUPS", "LOWER", "PHASES", "configured", "expand", "printed_after", "rewrites", "run", "select"]
+__all__ = ["GROUPS", "KERNEL_PASSES", "LOWER", "PHASES", "SCHEDULE", "configured", "expand", "is_kernel_pass",
+           "kernel_passes", "printed_after", "rewrites", "run", "select"]

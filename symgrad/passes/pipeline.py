@@ -25,6 +25,12 @@ PHASES = (Phase("fold", FOLD), Phase("canonicalize", CANONICALIZE), Phase("speci
 # Names that stand for several phases: `algebra` was the one pass that held both.
 GROUPS = {"algebra": ("canonicalize", "specialize")}
 
+# After the graph's phases, the passes over the kernels (codegen/schedule.py), in order:
+# `schedule` makes one kernel per stored node (always runs), `merge_nests` merges kernels over
+# the same loops into one nest, `drop_copies` removes locals that only copy another.
+SCHEDULE = "schedule"
+KERNEL_PASSES = ("merge_nests", "drop_copies")
+
 
 def rewrites() -> list[Rewrite]:
     """Every rewrite, in the order they are tried."""
@@ -34,13 +40,16 @@ def rewrites() -> list[Rewrite]:
 def _known() -> str:
     phases = ", ".join(p.name for p in PHASES)
     groups = ", ".join(f"{g} ({' and '.join(ps)})" for g, ps in GROUPS.items())
-    return f"the phases {phases}; {groups}; the rewrites {', '.join(r.name for r in rewrites())}"
+    return (f"the phases {phases}; {groups}; the rewrites {', '.join(r.name for r in rewrites())}; "
+            f"then over the kernels {SCHEDULE} (always runs), {', '.join(KERNEL_PASSES)}")
 
 
 def expand(name: str, where: str) -> list[Rewrite]:
     """The rewrites a pass name stands for: one rewrite, a phase's, or a group's. `where`
     says who named it, for the error."""
     phases = {p.name: p for p in PHASES}
+    if name in KERNEL_PASSES or name == SCHEDULE:
+        return []                      # no graph rewrite: a pass over the kernels
     if name in GROUPS:
         return [r for p in GROUPS[name] for r in phases[p].rewrites]
     if name in phases:
@@ -59,10 +68,26 @@ def select(disabled=(), upto: str | None = None, where: str = "SYMGRAD_DISABLE_P
     chosen = rewrites()
     if upto == LOWER:
         chosen = []
-    elif upto is not None:
+    elif upto is not None and not is_kernel_pass(upto):
         last = max(chosen.index(r) for r in expand(upto, "after"))
         chosen = chosen[:last + 1]
     return [r for r in chosen if r.name not in off]
+
+
+def is_kernel_pass(name: str) -> bool:
+    return name == SCHEDULE or name in KERNEL_PASSES
+
+
+def kernel_passes(upto: str | None = None) -> list[str]:
+    """The kernel passes that run under SYMGRAD_DISABLE_PASSES; with `upto`, only those up to
+    and including it (none when `upto` is a pass over the graph)."""
+    off = set(config.disabled_passes())
+    for name in off:
+        expand(name, "SYMGRAD_DISABLE_PASSES")          # an unknown name is an error
+    chosen = list(KERNEL_PASSES)
+    if upto is not None:
+        chosen = chosen[:KERNEL_PASSES.index(upto) + 1] if upto in KERNEL_PASSES else []
+    return [p for p in chosen if p not in off]
 
 
 def configured(upto: str | None = None) -> list[Rewrite]:
