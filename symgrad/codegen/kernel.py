@@ -13,10 +13,17 @@ Expressions are small immutable trees, compared by structure:
   Cast(ctype, x)            a conversion
   Init(op, ctype)           the initial value of a reduction's accumulator
   Ref(let)                  the value of a named local (`Let`), computed once per iteration
+
+A `Kernel` is one loop nest: its loops (variable, extent), how many of them index the output
+(`outer`; the rest are reduced), its locals, and what it stores or accumulates into which
+`Buffer`s (arguments, captured constants, outputs, scratch temporaries); the kernel passes
+(symgrad/codegen/kernel_passes.py) merge and annotate them. A `Schedule` is a function's
+buffers and kernels in order.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 
 
 class Expr:
@@ -229,3 +236,46 @@ def substitute(e, replace):
     if isinstance(e, Cast):
         return Cast(e.ctype, substitute(e.x, replace))
     return e
+
+
+# --- kernels: loop nests over buffers ----------------------------------------------------------
+
+@dataclass(eq=False)
+class Buffer:
+    name: str
+    node: object            # the graph Node it holds (codegen.ir)
+    kind: str              # arg | const | out | tmp
+    ctype: str
+    size: int
+    position: int = -1     # argument/output position; scratch offset for tmp
+    const: bool = False
+
+
+@dataclass
+class Kernel:
+    kind: str                       # map | reduce | argreduce | matmul
+    comment: str
+    out: Buffer
+    loops: list = field(default_factory=list)     # (var, extent)
+    outer: int = 0                  # loops that index the output (the rest are reduced)
+    lets: list = field(default_factory=list)      # [Let]: the body's named locals, in order
+    value: object = None            # the expression (kernel IR) stored (map) or accumulated
+    out_index: object = ZERO        # where, in the output (an Affine)
+    reduce_op: str = ""
+    acc_ctype: str = ""
+    init: object = None             # the accumulator's initial value (an Init)
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def work(self) -> int:
+        return math.prod(n for _, n in self.loops)
+
+
+@dataclass
+class Schedule:
+    args: list
+    consts: list
+    outs: list
+    tmps: list
+    kernels: list
+    scratch_bytes: int

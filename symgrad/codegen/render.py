@@ -13,11 +13,10 @@ from symgrad import config
 from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.codegen.ir import lower
-from symgrad.codegen.schedule import Scheduler, describe
+from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
 from symgrad.ops import c_expression
 from symgrad.ops.primitives import libm_calls, vector_math
 
-PARALLEL_MIN = 1 << 18          # below this many iterations a loop runs on one thread
 
 # C's words, our locals, and the libm functions the op registry's C expressions call.
 _C_WORDS = set("""auto break case char const continue default do double else enum extern float for goto

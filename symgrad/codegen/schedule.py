@@ -7,60 +7,21 @@ elementwise chains fuse into one loop, a reduction absorbs the elementwise ops t
 and broadcasts, transposes, slices and reshapes become index arithmetic."""
 from __future__ import annotations
 
-import math
 import re
-from dataclasses import dataclass, field
 
 from symgrad import config, dtypes
 from symgrad.codegen.ir import Graph, Node
-from symgrad.codegen.kernel import (ZERO, Bin, Call, Cast, Idx, Init, Let, Lit, Load, Ref, Select, affine,
-                                    loads, substitute)
+from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Kernel, Let, Lit, Load, Ref,
+                                    Schedule, Select, affine)
+from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest, _written, drop_copies, fuse_nests,
+                                           parallelise, vectorise)
+
+__all__ = ["PARALLEL_MIN", "Scheduler", "describe", "comment_name"]
 from symgrad.ops import OPS
 
 LAYOUT = {"broadcast_to", "permute", "slice", "reshape"}
 CHEAP = {"neg", "cast", "stop_gradient", "iota"}
 MAX_INLINE_DEPTH = 200      # a chain deeper than this is stored part-way (and C stays a sane size)
-
-
-@dataclass(eq=False)
-class Buffer:
-    name: str
-    node: Node
-    kind: str              # arg | const | out | tmp
-    ctype: str
-    size: int
-    position: int = -1     # argument/output position; scratch offset for tmp
-    const: bool = False
-
-
-@dataclass
-class Kernel:
-    kind: str                       # map | reduce | argreduce | matmul
-    comment: str
-    out: Buffer
-    loops: list = field(default_factory=list)     # (var, extent)
-    outer: int = 0                  # loops that index the output (the rest are reduced)
-    lets: list = field(default_factory=list)      # [Let]: the body's named locals, in order
-    value: object = None            # the expression (kernel IR) stored (map) or accumulated
-    out_index: object = ZERO        # where, in the output (an Affine)
-    reduce_op: str = ""
-    acc_ctype: str = ""
-    init: object = None             # the accumulator's initial value (an Init)
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def work(self) -> int:
-        return math.prod(n for _, n in self.loops)
-
-
-@dataclass
-class Schedule:
-    args: list
-    consts: list
-    outs: list
-    tmps: list
-    kernels: list
-    scratch_bytes: int
 
 
 def _offset(index, shape):
@@ -246,9 +207,11 @@ class Scheduler:
         else:
             self.kernels = [_as_nest(k, m) if k.kind in ("map", "reduce") else k
                             for m, k in enumerate(self.kernels, 1)]       # (unique local names)
-        if "drop_copies" in enabled:
-            for k in self.kernels:
-                drop_copies(k)
+        for name, kernel_pass in (("drop_copies", drop_copies), ("parallelise", parallelise),
+                                  ("vectorise", vectorise)):
+            if name in enabled:
+                for k in self.kernels:
+                    kernel_pass(k)
         written = {id(b) for k in self.kernels for b in _written(k)}
         self.tmps = [b for b in self.tmps if id(b) in written]
         scratch = self._plan_scratch()
@@ -393,145 +356,6 @@ class Scheduler:
                              "b_rs": stride(brow, bbase), "b_cs": stride(bcol, bbase),
                              "c_base": _offset(bvars + [ZERO, ZERO], n.shape) if batch else ZERO,
                              "M": m, "K": k, "N": nn, "ctype": out.ctype})
-
-
-def _written(k: Kernel):
-    if k.kind == "nest":
-        return [st["buf"] for st in k.extra["stores"]] + [a["out"] for a in k.extra["accs"]]
-    return [k.out]
-
-
-# --- merging loop nests ----------------------------------------------------------------------
-# Kernels over the same loops become one loop nest: one pass over memory instead of several,
-# and a value written by one and read by the next at the same index stays in a register
-# (when nothing else reads it, it is never stored at all).
-
-def _as_nest(k: Kernel, member: int = 0) -> Kernel:
-    # The locals of nest member `member` are named v<member>_<k>: unique in the merged nest.
-    for j, let in enumerate(k.lets):
-        let.name = f"v{member}_{j}"
-    lets = list(k.lets)
-    stores, accs = [], []
-    if k.kind == "map":
-        stores.append({"buf": k.out, "index": k.out_index, "value": k.value})
-        outer = len(k.loops)
-    else:
-        accs.append({"name": f"acc{member}", "ctype": k.acc_ctype, "init": k.init, "op": k.reduce_op,
-                     "value": k.value, "out": k.out, "index": k.out_index})
-        outer = k.outer
-    return Kernel("nest", k.comment, k.out, list(k.loops), outer, lets,
-                  extra={"reads": list(k.extra.get("reads", ())), "stores": stores, "accs": accs,
-                         "comments": [k.comment], "has_reduce": k.kind == "reduce"})
-
-
-def _try_merge(group: Kernel, k: Kernel, member: int):
-    if k.kind not in ("map", "reduce") or k.loops != group.loops:
-        return None
-    if k.kind == "reduce" and group.extra["has_reduce"] and k.outer != group.outer:
-        return None
-    written = {st["buf"].name: st for st in group.extra["stores"]}
-    reduced = {a["out"].name for a in group.extra["accs"]}
-    nest = _as_nest(k, member)
-    lets, subst = [], {}            # id(let) -> what references to it become
-
-    def resolve(e):
-        return subst.get(id(e.let)) if isinstance(e, Ref) else None
-    for let in nest.lets:
-        read = let.expr if isinstance(let.expr, Load) else None
-        if read is not None and read.buf.name in reduced:
-            return None
-        if read is not None and read.buf.name in written:
-            st = written[read.buf.name]
-            if st["index"] != read.index:
-                return None
-            subst[id(let)] = st["value"]    # the value the group stores there, still in a register
-        elif subst:                         # (new lets: k's own stay as they were if this fails)
-            new = Let(let.ctype, let.name, substitute(let.expr, resolve))
-            subst[id(let)] = Ref(new)
-            lets.append(new)
-        else:
-            lets.append(let)
-    if subst:
-        for entry in nest.extra["stores"] + nest.extra["accs"]:
-            entry["value"] = substitute(entry["value"], resolve)
-    if k.out.name in reduced or k.out.name in written:
-        return None
-    has_reduce = group.extra["has_reduce"] or nest.extra["has_reduce"]
-    outer = (group.outer if group.extra["has_reduce"] else nest.outer) if has_reduce else len(group.loops)
-    merged = Kernel("nest", group.comment, group.out, group.loops, outer, group.lets + lets)
-    merged.extra = {
-        "reads": group.extra["reads"] + nest.extra["reads"],
-        "stores": group.extra["stores"] + nest.extra["stores"],
-        "accs": group.extra["accs"] + nest.extra["accs"],
-        "comments": group.extra["comments"] + nest.extra["comments"],
-        "has_reduce": has_reduce}
-    return merged
-
-
-def fuse_nests(kernels: list) -> list:
-    """Merge each map or reduce kernel into the latest earlier nest over the same loops,
-    provided nothing between them writes what it reads."""
-    out, member = [], 0
-    for k in kernels:
-        member += 1
-        placed = False
-        if k.kind in ("map", "reduce"):
-            reads = set(k.extra.get("reads", ()))
-            for j in range(len(out) - 1, -1, -1):
-                if out[j].kind == "nest":
-                    merged = _try_merge(out[j], k, member)
-                    if merged is not None:
-                        out[j] = merged
-                        placed = True
-                        break
-                if reads & {b.name for b in _written(out[j])}:
-                    break
-        if not placed:
-            out.append(_as_nest(k, member) if k.kind in ("map", "reduce") else k)
-    # Values read only inside the nest that wrote them need no store.
-    reads = {}
-    for n, k in enumerate(out):
-        for name in k.extra.get("reads", ()):
-            reads.setdefault(name, set()).add(n)
-    for n, k in enumerate(out):
-        if k.kind != "nest":
-            continue
-        read_here = {id(ld.buf) for ld in loads(*(let.expr for let in k.lets))}
-        kept = []
-        for st in k.extra["stores"]:
-            outside = reads.get(st["buf"].name, set()) - {n}
-            if st["buf"].kind == "tmp" and not outside and id(st["buf"]) not in read_here:
-                continue
-            kept.append(st)
-        k.extra["stores"] = kept
-    return out
-
-
-def drop_copies(k: Kernel) -> None:
-    """Locals that only copy another local or a literal (what merging leaves where a value
-    stayed in a register) are replaced by what they copy."""
-    copies = {}
-
-    def resolve(e):
-        if isinstance(e, Ref) and id(e.let) in copies:
-            return copies[id(e.let)]
-        return None
-    kept = []
-    for let in k.lets:
-        expr = substitute(let.expr, resolve)
-        if isinstance(expr, (Ref, Lit)):
-            copies[id(let)] = expr
-            continue
-        let.expr = expr
-        kept.append(let)
-    if not copies:
-        return
-    k.lets = kept
-    k.value = substitute(k.value, resolve) if k.value is not None else None
-    for st in k.extra.get("stores", ()):
-        st["value"] = substitute(st["value"], resolve)
-    for a in k.extra.get("accs", ()):
-        a["value"] = substitute(a["value"], resolve)
 
 
 class StridedView:

@@ -28,6 +28,9 @@ nothing reassociated), so that switching any of them off changes no bit of any r
     merge_nests                           nests over the same loops merged into one pass
                                           (also off with SYMGRAD_FUSE_NESTS=0)
     drop_copies                           locals that only copy another local removed
+    parallelise                           the loops OpenMP threads share marked (nests long
+                                          enough to pay for threads)
+    vectorise                             sums over one inner loop marked for vector lanes
 
 `algebra` names canonicalize and specialize together (the single pass they once were).
 
