@@ -14,7 +14,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -257,7 +256,21 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(before=_finish_before_fork, after_in_child=_after_fork_in_child)
 
 
-_TMP = re.compile(r"\.[0-9a-f]{32}-(\d+)-")
+def _builder_pid(name: str) -> int | None:
+    """The pid in a temporary build directory's name (`.<key>-<pid>-<random>`), or None."""
+    parts = name[1:].split("-") if name.startswith(".") else []
+    if len(parts) < 3 or not _is_cache_key(parts[0]) or not parts[1].isdigit():
+        return None
+    return int(parts[1])
+
+
+def _is_cache_key(text: str) -> bool:
+    return len(text) == 32 and all(c in "0123456789abcdef" for c in text)
+
+
+def _is_symbol(text: str) -> bool:
+    """A C identifier (what a compiled library's entry point may be called)."""
+    return text.isascii() and text.isidentifier()
 
 
 def _sweep_stale(folder: Path):
@@ -269,14 +282,14 @@ def _sweep_stale(folder: Path):
         return
     now = time.time()
     for p in names:
-        m = _TMP.match(p.name)
-        if not m or int(m.group(1)) == os.getpid():
+        pid = _builder_pid(p.name)
+        if pid is None or pid == os.getpid():
             continue
         try:
             age = now - p.stat().st_mtime
         except OSError:
             continue
-        if age > 3600 or (age > 60 and not _pid_alive(int(m.group(1)))):
+        if age > 3600 or (age > 60 and not _pid_alive(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -489,8 +502,6 @@ def graph_key(structure: str, backend: str, name: str, title: str) -> str:
 # `_seal`) catches a library put in another's place. Anything that fails is ignored and the
 # graph generated again, which rewrites its record.
 _RECORD = {"graph": str, "key": str, "symbol": str, "checks": list, "n_kernels": int}
-_CACHE_KEY = re.compile(r"[0-9a-f]{32}")
-_SYMBOL = re.compile(r"[A-Za-z_]\w*")
 
 
 def _record_digest(record: dict) -> str:
@@ -505,8 +516,8 @@ def _valid_record(record, graph: str) -> bool:
     for name, kind in _RECORD.items():
         if not isinstance(record.get(name), kind) or isinstance(record[name], bool):
             return False
-    return (record["graph"] == graph and _CACHE_KEY.fullmatch(record["key"]) is not None
-            and _SYMBOL.fullmatch(record["symbol"]) is not None
+    return (record["graph"] == graph and _is_cache_key(record["key"])
+            and _is_symbol(record["symbol"])
             and all(isinstance(c, str) for c in record["checks"])
             and record.get("digest") == _record_digest(record))
 
