@@ -1,8 +1,10 @@
-"""`sg.compile`: forward, backward and value_and_grad of a graph as compiled functions."""
+"""`sg.compile`: forward, backward and value_and_grad of a graph as compiled functions.
+
+A `Function` is one graph compiled for one backend (symgrad.backends): it generates the
+module (codegen.render.generate), starts its build or finds it through the graph index, and
+calls it through the backend, whose caller it keeps once looked up."""
 from __future__ import annotations
 
-import builtins
-import sys
 import threading
 from pathlib import Path
 
@@ -10,10 +12,9 @@ import numpy as np
 
 from symgrad import config, dtypes
 from symgrad.autodiff import grad
+from symgrad.backends import NAMES as BACKENDS
+from symgrad.backends import backend as backend_named
 from symgrad.variable import Variable
-
-BACKENDS = ("c", "cuda", "interp")
-LARGE_LOOP = 1 << 20      # a loop nest this long makes the function worth -O3
 
 
 def _spec_name(v, k):
@@ -28,94 +29,50 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-SMALL_INPUT_BYTES = 1 << 20     # inputs up to this size have their pointer remembered
-POOL_MIN_BYTES = 1 << 20        # outputs this large come from a per-thread pool
-POOL_SIZE = 2                   # output arrays kept per output, per thread
-
-
-def _references(pool, i):
-    """How many references the array of pool entry i has. The pool tells free arrays from
-    held ones by comparing this with the count of an array nobody else holds, measured once
-    through this same function, so no interpreter's way of counting is assumed."""
-    return sys.getrefcount(pool[i][0])
-
-
-_FREE_REFERENCES = []
-
-
-def _free_references(view, chars) -> int:
-    if not _FREE_REFERENCES:
-        arr = np.empty(1)
-        probe = [(arr, view(chars, arr, True))]
-        del arr
-        _FREE_REFERENCES.append(_references(probe, 0))
-    return _FREE_REFERENCES[0]
-
-
-def _pooled(shape, dtype, slot, local, view, chars):
-    """Large outputs without page faults: a fresh 40 MB array costs the OS 10 ms of zeroing on
-    every call (half of W1's time at 1e7). Each thread keeps a couple of arrays per output, with
-    their C pointers, and hands one out again only when nothing but the pool refers to it, so
-    a caller never sees a result it holds change: PyTorch's caching allocator, in small."""
-    free = _free_references(view, chars)
-
-    def take():
-        pool = local.__dict__.setdefault("pools", {}).setdefault(slot, [])
-        for i in range(len(pool)):
-            if _references(pool, i) == free:
-                return pool[i]
-        arr = np.empty(shape, dtype)
-        entry = (arr, view(chars, arr, True))
-        if len(pool) < POOL_SIZE:
-            pool.append(entry)
-        return entry
-    return take
-
-
 class Function:
     """One compiled graph: call it with arrays. `.source` is its C (or CUDA) text, `.path`
-    the file in the build directory."""
+    the file in the build directory.
 
-    def __init__(self, args, outputs, name, title, backend, describe_args=None, out_names=None):
+    `keep_graph=False` (eager backward's cache) loads the library at once and then keeps only
+    placeholders of the arguments and no outputs, so that neither the graph nor the values it
+    holds live as long as the function (the interpreter, which runs the graph, keeps it)."""
+
+    def __init__(self, args, outputs, name, title, backend, describe_args=None, out_names=None,
+                 keep_graph=True):
         self.args, self.graph_outputs = list(args), list(outputs)
         self.out_names = out_names          # C names of the outputs (gradients: d<input>)
         self.name, self.backend = name, backend
+        self._backend = backend_named(backend)
         self.describe_args = describe_args or [_spec_name(a, k) for k, a in enumerate(args)]
         self._lock = threading.Lock()
         self._lib = None
-        if backend == "interp":
-            self._source, self.path, self._build, self.consts = None, None, None, []
-            self._specs = [(a.shape, a.dtype) for a in self.args]
-            return
         self._specs = [(a.shape, a.dtype) for a in self.args]
-        self._local = threading.local()
-        self._title = title
-        if backend == "c" and self._from_index(name, title):
+        if not self._backend.compiles:
+            self._source, self.path, self._build, self.consts = None, None, None, []
             return
-        self._generate(name, title)
+        self._local = threading.local()     # per-thread call state, the backend's
+        self._title = title
+        if not (self._backend.uses_graph_index and self._from_index(name, title)):
+            self._generate(name, title)
+        if not keep_graph:
+            self.library()                  # (a damaged cache entry is regenerated from the graph)
+            self.args = [Variable(shape=a.shape, dtype=a.dtype) for a in self.args]
+            self.graph_outputs = []
 
     def _generate(self, name, title):
         """Generate the source and start its build."""
-        backend = self.backend
         from symgrad.codegen.render import generate
         self._source, schedule, graph = generate(self.args, self.graph_outputs, f"symgrad_{name}", title,
-                                                 "c" if backend == "c" else backend, self.out_names)
+                                                 self._backend, self.out_names)
         self.consts = [b.node.value for b in schedule.consts]
         self.checks = schedule.checks
         self._out_specs = [(b.node.shape, b.node.dtype) for b in schedule.outs]
         self.n_kernels = len(schedule.kernels)
-        if backend == "c":
-            from symgrad.build import Build, blas_flags, index_store, vector_math_flags
-            uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
-            large = any(k.kind != "matmul" and k.work >= LARGE_LOOP for k in schedule.kernels)
-            self._build = Build(self._source, f"symgrad_{name}_packed",
-                                link=(blas_flags() if uses_matmul else ()) + vector_math_flags(),
-                                large=large)
+        self._build = self._backend.start_build(self._source, f"symgrad_{name}_packed", schedule)
+        if self._backend.uses_graph_index:
+            from symgrad.build import index_store
             index_store(self._graph_key, {"key": self._build.key, "symbol": self._build.symbol,
                                           "checks": self.checks, "n_kernels": self.n_kernels})
-        else:
-            from symgrad.cuda import CudaBuild
-            self._build = CudaBuild(self._source, f"symgrad_{name}_packed")
         self.path = self._build.source_path
 
     def _from_index(self, name, title) -> bool:
@@ -205,135 +162,22 @@ class Function:
         # (np.ascontiguousarray would turn a 0-d array into shape (1,))
         return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr).reshape(arr.shape)
 
-    def _pointers(self):
-        """This thread's argument-pointer array, with the constants already in place."""
-        ptrs = getattr(self._local, "ptrs", None)
-        if ptrs is None:
-            ffi = self.library().ffi
-            n = len(self.args)
-            ptrs = ffi.new("void *[]", max(1, n + len(self.consts) + len(self._out_specs)))
-            self._local.keep = [ffi.from_buffer(c) if c.size else ffi.NULL for c in self.consts]
-            for k, c in enumerate(self._local.keep):
-                ptrs[n + k] = c
-            self._local.last = [None] * n      # inputs whose pointers are in place
-            self._local.ptrs = ptrs
-        return ptrs
-
     def run(self, arrays):
         """Call with arrays already converted; returns the list of outputs."""
-        if self.backend == "interp":
-            from symgrad.interpret import evaluate
-            return [np.array(v) for v in evaluate(self.graph_outputs, dict(zip(self.args, arrays)),
-                                                  recompute=True)]
-        if self.backend == "cuda":
-            return self._cuda_caller()(arrays)
-        lib = self._lib or self.library()
-        outs = [np.empty(shape, dtype) for shape, dtype in self._out_specs]
-        ptrs = self._pointers()
-        self._local.last[:] = [None] * len(self._local.last)   # the slots are overwritten below
-        # cffi's from_buffer without its Python-level wrapper: this is the per-call hot path.
-        view, chars, null = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.ffi.NULL
-        k = 0
-        for a in arrays:
-            ptrs[k] = view(chars, a, False) if a.size else null
-            k += 1
-        k += len(self.consts)
-        for a in outs:
-            ptrs[k] = view(chars, a, True) if a.size else null
-            k += 1
-        status = lib.entry(ptrs)
-        if status == 2:
-            raise IndexError(f"{self.name}: a value is out of range: {'; '.join(self.checks)}")
-        if status != 0:
-            raise MemoryError(f"{self.name}: the compiled code could not allocate its scratch memory")
-        return outs
+        return self._backend.run(self, arrays)
 
     def __call__(self, *values):
         fast = self.__dict__.get("_fast")
         if fast is None:
-            if self.backend == "cuda":
-                fast = self._fast = lambda *values: self._cuda_caller()(values)
-            else:
-                fast = self._fast = self._make_fast_call() if self.backend == "c" and config.fast_call() \
-                    else self._general_call
+            fast = self._fast = self._backend.caller(self)
         return fast(*values)
-
-    def _cuda_caller(self):
-        """Host arrays in, host arrays out; device arrays in, device arrays out (symgrad.cuda)."""
-        caller = self.__dict__.get("_caller")
-        if caller is None:
-            from symgrad.cuda import Caller
-            caller = self._caller = Caller(self)
-        return caller
 
     def _general_call(self, *values):
         return self.run(self.convert(values))
 
-    def _make_fast_call(self, returns=None):
-        """A straight-line caller for the common case (C-contiguous arrays of the declared
-        shapes and dtypes), written out for this function: a call then costs a few
-        microseconds. Anything else takes the general path, which converts or explains."""
-        lib = self.library()
-        n_in, n_const = len(self.args), len(self.consts)
-        names = [f"a{k}" for k in range(n_in)]
-        env = {"ndarray": np.ndarray, "empty": np.empty, "view": lib.ffi._backend.from_buffer,
-               "chars": lib.ffi.BCharA, "entry": lib.entry, "local": self._local, "self": self,
-               "pointers": self._pointers}
-        lines = ["def call(*args):",
-                 f"    if len(args) != {n_in}:",
-                 "        return self._general_call(*args)",
-                 f"    {', '.join(names) + ',' if names else '_'} = args" if names else "    pass"]
-        checks = []
-        for k, (shape, dtype) in enumerate(self._specs):
-            env[f"s{k}"], env[f"d{k}"] = shape, dtype
-            env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
-            checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
-                          f"or a{k}.strides != st{k}")
-        if checks:
-            lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
-            lines.append("        return self._general_call(*args)")
-        outs = []
-        for k, (shape, dtype) in enumerate(self._out_specs):
-            env[f"os{k}"], env[f"od{k}"] = shape, dtype
-            outs.append(f"o{k}")
-        lines.append("    p = getattr(local, 'ptrs', None) or pointers()")
-        lines.append("    last = local.last")
-        for k, (shape, dtype) in enumerate(self._specs):
-            if 0 in shape:
-                continue
-            if np.dtype(dtype).itemsize * int(np.prod(shape)) <= SMALL_INPUT_BYTES:
-                # The same array as last time: its pointer is already in place (we hold it,
-                # so numpy will not resize or free it meanwhile).
-                lines.append(f"    if a{k} is not last[{k}]:")
-                lines.append(f"        last[{k}] = a{k}")
-                lines.append(f"        p[{k}] = view(chars, a{k}, False)")
-            else:
-                lines.append(f"    p[{k}] = view(chars, a{k}, False)")
-        for k, (shape, dtype) in enumerate(self._out_specs):
-            if 0 in shape:
-                lines.append(f"    o{k} = empty(os{k}, od{k})")
-                continue
-            if np.dtype(dtype).itemsize * int(np.prod(shape)) >= POOL_MIN_BYTES:
-                env[f"take{k}"] = _pooled(shape, dtype, k, self._local, env["view"], env["chars"])
-                lines.append(f"    o{k}, p[{n_in + n_const + k}] = take{k}()")
-            else:      # small: a pool's bookkeeping would cost more than it saves
-                lines.append(f"    o{k} = empty(os{k}, od{k})")
-                lines.append(f"    p[{n_in + n_const + k}] = view(chars, o{k}, True)")
-        if returns is None:            # the list of outputs
-            result, env["wrap"] = f"[{', '.join(outs)}]", lambda r: r
-        else:                          # (value, gradients): `returns` = (number of values, single)
-            n, single = returns
-            values = outs[0] if single else f"[{', '.join(outs[:n])}]"
-            grads = "".join(f"{o}, " for o in outs[n:])
-            result = f"({values}, ({grads}))" if n else f"({grads})"
-            env["wrap"] = (lambda r: ((r[0] if single else r[:n]), tuple(r[n:]))) if n else tuple
-        lines = [line.replace("return self._general_call(*args)", "return wrap(self._general_call(*args))")
-                 for line in lines]
-        lines.append("    if entry(p):")
-        lines.append("        return wrap(self._general_call(*args))")
-        lines.append(f"    return {result}")
-        exec(builtins.compile("\n".join(lines), f"<symgrad {self.name} caller>", "exec"), env)
-        return env["call"]
+    def value_and_grad_caller(self, n_values, single):
+        """The backend's caller returning (value, gradients) straight from the arrays, or None."""
+        return self._backend.value_and_grad_caller(self, n_values, single)
 
     def __repr__(self):
         return f"<symgrad compiled {self.name} ({self.backend}): {self.path or 'interpreted'}>"
@@ -345,11 +189,8 @@ class CompiledFunction:
     def __init__(self, inputs, outputs, wrt=None, backend="c"):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
-        if backend == "c":
-            from symgrad.build import CompileError, have_c_compiler
-            if not have_c_compiler():
-                raise CompileError("no working C compiler: install gcc or clang, set SYMGRAD_CC, or "
-                                   "use backend='interp'")
+        self._backend = backend_named(backend)
+        self._backend.require()
         self.single = isinstance(outputs, Variable)
         if not self.single and not isinstance(outputs, (list, tuple)):
             raise TypeError(f"sg.compile: outputs must be a Variable or a list of Variables, got "
@@ -465,7 +306,7 @@ class CompiledFunction:
                 raise ValueError(f"{which}: {len(self.outputs)} outputs but {len(seeds)} grad_outputs")
             fixed = []
             for k, (s, o) in enumerate(zip(seeds, self.outputs)):
-                if self.backend == "cuda" and k in self._diff and _on_device(s):
+                if self._backend.takes_device_arrays and k in self._diff and _on_device(s):
                     fixed.append(s)          # checked (shape, dtype, layout) where it is passed
                     continue
                 arr = s.value() if isinstance(s, Variable) else np.asarray(s)
@@ -504,7 +345,7 @@ def _check_inputs_given(inputs, outputs):
 
 
 def _on_device(value):
-    from symgrad.cuda import device_interface
+    from symgrad.backends.cuda.caller import device_interface
     return device_interface(value) is not None
 
 
@@ -590,13 +431,14 @@ class _Entry:
                 return fast(*args)
             owner = self.owner
             fn = owner.backward_fn if self.which == "backward" else owner.value_and_grad_fn
-            if config.fast_call() and owner._implicit and owner._diff and fn is not None and \
-                    fn.backend == "c":
-                # One generated caller from the arrays to (value, gradients); everything else
-                # (seeds given, the interpreter, errors) goes through _run.
+            if owner._implicit and owner._diff and fn is not None:
+                # One generated caller from the arrays to (value, gradients), where the backend
+                # has one; everything else (seeds given, the interpreter, errors) goes through _run.
                 n = 0 if self.which == "backward" else len(owner.outputs)
-                self._fast = fn._make_fast_call((n, owner.single))
-                return self._fast(*args)
+                fast = fn.value_and_grad_caller(n, owner.single)
+                if fast is not None:
+                    self._fast = fast
+                    return fast(*args)
         return self.owner._run(self.which, args, grad_outputs)
 
 

@@ -97,10 +97,7 @@ def _compile(args, outputs):
     """Compile a gradient graph for eager backward. The function keeps only placeholders of
     its arguments: the graph and the first call's values must not live as long as the cache."""
     from symgrad.compile import Function
-    fn = Function(args, outputs, "eager_backward", "backward() of an eager graph", "c")
-    fn.args = [Variable(shape=a.shape, dtype=a.dtype) for a in args]
-    fn.graph_outputs = []
-    return fn
+    return Function(args, outputs, "eager_backward", "backward() of an eager graph", "c", keep_graph=False)
 _warned = []
 
 

@@ -27,6 +27,8 @@ import symgrad as sg
 from symgrad.build import CompileError
 
 cuda = pytest.importorskip("symgrad.cuda")
+from symgrad.backends.cuda import runtime as cuda_runtime
+from symgrad.backends.cuda import toolchain
 
 pytestmark = pytest.mark.skipif(not cuda.have_nvcc(), reason="nvcc (the CUDA compiler) is not installed")
 
@@ -49,7 +51,7 @@ def var(shape, dtype="float32", name=None, requires_grad=True):
 
 def _float_ops(dt, tag):
     """Inputs and outputs for one float dtype. Shapes are chosen so that every reduction
-    strategy of symgrad/cuda.py appears: one thread per output (few values), one warp (up to
+    strategy of symgrad/backends/cuda/launch.py appears: one thread per output (few values), one warp (up to
     2048), one block (more), two stages (a few outputs of very many values)."""
     n = lambda s: f"{s}_{tag}"  # noqa: E731
     x = var((3, 4), dt, n("x"))
@@ -241,10 +243,10 @@ def test_generated_cuda_is_readable(compiled):
 def test_flags_and_cache_key(monkeypatch):
     monkeypatch.delenv("SYMGRAD_CUDA_ARCH", raising=False)
     monkeypatch.delenv("SYMGRAD_NVCC_FLAGS", raising=False)
-    nvcc = cuda.require_nvcc()
-    assert "-arch=sm_90" in cuda.cuda_flags(nvcc)
+    nvcc = toolchain.require_nvcc()
+    assert "-arch=sm_90" in toolchain.cuda_flags(nvcc)
     monkeypatch.setenv("SYMGRAD_CUDA_ARCH", "80")
-    flags = cuda.cuda_flags(nvcc)
+    flags = toolchain.cuda_flags(nvcc)
     assert "-arch=sm_80" in flags and "-shared" in flags and "-fPIC" in flags
     assert any(f.startswith("-DSYMGRAD_NVCC_RELEASE=") for f in flags)
 
@@ -259,7 +261,7 @@ def test_cache_is_reused(compiled):
 
 
 def test_compile_error_carries_nvcc_output():
-    build = cuda.CudaBuild("this is not CUDA;\n", "symgrad_broken_packed")
+    build = toolchain.CudaBuild("this is not CUDA;\n", "symgrad_broken_packed")
     with pytest.raises(CompileError) as info:
         build.result()
     assert "error" in info.value.output and str(info.value.source_path).endswith(".cu")
@@ -635,7 +637,7 @@ class Emulation:
         (folder / "cuda_runtime.h").write_text('#include "sg_emu.h"\n')
         self.folder = folder
         self.jobs = [self.build(f.source, f) for f in functions]
-        self.runtime_job = self.build(cuda.runtime_source(), None)
+        self.runtime_job = self.build(cuda_runtime.runtime_source(), None)
 
     def build(self, source, function):
         source = _LAUNCH.sub(r"sg_emu_launch(\1, \2, \3, ", source)
@@ -659,17 +661,17 @@ class Emulation:
         libs = []
         for job in self.jobs:
             cpp, so = self._wait(job)
-            libs.append(cuda.CudaLibrary(so, cpp, job[0]._build.symbol))
+            libs.append(toolchain.CudaLibrary(so, cpp, job[0]._build.symbol))
         return libs
 
     def runtime(self):
         cpp, so = self._wait(self.runtime_job)
-        return cuda.Runtime(so, cpp)
+        return cuda_runtime.Runtime(so, cpp)
 
     def compile(self, function):
         """A Function of ours (built by nvcc) switched to its emulated library."""
         cpp, so = self._wait(self.build(function.source, function))
-        _use_library(function, cuda.CudaLibrary(so, cpp, function._build.symbol))
+        _use_library(function, toolchain.CudaLibrary(so, cpp, function._build.symbol))
         return function
 
 
@@ -695,14 +697,14 @@ def emulated(compiled):
         pytest.skip("no g++ for the CPU emulator")
     libs = compiled.emulation.libraries()
     saved = [f._lib for f in compiled.functions]
-    saved_runtime = list(cuda._RUNTIME)
-    cuda._RUNTIME[:] = [compiled.emulation.runtime()]
+    saved_runtime = list(cuda_runtime._RUNTIME)
+    cuda_runtime._RUNTIME[:] = [compiled.emulation.runtime()]
     for f, lib in zip(compiled.functions, libs):
         _use_library(f, lib)
     yield compiled
     for f, lib in zip(compiled.functions, saved):
         _use_library(f, lib)
-    cuda._RUNTIME[:] = saved_runtime
+    cuda_runtime._RUNTIME[:] = saved_runtime
 
 
 def test_emulated_kernels_match_the_interpreter(emulated):
@@ -828,7 +830,7 @@ def test_emulated_workspace_is_allocated_once(small):
     small.fresh_caller()
     assert emulator_counters(lib)[1] == live - 2          # staging and scratch are freed
     dev = [cuda.to_device(a) for a in small.arrays]
-    rt = cuda._RUNTIME[0]
+    rt = cuda_runtime._RUNTIME[0]
     small.fn(*dev)                                        # its results are dropped at once
     before = emulator_counters(rt)
     for _ in range(3):

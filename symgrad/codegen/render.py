@@ -5,17 +5,21 @@ import functools
 import keyword
 import math
 import re
+from typing import TYPE_CHECKING
 
 import jinja2
 import numpy as np
 
-from symgrad import config
+from symgrad._version import __version__
 from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.codegen.ir import lower
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
 from symgrad.ops import c_expression
 from symgrad.ops.primitives import libm_calls, vector_math
+
+if TYPE_CHECKING:
+    from symgrad.backends.base import Backend
 
 
 # C's words, our locals, and the libm functions the op registry's C expressions call.
@@ -160,16 +164,15 @@ def comment_safe(text) -> str:
     return text.replace("*/", "*_/").replace("/*", "/_*").replace("??", "?_?").replace("\\", "/")
 
 
-def generate(args, outputs, fn_name: str, title: str, backend: str = "c", out_names=None):
-    """Lower, schedule and render one function. Returns (source, schedule, graph). `out_names`
-    name the outputs' buffers (a gradient is d<its input>)."""
+def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None):
+    """Lower, schedule and render one function for `backend` (a symgrad.backends.Backend: its
+    module template, the names it reserves, whether sums may run column-wise, and what its
+    template needs besides the schedule). Returns (source, schedule, graph). `out_names` name
+    the outputs' buffers (a gradient is d<its input>)."""
     graph = lower(args, outputs)
     names = NameTable()
-    if backend == "cuda":
-        from symgrad.cuda import RESERVED_WORDS
-        names.used |= RESERVED_WORDS          # C++ keywords, CUDA built-ins: `new` becomes new_2
-    column_sums = backend == "c" and config.column_sums()
-    schedule = Scheduler(graph, names, column_reductions=column_sums, out_names=out_names).build()
+    names.used |= backend.reserved_words      # CUDA's C++ keywords and built-ins: `new` becomes new_2
+    schedule = Scheduler(graph, names, column_reductions=backend.column_sums(), out_names=out_names).build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     checks = sorted({f"{n.attrs['what']} in [{n.attrs['lo']}, {n.attrs['hi']})"
@@ -184,25 +187,16 @@ def generate(args, outputs, fn_name: str, title: str, backend: str = "c", out_na
         summary.append(f"output:  {b.name} {b.node.shape} {b.node.dtype} = {describe(b.node, 4)}")
     summary.append(f"{len(schedule.kernels)} loop nest{'s' if len(schedule.kernels) != 1 else ''}, "
                    f"{len(schedule.tmps)} intermediate buffer{'s' if len(schedule.tmps) != 1 else ''}")
-    template = environment().get_template(f"{backend}/module.c.j2" if backend == "c" else
-                                          f"{backend}/module.cu.j2")
-    extra = {}
-    if backend == "cuda":                     # launch plans and the device memory layout
-        from symgrad.cuda import template_context
-        extra["cuda"] = template_context(schedule)
+    template = environment().get_template(backend.module_template)
+    extra = backend.template_context(schedule)
     for k in schedule.kernels:
         k.comment = comment_safe(k.comment)
         if k.extra.get("comments"):
             k.extra["comments"] = [comment_safe(c) for c in k.extra["comments"]]
-    source = template.render(title=comment_safe(title), version=_version(),
+    source = template.render(title=comment_safe(title), version=__version__,
                              summary=[comment_safe(line) for line in summary], fn=fn_name,
                              params=params, tmps=schedule.tmps, kernels_list=schedule.kernels,
                              scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
                              helpers=helpers, checks=[comment_safe(c) for c in checks], **extra)
     schedule.checks = checks
     return source, schedule, graph
-
-
-def _version():
-    from symgrad._version import __version__
-    return __version__

@@ -1,0 +1,59 @@
+"""What a backend is: the few things it adds to the pipeline every backend shares (lower, the
+passes, the schedule, rendering through templates), and how a compiled function is built and
+called through it. `symgrad.backends.backend(name)` gives the one of each name."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from symgrad.build import Build
+    from symgrad.codegen.kernel import Schedule
+    from symgrad.compile import Function
+
+
+class Backend:
+    """The defaults: a backend that generates nothing (the interpreter's). C and CUDA override
+    the rendering facets (`module_template`, `reserved_words`, `column_sums`,
+    `template_context`) and the building and calling ones."""
+
+    name: str = ""
+    compiles = True                 # False: nothing is generated, built or loaded
+    uses_graph_index = False        # a graph compiled before is found without generating it
+    takes_device_arrays = False     # inputs and seeds may be arrays in device memory
+    # rendering (symgrad.codegen.render.generate)
+    module_template: str = ""       # under templates/: the module's text
+    reserved_words: frozenset[str] = frozenset()    # names user Variables must not take
+
+    def column_sums(self) -> bool:
+        """Whether sums over leading dims may run in memory order (one loop nest of C's)."""
+        return False
+
+    def template_context(self, schedule: Schedule) -> dict:
+        """More names for the module template, computed from the schedule."""
+        return {}
+
+    # building and calling (symgrad.compile.Function)
+    def require(self) -> None:
+        """Raises CompileError when this machine cannot build for the backend at all."""
+
+    def start_build(self, source: str, symbol: str, schedule: Schedule) -> Build:
+        """The build (started in the background) of one generated module."""
+        raise NotImplementedError(f"the {self.name} backend builds nothing")
+
+    def run(self, fn: Function, arrays: list) -> list:
+        """Call `fn` with arrays already converted; returns the list of outputs."""
+        raise NotImplementedError
+
+    def caller(self, fn: Function) -> Callable:
+        """What `fn(*values)` calls: the fastest way this backend has, looked up once."""
+        return fn._general_call
+
+    def value_and_grad_caller(self, fn: Function, n_values: int, single: bool) -> Callable | None:
+        """A caller returning `(value, gradients)` (or the gradients alone when `n_values` is 0)
+        straight from the arrays, or None: the compiled function's entries then take the general
+        path."""
+        return None
+
+    def __repr__(self):
+        return f"<symgrad backend {self.name!r}>"

@@ -1,0 +1,202 @@
+"""The C backend: templates/c/, the compiler flags a module gets (BLAS, vector math, -O3 for
+large loops), and calling a loaded module: the per-thread argument-pointer arrays, the output
+pool and the straight-line caller written out for each function.
+
+The generated module exports `int symgrad_<name>_packed(void **args)`: one pointer per
+parameter (inputs, captured constants, outputs); it returns 0, 2 when a range check failed,
+or another code when its scratch memory could not be allocated."""
+from __future__ import annotations
+
+import builtins
+import sys
+
+import numpy as np
+
+from symgrad import config
+from symgrad.backends.base import Backend
+from symgrad.build import Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
+
+LARGE_LOOP = 1 << 20            # a loop nest this long makes the function worth -O3
+SMALL_INPUT_BYTES = 1 << 20     # inputs up to this size have their pointer remembered
+POOL_MIN_BYTES = 1 << 20        # outputs this large come from a per-thread pool
+POOL_SIZE = 2                   # output arrays kept per output, per thread
+OUT_OF_RANGE = 2                # the module's status when a range check failed
+
+
+class CBackend(Backend):
+    name = "c"
+    uses_graph_index = True
+    module_template = "c/module.c.j2"
+
+    def column_sums(self) -> bool:
+        return config.column_sums()
+
+    def require(self) -> None:
+        if not have_c_compiler():
+            raise CompileError("no working C compiler: install gcc or clang, set SYMGRAD_CC, or "
+                               "use backend='interp'")
+
+    def start_build(self, source, symbol, schedule) -> Build:
+        """The flags: numpy's OpenBLAS when a kernel is a matrix product, libmvec when the
+        platform has it, -O3 when a loop nest is long enough to repay the compile time."""
+        uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
+        large = any(k.kind != "matmul" and k.work >= LARGE_LOOP for k in schedule.kernels)
+        return Build(source, symbol, link=(blas_flags() if uses_matmul else ()) + vector_math_flags(),
+                     large=large)
+
+    def run(self, fn, arrays):
+        lib = fn._lib or fn.library()
+        outs = [np.empty(shape, dtype) for shape, dtype in fn._out_specs]
+        ptrs = pointers(fn)
+        fn._local.last[:] = [None] * len(fn._local.last)   # the slots are overwritten below
+        # cffi's from_buffer without its Python-level wrapper: this is the per-call hot path.
+        view, chars, null = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.ffi.NULL
+        k = 0
+        for a in arrays:
+            ptrs[k] = view(chars, a, False) if a.size else null
+            k += 1
+        k += len(fn.consts)
+        for a in outs:
+            ptrs[k] = view(chars, a, True) if a.size else null
+            k += 1
+        status = lib.entry(ptrs)
+        if status == OUT_OF_RANGE:
+            raise IndexError(f"{fn.name}: a value is out of range: {'; '.join(fn.checks)}")
+        if status != 0:
+            raise MemoryError(f"{fn.name}: the compiled code could not allocate its scratch memory")
+        return outs
+
+    def caller(self, fn):
+        return fast_caller(fn) if config.fast_call() else fn._general_call
+
+    def value_and_grad_caller(self, fn, n_values, single):
+        return fast_caller(fn, (n_values, single)) if config.fast_call() else None
+
+
+BACKEND = CBackend()
+
+
+def pointers(fn):
+    """This thread's argument-pointer array of `fn`, with the constants already in place."""
+    local = fn._local
+    ptrs = getattr(local, "ptrs", None)
+    if ptrs is None:
+        ffi = fn.library().ffi
+        n = len(fn.args)
+        ptrs = ffi.new("void *[]", max(1, n + len(fn.consts) + len(fn._out_specs)))
+        local.keep = [ffi.from_buffer(c) if c.size else ffi.NULL for c in fn.consts]
+        for k, c in enumerate(local.keep):
+            ptrs[n + k] = c
+        local.last = [None] * n      # inputs whose pointers are in place
+        local.ptrs = ptrs
+    return ptrs
+
+
+# --- the output pool ---------------------------------------------------------------------------
+
+def _references(pool, i):
+    """How many references the array of pool entry i has. The pool tells free arrays from
+    held ones by comparing this with the count of an array nobody else holds, measured once
+    through this same function, so no interpreter's way of counting is assumed."""
+    return sys.getrefcount(pool[i][0])
+
+
+_FREE_REFERENCES = []
+
+
+def _free_references(view, chars) -> int:
+    if not _FREE_REFERENCES:
+        arr = np.empty(1)
+        probe = [(arr, view(chars, arr, True))]
+        del arr
+        _FREE_REFERENCES.append(_references(probe, 0))
+    return _FREE_REFERENCES[0]
+
+
+def _pooled(shape, dtype, slot, local, view, chars):
+    """Large outputs without page faults: a fresh 40 MB array costs the OS 10 ms of zeroing on
+    every call (half of W1's time at 1e7). Each thread keeps a couple of arrays per output, with
+    their C pointers, and hands one out again only when nothing but the pool refers to it, so
+    a caller never sees a result it holds change: PyTorch's caching allocator, in small."""
+    free = _free_references(view, chars)
+
+    def take():
+        pool = local.__dict__.setdefault("pools", {}).setdefault(slot, [])
+        for i in range(len(pool)):
+            if _references(pool, i) == free:
+                return pool[i]
+        arr = np.empty(shape, dtype)
+        entry = (arr, view(chars, arr, True))
+        if len(pool) < POOL_SIZE:
+            pool.append(entry)
+        return entry
+    return take
+
+
+# --- the straight-line caller ------------------------------------------------------------------
+
+def fast_caller(fn, returns=None):
+    """A straight-line caller of `fn` for the common case (C-contiguous arrays of the declared
+    shapes and dtypes), written out for this function: a call then costs a few microseconds.
+    Anything else takes the general path, which converts or explains. It returns the list of
+    outputs, or with `returns` = (number of values, single output) `(value, gradients)`."""
+    lib = fn.library()
+    n_in, n_const = len(fn.args), len(fn.consts)
+    names = [f"a{k}" for k in range(n_in)]
+    env = {"ndarray": np.ndarray, "empty": np.empty, "view": lib.ffi._backend.from_buffer,
+           "chars": lib.ffi.BCharA, "entry": lib.entry, "local": fn._local, "general": fn._general_call,
+           "pointers": lambda: pointers(fn)}
+    lines = ["def call(*args):",
+             f"    if len(args) != {n_in}:",
+             "        return general(*args)",
+             f"    {', '.join(names) + ',' if names else '_'} = args" if names else "    pass"]
+    checks = []
+    for k, (shape, dtype) in enumerate(fn._specs):
+        env[f"s{k}"], env[f"d{k}"] = shape, dtype
+        env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
+        checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
+                      f"or a{k}.strides != st{k}")
+    if checks:
+        lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
+        lines.append("        return general(*args)")
+    outs = []
+    for k, (shape, dtype) in enumerate(fn._out_specs):
+        env[f"os{k}"], env[f"od{k}"] = shape, dtype
+        outs.append(f"o{k}")
+    lines.append("    p = getattr(local, 'ptrs', None) or pointers()")
+    lines.append("    last = local.last")
+    for k, (shape, dtype) in enumerate(fn._specs):
+        if 0 in shape:
+            continue
+        if np.dtype(dtype).itemsize * int(np.prod(shape)) <= SMALL_INPUT_BYTES:
+            # The same array as last time: its pointer is already in place (we hold it,
+            # so numpy will not resize or free it meanwhile).
+            lines.append(f"    if a{k} is not last[{k}]:")
+            lines.append(f"        last[{k}] = a{k}")
+            lines.append(f"        p[{k}] = view(chars, a{k}, False)")
+        else:
+            lines.append(f"    p[{k}] = view(chars, a{k}, False)")
+    for k, (shape, dtype) in enumerate(fn._out_specs):
+        if 0 in shape:
+            lines.append(f"    o{k} = empty(os{k}, od{k})")
+            continue
+        if np.dtype(dtype).itemsize * int(np.prod(shape)) >= POOL_MIN_BYTES:
+            env[f"take{k}"] = _pooled(shape, dtype, k, fn._local, env["view"], env["chars"])
+            lines.append(f"    o{k}, p[{n_in + n_const + k}] = take{k}()")
+        else:      # small: a pool's bookkeeping would cost more than it saves
+            lines.append(f"    o{k} = empty(os{k}, od{k})")
+            lines.append(f"    p[{n_in + n_const + k}] = view(chars, o{k}, True)")
+    if returns is None:            # the list of outputs
+        result, env["wrap"] = f"[{', '.join(outs)}]", lambda r: r
+    else:                          # (value, gradients)
+        n, single = returns
+        values = outs[0] if single else f"[{', '.join(outs[:n])}]"
+        grads = "".join(f"{o}, " for o in outs[n:])
+        result = f"({values}, ({grads}))" if n else f"({grads})"
+        env["wrap"] = (lambda r: ((r[0] if single else r[:n]), tuple(r[n:]))) if n else tuple
+    lines = [line.replace("return general(*args)", "return wrap(general(*args))") for line in lines]
+    lines.append("    if entry(p):")
+    lines.append("        return wrap(general(*args))")
+    lines.append(f"    return {result}")
+    exec(builtins.compile("\n".join(lines), f"<symgrad {fn.name} caller>", "exec"), env)
+    return env["call"]
