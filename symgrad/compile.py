@@ -222,7 +222,7 @@ class CompiledFunction:
                                 f"not a floating point input")
         self.backend = backend
         self.graph_outputs = self.outputs
-        from symgrad.codegen.schedule import comment_name    # titles land in C comments
+        from symgrad.codegen.names import comment_name    # titles land in C comments
         names = ", ".join(comment_name(v.name) if v.name else f"input{k}" for k, v in enumerate(self.inputs))
         outs = ", ".join(comment_name(v.name) if v.name else f"output{k}" for k, v in enumerate(self.outputs))
         position = {id(v): k for k, v in enumerate(self.inputs)}    # by identity: == builds a node

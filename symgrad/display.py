@@ -162,7 +162,8 @@ def format_kernels(args_and_outputs, after: str) -> str:
     nest's loops, then its locals, stores and accumulators, expressions as in the C."""
     from symgrad import passes
     from symgrad.codegen.ir import lower
-    from symgrad.codegen.render import NameTable, c_text
+    from symgrad.codegen.names import NameTable
+    from symgrad.codegen.render import c_text
     from symgrad.codegen.schedule import Scheduler
     schedule = Scheduler(lower(*args_and_outputs), NameTable(),
                          kernel_passes=passes.kernel_passes(upto=after)).build()
@@ -176,9 +177,11 @@ def format_kernels(args_and_outputs, after: str) -> str:
         for st in k.extra.get("stores", ()):
             lines.append(f"    {st['buf'].name}[{c_text(st['index'])}] = {c_text(st['value'])}")
         for a in k.extra.get("accs", ()):
-            lines.append(f"    {a['name']} {a['op']}= {c_text(a['value'])}  -> {a['out'].name}[{c_text(a['index'])}]")
+            where = f"{a['out'].name}[{c_text(a['index'])}]"
+            lines.append(f"    {a['name']} {a['op']}= {c_text(a['value'])}  -> {where}")
         if k.kind not in ("nest",) and k.value is not None:
-            lines.append(f"    {k.reduce_op or 'value'}: {c_text(k.value)} -> {k.out.name}[{c_text(k.out_index)}]")
+            where = f"{k.out.name}[{c_text(k.out_index)}]"
+            lines.append(f"    {k.reduce_op or 'value'}: {c_text(k.value)} -> {where}")
     return "\n".join(lines)
 
 

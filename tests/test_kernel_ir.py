@@ -12,7 +12,8 @@ import pytest
 import symgrad as sg
 from symgrad.codegen import kernel as K
 from symgrad.codegen.ir import lower
-from symgrad.codegen.render import NameTable, c_text
+from symgrad.codegen.names import NameTable
+from symgrad.codegen.render import c_text
 from symgrad.codegen.schedule import Scheduler
 
 
@@ -34,8 +35,8 @@ def test_kernels_hold_expressions_not_text():
     exprs = []
     for k in schedule.kernels:
         exprs += [let.expr for let in k.lets]
-        exprs += [st["value"] for st in k.extra.get("stores", ())] + [st["index"] for st in k.extra.get("stores", ())]
-        exprs += [a["value"] for a in k.extra.get("accs", ())] + [a["index"] for a in k.extra.get("accs", ())]
+        for entry in list(k.extra.get("stores", ())) + list(k.extra.get("accs", ())):
+            exprs += [entry["value"], entry["index"]]
     assert exprs
     for e in exprs:
         assert isinstance(e, K.Expr), f"not kernel IR: {e!r}"

@@ -261,3 +261,15 @@ def _line_limit_cases():
 def test_module_is_at_most_700_lines(name):
     lines = len(MODULES[name].read_text().splitlines())
     assert lines <= MAX_LINES, f"{module_path(name)} has {lines} lines (at most {MAX_LINES})"
+
+
+def test_only_name_sanitising_uses_regular_expressions():
+    """No stage parses text another wrote: the one module with regular expressions is the one
+    that sanitises user names for generated code."""
+    def imports_re(node):
+        if isinstance(node, ast.Import):
+            return "re" in [a.name for a in node.names]
+        return isinstance(node, ast.ImportFrom) and node.module == "re"
+    users = sorted(name for name, path in MODULES.items()
+                   if any(imports_re(n) for n in ast.walk(ast.parse(path.read_text()))))
+    assert users == ["symgrad.codegen.names"], users

@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import functools
-import keyword
 import math
-import re
 from typing import TYPE_CHECKING
 
 import jinja2
@@ -16,18 +14,11 @@ from symgrad.codegen import kernel as K
 from symgrad.codegen.ir import lower
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
 from symgrad.ops import c_expression
-from symgrad.ops.primitives import libm_calls, vector_math
+from symgrad.codegen.names import NameTable, comment_safe
+from symgrad.ops.primitives import vector_math
 
 if TYPE_CHECKING:
     from symgrad.backends.base import Backend
-
-
-# C's words, our locals, and the libm functions the op registry's C expressions call.
-_C_WORDS = set("""auto break case char const continue default do double else enum extern float for goto
-if inline int long register restrict return short signed sizeof static struct switch typedef union
-unsigned void volatile while bool true false acc best best_at seen scratch args main NULL
-INFINITY NAN int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t uint64_t size_t ptrdiff_t
-malloc free abs""".split()) | set(keyword.kwlist) | set(libm_calls())
 
 
 def _cnum(value, ctype):
@@ -136,32 +127,6 @@ def _helpers(schedule) -> set:
             elif e.op == "div":
                 out.add(f"sg_floordiv_{e.ctype}")
     return out
-
-
-class NameTable:
-    """C identifiers derived from the user's names: sanitised (no user string reaches the C
-    text except as [A-Za-z0-9_]), never a C word or one of our locals, never repeated."""
-
-    def __init__(self):
-        self.used = set()
-
-    def get(self, name: str) -> str:
-        base = re.sub(r"[^0-9A-Za-z_]", "_", str(name))[:48] or "v"
-        if base[0].isdigit() or base in _C_WORDS or re.fullmatch(r"i\d+|ib\d+|v\d+(_\d+)?|acc\d+", base) \
-                or base.startswith("sg_") or base.startswith("__"):
-            base = "v_" + base
-        name, k = base, 2
-        while name in self.used:
-            name, k = f"{base}_{k}", k + 1
-        self.used.add(name)
-        return name
-
-
-def comment_safe(text) -> str:
-    """Text for inside a C comment: one line, and nothing that could end the comment (`*/`),
-    open another, or splice lines (a trigraph `??/` or a backslash)."""
-    text = re.sub(r"[^\x20-\x7e]", "?", str(text))
-    return text.replace("*/", "*_/").replace("/*", "/_*").replace("??", "?_?").replace("\\", "/")
 
 
 def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None):

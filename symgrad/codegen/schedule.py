@@ -7,16 +7,16 @@ elementwise chains fuse into one loop, a reduction absorbs the elementwise ops t
 and broadcasts, transposes, slices and reshapes become index arithmetic."""
 from __future__ import annotations
 
-import re
 
 from symgrad import config, dtypes
+from symgrad.codegen.names import comment_name
 from symgrad.codegen.ir import Graph, Node
 from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Kernel, Let, Lit, Load, Ref,
                                     Schedule, Select, affine)
 from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest, _written, drop_copies, fuse_nests,
                                            parallelise, vectorise)
 
-__all__ = ["PARALLEL_MIN", "Scheduler", "describe", "comment_name"]
+__all__ = ["PARALLEL_MIN", "Scheduler", "describe"]
 from symgrad.ops import OPS
 
 LAYOUT = {"broadcast_to", "permute", "slice", "reshape"}
@@ -40,12 +40,6 @@ def _unit_reshape_map(src, dst):
     if [src[k] for k in a] != [dst[k] for k in b]:
         return None
     return dict(zip(a, b))
-
-
-def comment_name(name) -> str:
-    """A user's name as generated code shows it, in comments too: only [A-Za-z0-9_], as the C
-    identifiers made from it, so no name can end a comment or smuggle text into the source."""
-    return re.sub(r"[^0-9A-Za-z_]", "_", str(name))[:48] or "_"
 
 
 def describe(node: Node, depth=3, stop=None, limit=400) -> str:

@@ -79,7 +79,8 @@ class Caller:
         if len(values) != self.n_in:
             fn.convert(values)              # raises: the inputs it takes
         n = max(1, self.n_params)
-        args, where, streams = ffi.new("void *[]", n), ffi.new("unsigned char[]", n), ffi.new("uintptr_t[]", n)
+        args, where = ffi.new("void *[]", n), ffi.new("unsigned char[]", n)
+        streams = ffi.new("uintptr_t[]", n)
         keep, device = [], False
         for k, (value, spec, who) in enumerate(zip(values, fn.args, fn.describe_args)):
             cai = device_interface(value)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 
 from symgrad import dtypes
 from symgrad.codegen import kernel as K
-from symgrad.codegen.render import c_text, comment_safe, kernel_macros
+from symgrad.codegen.names import comment_safe
+from symgrad.codegen.render import c_text, kernel_macros
 
 THREADS = 256                   # threads per block of map and block-reduce kernels
 MAX_GRID = 8192                 # grid-stride loops cover whatever a capped grid does not
@@ -184,8 +185,8 @@ def _loop_view(k):
     if k.kind == "nest":
         e = k.extra
         stores = [(st["buf"], st["index"], st["value"]) for st in e["stores"]]
-        accs = [_acc(j, a["op"], a["ctype"], c_text(a["init"]), c_text(a["value"]), a["out"], c_text(a["index"]))
-                for j, a in enumerate(e["accs"])]
+        accs = [_acc(j, a["op"], a["ctype"], c_text(a["init"]), c_text(a["value"]), a["out"],
+                     c_text(a["index"])) for j, a in enumerate(e["accs"])]
         folded = [a["value"] for a in e["accs"]]
         return stores, accs, list(e.get("comments") or [k.comment]), k.outer if accs else len(k.loops), folded
     raise AssertionError(f"the CUDA backend does not know kernels of kind {k.kind!r}")
@@ -283,7 +284,8 @@ def template_context(schedule) -> CudaContext:
                 p.lin_ctype, p.lin_suffix = "unsigned long long", "ull"
             if len(k.loops) == 1 and not p.skip and _vectorize(p, buffers, k.loops[0][0], ir_lets, ir_stores):
                 p.vec_grid = (max(1, min(_ceil(k.work // VECTOR, p.block[0]), MAX_GRID)), 1, 1)
-            elif len(k.loops) >= 2 and not p.skip and _transpose(p, k.loops, buffers, ir_lets, ir_stores, used):
+            elif len(k.loops) >= 2 and not p.skip and \
+                    _transpose(p, k.loops, buffers, ir_lets, ir_stores, used):
                 t = p.tile
                 p.block = (TILE, TILE_ROWS, 1)
                 p.grid = (_ceil(t["nL"], TILE), _ceil(t["nJ"], TILE), max(1, min(t["others"], 65535)))

@@ -34,7 +34,8 @@ class Runtime:
             int sg_rt_out_of_memory(int status);
             int sg_rt_alloc(void **ptr, size_t nbytes, char *err, size_t err_size);
             int sg_rt_free(void *ptr);
-            int sg_rt_copy(void *dst, const void *src, size_t nbytes, int kind, char *err, size_t err_size);""")
+            int sg_rt_copy(void *dst, const void *src, size_t nbytes, int kind,
+                           char *err, size_t err_size);""")
         self.lib = self.ffi.dlopen(str(path))
         self._kept: dict[int, list[int]] = {}
         self._lock = threading.Lock()

@@ -153,7 +153,8 @@ class CudaLibrary:
         self.base = symbol.removesuffix("_packed")
         self.ffi = cffi.FFI()
         self.ffi.cdef(f"int {symbol}(void **args);\n"
-                      f"int {self.base}_run(void **args, const unsigned char *where, const uintptr_t *streams,\n"
+                      f"int {self.base}_run(void **args, const unsigned char *where,\n"
+                      f"                    const uintptr_t *streams,\n"
                       f"                    void **workspace, char *err, size_t err_size);\n"
                       f"int {self.base}_release(void **workspace);")
         self.lib = self.ffi.dlopen(str(path))
