@@ -38,9 +38,14 @@ class Function:
     holds live as long as the function (the interpreter, which runs the graph, keeps it)."""
 
     def __init__(self, args, outputs, name, title, backend, describe_args=None, out_names=None,
-                 keep_graph=True):
+                 keep_graph=True, updates=None):
         self.args, self.graph_outputs = list(args), list(outputs)
         self.out_names = out_names          # C names of the outputs (gradients: d<input>)
+        # {output position: argument position}: outputs written over their argument (updated in
+        # place); a call returns the other outputs
+        self.updates = dict(updates or {})
+        if self.updates:
+            title += " updating " + ", ".join(f"{a}:={o}" for o, a in sorted(self.updates.items()))
         self.name, self.backend = name, backend
         self._backend = backend_named(backend)
         self.describe_args = describe_args or [_spec_name(a, k) for k, a in enumerate(args)]
@@ -63,7 +68,7 @@ class Function:
         """Generate the source and start its build."""
         from symgrad.codegen.render import generate
         self._source, schedule, graph = generate(self.args, self.graph_outputs, f"symgrad_{name}", title,
-                                                 self._backend, self.out_names)
+                                                 self._backend, self.out_names, self.updates)
         self.consts = [b.node.value for b in schedule.consts]
         self.checks = schedule.checks
         self._out_specs = [(b.node.shape, b.node.dtype) for b in schedule.outs]
@@ -89,7 +94,8 @@ class Function:
                        captured_constants(self.graph_outputs, self.args)]
         self.checks = facts["checks"]
         self.n_kernels = facts["n_kernels"]
-        self._out_specs = [(o.shape, o.dtype) for o in self.graph_outputs]
+        self._out_specs = [(o.shape, o.dtype) for k, o in enumerate(self.graph_outputs)
+                           if k not in self.updates]
         self._build = CachedBuild(facts["entry_path"], facts["symbol"])
         self.path = self._build.source_path
         return True
@@ -138,10 +144,19 @@ class Function:
         if len(values) != len(self.args):
             raise TypeError(f"{self.name}() takes {len(self.args)} inputs "
                             f"({', '.join(self.describe_args)}), got {len(values)}")
-        return [self.convert_one(value, spec, who)
-                for value, spec, who in zip(values, self.args, self.describe_args)]
+        updated = set(self.updates.values())
+        arrays = [self.convert_one(value, spec, who, k in updated)
+                  for k, (value, spec, who) in enumerate(zip(values, self.args, self.describe_args))]
+        for j in updated:                   # written while the others are read: no overlap
+            for k, a in enumerate(arrays):
+                if k != j and np.may_share_memory(a, arrays[j]):
+                    raise ValueError(f"{self.name}: {self.describe_args[j]} is updated in place and "
+                                     f"shares memory with {self.describe_args[k]}; pass a copy")
+        return arrays
 
-    def convert_one(self, value, spec, who):
+    def convert_one(self, value, spec, who, updated=False):
+        if updated:
+            return self._updated_argument(value, spec, who)
         given_array = isinstance(value, (np.ndarray, Variable))
         try:
             arr = value.value() if isinstance(value, Variable) else np.asarray(value)
@@ -161,6 +176,20 @@ class Function:
                              f"(dtype {arr.dtype})")
         # (np.ascontiguousarray would turn a 0-d array into shape (1,))
         return arr if arr.flags.c_contiguous else np.ascontiguousarray(arr).reshape(arr.shape)
+
+    def _updated_argument(self, value, spec, who):
+        """An argument the call writes over must be the caller's own array, as it is: a
+        converted copy would be updated instead, and the caller would never see it."""
+        arr = value.value() if isinstance(value, Variable) else value
+        if not (isinstance(arr, np.ndarray) and arr.dtype == spec.dtype and arr.shape == spec.shape
+                and arr.flags.c_contiguous and arr.flags.writeable):
+            got = (f"{'a read-only' if not arr.flags.writeable else 'an'}"
+                   f"{'' if arr.flags.c_contiguous else ' non-contiguous'} array of shape {arr.shape} and "
+                   f"dtype {arr.dtype}") if isinstance(arr, np.ndarray) else f"a {type(value).__name__}"
+            raise TypeError(f"{self.name}: {who} is updated in place (sg.compile(..., updates=...)), so it "
+                            f"must be a writable C-contiguous numpy array of shape {spec.shape} and dtype "
+                            f"{spec.dtype}; got {got}")
+        return arr
 
     def run(self, arrays):
         """Call with arrays already converted; returns the list of outputs."""
@@ -186,7 +215,7 @@ class Function:
 class CompiledFunction:
     """What `sg.compile` returns: `forward`, `backward` and `value_and_grad` of one graph."""
 
-    def __init__(self, inputs, outputs, wrt=None, backend="c"):
+    def __init__(self, inputs, outputs, wrt=None, backend="c", updates=None):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self._backend = backend_named(backend)
@@ -231,8 +260,12 @@ class CompiledFunction:
         # In the generated code, outputs keep their names and a gradient is d<its input>.
         self._out_names = [v.name or f"out{k}" for k, v in enumerate(self.outputs)]
         self._grad_names = ["d" + (v.name or f"input{position[id(v)]}") for v in self.wrt]
-        self.forward_fn = Function(self.inputs, self.outputs, "forward",
-                                   f"forward: ({names}) -> ({outs})", backend, out_names=self._out_names)
+        new_values, aliases = _updates(updates, self.inputs, position, backend)
+        _check_inputs_given(self.inputs, new_values)
+        self.forward_fn = Function(self.inputs, self.outputs + new_values, "forward",
+                                   f"forward: ({names}) -> ({outs})", backend,
+                                   out_names=self._out_names + [f"new_{k}" for k in range(len(new_values))],
+                                   updates={len(self.outputs) + j: a for j, a in enumerate(aliases)})
         self.forward = _Forward(self)
         # Outputs that carry a gradient: float results that depend on an input requiring grad.
         # The others (argmax, comparisons, values computed from data alone) are returned by
@@ -330,6 +363,43 @@ class CompiledFunction:
     @property
     def source(self):
         return self.forward.source
+
+
+def _updates(updates, inputs, position, backend):
+    """`updates` ({input: new value} or (input, new value) pairs, PyTensor's) as the new values
+    (cast to their inputs' dtypes) and the positions of the inputs they overwrite."""
+    if not updates:
+        return [], []
+    if backend == "cuda":
+        raise NotImplementedError("sg.compile(..., updates=...): in-place updates are not supported by "
+                                  "the CUDA backend yet; use backend='c' or 'interp'")
+    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
+    values, aliases = [], []
+    for k, pair in enumerate(pairs):
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise TypeError(f"sg.compile: updates[{k}] must be an (input, new value) pair, got {pair!r}")
+        var, new = pair
+        if not isinstance(var, Variable) or id(var) not in position:
+            raise ValueError(f"sg.compile: updates[{k}] updates "
+                             f"{var._describe() if isinstance(var, Variable) else repr(var)}, which is not "
+                             f"among the inputs; only inputs can be updated in place")
+        if id(var) in {id(inputs[a]) for a in aliases}:
+            raise ValueError(f"sg.compile: {var._describe()} is updated twice")
+        if not isinstance(new, Variable):
+            from symgrad.functional import as_variable
+            new = as_variable(new, var.dtype)
+        if new.shape != var.shape:
+            raise ValueError(f"sg.compile: the update of {var._describe()} has shape {new.shape}; an "
+                             f"input updated in place keeps its shape")
+        if new.dtype != var.dtype:
+            if dtypes.category(new.dtype) > dtypes.category(var.dtype):
+                raise TypeError(f"sg.compile: the update of {var._describe()} is {new.dtype}, which it "
+                                f"cannot hold")
+            from symgrad.functional import cast
+            new = cast(new, var.dtype)
+        values.append(new)
+        aliases.append(position[id(var)])
+    return values, aliases
 
 
 def _check_inputs_given(inputs, outputs):
@@ -442,7 +512,12 @@ class _Entry:
         return self.owner._run(self.which, args, grad_outputs)
 
 
-def compile(inputs, outputs, wrt=None, backend="c") -> CompiledFunction:
+def compile(inputs, outputs, wrt=None, backend="c", updates=None) -> CompiledFunction:
     """Compile the graph from `inputs` to `outputs` (a Variable or a list). `wrt` (default: the
-    inputs that require grad) are what `backward` differentiates with respect to."""
-    return CompiledFunction(inputs, outputs, wrt, backend)
+    inputs that require grad) are what `backward` differentiates with respect to.
+
+    `updates` ({input: new value}, as PyTensor's function takes them) makes every call of
+    `fn(...)` / `fn.forward(...)` write each new value over the array given for its input, in
+    place, after the outputs are computed from the old values (a training step's parameter
+    update). Such an input must be passed as a writable C-contiguous array of its dtype."""
+    return CompiledFunction(inputs, outputs, wrt, backend, updates)

@@ -144,6 +144,7 @@ def fast_caller(fn, returns=None):
     n_in, n_const = len(fn.args), len(fn.consts)
     names = [f"a{k}" for k in range(n_in)]
     env = {"ndarray": np.ndarray, "empty": np.empty, "view": lib.ffi._backend.from_buffer,
+           "may_share": np.may_share_memory,
            "chars": lib.ffi.BCharA, "entry": lib.entry, "local": fn._local, "general": fn._general_call,
            "pointers": lambda: pointers(fn)}
     lines = ["def call(*args):",
@@ -155,7 +156,10 @@ def fast_caller(fn, returns=None):
         env[f"s{k}"], env[f"d{k}"] = shape, dtype
         env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
         checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
-                      f"or a{k}.strides != st{k}")
+                      f"or a{k}.strides != st{k}" +
+                      (f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""))
+    for k in sorted(set(fn.updates.values())):     # written while the others are read: no overlap
+        checks += [f"may_share(a{k}, a{j})" for j in range(n_in) if j != k]
     if checks:
         lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
         lines.append("        return general(*args)")

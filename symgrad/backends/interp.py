@@ -12,7 +12,13 @@ class InterpBackend(Backend):
     compiles = False
 
     def run(self, fn, arrays):
-        return [np.array(v) for v in evaluate(fn.graph_outputs, dict(zip(fn.args, arrays)), recompute=True)]
+        values = evaluate(fn.graph_outputs, dict(zip(fn.args, arrays)), recompute=True)
+        # after every output is computed from the old values, from copies (a value may be an
+        # argument that another update overwrites: a swap)
+        new = {arg: np.array(values[out]) for out, arg in fn.updates.items()}
+        for arg, value in new.items():
+            arrays[arg][...] = value
+        return [np.array(v) for k, v in enumerate(values) if k not in fn.updates]
 
 
 BACKEND = InterpBackend()

@@ -279,3 +279,4 @@ class Schedule:
     tmps: list
     kernels: list
     scratch_bytes: int
+    updates: list = field(default_factory=list)   # [(node, argument Buffer)]: written over it

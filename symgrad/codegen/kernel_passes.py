@@ -41,6 +41,10 @@ def _try_merge(group: Kernel, k: Kernel, member: int):
         return None
     written = {st["buf"].name: st for st in group.extra["stores"]}
     reduced = {a["out"].name for a in group.extra["accs"]}
+    # A buffer the group reads may be written by k (an input updated in place) only at the
+    # index each iteration reads it, so that no iteration sees another's new value.
+    if any(ld.buf is k.out and ld.index != k.out_index for ld in loads(*(let.expr for let in group.lets))):
+        return None
     nest = _as_nest(k, member)
     lets, subst = [], {}            # id(let) -> what references to it become
 
@@ -87,7 +91,11 @@ def fuse_nests(kernels: list) -> list:
         placed = False
         if k.kind in ("map", "reduce"):
             reads = set(k.extra.get("reads", ()))
+            writes = {k.out.name}
+            read_later = set()          # what the nests after out[j] read
             for j in range(len(out) - 1, -1, -1):
+                if writes & read_later:  # k writes memory they read (an input updated in place)
+                    break
                 if out[j].kind == "nest":
                     merged = _try_merge(out[j], k, member)
                     if merged is not None:
@@ -96,6 +104,7 @@ def fuse_nests(kernels: list) -> list:
                         break
                 if reads & {b.name for b in _written(out[j])}:
                     break
+                read_later |= set(out[j].extra.get("reads", ()))
         if not placed:
             out.append(_as_nest(k, member) if k.kind in ("map", "reduce") else k)
     # Values read only inside the nest that wrote them need no store.

@@ -129,15 +129,17 @@ def _helpers(schedule) -> set:
     return out
 
 
-def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None):
+def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None, aliases=None):
     """Lower, schedule and render one function for `backend` (a symgrad.backends.Backend: its
     module template, the names it reserves, whether sums may run column-wise, and what its
     template needs besides the schedule). Returns (source, schedule, graph). `out_names` name
-    the outputs' buffers (a gradient is d<its input>)."""
+    the outputs' buffers (a gradient is d<its input>); `aliases` ({output: argument}) are
+    outputs written over an argument, updating it in place."""
     graph = lower(args, outputs)
     names = NameTable()
     names.used |= backend.reserved_words      # CUDA's C++ keywords and built-ins: `new` becomes new_2
-    schedule = Scheduler(graph, names, column_reductions=backend.column_sums(), out_names=out_names).build()
+    schedule = Scheduler(graph, names, column_reductions=backend.column_sums(), out_names=out_names,
+                         aliases=aliases).build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     checks = sorted({f"{n.attrs['what']} in [{n.attrs['lo']}, {n.attrs['hi']})"
@@ -148,6 +150,8 @@ def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_name
     if schedule.consts:
         consts = ", ".join(f"{b.name} {b.node.shape}" for b in schedule.consts)
         summary.append(f"captured constants: {consts}")
+    for o, target in schedule.updates:
+        summary.append(f"updated in place: {target.name} {target.node.shape} = {describe(o, 4)}")
     for b in schedule.outs:
         summary.append(f"output:  {b.name} {b.node.shape} {b.node.dtype} = {describe(b.node, 4)}")
     summary.append(f"{len(schedule.kernels)} loop nest{'s' if len(schedule.kernels) != 1 else ''}, "

@@ -77,8 +77,12 @@ def describe(node: Node, depth=3, stop=None, limit=400) -> str:
 
 
 class Scheduler:
-    def __init__(self, graph: Graph, names, column_reductions=False, out_names=None, kernel_passes=None):
+    def __init__(self, graph: Graph, names, column_reductions=False, out_names=None, kernel_passes=None,
+                 aliases=None):
         self.column_reductions = column_reductions
+        # {output position: argument position}: outputs written into their argument's memory
+        # (an input updated in place), not into buffers of their own
+        self.aliases = dict(aliases or {})
         # the kernel passes to run (symgrad.passes: merge_nests, drop_copies); default: as configured
         self.kernel_passes = kernel_passes
         self.out_names = out_names
@@ -163,11 +167,16 @@ class Scheduler:
                        len(args) + k, const=True)
             self.buffers[id(c)] = b
             consts.append(b)
-        outs = []
+        outs, self.updates = [], []
         for k, o in enumerate(self.g.outputs):
+            if k in self.aliases:        # computed as a temporary, then copied over the argument
+                target = args[self.aliases[k]]
+                target.const = False
+                self.updates.append((o, target))
+                continue
             given = self.out_names[k] if self.out_names else None
             b = Buffer(self.names.get(given or f"out{k}" + (f"_{o.name}" if o.name else "")), o, "out",
-                       ct(o.dtype), o.size, k)
+                       ct(o.dtype), o.size, len(outs))
             outs.append(b)
             if id(o) not in self.buffers or self.buffers[id(o)].kind == "tmp":
                 if o.op not in ("arg", "const", "literal") and id(o) not in self.buffers:
@@ -191,9 +200,29 @@ class Scheduler:
             if id(n) in self.materialized and n.op not in ("arg", "const"):
                 self.kernels.append(self._kernel_for(n, self._buffer(n)))
                 done.add(id(n))
-        for o, b in zip(self.g.outputs, self.outs):
+        for o, b in zip([o for k, o in enumerate(self.g.outputs) if k not in self.aliases], self.outs):
             if self.buffers.get(id(o)) is not b:      # an input, literal or repeated output: copy
                 self.kernels.append(self._map_kernel(o, b, read_root=True))
+        # Updates last, after everything that reads the old values; merge_nests moves one
+        # earlier only where nothing after it reads the argument. A new value that is another
+        # updated argument (a swap) is read from a snapshot taken before any is written.
+        updated = {id(t) for _, t in self.updates}
+        snapshots = {}
+        for o, target in self.updates:
+            b = self.buffers.get(id(o))
+            if b is not None and id(b) in updated and b is not target and id(o) not in snapshots:
+                snap = Buffer(self.names.get(f"old_{b.name}"), o, "tmp", b.ctype, b.size)
+                self.tmps.append(snap)
+                self.kernels.append(self._map_kernel(o, snap, read_root=True))
+                snapshots[id(o)] = snap
+        for key, snap in snapshots.items():
+            self.buffers[key] = snap
+        for o, target in self.updates:
+            if o.op == "arg" and o.index == target.node.index:
+                continue                                      # updated to itself
+            k = self._map_kernel(o, target, read_root=True)
+            k.comment = f"{target.name} = {self._describe(o, o)}, updated in place"
+            self.kernels.append(k)
         from symgrad import passes
         enabled = passes.kernel_passes() if self.kernel_passes is None else self.kernel_passes
         if "merge_nests" in enabled and config.fuse_nests():
@@ -209,7 +238,7 @@ class Scheduler:
         written = {id(b) for k in self.kernels for b in _written(k)}
         self.tmps = [b for b in self.tmps if id(b) in written]
         scratch = self._plan_scratch()
-        return Schedule(self.args, self.consts, self.outs, self.tmps, self.kernels, scratch)
+        return Schedule(self.args, self.consts, self.outs, self.tmps, self.kernels, scratch, self.updates)
 
     def _plan_scratch(self) -> int:
         """Offsets for temporaries, reusing the memory of those no longer needed."""
