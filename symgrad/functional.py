@@ -613,17 +613,6 @@ def broadcast_to(x, *shape):
 expand = broadcast_to
 
 
-def sum_to(g: Variable, shape) -> Variable:
-    """Sum a broadcast cotangent back down to `shape`."""
-    shape = tuple(shape)
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(shape)
-                                      if n == 1 and g.shape[lead + i] != 1)
-    return reshape(reduce("sum", g, axes, True), shape)
-
-
 def cat(tensors, dim=0):
     tensors = list(tensors)
     if not tensors:
