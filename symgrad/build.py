@@ -184,9 +184,15 @@ class Library:
     def __init__(self, path: Path, source_path: Path, symbol: str):
         self.path, self.source_path, self.symbol = path, source_path, symbol
         self.ffi = cffi.FFI()
-        self.ffi.cdef(f"int {symbol}(void **args); extern int sg_serial;")
+        base = symbol[:-len("_packed")] if symbol.endswith("_packed") else symbol
+        self.ffi.cdef(f"int {symbol}(void **args); extern int sg_serial; long long {base}_workspace_bytes(void);")
         self.lib = self.ffi.dlopen(str(path))
         self.entry = getattr(self.lib, symbol)
+        # the scratch the entry point wants as its last pointer (the caller's, reused)
+        try:
+            self.workspace_bytes = int(getattr(self.lib, f"{base}_workspace_bytes")())
+        except AttributeError:          # a module with no scratch of ours (CUDA's has its own)
+            self.workspace_bytes = 0
         if _forked:
             self.run_serially()
 

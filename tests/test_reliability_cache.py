@@ -436,15 +436,17 @@ long sg_test_live(void) { return live; }
 """
 
 
-def test_a_failed_column_sum_allocation_frees_the_scratch_and_raises(tmp_path, monkeypatch):
+def test_a_failed_column_sum_allocation_frees_what_it_took_and_raises(tmp_path, monkeypatch):
     """Build the generated module with every calloc failing and malloc/free counted: the
-    function returns 1 with nothing left allocated, and Python raises MemoryError."""
+    function returns 1 with nothing left allocated, and Python raises MemoryError. (The
+    scratch is the caller's workspace, allocated once: the module allocates only the
+    column sum's accumulators.)"""
     monkeypatch.setenv("SYMGRAD_BUILD_DIR", str(tmp_path / "cache"))
     x = sg.Variable(shape=(512, 16), name="x_colsum")
     h = sg.tanh(x)
     fn = sg.compile([x], [h.sum(0), (h * h).sum(1)])
     source = fn.forward.source
-    assert "calloc(" in source and "malloc(" in source       # a column sum, and scratch
+    assert "calloc(" in source and "sg_workspace" in source  # a column sum, and scratch
     (tmp_path / "kernel.c").write_text(source)
     (tmp_path / "harness.c").write_text(_HARNESS)
     lib_path = tmp_path / "failing.so"
@@ -453,12 +455,14 @@ def test_a_failed_column_sum_allocation_frees_the_scratch_and_raises(tmp_path, m
            str(tmp_path / "harness.c"), "-lm"]
     subprocess.run(cmd, check=True, capture_output=True)
     ffi = cffi.FFI()
-    ffi.cdef("int symgrad_forward(const float *x, float *a, float *b); long sg_test_live(void);")
+    ffi.cdef("int symgrad_forward(const float *x, float *a, float *b, char *ws); long sg_test_live(void);"
+             "long long symgrad_forward_workspace_bytes(void);")
     lib = ffi.dlopen(str(lib_path))
     xv = np.ones((512, 16), np.float32)
     a, b = np.zeros(16, np.float32), np.zeros(512, np.float32)
+    workspace = np.empty(max(1, lib.symgrad_forward_workspace_bytes()), np.uint8)
     status = lib.symgrad_forward(ffi.from_buffer("float[]", xv), ffi.from_buffer("float[]", a),
-                                 ffi.from_buffer("float[]", b))
+                                 ffi.from_buffer("float[]", b), ffi.from_buffer("char[]", workspace))
     assert status == 1
     assert lib.sg_test_live() == 0                            # the scratch was freed
     # and Python reports it
