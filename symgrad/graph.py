@@ -1,4 +1,5 @@
-"""Walking graphs: topological order, and the structural key that compiled code is cached by."""
+"""Walking graphs of nodes (symgrad.node): topological order, and the structural key that
+compiled code is cached by."""
 from __future__ import annotations
 
 import hashlib

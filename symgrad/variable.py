@@ -1,10 +1,10 @@
-"""The PyTorch-style front end. A `Variable` is also a node of the graph: `op`, `inputs`,
-`attrs`, a static `shape` and `dtype`. Variables made from data carry a value, and ops on
-them compute at once (so Python control flow on values works) while recording the graph;
-symbolic Variables carry none and are given values when a compiled graph is called."""
+"""The PyTorch-style front end. A `Variable` is a graph node (symgrad.node.Node: `op`, `inputs`,
+`attrs`, a static `shape` and `dtype`) with PyTorch's autograd API on top. Variables made from
+data carry a value, and ops on them compute at once (so Python control flow on values works)
+while recording the graph; symbolic Variables carry none and are given values when a compiled
+graph is called."""
 from __future__ import annotations
 
-import itertools
 import math
 import threading
 import weakref
@@ -12,6 +12,7 @@ import weakref
 import numpy as np
 
 from symgrad import dtypes
+from symgrad.node import Node, serial  # noqa: F401  (serial: re-exported for autodiff)
 from symgrad.ops.registry import OPS
 
 
@@ -89,15 +90,6 @@ def is_grad_enabled() -> bool:
     return mode.grad_enabled
 
 
-_names = itertools.count()
-_serials = itertools.count()
-
-
-def serial() -> int:
-    """A number larger than that of every Variable made so far (and smaller than the next's)."""
-    return next(_serials)
-
-
 def _to_array(data, dtype=None, lists_are_float=False) -> np.ndarray:
     """Data as a numpy array with PyTorch's default dtypes: Python floats become float32,
     Python ints int64 (or float32 too with `lists_are_float`, as `torch.Tensor([1, 2])`)."""
@@ -169,9 +161,11 @@ def _nested_values(data):
     return data.value() if isinstance(data, Variable) else data
 
 
-class Variable:
-    """A value in a graph. `Variable(data, requires_grad=False)` wraps data as PyTorch does;
-    `Variable(shape=..., dtype="float32", name=...)` is a symbolic input with no value."""
+class Variable(Node):
+    """A value in a graph, with PyTorch's API: a graph Node (symgrad.node: op, inputs, shape,
+    dtype, value) that also knows about gradients (requires_grad, grad, grad_fn, backward),
+    in-place operations and printing. `Variable(data, requires_grad=False)` wraps data as
+    PyTorch does; `Variable(shape=..., dtype="float32", name=...)` is a symbolic input."""
 
     __array_priority__ = 1000     # numpy scalars on the left defer to our reflected operators
     __hash__ = object.__hash__
@@ -181,9 +175,7 @@ class Variable:
         data = _positional_data(args)
         if len(args) == 2 and isinstance(args[1], (bool, np.bool_)):    # not Variable(3, 4), a shape
             requires_grad = args[1]
-        self.op = None
-        self.inputs = ()
-        self.attrs = {}
+        self._init_graph(None, (), {}, None, None)
         self._init_fields(name)
         if data is None:
             if shape is None:
@@ -202,74 +194,20 @@ class Variable:
             self.requires_grad_(True)
 
     def _init_fields(self, name):
+        """The front end's fields (the graph's are Node._init_graph's)."""
         self.name = name
         self.grad = None
         self._retains_grad = False
         self._fn = None            # (grad_name, inputs) when made by a composite function
-        self._literal = False      # a Python number written into the graph
         self._grad_fn = None
         self._accumulate = None
-        self._concrete = None
-        # In-place operations (see `_become`): the nodes that use this one, so that they can be
-        # pointed at the value they saw; a version counter shared by the Variables that stand
-        # for one storage (PyTorch's), and the versions of the inputs when this node was made.
-        self._users = []
-        self._prune_at = 8
-        self._vbox = [0]
-        self._born = 0
-        self._seen = ()
-        self._serial = next(_serials)     # order of creation
-
-    @classmethod
-    def _node(cls, op, inputs, attrs, shape, dtype):
-        v = cls.__new__(cls)
-        v.op, v.inputs, v.attrs = op, inputs, attrs
-        v.shape, v.dtype = shape, dtype
-        v._value = None
-        v._init_fields(None)
-        v._requires_grad = False
-        return v
+        self._requires_grad = False
 
     @classmethod
     def literal(cls, value, dtype) -> "Variable":
         v = cls(np.asarray(value, dtype=dtype))
         v._literal = True
         return v
-
-    # --- values ----------------------------------------------------------------------
-
-    @property
-    def is_concrete(self) -> bool:
-        """True when the value can be computed: no symbolic input lies upstream."""
-        if self._value is not None:
-            return True
-        if self._concrete is None:
-            self._concrete = self.op is not None and all(i.is_concrete for i in self.inputs)
-        return self._concrete
-
-    def value(self) -> np.ndarray:
-        if self._value is None:
-            if not self.is_concrete:
-                raise RuntimeError(
-                    f"{self._describe()} is symbolic: it has no value{self._symbolic_inputs()}. Compile "
-                    f"the graph with sg.compile(inputs, outputs) and call it with values, or make the "
-                    f"inputs from data.")
-            from symgrad.interpret import evaluate
-            self._value = evaluate([self])[0]
-        return self._value
-
-    def _symbolic_inputs(self) -> str:
-        """For a node, which symbolic inputs upstream lack values (the ones to give)."""
-        if self.op is None:
-            return ""
-        from symgrad.graph import toposort
-        missing = [v for v in toposort([self], lambda v: v.is_concrete)
-                   if v.op is None and v._value is None]
-        return " (it depends on " + ", ".join(v._describe() for v in missing) + ")"
-
-    def _describe(self) -> str:
-        who = f"Variable '{self.name}'" if self.name else f"Variable ({self.op or 'input'})"
-        return f"{who} of shape {self.shape} and dtype {self.dtype}"
 
     @property
     def data(self) -> "Variable":
@@ -326,22 +264,10 @@ class Variable:
 
     # --- shape facts -------------------------------------------------------------------
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    def dim(self) -> int:
-        return len(self.shape)
-
     def size(self, dim=None):
         if dim is None:
             return Size(self.shape)
         return self.shape[dim]
-
-    def numel(self) -> int:
-        return math.prod(self.shape)
-
-    nelement = numel
 
     @property
     def volatile(self) -> bool:
@@ -409,11 +335,6 @@ class Variable:
         return self
 
     @property
-    def _version(self) -> int:
-        """How many in-place operations changed this Variable's storage (PyTorch's counter)."""
-        return self._vbox[0]
-
-    @property
     def grad_fn(self):
         if self.op is None or not self.requires_grad:
             return None
@@ -437,13 +358,6 @@ class Variable:
         if not arr.flags.writeable:
             arr = self._value = arr.copy()
         return arr
-
-    def _add_user(self, ref) -> None:
-        users = self._users
-        users.append(ref)
-        if len(users) >= self._prune_at:            # keeps the list within twice the live users
-            users[:] = [r for r in users if r() is not None]
-            self._prune_at = 2 * len(users) + 8
 
     def _inplace(self, name: str, make, *args) -> "Variable":
         """`self.<name>(*args)` in place: `make(self, *args)` computes the new value with the
@@ -483,22 +397,13 @@ class Variable:
 
     def _become(self, new: "Variable", start: int, only=None) -> None:
         """Make this object stand for the node `new`. Its old node moves to a fresh object,
-        and every node that used this one now uses that: they keep the value they saw. The
-        nodes made since `start` compute the new value from the old one, so they read it at
-        the version they were made for (only `only`'s first operand, when given)."""
+        and every node that used this one now uses that (Node._hand_users_to): they keep the
+        value they saw."""
         old = Variable.__new__(Variable)
         old.__dict__.update(self.__dict__)
         old._grad_fn = old._accumulate = None
         version = self._vbox[0] + 1
-        for ref in self._users:
-            user = ref()
-            if user is None:
-                continue
-            if only is not None and user is only:
-                user._seen = (version,) + user._seen[1:] if user.inputs[0] is self else user._seen
-            elif only is None and user._serial > start:
-                user._seen = tuple(version if i is self else s for i, s in zip(user.inputs, user._seen))
-            user.inputs = tuple(old if i is self else i for i in user.inputs)
+        for user in self._hand_users_to(old, version, start, only):
             if user._fn:
                 user._fn = (user._fn[0], tuple(old if i is self else i for i in user._fn[1]))
         if new is self:

@@ -273,3 +273,15 @@ def test_only_name_sanitising_uses_regular_expressions():
     users = sorted(name for name, path in MODULES.items()
                    if any(imports_re(n) for n in ast.walk(ast.parse(path.read_text()))))
     assert users == ["symgrad.codegen.names"], users
+
+
+def test_the_graph_layers_beneath_the_front_end_do_not_import_it():
+    """The graph node (symgrad.node) and everything that walks graphs or compiles them sit
+    beneath the front end (Variable, functional, methods, creation): they never import it."""
+    front = {"symgrad.variable", "symgrad.functional", "symgrad.methods", "symgrad.creation",
+             "symgrad.indexing", "symgrad.losses", "symgrad.engine", "symgrad.autograd", "symgrad"}
+    beneath = ("symgrad.node", "symgrad.graph", "symgrad.interpret", "symgrad.codegen", "symgrad.passes",
+               "symgrad.build", "symgrad.backends", "symgrad.ops.registry", "symgrad.ops.c_code",
+               "symgrad.config", "symgrad.dtypes", "symgrad.shapes")
+    bad = [str(e) for e in import_edges() if e.source.startswith(beneath) and e.target in front]
+    assert not bad, "a graph layer imports the front end:\n" + "\n".join(bad)
