@@ -185,7 +185,8 @@ class Library:
         self.path, self.source_path, self.symbol = path, source_path, symbol
         self.ffi = cffi.FFI()
         base = symbol[:-len("_packed")] if symbol.endswith("_packed") else symbol
-        self.ffi.cdef(f"int {symbol}(void **args); extern int sg_serial; long long {base}_workspace_bytes(void);")
+        self.ffi.cdef(f"int {symbol}(void **args); extern int sg_serial; "
+                      f"long long {base}_workspace_bytes(void);")
         self.lib = self.ffi.dlopen(str(path))
         self.entry = getattr(self.lib, symbol)
         # the scratch the entry point wants as its last pointer (the caller's, reused)
