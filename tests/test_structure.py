@@ -285,3 +285,14 @@ def test_the_graph_layers_beneath_the_front_end_do_not_import_it():
                "symgrad.config", "symgrad.dtypes", "symgrad.shapes")
     bad = [str(e) for e in import_edges() if e.source.startswith(beneath) and e.target in front]
     assert not bad, "a graph layer imports the front end:\n" + "\n".join(bad)
+
+
+def test_settings_are_read_in_one_place():
+    """Every environment setting is read through symgrad/config.py (symgrad/__init__ only sets
+    OMP_WAIT_POLICY for libgomp before it loads)."""
+    readers = []
+    for name, path in MODULES.items():
+        text = path.read_text()
+        if name not in ("symgrad.config", "symgrad") and ("os.environ" in text or "os.getenv" in text):
+            readers.append(name)
+    assert not readers, f"modules reading the environment besides symgrad.config: {readers}"
