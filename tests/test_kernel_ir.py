@@ -130,3 +130,29 @@ def test_scratch_is_a_workspace_allocated_once_so_calls_take_no_page_faults():
         fn.value_and_grad(xv)
     faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 10
     assert faults < 64, f"{faults} page faults per call (the scratch alone is {2 * 1024 * 512 * 4} bytes)"
+
+
+def _gelu(shape):
+    x = sg.Variable(shape=shape, name="x", requires_grad=True)
+    return x, 0.5 * x * (1 + sg.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
+
+
+def test_a_sum_over_two_loops_vectorises_its_inner_loop():
+    """A simd pragma on the outer of two reduced loops leaves the inner one (and its tanhf)
+    scalar: the inner loop gets it, the outer one the threads."""
+    x, y = _gelu((128, 1024))
+    src = sg.compile([x], y.sum()).value_and_grad.source
+    body = src[src.index("double acc"):]
+    assert re.search(r"#pragma omp parallel for reduction\(\+:acc\d+\) if\(!sg_serial\)\s+for \(int64_t i0",
+                     body), body[:300]
+    assert re.search(r"#pragma omp simd reduction\(\+:acc\d+\)\s+for \(int64_t i1", body), body[:300]
+
+
+def test_threads_go_where_the_work_is_not_where_the_iterations_are():
+    """The parallel cut-off is an estimated cost: a GELU over 256 x 1024 (a tanh an element)
+    runs on threads, a copy of the same size does not."""
+    x, y = _gelu((256, 1024))
+    gelu = sg.compile([x], y, backend="c").forward.source
+    z = sg.Variable(shape=(256, 1024), name="z")
+    copy = sg.compile([z], z * 2.0).forward.source
+    assert "omp parallel for" in gelu and "omp parallel for" not in copy

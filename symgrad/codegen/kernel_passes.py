@@ -3,7 +3,8 @@ over the same loops, dropping copy-only locals, and marking the loops to paralle
 vectorise. Each reads and rewrites the kernel IR; none looks at C text."""
 from __future__ import annotations
 
-from symgrad.codegen.kernel import Kernel, Let, Lit, Load, Ref, loads, substitute
+from symgrad.codegen.kernel import Call, Kernel, Let, Lit, Load, Ref, loads, substitute, walk
+from symgrad.ops import OPS
 
 def _written(k: Kernel):
     if k.kind == "nest":
@@ -126,7 +127,8 @@ def fuse_nests(kernels: list) -> list:
     return out
 
 
-PARALLEL_MIN = 1 << 18          # below this many iterations a nest runs on one thread
+PARALLEL_MIN = 1 << 18          # matrix products under 4x this many multiply-adds run on one thread
+PARALLEL_MIN_COST = 3 << 20     # a nest estimated to cost less runs on one thread (~50 us of work)
 
 
 def _sums_only(k: Kernel) -> bool:
@@ -134,13 +136,32 @@ def _sums_only(k: Kernel) -> bool:
     return bool(accs) and all(a["op"] == "sum" for a in accs)
 
 
+# What one iteration of a loop body costs, roughly, in simple operations: a libm call (exp,
+# tanh, pow, ...) is worth about ten adds or loads, vectorised or not.
+LIBM_CALL_COST = 10
+
+
+def iteration_cost(k: Kernel) -> int:
+    """The estimated cost of one iteration of nest `k`: its loads, operations and stores."""
+    exprs = [let.expr for let in k.lets] + [e["value"] for e in k.extra.get("stores", ())] + \
+        [e["value"] for e in k.extra.get("accs", ())]
+    cost = len(k.extra.get("stores", ())) + len(k.extra.get("accs", ()))
+    for e in walk(*exprs):
+        if isinstance(e, Call):
+            cost += LIBM_CALL_COST if OPS[e.op].libm else 1
+        elif isinstance(e, Load):
+            cost += 1
+    return max(cost, 1)
+
+
 def parallelise(k: Kernel) -> None:
     """Mark which loops of a nest its threads share (`extra["parallel"]`): the loops over the
-    outputs, when the nest is long enough to pay for the threads; for a nest that sums
+    outputs, when the nest's estimated cost (iterations times the cost of one) pays for the
+    threads, so an expensive body shares fewer iterations than a copy; for a nest that sums
     everything into a few accumulators, the reduced loop itself (each thread a partial sum)."""
     if k.kind != "nest":
         return
-    big = bool(k.loops) and k.work >= PARALLEL_MIN and k.loops[0][1] > 1
+    big = bool(k.loops) and k.work * iteration_cost(k) >= PARALLEL_MIN_COST and k.loops[0][1] > 1
     inner = len(k.loops) - k.outer
     if big and k.outer:
         k.extra["parallel"] = "outer"
@@ -149,10 +170,17 @@ def parallelise(k: Kernel) -> None:
 
 
 def vectorise(k: Kernel) -> None:
-    """Mark a nest whose one reduced loop only sums (`extra["simd"]`): its additions may be
-    reordered into vector lanes. (Maps vectorise without being told; max/min keep their order.)"""
-    if k.kind == "nest" and len(k.loops) - k.outer == 1 and _sums_only(k) and \
-            k.extra.get("parallel") != "reduction":
+    """Mark the reduced loop of a nest that only sums (`extra["simd"]`) whose additions may be
+    reordered into vector lanes: the one reduced loop ("reduction"; when threads share it,
+    the parallel pragma says simd itself), or the innermost of several ("innermost": a simd
+    pragma on an outer loop would leave the inner one, and its libm calls, scalar). Maps
+    vectorise without being told; max/min keep their order."""
+    inner = len(k.loops) - k.outer
+    if k.kind != "nest" or not inner or not _sums_only(k):
+        return
+    if inner > 1:
+        k.extra["simd"] = "innermost"
+    elif k.extra.get("parallel") != "reduction":
         k.extra["simd"] = "reduction"
 
 
