@@ -168,20 +168,25 @@ def format_kernels(args_and_outputs, after: str) -> str:
     schedule = Scheduler(lower(*args_and_outputs), NameTable(),
                          kernel_passes=passes.kernel_passes(upto=after)).build()
     lines = []
-    for n, k in enumerate(schedule.kernels):
+
+    def show(k, label, pad):
         loops = " ".join(f"{v}<{extent}" for v, extent in k.loops)
-        lines.append(f"kernel {n} ({k.kind}) {k.comment}")
-        lines.append(f"  loops: {loops or '-'}" + (f" (outer {k.outer})" if k.kind == "nest" else ""))
+        lines.append(f"{pad}{label} ({k.kind}) {k.comment}")
+        lines.append(f"{pad}  loops: {loops or '-'}" + (f" (outer {k.outer})" if k.kind != "matmul" else ""))
+        for m, part in enumerate(k.extra.get("parts", ())):
+            show(part, f"part {m}", pad + "  ")
         for let in k.lets:
-            lines.append(f"    {let.name} = {c_text(let.expr)}")
+            lines.append(f"{pad}    {let.name} = {c_text(let.expr)}")
         for st in k.extra.get("stores", ()):
-            lines.append(f"    {st['buf'].name}[{c_text(st['index'])}] = {c_text(st['value'])}")
+            lines.append(f"{pad}    {st['buf'].name}[{c_text(st['index'])}] = {c_text(st['value'])}")
         for a in k.extra.get("accs", ()):
             where = f"{a['out'].name}[{c_text(a['index'])}]"
-            lines.append(f"    {a['name']} {a['op']}= {c_text(a['value'])}  -> {where}")
-        if k.kind not in ("nest",) and k.value is not None:
+            lines.append(f"{pad}    {a['name']} {a['op']}= {c_text(a['value'])}  -> {where}")
+        if k.kind not in ("nest", "rows") and k.value is not None:
             where = f"{k.out.name}[{c_text(k.out_index)}]"
-            lines.append(f"    {k.reduce_op or 'value'}: {c_text(k.value)} -> {where}")
+            lines.append(f"{pad}    {k.reduce_op or 'value'}: {c_text(k.value)} -> {where}")
+    for n, k in enumerate(schedule.kernels):
+        show(k, f"kernel {n}", "")
     return "\n".join(lines)
 
 

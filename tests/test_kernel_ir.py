@@ -66,15 +66,17 @@ def test_loads_and_substitution():
     assert replaced == K.Lit(0, "float")
 
 
-@pytest.mark.parametrize("after", ["schedule", "merge_nests", "drop_copies"])
+@pytest.mark.parametrize("after", ["schedule", "merge_nests", "merge_rows", "drop_copies"])
 def test_debugprint_after_a_kernel_pass_prints_the_kernels(after):
     x = sg.Variable(shape=(4, 8), name="x", requires_grad=True)
     fn = sg.compile([x], sg.softmax(x * 2, 1).sum(), backend="interp")
     text = sg.debugprint(fn, after=after, file=io.StringIO())
     kernels = re.findall(r"^kernel \d+", text, re.M)
     # softmax's row max, exp and row sum: separate nests until merge_nests puts them together
-    assert len(kernels) == (5 if after == "schedule" else 3), text
+    # (3), and merge_rows runs the two row-wise ones in turn for each row (2)
+    assert len(kernels) == {"schedule": 5, "merge_nests": 3}.get(after, 2), text
     assert "acc" in text and "expf(" in text
+    assert ("(rows)" in text and "part 1 (nest)" in text) == (after not in ("schedule", "merge_nests"))
 
 
 def test_kernel_passes_switch_off_by_name_and_keep_the_results(monkeypatch):

@@ -25,6 +25,8 @@ class Backend:
     module_template: str = ""       # under templates/: the module's text
     reserved_words: frozenset[str] = frozenset()    # names user Variables must not take
 
+    row_fusion = False              # renders `rows` kernels (codegen/kernel_passes.merge_rows)
+
     def column_sums(self) -> bool:
         """Whether sums over leading dims may run in memory order (one loop nest of C's)."""
         return False

@@ -27,6 +27,7 @@ class CBackend(Backend):
     name = "c"
     uses_graph_index = True
     module_template = "c/module.c.j2"
+    row_fusion = True
 
     def column_sums(self) -> bool:
         return config.column_sums()

@@ -7,6 +7,8 @@ from symgrad.codegen.kernel import Call, Kernel, Let, Lit, Load, Ref, loads, sub
 from symgrad.ops import OPS
 
 def _written(k: Kernel):
+    if k.kind == "rows":
+        return [b for part in k.extra["parts"] for b in _written(part)]
     if k.kind == "nest":
         return [st["buf"] for st in k.extra["stores"]] + [a["out"] for a in k.extra["accs"]]
     return [k.out]
@@ -159,6 +161,11 @@ def parallelise(k: Kernel) -> None:
     outputs, when the nest's estimated cost (iterations times the cost of one) pays for the
     threads, so an expensive body shares fewer iterations than a copy; for a nest that sums
     everything into a few accumulators, the reduced loop itself (each thread a partial sum)."""
+    if k.kind == "rows":        # the rows are shared out; each part runs whole inside one
+        cost = sum(p.work // max(k.work, 1) * iteration_cost(p) for p in k.extra["parts"])
+        if k.work * cost >= PARALLEL_MIN_COST and k.loops[0][1] > 1:
+            k.extra["parallel"] = "outer"
+        return
     if k.kind != "nest":
         return
     big = bool(k.loops) and k.work * iteration_cost(k) >= PARALLEL_MIN_COST and k.loops[0][1] > 1
@@ -175,6 +182,10 @@ def vectorise(k: Kernel) -> None:
     the parallel pragma says simd itself), or the innermost of several ("innermost": a simd
     pragma on an outer loop would leave the inner one, and its libm calls, scalar). Maps
     vectorise without being told; max/min keep their order."""
+    if k.kind == "rows":
+        for part in k.extra["parts"]:
+            vectorise(part)
+        return
     inner = len(k.loops) - k.outer
     if k.kind != "nest" or not inner or not _sums_only(k):
         return
@@ -187,6 +198,10 @@ def vectorise(k: Kernel) -> None:
 def drop_copies(k: Kernel) -> None:
     """Locals that only copy another local or a literal (what merging leaves where a value
     stayed in a register) are replaced by what they copy."""
+    if k.kind == "rows":
+        for part in k.extra["parts"]:
+            drop_copies(part)
+        return
     copies = {}
 
     def resolve(e):
@@ -209,3 +224,63 @@ def drop_copies(k: Kernel) -> None:
         st["value"] = substitute(st["value"], resolve)
     for a in k.extra.get("accs", ()):
         a["value"] = substitute(a["value"], resolve)
+
+
+# --- row fusion ------------------------------------------------------------------------------------
+
+def merge_rows(kernels: list) -> list:
+    """Row fusion: consecutive nests over the same outer loops, at least one of them reducing
+    over the inner ones (a row's max, its sum), become the parts of one `rows` kernel that runs
+    them in turn for each row. What a part reads of a row another just wrote is then in cache,
+    not one more pass over memory: softmax, logsumexp and the norms read their input once."""
+    out = []
+    for k in kernels:
+        prev = out[-1] if out else None
+        o = _rows_prefix(prev, k) if prev is not None else None
+        if o is None:
+            out.append(k)
+            continue
+        if prev.kind != "rows":
+            prev = out[-1] = Kernel("rows", prev.comment, prev.out, list(prev.loops[:o]), o,
+                                    extra={"parts": [prev], "reads": list(prev.extra.get("reads", ()))})
+        prev.extra["parts"].append(k)
+        prev.extra["reads"] += list(k.extra.get("reads", ()))
+    return out
+
+
+def _rows_prefix(prev: Kernel, k: Kernel):
+    """How many outer loops `k` can share with `prev` (a nest or a rows kernel) as a part run
+    after it for each row, or None. A part with accumulators keeps exactly its own outer
+    loops outside them; every buffer k reads that the earlier parts write, it reads where they
+    wrote it (the same row); and k writes nothing they read."""
+    if k.kind != "nest" or prev.kind not in ("nest", "rows"):
+        return None
+    parts = prev.extra["parts"] if prev.kind == "rows" else [prev]
+    if prev.kind == "rows":
+        o = prev.outer
+    elif prev.extra["accs"]:
+        o = prev.outer
+    elif k.extra["accs"]:
+        o = k.outer
+    else:
+        return None                        # two maps: merge_nests' business
+    if o < 1 or (k.extra["accs"] and k.outer != o) or (not k.extra["accs"] and len(k.loops) < o):
+        return None
+    if any(p.extra["accs"] and p.outer != o for p in parts) or k.loops[:o] != parts[0].loops[:o]:
+        return None
+    if not any(len(p.loops) > o for p in parts + [k]):
+        return None
+    written = {}
+    for p in parts:
+        for entry in p.extra["stores"]:
+            written.setdefault(id(entry["buf"]), []).append(entry["index"])
+        for entry in p.extra["accs"]:
+            written.setdefault(id(entry["out"]), []).append(entry["index"])
+    exprs = [let.expr for let in k.lets]
+    for ld in loads(*exprs):
+        if id(ld.buf) in written and ld.index not in written[id(ld.buf)]:
+            return None
+    read_before = {id(ld.buf) for p in parts for ld in loads(*(let.expr for let in p.lets))}
+    if any(id(b) in read_before for b in _written(k)):
+        return None
+    return o

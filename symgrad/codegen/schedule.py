@@ -14,7 +14,7 @@ from symgrad.codegen.ir import Graph, Node
 from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Kernel, Let, Lit, Load, Ref,
                                     Schedule, Select, affine)
 from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest, _written, drop_copies, fuse_nests,
-                                           parallelise, vectorise)
+                                           merge_rows, parallelise, vectorise)
 
 __all__ = ["PARALLEL_MIN", "Scheduler", "describe"]
 from symgrad.ops import OPS
@@ -78,7 +78,8 @@ def describe(node: Node, depth=3, stop=None, limit=400) -> str:
 
 class Scheduler:
     def __init__(self, graph: Graph, names, column_reductions=False, out_names=None, kernel_passes=None,
-                 aliases=None):
+                 aliases=None, row_fusion=True):
+        self.row_fusion = row_fusion     # the backend renders `rows` kernels (C does; CUDA not yet)
         self.column_reductions = column_reductions
         # {output position: argument position}: outputs written into their argument's memory
         # (an input updated in place), not into buffers of their own
@@ -230,6 +231,8 @@ class Scheduler:
         else:
             self.kernels = [_as_nest(k, m) if k.kind in ("map", "reduce") else k
                             for m, k in enumerate(self.kernels, 1)]       # (unique local names)
+        if "merge_rows" in enabled and self.row_fusion:
+            self.kernels = merge_rows(self.kernels)
         for name, kernel_pass in (("drop_copies", drop_copies), ("parallelise", parallelise),
                                   ("vectorise", vectorise)):
             if name in enabled:
