@@ -158,3 +158,20 @@ def test_threads_go_where_the_work_is_not_where_the_iterations_are():
     z = sg.Variable(shape=(256, 1024), name="z")
     copy = sg.compile([z], z * 2.0).forward.source
     assert "omp parallel for" in gelu and "omp parallel for" not in copy
+
+
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_row_fusion_runs_a_rows_reductions_and_uses_together_and_keeps_the_numbers(dim):
+    x = sg.Variable(shape=(6, 9), name="x", requires_grad=True)
+    out = [sg.log_softmax(x, dim), sg.logsumexp(x * 3.0, dim), (x - x.mean(dim, keepdim=True)).abs().sum()]
+    xv = np.random.default_rng(5).normal(size=(6, 9)).astype(np.float32)
+    seed = [np.ones((6, 9), np.float32), np.ones(6 if dim == 1 or dim == -1 else 9, np.float32),
+            np.ones((), np.float32)]
+    want = sg.compile([x], out, backend="interp")
+    fn = sg.compile([x], out)
+    for got, w in zip(fn(xv), want(xv)):
+        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
+    for got, w in zip(fn.backward(xv, grad_outputs=seed), want.backward(xv, grad_outputs=seed)):
+        np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
+    # rows are the outer loop only when the reduced dim is the inner one
+    assert ("row fusion" in fn.forward.source) == (dim != 0)
