@@ -177,17 +177,19 @@ def parallelise(k: Kernel) -> None:
 
 
 def vectorise(k: Kernel) -> None:
-    """Mark the reduced loop of a nest that only sums (`extra["simd"]`) whose additions may be
-    reordered into vector lanes: the one reduced loop ("reduction"; when threads share it,
+    """Mark the reduced loop of a nest of sums, maxima and minima (`extra["simd"]`) whose folds
+    may be reordered into vector lanes (max/min keep NaN and signed zeros right through flags
+    settled after the loop: templates/c/kernels.j2): the one reduced loop ("reduction"; when threads share it,
     the parallel pragma says simd itself), or the innermost of several ("innermost": a simd
     pragma on an outer loop would leave the inner one, and its libm calls, scalar). Maps
-    vectorise without being told; max/min keep their order."""
+    vectorise without being told."""
     if k.kind == "rows":
         for part in k.extra["parts"]:
             vectorise(part)
         return
     inner = len(k.loops) - k.outer
-    if k.kind != "nest" or not inner or not _sums_only(k):
+    accs = k.extra.get("accs", ()) if k.kind == "nest" else ()
+    if not inner or not accs or any(a["op"] not in ("sum", "max", "min") for a in accs):
         return
     if inner > 1:
         k.extra["simd"] = "innermost"
