@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from symgrad import config, dtypes
+from symgrad import dtypes
 from symgrad.autodiff import grad
 from symgrad.backends import NAMES as BACKENDS
 from symgrad.backends import backend as backend_named
@@ -19,14 +19,6 @@ from symgrad.variable import Variable
 
 def _spec_name(v, k):
     return f"input {k} '{v.name}'" if v.name else f"input {k}"
-
-
-def __getattr__(name):
-    # FAST_CALL was a constant read at import; the setting is config.fast_call() (SYMGRAD_FAST_CALL),
-    # read when a function first gets called. Kept for tests/test_compile_behaviour.py.
-    if name == "FAST_CALL":
-        return config.fast_call()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class Function:
