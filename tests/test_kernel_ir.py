@@ -175,3 +175,30 @@ def test_row_fusion_runs_a_rows_reductions_and_uses_together_and_keeps_the_numbe
         np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
     # rows are the outer loop only when the reduced dim is the inner one
     assert ("row fusion" in fn.forward.source) == (dim != 0)
+
+
+def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path):
+    """gcc's vectorisation report on generated code: every loop the vectorise pass marks (a
+    row max with NaN flags, sums holding tanh and exp) is vectorised."""
+    import shutil
+    import subprocess
+
+    from symgrad import build
+    cc = build.c_compiler()
+    if "gcc" not in build.compiler_version(cc).lower() and not shutil.which("gcc"):
+        pytest.skip("the vectorisation report is gcc's")
+    if not build.vector_math_flags():
+        pytest.skip("no libmvec here: tanhf and expf have no vector variants to call")
+    x, y = _gelu((128, 1024))
+    src = sg.compile([x], sg.logsumexp(y, 1).sum()).value_and_grad.source
+    path = tmp_path / "kernel.c"
+    path.write_text(src)
+    flags = [f for f in build.c_flags(True) + list(build.vector_math_flags())
+             if f != "-shared" and not f.startswith("-l")]
+    report = subprocess.run([cc, *flags, "-fopt-info-vec-optimized", "-c", str(path), "-o",
+                             str(tmp_path / "kernel.o")], capture_output=True, text=True, check=True).stderr
+    vectorised = {int(m) for m in re.findall(r"kernel\.c:(\d+):\d+: optimized: loop vectorized", report)}
+    marked = [n for n, line in enumerate(src.splitlines(), 1) if "#pragma omp simd" in line]
+    assert len(marked) >= 3, src
+    missing = [n for n in marked if not {n, n + 1} & vectorised]
+    assert not missing, f"loops marked simd at lines {missing} were not vectorised:\n{report}"
