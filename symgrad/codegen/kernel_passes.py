@@ -42,11 +42,17 @@ def _try_merge(group: Kernel, k: Kernel, member: int):
         return None
     if k.kind == "reduce" and group.extra["has_reduce"] and k.outer != group.outer:
         return None
-    written = {st["buf"].name: st for st in group.extra["stores"]}
-    reduced = {a["out"].name for a in group.extra["accs"]}
+    # (indexes of what the group stores and reduces, kept with it: rebuilding them at each
+    # merge made merging a chain of n nests take n^2 steps)
+    written = group.extra.get("stored")
+    if written is None:
+        written = group.extra["stored"] = {st["buf"].name: st for st in group.extra["stores"]}
+        group.extra["reduced"] = {a["out"].name for a in group.extra["accs"]}
+    reduced = group.extra["reduced"]
     # A buffer the group reads may be written by k (an input updated in place) only at the
     # index each iteration reads it, so that no iteration sees another's new value.
-    if any(ld.buf is k.out and ld.index != k.out_index for ld in loads(*(let.expr for let in group.lets))):
+    if k.out.kind == "arg" and any(ld.buf is k.out and ld.index != k.out_index
+                                   for ld in loads(*(let.expr for let in group.lets))):
         return None
     nest = _as_nest(k, member)
     lets, subst = [], {}            # id(let) -> what references to it become
@@ -75,13 +81,14 @@ def _try_merge(group: Kernel, k: Kernel, member: int):
         return None
     has_reduce = group.extra["has_reduce"] or nest.extra["has_reduce"]
     outer = (group.outer if group.extra["has_reduce"] else nest.outer) if has_reduce else len(group.loops)
-    merged = Kernel("nest", group.comment, group.out, group.loops, outer, group.lets + lets)
-    merged.extra = {
-        "reads": group.extra["reads"] + nest.extra["reads"],
-        "stores": group.extra["stores"] + nest.extra["stores"],
-        "accs": group.extra["accs"] + nest.extra["accs"],
-        "comments": group.extra["comments"] + nest.extra["comments"],
-        "has_reduce": has_reduce}
+    # The merged nest takes over the group's lists (the group itself is replaced by it).
+    group.lets.extend(lets)
+    for field_name in ("reads", "stores", "accs", "comments"):
+        group.extra[field_name].extend(nest.extra[field_name])
+    written.update((st["buf"].name, st) for st in nest.extra["stores"])
+    reduced.update(a["out"].name for a in nest.extra["accs"])
+    merged = Kernel("nest", group.comment, group.out, group.loops, outer, group.lets)
+    merged.extra = dict(group.extra, has_reduce=has_reduce)
     return merged
 
 

@@ -28,15 +28,17 @@ class NameTable:
 
     def __init__(self):
         self.used = set()
+        self._next = {}         # base -> the next suffix to try (a name used n times: no n^2)
 
     def get(self, name: str) -> str:
         base = re.sub(r"[^0-9A-Za-z_]", "_", str(name))[:48] or "v"
         if base[0].isdigit() or base in _C_WORDS or re.fullmatch(r"i\d+|ib\d+|v\d+(_\d+)?|acc\d+", base) \
                 or base.startswith("sg_") or base.startswith("__"):
             base = "v_" + base
-        name, k = base, 2
+        name, k = base, self._next.get(base, 2)
         while name in self.used:
             name, k = f"{base}_{k}", k + 1
+        self._next[base] = k
         self.used.add(name)
         return name
 
