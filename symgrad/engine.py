@@ -39,11 +39,10 @@ def run_backward(output: Variable, gradient=None, inputs=None, create_graph=Fals
         if g is None:
             continue
         if create_graph:
-            # The gradient stays a node of the graph, differentiable in turn; it holds its value.
-            node._value = np.asarray(g, dtype=v.dtype)
+            node = _as_gradient(node, g, v.dtype, create_graph)
             v.grad = node if v.grad is None else v.grad + node
         elif v.grad is None:
-            v.grad = Variable(np.array(g, dtype=v.dtype))
+            v.grad = _as_gradient(node, g, v.dtype, create_graph)
         elif v.grad.requires_grad:           # a graph from an earlier create_graph: no longer kept
             v.grad = Variable(np.asarray(v.grad.value() + g, dtype=v.dtype))
         else:
@@ -68,25 +67,27 @@ def autograd_grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_
                                f"to not have been used in the graph. Set allow_unused=True if this is "
                                f"the desired behavior.")
     live = [g for g in grads if g is not None]
-    if live and all(g.is_concrete for g in live):
-        values = iter(evaluate_gradients(live))
-    else:
-        values = None
+    concrete = bool(live) and all(g.is_concrete for g in live)
+    values = evaluate_gradients(list(grads)) if concrete else [None] * len(grads)
     result = []
-    for x, g in zip(ins, grads):
+    for x, g, value in zip(ins, grads, values):
         if g is None:
             result.append(Variable(np.zeros(x.shape, x.dtype)) if materialize_grads else None)
-            continue
-        if values is not None:
-            value = np.asarray(next(values), dtype=x.dtype)
-            if create_graph:
-                g._value = value
-            else:
-                g = Variable(value)
-        elif not create_graph:
-            g = g.detach()
-        result.append(g)
+        elif concrete:
+            result.append(_as_gradient(g, value, x.dtype, create_graph))
+        else:                                   # symbolic: a graph, detached unless create_graph
+            result.append(g if create_graph else g.detach())
     return tuple(result)
+
+
+def _as_gradient(node, value, dtype, create_graph):
+    """A gradient as the caller gets it: with `create_graph`, the node of the gradient graph,
+    holding its value (differentiable in turn); else a new leaf with the value."""
+    value = np.array(value, dtype=dtype)
+    if create_graph:
+        node._value = value
+        return node
+    return Variable(value)
 
 
 _compiled: dict[str, object] = {}

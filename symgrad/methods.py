@@ -61,7 +61,15 @@ Variable.where = lambda self, condition, other: F.where(condition, self, other)
 Variable.clamp_min = lambda self, m: F.clamp(self, min=m)
 Variable.clamp_max = lambda self, m: F.clamp(self, max=m)
 Variable.contiguous = lambda self: self
-Variable.clone = lambda self: F.add(self, 0) if self.requires_grad else Variable(self.value().copy())
+def _clone(self):
+    """A copy: a new leaf holding the value, or, where the graph must go on through it (it
+    requires grad, or it is symbolic), an identity node. Not `self + 0`, which turns -0.0 into +0.0."""
+    if self.is_concrete and not self.requires_grad:
+        return Variable(self.value().copy())
+    return F._mark(F.apply("reshape", self, shape=self.shape), "Clone", [self])
+
+
+Variable.clone = _clone
 Variable.cpu = lambda self: self
 Variable.square = lambda self: F.mul(self, self)
 

@@ -12,6 +12,7 @@ import weakref
 import numpy as np
 
 from symgrad import dtypes
+from symgrad.shapes import MAX_ELEMENTS, check_elements
 from symgrad.node import Node, serial  # noqa: F401  (serial: re-exported for autodiff)
 from symgrad.ops.registry import OPS
 
@@ -189,7 +190,6 @@ class Variable(Node):
             self.shape, self.dtype = self._value.shape, self._value.dtype
             if shape is not None and tuple(shape) != self.shape:
                 raise ValueError(f"Variable: data of shape {self.shape} given with shape={tuple(shape)}")
-        self._requires_grad = False
         if requires_grad:
             self.requires_grad_(True)
 
@@ -545,15 +545,11 @@ def function_of(v: Variable):
 
 # --- building nodes -----------------------------------------------------------------------
 
-_MAX_ELEMENTS = 2 ** 63 - 1
-
-
 def apply(op_name: str, *inputs: Variable, **attrs) -> Variable:
     """Record one primitive; compute it now when its inputs have values."""
     op = OPS[op_name]
     shape, dtype = op.infer(*inputs, **attrs)
-    if math.prod(shape) > _MAX_ELEMENTS:
-        from symgrad.shapes import check_elements
+    if math.prod(shape) > MAX_ELEMENTS:
         check_elements(op_name, shape)
     out = Variable._node(op_name, inputs, attrs, tuple(shape), dtype)
     out._requires_grad = (mode.grad_enabled and op.vjp is not None

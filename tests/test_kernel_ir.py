@@ -38,10 +38,17 @@ def test_kernels_hold_expressions_not_text():
         for entry in list(k.extra.get("stores", ())) + list(k.extra.get("accs", ())):
             exprs += [entry["value"], entry["index"]]
     assert exprs
-    for e in exprs:
+
+    def check(e):                      # K.walk skips what is not an Expr: look at the fields
         assert isinstance(e, K.Expr), f"not kernel IR: {e!r}"
-        for sub in K.walk(e):
-            assert isinstance(sub, K.Expr) and not isinstance(sub, str)
+        if isinstance(e, K.Ref):
+            return check(e.let.expr)
+        for child in K.children(e):
+            check(child)
+    for e in exprs:
+        check(e)
+    with pytest.raises(AssertionError, match="not kernel IR"):
+        check(K.Call("exp", ("x[i0]",), "float", "float"))      # C text inside is caught
 
 
 def test_affine_forms_normalise():

@@ -425,3 +425,23 @@ def test_inplace_keeps_long_lived_leaf_memory_bounded():
     for _ in range(2000):
         (w * 2).sum()
     assert len(w._users) < 64
+
+
+def clone_keeps_values_and_the_graph(T):
+    x = T.tensor([-0.0, 1.5], requires_grad=True)
+    y = x.clone()
+    z = T.tensor([-0.0, 2.0]).clone()
+    (y * 3).sum().backward()
+    signs = [float(np.signbit(y.detach().numpy()[0])), float(np.signbit(z.numpy()[0]))]
+    return y, z, x.grad, signs
+
+
+def test_clone_like_torch(eager):
+    check_against_torch(clone_keeps_values_and_the_graph)
+
+
+def test_clone_of_a_symbolic_variable_is_a_node():
+    x = sg.Variable(shape=(2,), name="x")
+    fn = sg.compile([x], x.clone() * 2, backend="interp")
+    np.testing.assert_array_equal(fn(np.array([-0.0, 1.0], np.float32)), [-0.0, 2.0])
+    assert np.signbit(fn(np.array([-0.0, 1.0], np.float32))[0])

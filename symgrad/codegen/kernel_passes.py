@@ -195,8 +195,7 @@ def vectorise(k: Kernel) -> None:
             vectorise(part)
         return
     inner = len(k.loops) - k.outer
-    accs = k.extra.get("accs", ()) if k.kind == "nest" else ()
-    if not inner or not accs or any(a["op"] not in ("sum", "max", "min") for a in accs):
+    if k.kind != "nest" or not inner or not k.extra["accs"]:
         return
     if inner > 1:
         k.extra["simd"] = "innermost"
