@@ -15,7 +15,20 @@ import os
 
 import numpy as np
 
+import models
 import workloads as W
+
+
+class NotApplicable(Exception):
+    """This implementation has no version of this workload (shown as n/a, not as an error)."""
+
+
+def _is_model(wl):
+    return wl.kind in models.MODELS
+
+
+def _hvp_mode(wl):
+    return wl.params.get("mode") == "hvp"
 
 # ---------------------------------------------------------------------------------------------
 # symgrad
@@ -30,7 +43,14 @@ class Symgrad:
         vs = [sg.Variable(shape=a.shape, dtype=a.dtype, name=a.name, requires_grad=a.grad) for a in wl.args]
         self.inputs = vs
         k = wl.kind
-        if k == "w1":
+        self.hvp = _hvp_mode(wl)
+        if self.hvp:
+            w, X, v = vs
+            g, = sg.grad(models.MODELS[k](sg, w, X), [w])
+            self.out, = sg.grad(sg.sum(g * v), [w])
+        elif _is_model(wl):
+            self.loss = models.MODELS[k](sg, *vs)
+        elif k == "w1":
             x, w, b = vs
             self.loss = sg.sum(sg.tanh(x * w + b) ** 2 + sg.exp(-x) * 0.5)
         elif k == "w2":
@@ -47,21 +67,24 @@ class Symgrad:
             self.loss = sg.sum(x * y + x)
 
     def compile(self):
-        self.fn = self.sg.compile(self.inputs, self.loss)
+        self.fn = self.sg.compile(self.inputs, self.out if self.hvp else self.loss)
 
     def finish_background(self, native):
         """sg.compile builds forward and backward in the background too: wait for them (by calling
         them once) so that no compiler runs while we time value_and_grad."""
         self.fn(*native)
-        self.fn.backward(*native)
+        if not self.hvp:
+            self.fn.backward(*native)
 
     def prepare(self, arrays):
         return arrays
 
     def call(self, native):
-        return self.fn.value_and_grad(*native)
+        return self.fn(*native) if self.hvp else self.fn.value_and_grad(*native)
 
     def to_numpy(self, out):
+        if self.hvp:
+            return out, []
         value, grads = out
         return value, list(grads)
 
@@ -74,6 +97,8 @@ class Numpy:
     name = "numpy"
 
     def __init__(self, wl):
+        if wl.kind not in W.NUMPY:
+            raise NotApplicable("no hand-written numpy version")
         self.f = W.NUMPY[wl.kind]
 
     def compile(self):
@@ -96,6 +121,8 @@ class Numpy:
 def _torch_loss(kind):
     import torch
     import torch.nn.functional as F
+    if kind in models.MODELS:
+        return lambda *a: models.MODELS[kind](torch, *a)
     if kind == "w1":
         return lambda x, w, b: torch.sum(torch.tanh(x * w + b) ** 2 + torch.exp(-x) * 0.5)
     if kind == "w2":
@@ -128,13 +155,20 @@ class Torch:
         return out
 
     def call(self, native):
+        if _hvp_mode(self.wl):
+            return self._hvp(*native), ()
         loss = self.f(*native)
         grads = self.torch.autograd.grad(loss, [native[k] for k in self.gi])
         return loss.detach(), grads
 
+    def _hvp(self, w, X, v):
+        g, = self.torch.autograd.grad(self.f(w, X), [w], create_graph=True)
+        hv, = self.torch.autograd.grad(self.torch.sum(g * v), [w])
+        return hv
+
     def to_numpy(self, out):
         loss, grads = out
-        return loss.numpy(), [g.numpy() for g in grads]
+        return loss.detach().numpy(), [g.numpy() for g in grads]
 
 
 class TorchCompile(Torch):
@@ -142,6 +176,14 @@ class TorchCompile(Torch):
 
     def compile(self):
         # dynamic=False: one static-shape graph per workload, as the others get.
+        if _hvp_mode(self.wl):
+            # double backward does not go through compiled autograd: compile torch.func's
+            # forward-over-reverse product, as JAX's is compiled
+            import torch.func as tf
+            f = models.MODELS[self.wl.kind]
+            self._hvp = self.torch.compile(
+                lambda w, X, v: tf.jvp(lambda w_: tf.grad(lambda u: f(self.torch, u, X))(w_), (w,), (v,))[1],
+                dynamic=False)
         self.f = self.torch.compile(_torch_loss(self.wl.kind), dynamic=False)
 
 
@@ -157,7 +199,12 @@ class Jax:
         import jax.numpy as jnp
         self.jax, self.jnp, self.wl = jax, jnp, wl
         k = wl.kind
-        if k == "w1":
+        if _is_model(wl):
+            J = models.Jnp()
+
+            def f(*a):
+                return models.MODELS[k](J, *a)
+        elif k == "w1":
             def f(x, w, b):
                 return jnp.sum(jnp.tanh(x * w + b) ** 2 + jnp.exp(-x) * 0.5)
         elif k == "w2":
@@ -177,7 +224,12 @@ class Jax:
         self.f = f
 
     def compile(self):
-        self.g = self.jax.jit(self.jax.value_and_grad(self.f, argnums=tuple(self.wl.grad_index)))
+        jax = self.jax
+        if _hvp_mode(self.wl):
+            f = self.f
+            self.g = jax.jit(lambda w, X, v: (jax.jvp(jax.grad(lambda u: f(u, X)), (w,), (v,))[1], ()))
+        else:
+            self.g = jax.jit(jax.value_and_grad(self.f, argnums=tuple(self.wl.grad_index)))
 
     def prepare(self, arrays):
         # x64 is off (JAX's default): labels go in as int32.
@@ -202,6 +254,8 @@ class Pytensor:
     name = "pytensor"
 
     def __init__(self, wl):
+        if _is_model(wl):
+            raise NotApplicable("the model workloads are not written for PyTensor")
         import pytensor
         import pytensor.tensor as pt
         pytensor.config.floatX = "float32"     # Python constants stay float32, as in the others

@@ -232,9 +232,20 @@ def floor_s(wl, limits):
 def cell_text(c, unit):
     if c is None:
         return "skipped"
+    if c["status"] == "n/a":
+        return "n/a"
     if c["status"] != "ok":
         return "error"
     return f"{fmt_time(c['median_s'], unit)} {c['check']}"
+
+
+def thread_env(n):
+    """The environment that caps each library at n threads (set before any worker starts)."""
+    env = {"OMP_NUM_THREADS": str(n), "OPENBLAS_NUM_THREADS": str(n), "MKL_NUM_THREADS": str(n)}
+    if n == 1:
+        env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    return env
 
 
 def main(argv=None):
@@ -246,8 +257,14 @@ def main(argv=None):
     ap.add_argument("--gpu", action="store_true", help="the GPU mode instead (benchmarks/gpu.py; its own options)")
     ap.add_argument("--quick", action="store_true", help="W1 at N=1e6 only, fewer repeats (about 1-2 minutes)")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"), help="where to write results")
-    ap.add_argument("--only", default="", help="comma-separated workload groups: W1,W2,W3,W4,W5,compile")
+    ap.add_argument("--only", default="", help="comma-separated workload groups: W1,...,W5 (TUNED: all five), LN, RMS, SM, LSM, LSE, "
+                         "ATT, MHA, BLOCK, MLP, RNN, HVP, BMM (MODELS: all of these), compile")
     ap.add_argument("--skip", default="", help="comma-separated implementations to leave out, e.g. torch.compile")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="run every implementation on this many CPUs (affinity, OMP/BLAS/torch/XLA thread "
+                         "counts); 0: library defaults")
+    ap.add_argument("--no-torch-in-symgrad", action="store_true",
+                    help="do not import torch in symgrad's worker (by default it is imported first)")
     ap.add_argument("--cell-timeout", type=float, default=0,
                     help="seconds one cell (or one compile-time child) may take before it is killed "
                          "and reported as an error (default 240, 90 with --quick)")
@@ -256,6 +273,10 @@ def main(argv=None):
     cfg["skip"] = {s.strip() for s in args.skip.split(",") if s.strip()}
     cfg["quick"] = args.quick
     cfg["cell_timeout"] = args.cell_timeout or (90.0 if args.quick else 240.0)
+    cfg["threads"] = args.threads
+    cfg["with_torch"] = not args.no_torch_in_symgrad
+    if args.threads:
+        os.environ.update(thread_env(args.threads))
     only = {s.strip().upper() for s in args.only.split(",") if s.strip()}
     started = time.perf_counter()
     tmp = tempfile.mkdtemp(prefix="symgrad-bench-")
@@ -311,7 +332,9 @@ def main(argv=None):
     log(f"  load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (above ~0.5 means something else is "
         f"running: timings are noisier)")
 
-    wls = [w for w in W.make_workloads(args.quick) if not only or w.group in only]
+    wls = [w for w in W.make_workloads(args.quick)
+           if not only or w.group in only or ("MODELS" in only and w.kind not in W.NUMPY)
+           or ("TUNED" in only and w.kind in W.NUMPY)]
     cells = {}
     by_id = {wl.id: wl for wl in wls}
     if wls:
@@ -332,7 +355,7 @@ def main(argv=None):
                 + f")  first call {fmt_time(c['first_call_s'])}  {c['check']}"
                 + (f"  max rel.err {c['max_rel_err']:.1e}" if c["check"] == "PASS" else f"  ({c['check_note']})"))
         else:
-            log(f"{head} error: {c['error']}")
+            log(f"{head} {c['status']}: {c['error']}")
 
     for n, cls, _ in available:
         if wls and cls is not None and n not in cfg["skip"]:
@@ -360,7 +383,7 @@ def main(argv=None):
             for n in peers:
                 c = cells.get((wl.id, n))
                 if c is None or c["status"] != "ok" or not s or s["status"] != "ok":
-                    row.append("-" if c is None or c["status"] == "ok" else "error")
+                    row.append("-" if c is None or c["status"] in ("ok", "n/a") else "error")
                 else:
                     c["ratio_vs_symgrad"] = c["median_s"] / s["median_s"]
                     row.append(f"{c['ratio_vs_symgrad']:.2f}")
@@ -394,7 +417,7 @@ def main(argv=None):
         log(table(rows, ["", "compile+1st call", "compile()", "1st call", "import+graph", "check"]))
 
     notes = [f"{n}: {note}" for n, cls, note in available if cls is None] + threads.get("notes", [])
-    notes += [f"{k[1]} on {k[0]}: {c['error']}" for k, c in cells.items() if c["status"] != "ok"]
+    notes += [f"{k[1]} on {k[0]}: {c['error']}" for k, c in cells.items() if c["status"] == "error"]
     notes += [f"{k[1]} on {k[0]}: FAIL ({c['check_note']})" for k, c in cells.items()
               if c["status"] == "ok" and c["check"] != "PASS"]
     if notes:

@@ -79,6 +79,8 @@ def run_cell(wl, name, cls, cfg):
         ok2, err2, note2 = W.check(wl, value, grads, ref)
         cell.update(status="ok", check="PASS" if ok and ok2 else "FAIL", max_rel_err=max(err, err2),
                     check_note=note or note2, loadavg_1m=os.getloadavg()[0])
+    except impls.NotApplicable as e:
+        cell.update(status="n/a", error=str(e))
     except Exception as e:  # noqa: BLE001  (a peer failing on a workload must not stop the run)
         cell.update(status="error", error=f"{type(e).__name__}: {e}".splitlines()[0][:300],
                     traceback=traceback.format_exc()[-2000:])
@@ -88,8 +90,27 @@ def run_cell(wl, name, cls, cfg):
     return cell
 
 
+def limit_threads(n):
+    """Run on the first n CPUs only, and tell every library so (run.py also sets OMP_NUM_THREADS,
+    OPENBLAS_NUM_THREADS and XLA's flags in this process's environment before it starts)."""
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, cpus[:n])
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+
+
 def main():
     name, cfg = sys.argv[1], json.loads(sys.argv[2])
+    if cfg.get("with_torch") and name == "symgrad":
+        try:
+            import torch  # noqa: F401  (symgrad must be as fast with torch's libraries loaded)
+        except ImportError:
+            pass
+    if name.startswith("torch"):
+        import torch  # noqa: F401
+    if cfg.get("threads"):
+        limit_threads(cfg["threads"])
     cls = dict((n, c) for n, c, _ in impls.IMPLS)[name]
     by_id = {w.id: w for w in W.make_workloads(cfg["quick"])}
     for wid in cfg["workloads"]:

@@ -14,6 +14,7 @@ class Arg:
     shape: tuple
     dtype: str = "float32"
     grad: bool = True           # differentiated (every float input except W2's data x)
+    scale: float = 1.0          # inputs are standard normal times this
 
 
 @dataclass
@@ -61,7 +62,74 @@ def make_workloads(quick=False):
     wls.append(Workload(
         "W5", "W5", "w5", "sum(x*y + x), x, y of 16: the cost of one call",
         [Arg("x", (16,)), Arg("y", (16,))], "none", 0, "per-call overhead; no meaningful floor", unit="us"))
-    return wls
+    return wls + model_workloads()
+
+
+def _gemm(m, k, n, batch=1):
+    return 2.0 * batch * m * k * n
+
+
+def model_workloads():
+    """The workloads symgrad was not tuned on (benchmarks/models.py): normalisations, attention,
+    MLPs, an RNN, a Hessian-vector product and a batched matmul, each forward and every gradient."""
+    def w(name, *shape):        # a weight: 1/sqrt(fan-in)
+        return Arg(name, shape, scale=1 / shape[0] ** 0.5)
+
+    def bias(name, n):
+        return Arg(name, (n,), scale=0.1)
+
+    def data(name, *shape):
+        return Arg(name, shape, grad=False)
+
+    def model(wid, kind, title, args, floor_kind, amount, note, **params):
+        return Workload(wid, wid, kind, title, args, floor_kind, amount, note, params=params)
+
+    out = []
+    N, D = 2048, 1024
+    out.append(model("LN", "layernorm", f"sum(tanh(layer_norm(x)*w+b)), x {N}x{D}",
+                     [Arg("x", (N, D)), Arg("w", (D,), scale=0.5), bias("b", D)],
+                     "bytes", 2 * 4 * N * D, "read x + write its gradient"))
+    out.append(model("RMS", "rmsnorm", f"sum(tanh(rms_norm(x)*w)), x {N}x{D}",
+                     [Arg("x", (N, D)), Arg("w", (D,), scale=0.5)],
+                     "bytes", 2 * 4 * N * D, "read x + write its gradient"))
+    N, D = 4096, 2048
+    for wid, kind, f in (("SM", "softmax", "softmax"), ("LSM", "log_softmax", "log_softmax")):
+        out.append(model(wid, kind, f"sum({f}(x, -1) * t), x {N}x{D}", [Arg("x", (N, D)), data("t", N, D)],
+                         "bytes", 3 * 4 * N * D, "read x, t + write the gradient"))
+    out.append(model("LSE", "logsumexp", f"sum(logsumexp(x, -1)), x {N}x{D}", [Arg("x", (N, D))],
+                     "bytes", 2 * 4 * N * D, "read x + write its gradient"))
+    S, d = 512, 64
+    out.append(model("ATT", "attention", f"sum(tanh(softmax(q k^T/8) v)), one head {S}x{d}",
+                     [Arg("q", (S, d)), Arg("k", (S, d)), Arg("v", (S, d))],
+                     "flops", 6 * _gemm(S, d, S), "2 GEMMs forward, 4 backward"))
+    B, S, D = 4, 256, 256
+    proj = [w(n, D, D) for n in ("wq", "wk", "wv", "wo")]
+    att_flops = 3 * 4 * _gemm(S, D, D, B) + 6 * _gemm(S, D // 4, S, 4 * B)
+    out.append(model("MHA", "mha", f"multi-head attention, 4 heads, x {B}x{S}x{D}", [Arg("x", (B, S, D))] + proj,
+                     "flops", att_flops, "4 projections x3 + batched attention GEMMs x3"))
+    F = 4 * D
+    out.append(model("BLOCK", "block", f"pre-norm transformer block (MHA + GELU MLP {D}->{F}), x {B}x{S}x{D}",
+                     [Arg("x", (B, S, D))] + proj + [w("w1", D, F), bias("b1", F), w("w2", F, D), bias("b2", D)],
+                     "flops", att_flops + 3 * 2 * _gemm(B * S, D, F), "attention + 2 MLP GEMMs, each x3"))
+    B, D = 256, 1024
+    out.append(model("MLP", "mlp", f"3-layer GELU MLP {D} wide, batch {B}",
+                     [data("x", B, D), w("w1", D, D), bias("b1", D), w("w2", D, D), bias("b2", D),
+                      w("w3", D, D), bias("b3", D)],
+                     "flops", 8 * _gemm(B, D, D), "3 GEMMs forward, 3 weight + 2 input gradients"))
+    T_, B, I, H = 32, 64, 128, 256
+    out.append(model("RNN", "rnn", f"tanh RNN unrolled {T_} steps, batch {B}, {I}->{H}",
+                     [data("xs", T_, B, I), w("wx", I, H), w("wh", H, H), bias("b", H)],
+                     "flops", T_ * (2 * _gemm(B, I, H) + 3 * _gemm(B, H, H)), "per step: x@wx x2, h@wh x3"))
+    N, D, K = 1024, 512, 64
+    out.append(model("HVP", "hvp_objective", f"Hessian-vector product of sum(tanh(X w)^2), X {N}x{D}, w {D}x{K}",
+                     [w("w", D, K), data("X", N, D), data("v", D, K)],
+                     "flops", 4 * _gemm(N, D, K), "forward, reverse, and their tangents: 4 GEMMs",
+                     mode="hvp"))
+    B, M, K = 32, 128, 256
+    out.append(model("BMM", "bmm_tanh", f"sum(tanh(a @ b)), a {B}x{M}x{K}, b {B}x{K}x{M}",
+                     [Arg("a", (B, M, K)), Arg("b", (B, K, M))], "flops", 3 * _gemm(M, K, M, B),
+                     "the product forward and its two gradients"))
+    return out
 
 
 def make_inputs(wl: Workload, seed=0):
@@ -73,6 +141,8 @@ def make_inputs(wl: Workload, seed=0):
             out.append(rng.integers(0, 10, size=a.shape).astype(np.int64))
             continue
         v = rng.standard_normal(a.shape, dtype=np.float32)
+        if a.scale != 1.0:
+            v *= np.float32(a.scale)
         if wl.kind == "w2" and a.name in ("W1", "W2"):
             v *= np.float32(np.sqrt(2.0 / a.shape[0]))
         elif wl.kind == "w2" and a.name in ("b1", "b2"):
@@ -133,10 +203,28 @@ NUMPY = {"w1": w1, "w2": w2, "w3": w3, "w4": w4, "w5": w5}
 
 
 def reference(wl: Workload, inputs):
-    """float64 value and gradients."""
+    """float64 value and gradients (the model workloads': from torch in float64)."""
+    if wl.kind not in NUMPY:
+        return torch_reference(wl, inputs)
     args = [a.astype(np.float64) if a.dtype.kind == "f" else a for a in inputs]
     value, grads = NUMPY[wl.kind](*args)
     return float(value), [np.asarray(g, np.float64) for g in grads]
+
+
+def torch_reference(wl: Workload, inputs):
+    import torch
+
+    import models
+    ts = [torch.tensor(a, dtype=torch.float64, requires_grad=arg.grad) for a, arg in zip(inputs, wl.args)]
+    f = models.MODELS[wl.kind]
+    if wl.params.get("mode") == "hvp":
+        w, X, v = ts
+        g, = torch.autograd.grad(f(torch, w, X), [w], create_graph=True)
+        hv, = torch.autograd.grad(torch.sum(g * v), [w])
+        return hv.numpy(), []
+    loss = f(torch, *ts)
+    grads = torch.autograd.grad(loss, [ts[k] for k in wl.grad_index])
+    return float(loss), [g.numpy() for g in grads]
 
 
 def check(wl: Workload, value, grads, ref, rtol=1e-3):

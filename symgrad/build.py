@@ -123,9 +123,14 @@ def blas_flags() -> tuple[str, ...]:
             except AttributeError:
                 continue
             folder, name = os.path.split(path)
+            # One pool of threads: symgrad's OpenMP threads share out a large product and each
+            # calls BLAS single-threaded, so BLAS's own pool never competes with OpenMP's (it
+            # needs OpenBLAS's per-thread thread count; older ones keep their own pool).
+            local = [f"-DSG_BLAS_THREADS_LOCAL={f}" for f in ("openblas_set_num_threads_local",)
+                     if hasattr(lib, f)]
             return (f"-L{folder}", f"-l:{name}", f"-Wl,-rpath,{folder}", "-DSG_HAVE_BLAS",
                     f"-DSG_SGEMM={prefix}sgemm{suffix}", f"-DSG_DGEMM={prefix}dgemm{suffix}",
-                    f"-DSG_BLASINT={int_type}")
+                    f"-DSG_BLASINT={int_type}", *local)
     return ()
 
 

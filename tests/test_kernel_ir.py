@@ -209,3 +209,36 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path):
     assert len(marked) >= 3, src
     missing = [n for n in marked if not {n, n + 1} & vectorised]
     assert not missing, f"loops marked simd at lines {missing} were not vectorised:\n{report}"
+
+
+@pytest.mark.parametrize("shapes", [((96, 80), (80, 128)),          # split by rows
+                                    ((3, 700), (700, 400)),          # fewer rows than threads: by columns
+                                    ((8, 40, 64), (64, 72)),         # a batch against one matrix
+                                    ((2, 3, 48, 64), (3, 64, 56))])  # batches that broadcast
+def test_large_and_batched_products_shared_among_threads_keep_the_numbers(shapes):
+    """A product large enough is shared out in blocks (each one BLAS call on one thread), and
+    a batch of products shares out whole products; the gradients go through the same
+    products transposed. Both against numpy in float64."""
+    r = np.random.default_rng(7)
+    a = sg.Variable(shape=shapes[0], name="a", requires_grad=True)
+    b = sg.Variable(shape=shapes[1], name="b", requires_grad=True)
+    out = sg.tanh(a @ b)
+    av, bv = (r.normal(size=s).astype(np.float32) for s in shapes)
+    fn = sg.compile([a, b], out)
+    seed = r.normal(size=out.shape).astype(np.float32)
+    a64, b64 = av.astype(np.float64), bv.astype(np.float64)
+    y = np.tanh(a64 @ b64)
+    np.testing.assert_allclose(fn(av, bv), y, rtol=1e-4, atol=1e-5)
+    dz = seed * (1 - y * y)
+    ga, gb = dz @ np.swapaxes(b64, -1, -2), np.swapaxes(a64, -1, -2) @ dz
+    ga = ga.sum(axis=tuple(range(ga.ndim - a64.ndim))).reshape(a64.shape) if ga.ndim > a64.ndim else ga
+    while gb.ndim > b64.ndim:
+        gb = gb.sum(axis=0)
+    gb = gb.sum(axis=tuple(k for k in range(gb.ndim - 2) if b64.shape[k] == 1 and gb.shape[k] != 1),
+                keepdims=True) if gb.ndim > 2 else gb
+    got_a, got_b = fn.backward(av, bv, grad_outputs=seed)
+    np.testing.assert_allclose(got_a, ga, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(got_b, gb, rtol=1e-3, atol=1e-4)
+    calls = [ln.strip() for ln in fn.forward.source.splitlines() if ln.strip().startswith("sg_matmul_float(")]
+    # a batch runs one product a thread (not shared further); a single product may be shared
+    assert calls and all(c.endswith(", 0);" if len(shapes[0]) > 2 else ", 1);") for c in calls)

@@ -173,6 +173,11 @@ def parallelise(k: Kernel) -> None:
         if k.work * cost >= PARALLEL_MIN_COST and k.loops[0][1] > 1:
             k.extra["parallel"] = "outer"
         return
+    if k.kind == "matmul":      # a batch of products: each thread takes whole products
+        e = k.extra
+        if k.outer and k.work > 1 and k.work * e["M"] * e["K"] * e["N"] >= PARALLEL_MIN_COST // 8:
+            e["parallel"] = "batch"
+        return
     if k.kind != "nest":
         return
     big = bool(k.loops) and k.work * iteration_cost(k) >= PARALLEL_MIN_COST and k.loops[0][1] > 1
