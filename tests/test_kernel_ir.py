@@ -242,3 +242,21 @@ def test_large_and_batched_products_shared_among_threads_keep_the_numbers(shapes
     calls = [ln.strip() for ln in fn.forward.source.splitlines() if ln.strip().startswith("sg_matmul_float(")]
     # a batch runs one product a thread (not shared further); a single product may be shared
     assert calls and all(c.endswith(", 0);" if len(shapes[0]) > 2 else ", 1);") for c in calls)
+
+
+def test_small_integer_powers_are_products_equal_to_the_interpreter_and_to_torch():
+    """x**2, x**3, x**-1, x**-2 are multiplies and a division (no libm call), as PyTorch
+    computes them, so the three agree to the bit, signed zeros, infinities and NaN included."""
+    torch = pytest.importorskip("torch")
+    x = sg.Variable(shape=(64,), name="x", requires_grad=True)
+    outs = [x ** 3, x ** -2, x ** 2, x ** -1]
+    fn = sg.compile([x], outs)
+    assert not [ln for ln in fn.forward.source.splitlines() if "powf(" in ln and "SG_SIMD" not in ln]
+    xv = np.random.default_rng(3).uniform(-3, 3, 64).astype(np.float32)
+    xv[:5] = [0.0, -0.0, np.inf, -np.inf, np.nan]
+    t = torch.tensor(xv)
+    for got, interp, want in zip(fn(xv), sg.compile([x], outs, backend="interp")(xv),
+                                 [t ** 3, t ** -2, t ** 2, t ** -1]):
+        for other in (interp, want.numpy()):
+            assert np.array_equal(got, other, equal_nan=True)
+            assert np.array_equal(np.signbit(got), np.signbit(other))

@@ -226,10 +226,19 @@ def _power(a, b):
         if a.dtype.kind != "f":
             return _integer_power(a, b)
         out = np.power(a, b)
+        # small integer powers are products, as PyTorch's (and the C below): x**3 is (x*x)*x
+        for n, f in _PRODUCT_POWERS:
+            hit = b == n
+            if np.any(hit):
+                out = np.where(hit, f(a), out).astype(out.dtype)
         # numpy takes sqrt for some exponents of 0.5 and not others (it depends on the layout):
         # always IEEE pow, as C's pow: pow(-0, 0.5) = +0 and pow(-inf, 0.5) = +inf.
         fix = (b == 0.5) & ((a == 0) | (a == -np.inf))
         return np.where(fix, np.abs(a), out) if np.any(fix) else out
+
+
+_PRODUCT_POWERS = ((2, lambda a: a * a), (3, lambda a: a * a * a), (-1, lambda a: 1 / a),
+                   (-2, lambda a: 1 / (a * a)))
 
 
 def _integer_power(a, b):
@@ -283,12 +292,19 @@ _binary("mul", np.multiply, lambda g, y, a, b: G.mul(g, b), lambda g, y, a, b: G
 _binary("div", _true_divide, lambda g, y, a, b: G.div(g, b), lambda g, y, a, b: G.neg(G.div(G.mul(g, y), b)),
         "{% if is_float %}({{ a }} / {{ b }}){% else %}sg_floordiv_{{ ct }}({{ a }}, {{ b }}){% endif %}",
         public="float", doc="a / b, elementwise, broadcasting (true division).")
-# GCC's vectoriser turns pow(x, 0.5) with a literal 0.5 into sqrt (and only in the vector part of a
+# Exponents 2, 3, -1 and -2 are products and quotients (PyTorch's too; a literal one leaves no
+# branch and no libm call). GCC's vectoriser turns pow(x, 0.5) with a literal 0.5 into sqrt (and only in the vector part of a
 # loop), which differs from pow at -0.0 and -inf: that exponent is written out exactly.
 _binary("pow", _power, _pow_base, _pow_exponent,
         "{% if is_float and b in ('0.5', '0.5f') %}"
         "({{ a }} == -INFINITY ? INFINITY : {{ libm.sqrt }}({{ a }} + ({{ ct }})0))"
-        "{% elif is_float %}{{ libm.pow }}({{ a }}, {{ b }})"
+        "{% elif is_float %}{% set e = b[:-1] if b.endswith('f') else b %}"
+        "{% if e == '2.0' %}({{ a }} * {{ a }}){% elif e == '3.0' %}({{ a }} * {{ a }} * {{ a }})"
+        "{% elif e == '-1.0' %}(({{ ct }})1 / {{ a }}){% elif e == '-2.0' %}(({{ ct }})1 / ({{ a }} * {{ a }}))"
+        "{% elif e[:1] in '-.0123456789' %}{{ libm.pow }}({{ a }}, {{ b }})"
+        "{% else %}({{ b }} == 2 ? {{ a }} * {{ a }} : {{ b }} == 3 ? {{ a }} * {{ a }} * {{ a }}"
+        " : {{ b }} == -1 ? ({{ ct }})1 / {{ a }} : {{ b }} == -2 ? ({{ ct }})1 / ({{ a }} * {{ a }})"
+        " : {{ libm.pow }}({{ a }}, {{ b }})){% endif %}"
         "{% else %}({{ ct }})sg_ipow((int64_t)({{ a }}), (int64_t)({{ b }})){% endif %}",
         ("pow", "sqrt"), infer=_pow_infer)
 # d/da = 1, d/db = -(a // b) and -trunc(a / b), as PyTorch's remainder and fmod.
