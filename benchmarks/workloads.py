@@ -94,7 +94,8 @@ def model_workloads():
                      "bytes", 2 * 4 * N * D, "read x + write its gradient"))
     N, D = 4096, 2048
     for wid, kind, f in (("SM", "softmax", "softmax"), ("LSM", "log_softmax", "log_softmax")):
-        out.append(model(wid, kind, f"sum({f}(x, -1) * t), x {N}x{D}", [Arg("x", (N, D)), data("t", N, D)],
+        out.append(model(wid, kind, f"sum({f}(x, -1) * t), x {N}x{D}",
+                         [Arg("x", (N, D)), data("t", N, D)],
                          "bytes", 3 * 4 * N * D, "read x, t + write the gradient"))
     out.append(model("LSE", "logsumexp", f"sum(logsumexp(x, -1)), x {N}x{D}", [Arg("x", (N, D))],
                      "bytes", 2 * 4 * N * D, "read x + write its gradient"))
@@ -105,23 +106,26 @@ def model_workloads():
     B, S, D = 4, 256, 256
     proj = [w(n, D, D) for n in ("wq", "wk", "wv", "wo")]
     att_flops = 3 * 4 * _gemm(S, D, D, B) + 6 * _gemm(S, D // 4, S, 4 * B)
-    out.append(model("MHA", "mha", f"multi-head attention, 4 heads, x {B}x{S}x{D}", [Arg("x", (B, S, D))] + proj,
+    out.append(model("MHA", "mha", f"multi-head attention, 4 heads, x {B}x{S}x{D}",
+                     [Arg("x", (B, S, D))] + proj,
                      "flops", att_flops, "4 projections x3 + batched attention GEMMs x3"))
     F = 4 * D
     out.append(model("BLOCK", "block", f"pre-norm transformer block (MHA + GELU MLP {D}->{F}), x {B}x{S}x{D}",
-                     [Arg("x", (B, S, D))] + proj + [w("w1", D, F), bias("b1", F), w("w2", F, D), bias("b2", D)],
+                     [Arg("x", (B, S, D))] + proj +
+                     [w("w1", D, F), bias("b1", F), w("w2", F, D), bias("b2", D)],
                      "flops", att_flops + 3 * 2 * _gemm(B * S, D, F), "attention + 2 MLP GEMMs, each x3"))
     B, D = 256, 1024
     out.append(model("MLP", "mlp", f"3-layer GELU MLP {D} wide, batch {B}",
                      [data("x", B, D), w("w1", D, D), bias("b1", D), w("w2", D, D), bias("b2", D),
                       w("w3", D, D), bias("b3", D)],
                      "flops", 8 * _gemm(B, D, D), "3 GEMMs forward, 3 weight + 2 input gradients"))
-    T_, B, I, H = 32, 64, 128, 256
-    out.append(model("RNN", "rnn", f"tanh RNN unrolled {T_} steps, batch {B}, {I}->{H}",
-                     [data("xs", T_, B, I), w("wx", I, H), w("wh", H, H), bias("b", H)],
-                     "flops", T_ * (2 * _gemm(B, I, H) + 3 * _gemm(B, H, H)), "per step: x@wx x2, h@wh x3"))
+    T_, B, In, H = 32, 64, 128, 256
+    out.append(model("RNN", "rnn", f"tanh RNN unrolled {T_} steps, batch {B}, {In}->{H}",
+                     [data("xs", T_, B, In), w("wx", In, H), w("wh", H, H), bias("b", H)],
+                     "flops", T_ * (2 * _gemm(B, In, H) + 3 * _gemm(B, H, H)), "per step: x@wx x2, h@wh x3"))
     N, D, K = 1024, 512, 64
-    out.append(model("HVP", "hvp_objective", f"Hessian-vector product of sum(tanh(X w)^2), X {N}x{D}, w {D}x{K}",
+    out.append(model("HVP", "hvp_objective",
+                     f"Hessian-vector product of sum(tanh(X w)^2), X {N}x{D}, w {D}x{K}",
                      [w("w", D, K), data("X", N, D), data("v", D, K)],
                      "flops", 4 * _gemm(N, D, K), "forward, reverse, and their tangents: 4 GEMMs",
                      mode="hvp"))

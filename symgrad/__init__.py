@@ -17,6 +17,7 @@ from symgrad import methods as _methods  # noqa: F401  (attaches Variable's meth
 from symgrad import engine as _engine  # noqa: F401  (connects Variable.backward() to the compiler)
 from symgrad import variable as _variable  # noqa: E402
 from symgrad.autodiff import grad, gradcheck
+from symgrad.backends.threads import get_num_threads, set_num_threads
 from symgrad.build import CompileError
 from symgrad.compile import compile
 from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange,

@@ -496,7 +496,8 @@ def _templates_digest() -> str:
     to libraries that the old code made."""
     h = hashlib.sha256()
     package = Path(__file__).resolve().parent
-    for path in sorted(templates_dir().rglob("*.j2")) + sorted(package.rglob("*.py")):
+    for path in sorted(templates_dir().rglob("*.j2")) + sorted(templates_dir().rglob("*.c")) + \
+            sorted(package.rglob("*.py")):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()

@@ -38,6 +38,11 @@ SETTINGS = {s.name: s for s in (
             True),
     Setting("SYMGRAD_COLUMN_SUMS", "1", "0: sums over leading dims are not done in memory order", True),
     Setting("SYMGRAD_OPENMP", "1", "0: no OpenMP (every loop runs on one thread)", True),
+    Setting("SYMGRAD_THREADS", "", "how many threads a compiled loop runs on (else OMP_NUM_THREADS, else "
+            "the CPUs this process may use); sg.set_num_threads changes it at run time"),
+    Setting("OMP_NUM_THREADS", "", "the thread count, when SYMGRAD_THREADS is not set"),
+    Setting("SYMGRAD_OWN_THREADS", "1", "0: the parallel loops run on the process's libgomp (whose "
+            "policy is whoever loaded it first) instead of symgrad's own pool", True),
     Setting("SYMGRAD_VECTOR_MATH", "1", "0: no libmvec (exp, log, tanh, ... stay scalar libm calls)",
             True),
     Setting("SYMGRAD_BLAS", "1", "0: matrix products run our loop nests, not numpy's OpenBLAS", True),
@@ -115,6 +120,27 @@ def fuse_nests() -> bool:
 def column_sums() -> bool:
     """SYMGRAD_COLUMN_SUMS: sums over leading dims in memory order (on unless 0)."""
     return _on("SYMGRAD_COLUMN_SUMS")
+
+
+def threads() -> int | None:
+    """SYMGRAD_THREADS, else OMP_NUM_THREADS (its first number): the threads a loop runs on;
+    None: as many as the CPUs the process may use."""
+    for name in ("SYMGRAD_THREADS", "OMP_NUM_THREADS"):
+        text = raw(name).split(",")[0].strip()
+        if text:
+            try:
+                n = int(text)
+            except ValueError:
+                raise ValueError(f"{name}={raw(name)!r}: expected a whole number of threads") from None
+            if n < 1:
+                raise ValueError(f"{name}={raw(name)!r}: expected at least 1 thread")
+            return n
+    return None
+
+
+def own_threads() -> bool:
+    """SYMGRAD_OWN_THREADS: parallel loops run on symgrad's pool (on unless 0)."""
+    return _on("SYMGRAD_OWN_THREADS")
 
 
 def openmp() -> bool:

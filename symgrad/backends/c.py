@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from symgrad import config
+from symgrad.backends import threads
 from symgrad.backends.base import Backend
 from symgrad.build import Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
 
@@ -42,8 +43,8 @@ class CBackend(Backend):
         platform has it, -O3 when a loop nest is long enough to repay the compile time."""
         uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
         large = any(k.kind != "matmul" and k.work >= LARGE_LOOP for k in schedule.kernels)
-        return Build(source, symbol, link=(blas_flags() if uses_matmul else ()) + vector_math_flags(),
-                     large=large)
+        return Build(source, symbol, link=threads.link_flags() + (blas_flags() if uses_matmul else ()) +
+                     vector_math_flags(), large=large)
 
     def run(self, fn, arrays):
         lib = fn._lib or fn.library()
@@ -82,6 +83,7 @@ def pointers(fn):
     local = fn._local
     ptrs = getattr(local, "ptrs", None)
     if ptrs is None:
+        threads.runtime()           # the pool's thread count is set before a module first runs
         lib = fn.library()
         ffi = lib.ffi
         n = len(fn.args)

@@ -293,14 +293,16 @@ _binary("div", _true_divide, lambda g, y, a, b: G.div(g, b), lambda g, y, a, b: 
         "{% if is_float %}({{ a }} / {{ b }}){% else %}sg_floordiv_{{ ct }}({{ a }}, {{ b }}){% endif %}",
         public="float", doc="a / b, elementwise, broadcasting (true division).")
 # Exponents 2, 3, -1 and -2 are products and quotients (PyTorch's too; a literal one leaves no
-# branch and no libm call). GCC's vectoriser turns pow(x, 0.5) with a literal 0.5 into sqrt (and only in the vector part of a
-# loop), which differs from pow at -0.0 and -inf: that exponent is written out exactly.
+# branch and no libm call). GCC's vectoriser turns pow(x, 0.5) with a literal 0.5 into sqrt (and
+# only in the vector part of a loop), which differs from pow at -0.0 and -inf: that exponent is
+# written out exactly.
 _binary("pow", _power, _pow_base, _pow_exponent,
         "{% if is_float and b in ('0.5', '0.5f') %}"
         "({{ a }} == -INFINITY ? INFINITY : {{ libm.sqrt }}({{ a }} + ({{ ct }})0))"
         "{% elif is_float %}{% set e = b[:-1] if b.endswith('f') else b %}"
         "{% if e == '2.0' %}({{ a }} * {{ a }}){% elif e == '3.0' %}({{ a }} * {{ a }} * {{ a }})"
-        "{% elif e == '-1.0' %}(({{ ct }})1 / {{ a }}){% elif e == '-2.0' %}(({{ ct }})1 / ({{ a }} * {{ a }}))"
+        "{% elif e == '-1.0' %}(({{ ct }})1 / {{ a }})"
+        "{% elif e == '-2.0' %}(({{ ct }})1 / ({{ a }} * {{ a }}))"
         "{% elif e[:1] in '-.0123456789' %}{{ libm.pow }}({{ a }}, {{ b }})"
         "{% else %}({{ b }} == 2 ? {{ a }} * {{ a }} : {{ b }} == 3 ? {{ a }} * {{ a }} * {{ a }}"
         " : {{ b }} == -1 ? ({{ ct }})1 / {{ a }} : {{ b }} == -2 ? ({{ ct }})1 / ({{ a }} * {{ a }})"

@@ -1,0 +1,101 @@
+"""symgrad's thread pool (templates/c/runtime.c): one small library, compiled once into the
+build cache, that every compiled C module links against for its parallel loops, so that how
+many threads run and how they wait is symgrad's to say, whatever else the process has loaded.
+
+    sg.set_num_threads(n), sg.get_num_threads()
+
+SYMGRAD_THREADS (else OMP_NUM_THREADS) sets the count at start; SYMGRAD_OWN_THREADS=0 leaves
+the loops to the process's libgomp instead."""
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from symgrad import config
+from symgrad.build import build_dir, c_compiler, cache_key, templates_dir
+
+MAX_THREADS = 256                # runtime.c's SG_RT_MAX_THREADS
+_requested: list[int] = []       # set_num_threads before the pool was loaded
+
+
+def _source() -> str:
+    return (templates_dir() / "c" / "runtime.c").read_text()
+
+
+@functools.lru_cache(maxsize=None)
+def runtime() -> tuple[Path, ctypes.CDLL] | None:
+    """The pool's library (compiled on first use, then found in the cache), loaded; None where
+    the loops use libgomp (no OpenMP, SYMGRAD_OWN_THREADS=0, or not Linux: the modules rely on
+    GNU ld's --as-needed to leave libgomp out)."""
+    if not (config.openmp() and config.own_threads() and sys.platform.startswith("linux")):
+        return None
+    source, cc = _source(), c_compiler()
+    flags = ["-O2", "-fPIC", "-shared", "-pthread", "-std=gnu11", "-Wl,-z,defs"]
+    key = cache_key(source, cc, flags)
+    name = f"libsgrt-{key[:16]}.so"
+    folder = build_dir() / "runtime" / key
+    path = folder / name
+    if not path.is_file():
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
+        try:
+            (tmp / "runtime.c").write_text(source)
+            done = subprocess.run([cc, *flags, f"-Wl,-soname,{name}", "-o", str(tmp / name),
+                                   str(tmp / "runtime.c")], capture_output=True, text=True, timeout=120)
+            if done.returncode != 0:
+                from symgrad.build import log
+                log.warning("symgrad: the thread pool did not compile (%s); loops use libgomp",
+                            done.stdout + done.stderr)
+                return None
+            try:
+                os.rename(tmp, folder)          # published whole, or another process was first
+            except OSError:
+                pass
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    lib = ctypes.CDLL(str(path))
+    n = _requested[-1] if _requested else config.threads()
+    if n is not None:
+        lib.sg_rt_set_threads(min(int(n), MAX_THREADS))
+    return path, lib
+
+
+def link_flags() -> tuple[str, ...]:
+    """What a module that has parallel loops links with: the pool, and --as-needed so that
+    -fopenmp's libgomp, from which it then takes nothing, is not loaded with it."""
+    rt = runtime()
+    if rt is None:
+        return ()
+    path = rt[0]
+    return ("-Wl,--as-needed", "-DSG_OWN_THREADS", f"-L{path.parent}", f"-l:{path.name}",
+            f"-Wl,-rpath,{path.parent}")
+
+
+def set_num_threads(n: int) -> None:
+    """How many threads a compiled loop (and a large matrix product) runs on, from now on."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: expected a positive whole number of threads, got {n!r}")
+    n = min(n, MAX_THREADS)
+    _requested.append(n)
+    del _requested[:-1]
+    rt = runtime()
+    if rt is not None:
+        rt[1].sg_rt_set_threads(n)
+
+
+def get_num_threads() -> int:
+    """The threads a compiled loop runs on."""
+    rt = runtime()
+    if rt is not None:
+        return int(rt[1].sg_rt_get_threads())
+    if _requested:
+        return _requested[-1]
+    if config.threads():
+        return config.threads()
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
