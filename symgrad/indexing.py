@@ -1,13 +1,14 @@
 """Indexing Variables: `x[key]` (a slice of the graph, read as index arithmetic) and
-`x[key] = value` (`index_put`, the node an assignment makes). Basic indices only: ints,
-slices, None and `...`."""
+`x[key] = value` (`index_put`, the node an assignment makes). Basic indices (ints, slices,
+None and `...`) are handled here; keys with integer arrays, lists, integer Variables or
+boolean masks (advanced indexing) go to symgrad.advanced, which reads them as a `take`."""
 from __future__ import annotations
 
 import builtins
 
 import numpy as np
 
-from symgrad import dtypes
+from symgrad import advanced, dtypes
 from symgrad.functional import _mark, apply, as_variable, broadcast_to, cast, reshape, where
 from symgrad.shapes import IndexTypeError
 from symgrad.variable import Variable, no_grad
@@ -21,10 +22,6 @@ def _slice_shape(shape, starts, stops, steps):
 def _index_key(x, key):
     if not isinstance(key, tuple):
         key = (key,)
-    for k in key:
-        if isinstance(k, (Variable, np.ndarray, list)):
-            raise TypeError("indexing with arrays or Variables (advanced indexing) is not supported; "
-                            "use slices, integers, None and ...")
     n_real = builtins.sum(1 for k in key if k is not None and k is not Ellipsis)
     if n_real > x.ndim:
         raise IndexError(f"too many indices ({n_real}) for a Variable of shape {x.shape}")
@@ -80,6 +77,8 @@ def _index_int(x, dim, k):
 
 
 def getitem(x, key):
+    if advanced.is_advanced(key):
+        return advanced.getitem(x, key)
     spec, shape, selects = _basic_index(x, key)
     out = x
     if spec != ((0,) * x.ndim, x.shape, (1,) * x.ndim):
@@ -92,6 +91,8 @@ def getitem(x, key):
 def index_put(x, key, value):
     """`x` with `x[key]` replaced by `value` (broadcast to it): what `x[key] = value` makes.
     The gradient goes to `value` from the indexed part and to `x` from the rest."""
+    if advanced.is_advanced(key):
+        return advanced.index_put(x, key, value)
     spec, shape, _ = _basic_index(x, key)
     starts, stops, steps = spec
     sliced = _slice_shape(x.shape, starts, stops, steps)

@@ -36,7 +36,8 @@ def scatter_kernel(s, n, out) -> Kernel:
     """The kernel of `scatter_add(g, ix, axis, size)` into `out`, for scheduler `s`."""
     g, ix = n.inputs
     axis, size, m = n.attrs["axis"], n.attrs["size"], len(ix.shape)
-    comment = f"{out.name} = {s._describe(g, n)} added up at the positions {s._describe(ix, n)} along dim {axis}"
+    comment = (f"{out.name} = {s._describe(g, n)} added up at the positions {s._describe(ix, n)} "
+               f"along dim {axis}")
     if s.column_reductions:
         loops = s._loops(g.shape)
         index = [Idx(v) for v, _ in loops]
