@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 import symgrad.ops.builders as G
-from symgrad import dtypes, indexing
+from symgrad import dtypes, slicing
 from symgrad.functional import _mark, apply, as_variable, broadcast_to, cast, where
 from symgrad.shapes import IndexTypeError
 from symgrad.variable import Variable, no_grad
@@ -171,7 +171,7 @@ def _position(indices, sizes):
 def _take(x, key):
     """(the result of `x[key]`, the positions it reads in `x` flattened, or None)."""
     basic, arrays = _split(x, key)
-    y = indexing.getitem(x, basic)
+    y = slicing.getitem(x, basic)
     places = [p for p, _, _ in arrays]
     sizes = [y.shape[p] for p in places]
     indices = [checked(x, a, n, d) for (_, a, d), n in zip(arrays, sizes)]

@@ -14,7 +14,6 @@ the indices that name it (any backend that runs reductions runs it)."""
 from __future__ import annotations
 
 from symgrad import dtypes
-from symgrad.codegen import schedule as S
 from symgrad.codegen.kernel import ZERO, Bin, Idx, Init, Kernel, Lit, Select, affine
 
 
@@ -32,8 +31,9 @@ def emit_take(em, n, index):
     return em.emit(x, list(index[:axis]) + [position] + list(index[axis + m:]))
 
 
-def scatter_kernel(s, n, out) -> Kernel:
-    """The kernel of `scatter_add(g, ix, axis, size)` into `out`, for scheduler `s`."""
+def scatter_kernel(s, n, out, em, offset) -> Kernel:
+    """The kernel of `scatter_add(g, ix, axis, size)` into `out`, for scheduler `s`, its body
+    built by the Emitter `em`; `offset(index, shape)` is an element's offset in a buffer."""
     g, ix = n.inputs
     axis, size, m = n.attrs["axis"], n.attrs["size"], len(ix.shape)
     comment = (f"{out.name} = {s._describe(g, n)} added up at the positions {s._describe(ix, n)} "
@@ -41,10 +41,9 @@ def scatter_kernel(s, n, out) -> Kernel:
     if s.column_reductions:
         loops = s._loops(g.shape)
         index = [Idx(v) for v, _ in loops]
-        em = S.Emitter(s, root=n)
         value = em.emit(g, index)
         position = clamped(em.emit(ix, index[axis:axis + m]), size)
-        out_index = S._offset(index[:axis] + [position] + index[axis + m:], n.shape)
+        out_index = offset(index[:axis] + [position] + index[axis + m:], n.shape)
         return Kernel("colsum", comment, out, loops, 0, em.lets, value, out_index, "sum", out.ctype,
                       Init("sum", out.ctype), extra={"reads": em.reads, "size": n.size})
     # out[pre, j, post] = sum over k of (ix[k] == j ? g[pre, k, post] : 0)
@@ -52,11 +51,10 @@ def scatter_kernel(s, n, out) -> Kernel:
     summed = [(f"k{d}", e) for d, e in enumerate(ix.shape)]
     pre, j, post = kept[:axis], kept[axis], kept[axis + 1:]
     ks = [Idx(v) for v, _ in summed]
-    em = S.Emitter(s, root=n)
     value = em.emit(g, [Idx(v) for v, _ in pre] + ks + [Idx(v) for v, _ in post])
     hit = Bin("==", em.emit(ix, ks), Idx(j[0]))
     ct = dtypes.c_type(n.dtype)
     acc = "double" if n.dtype == dtypes.float32 else ct
     return Kernel("reduce", comment, out, kept + summed, len(kept), em.lets, Select(hit, value, Lit(0, ct)),
-                  S._offset([Idx(v) for v, _ in kept], n.shape), "sum", acc, Init("sum", ct),
+                  offset([Idx(v) for v, _ in kept], n.shape), "sum", acc, Init("sum", ct),
                   extra={"reads": em.reads})

@@ -303,7 +303,7 @@ class Scheduler:
         if kind == "matmul":
             return self._matmul_kernel(n, out)
         if kind == "scatter":
-            return gather.scatter_kernel(self, n, out)
+            return gather.scatter_kernel(self, n, out, Emitter(self, root=n), _offset)
         return self._map_kernel(n, out)
 
     def _reduce_loops(self, n, axes):
