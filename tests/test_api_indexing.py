@@ -157,8 +157,11 @@ def embedding_bag_training(T):
     return {"losses": T.tensor(losses), "E": E, "W": W}
 
 
+@pytest.mark.parametrize("backend", ["c", "interp"])
 @pytest.mark.parametrize("name", sorted(PROGRAMS))
-def test_same_results_as_torch(name, torch):
+def test_same_results_as_torch(name, backend, torch, monkeypatch):
+    """backward() runs on compiled C (the default) and on the interpreter."""
+    monkeypatch.setenv("SYMGRAD_EAGER_BACKEND", backend)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")          # torch's notes on list keys
         theirs = PROGRAMS[name](torch)

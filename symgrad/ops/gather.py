@@ -76,14 +76,11 @@ def _scatter_impl(g, index, axis, size):
     m = index.ndim
     wide = np.float64 if g.dtype == np.float32 else g.dtype
     out = np.zeros(g.shape[:axis] + (size,) + g.shape[axis + m:], wide)
-    # One index per element of g along the indexed dims: move them last, flattened, and add
-    # in g's memory order (np.add.at adds repeated positions one after another).
+    # The indexed dims of g flattened into one; np.add.at adds the values for one position
+    # one after another, in the order of the indices: the generated loops' order.
     pre, post = g.shape[:axis], g.shape[axis + m:]
-    gv = g.reshape(pre + (-1,) + post).astype(wide)
-    flat = np.asarray(index).reshape(-1)
-    sel = (slice(None),) * len(pre)
-    for k, j in enumerate(flat):
-        out[sel + (j,)] += gv[sel + (k,)]
+    gv = np.asarray(g).reshape(pre + (-1,) + post).astype(wide)
+    np.add.at(out, (slice(None),) * len(pre) + (np.asarray(index).reshape(-1),), gv)
     return out.astype(g.dtype)
 
 
