@@ -355,3 +355,29 @@ def test_compiled_code_reports_bad_indices_and_never_reads_outside(tmp_path):
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                           env=env)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_assignment_at_repeated_symbolic_indices_keeps_the_last(torch):
+    """x[idx] = v where idx repeats a position: PyTorch (on the CPU) keeps the last value, and
+    so does the graph, whose indices are only known when it runs. The value written over gets
+    no gradient (finite differences agree); PyTorch gives it the position's gradient too."""
+    x = sg.Variable(shape=(4, 2), dtype="float64", name="x", requires_grad=True)
+    v = sg.Variable(shape=(3, 2), dtype="float64", name="v", requires_grad=True)
+    i = sg.Variable(shape=(3,), dtype="int64", name="i")
+    y = x * 1
+    y[i] = v
+    out = (y * y * sg.tensor(arr(18, 4, 2))).sum()
+    a = [arr(19, 4, 2), arr(20, 3, 2), np.array([2, -2, 0])]
+    tx, tv = (torch.tensor(b, requires_grad=True) for b in a[:2])
+    ty = tx * 1
+    ty[torch.tensor(a[2])] = tv
+    tout = (ty * ty * torch.tensor(arr(18, 4, 2))).sum()
+    tout.backward()
+    for backend in ("c", "interp"):
+        fn = sg.compile([x, v, i], out, backend=backend)
+        np.testing.assert_allclose(fn(*a), value(tout), rtol=1e-12)
+        gx, gv = fn.backward(*a)
+        np.testing.assert_allclose(gx, value(tx.grad), rtol=1e-12)
+        np.testing.assert_allclose(gv[1:], value(tv.grad)[1:], rtol=1e-12)
+        np.testing.assert_allclose(gv, numeric_grad(lambda *b: float(fn(*b)), a, 1), atol=1e-7)
+        assert not gv[0].any()
