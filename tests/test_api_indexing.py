@@ -381,3 +381,17 @@ def test_assignment_at_repeated_symbolic_indices_keeps_the_last(torch):
         np.testing.assert_allclose(gv[1:], value(tv.grad)[1:], rtol=1e-12)
         np.testing.assert_allclose(gv, numeric_grad(lambda *b: float(fn(*b)), a, 1), atol=1e-7)
         assert not gv[0].any()
+
+
+def test_in_place_change_of_an_input_after_an_in_place_change_of_its_user(torch):
+    """`t = y * 2; t += 1; y *= 5`: t's old node still reads the y it saw (found with
+    `y[idx] *= 3`, whose gather reads y directly)."""
+    def run(T):
+        w = T.tensor([0.5, 1.0], requires_grad=True)
+        y = w * 1
+        t = y * 2
+        t += 1
+        y *= 5
+        (t.sum() + y.sum()).backward()
+        return w.grad
+    np.testing.assert_array_equal(value(run(sg)), value(run(torch)))
