@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from symgrad import dtypes
 from symgrad import functional as F
-from symgrad import indexing
+from symgrad import indexing, selection
 from symgrad.variable import Variable, _to_array
 
 
@@ -96,3 +96,10 @@ for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "a
 Variable.subtract_, Variable.multiply_, Variable.divide_ = Variable.sub_, Variable.mul_, Variable.div_
 Variable.is_floating_point = lambda self: dtypes.is_float(self.dtype)
 Variable.new_tensor = lambda self, data: Variable(_to_array(data, self.dtype))
+
+# Selection by index (symgrad.selection), and the in-place forms.
+for _name in ["index_select", "gather", "take_along_dim", "masked_fill", "masked_select", "nonzero",
+              "index_add", "scatter", "scatter_add", "index_put"]:
+    setattr(Variable, _name, getattr(selection, _name))
+for _name in ["masked_fill", "index_add", "scatter", "scatter_add", "index_put"]:
+    setattr(Variable, f"{_name}_", _inplace(f"{_name}_", getattr(selection, _name)))

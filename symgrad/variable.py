@@ -402,6 +402,11 @@ class Variable(Node):
         old = Variable.__new__(Variable)
         old.__dict__.update(self.__dict__)
         old._grad_fn = old._accumulate = None
+        # The old node's inputs list it among their users: as `old` now, so that a later
+        # in-place change of one of them hands it over too (else it would read the new value).
+        old_ref = weakref.ref(old)
+        for i in old.inputs:
+            i._users = [old_ref if r() is self else r for r in i._users]
         version = self._vbox[0] + 1
         for user in self._hand_users_to(old, version, start, only):
             if user._fn:

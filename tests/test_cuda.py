@@ -99,6 +99,8 @@ def _float_ops(dt, tag):
         sg.mse_loss(x, p), sg.cross_entropy(logits, labels),
         sg.binary_cross_entropy_with_logits(x[:, :3], prob),
         sg.nn.functional.cross_entropy(logits, labels, reduction="none"),
+        # indexing: a gather at loaded indices, whose pullback adds up at them (issue 12)
+        w[labels], sg.gather(logits, 1, labels[:, None]), x[:, labels[:2] - 1],
     ]
     rng = np.random.default_rng(1 if tag == "f" else 2)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 
 from symgrad import config, dtypes
+from symgrad.codegen import gather
 from symgrad.codegen.names import comment_name
 from symgrad.codegen.ir import Graph, Node
 from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Kernel, Let, Lit, Load, Ref,
@@ -117,7 +118,7 @@ class Scheduler:
         m = self.materialized = set()
         for n in self.order:
             if n.op in ("arg", "const") or n.op in ("matmul",) or \
-                    OPS.get(n.op) is not None and OPS[n.op].kind in ("reduce", "argreduce"):
+                    OPS.get(n.op) is not None and OPS[n.op].kind in ("reduce", "argreduce", "scatter"):
                 m.add(id(n))
         for n in self.g.outputs:
             if n.op not in ("literal",):
@@ -301,6 +302,8 @@ class Scheduler:
             return self._argreduce_kernel(n, out)
         if kind == "matmul":
             return self._matmul_kernel(n, out)
+        if kind == "scatter":
+            return gather.scatter_kernel(self, n, out, Emitter(self, root=n), _offset)
         return self._map_kernel(n, out)
 
     def _reduce_loops(self, n, axes):
@@ -464,6 +467,8 @@ class Emitter:
             return self._pad_slice(n, index, ct)
         if n.op == "concat":
             return self._concat(n, index, ct)
+        if n.op == "take":
+            return gather.emit_take(self, n, index)
         args = []
         for x in n.inputs:
             lead = len(n.shape) - len(x.shape)

@@ -18,7 +18,8 @@ OPS: dict[str, "Op"] = {}
 
 # How the code generators lower each kind of op; only elementwise ops have a C expression
 # of their own (the others are loop nests, index arithmetic or library calls in the templates).
-KINDS = ("elementwise", "reduce", "argreduce", "matmul", "reshape", "layout", "source")
+KINDS = ("elementwise", "reduce", "argreduce", "matmul", "reshape", "layout", "source", "gather",
+         "scatter")
 
 # The public functions an elementwise op can ask for: arguments promoted as PyTorch does, and
 # for "float" integers become float32 first (exp, log, ...).
