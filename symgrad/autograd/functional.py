@@ -68,6 +68,11 @@ def _differentiate(outputs, inputs, grad_outputs, strict: bool, what: str):
     """`sg.grad` of `outputs` (weighted by `grad_outputs`) for every input: zeros where an
     input is not reached, or PyTorch's error with `strict`."""
     live = [k for k, o in enumerate(outputs) if o.requires_grad]
+    if strict and len(live) < len(outputs):
+        k = next(k for k, o in enumerate(outputs) if not o.requires_grad)
+        raise RuntimeError(f"Output {k} of the user-provided function does not require gradients. The "
+                           f"outputs must be computed in a differentiable manner from the input when "
+                           f"running in strict mode.")
     if live:
         grads = _grad([outputs[k] for k in live], list(inputs),
                       [grad_outputs[k] for k in live] if grad_outputs is not None else None,

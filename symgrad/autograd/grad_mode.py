@@ -42,16 +42,18 @@ class _Decorating:
             @functools.wraps(fn)
             def generator(*args, **kwargs):
                 gen = fn(*args, **kwargs)
-                with self.clone():
-                    value = next(gen)
+                sent = None
                 while True:
+                    try:
+                        with self.clone():
+                            value = gen.send(sent)
+                    except StopIteration as stop:
+                        return stop.value
                     try:
                         sent = yield value
                     except GeneratorExit:
                         gen.close()
                         raise
-                    with self.clone():
-                        value = gen.send(sent)
             return generator
 
         @functools.wraps(fn)
