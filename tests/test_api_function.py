@@ -443,3 +443,19 @@ def test_setup_context_style_and_no_instances(torch):
                 ctx.save_for_backward(3.0)
                 return x
         Saves.apply(x)
+
+
+def test_saved_variable_changed_in_place_is_an_error(torch):
+    for T in (sg, torch):
+        F = functions(T)["Legendre"]
+        x = T.tensor(np.array(X3), requires_grad=True)
+        h = x * 1
+        y = F.apply(h)
+        h.mul_(2)                                   # the value backward needs is gone
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            y.sum().backward()
+        y = functions(T)["MyExp"].apply(x * 1)      # an output saved for backward, changed later
+        z = y.sum()
+        y.add_(1)
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            z.backward()

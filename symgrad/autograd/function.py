@@ -43,7 +43,7 @@ class FunctionCtx:
     user's own (`ctx.constant = 3`)."""
 
     def __init__(self):
-        self._saved = ()
+        self._saved, self._versions = (), ()
         self._non_differentiable = set()
         self.materialize_grads = True
         self.needs_input_grad = ()
@@ -54,9 +54,19 @@ class FunctionCtx:
                 raise TypeError(f"save_for_backward can only save variables, but argument {k} is of "
                                 f"type {type(t).__name__}; keep other values as attributes of ctx")
         self._saved = tensors
+        self._versions = tuple(None if t is None else t._vbox[0] for t in tensors)
 
     @property
     def saved_tensors(self) -> tuple:
+        """The Variables saved by forward; one changed in place since is PyTorch's error (its
+        value is gone, so a gradient from it would be wrong)."""
+        for t, seen in zip(self._saved, self._versions):
+            if t is not None and t._vbox[0] != seen:
+                raise RuntimeError(
+                    f"one of the variables needed for gradient computation has been modified by an "
+                    f"inplace operation: {t._describe()}, saved by save_for_backward, is at version "
+                    f"{t._vbox[0]}; expected version {seen} instead. Compute it out of place "
+                    f"(y = y * 2 instead of y.mul_(2)) or on a copy (x.clone())")
         return tuple(self._saved)
 
     def mark_non_differentiable(self, *outputs) -> None:
@@ -145,6 +155,7 @@ class Function(metaclass=FunctionMeta):
         results = call.outputs()
         saved = {id(outs[k]): results[k] for k in diff}
         ctx._saved = tuple(saved.get(id(t), t) for t in ctx._saved)
+        ctx._versions = tuple(None if t is None else t._vbox[0] for t in ctx._saved)
         return results if isinstance(out, tuple) else results[0]
 
 
