@@ -17,6 +17,7 @@ R = np.random.default_rng(12)
 X3 = R.uniform(-1.0, 1.0, 3)
 X23 = R.uniform(-1.0, 1.0, (2, 3))
 W3 = R.uniform(0.5, 1.5, 3)
+SEEN = []      # what a backward was given, recorded for the comparison
 
 
 def functions(T):
@@ -94,6 +95,7 @@ def functions(T):
         @staticmethod
         def backward(ctx, g, g_idx):
             x, idx = ctx.saved_tensors
+            SEEN.append((str(g_idx.dtype).split(".")[-1], tuple(g_idx.shape), g_idx.sum().item()))
             hot = (T.arange(x.shape[1]).unsqueeze(0) == idx.unsqueeze(1)).to(x.dtype)
             return g.unsqueeze(1) * hot
 
@@ -183,7 +185,8 @@ def two_outputs(T):
     s2, _ = F.apply(x2)                           # one output unused: its gradient is zeros
     s2.sum().backward()
     return {"s": s, "c": c, "x.grad": x.grad, "x2.grad": x2.grad,
-            "names": (type(s.grad_fn).__name__, type(c.grad_fn).__name__)}
+            "names": (type(s.grad_fn).__name__, type(c.grad_fn).__name__),
+            "one grad_fn": s.grad_fn is c.grad_fn}
 
 
 @program
@@ -191,8 +194,10 @@ def non_differentiable_output(T):
     F = functions(T)["MaxWithIndex"]
     x = leaf(T, X23)
     values, idx = F.apply(x)
+    SEEN.clear()
     (values * values).sum().backward()
-    return {"values": values, "idx": idx, "idx.requires_grad": idx.requires_grad, "x.grad": x.grad}
+    return {"values": values, "idx": idx, "idx.requires_grad": idx.requires_grad, "x.grad": x.grad,
+            "idx's gradient (dtype, shape, sum)": SEEN[0]}
 
 
 @program

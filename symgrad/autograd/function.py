@@ -193,20 +193,23 @@ class _Call:
                 part = apply_op("slice", node, starts=(start,), stops=(start + o.numel(),), steps=(1,))
                 results[k] = G.reshape(G.cast(part, o.dtype), o.shape)
                 start += o.numel()
-        for k in diff:
-            results[k]._fn = (self.cls._backward_key, self.variables)
         node._fn = (self.cls._backward_key, self.variables)
+        shared = node.grad_fn                # one grad_fn for all outputs, as in PyTorch
+        for k in diff:
+            results[k]._fn = node._fn
+            results[k]._grad_fn = shared
         return results
 
     def _cotangents(self, g) -> list:
         """One gradient per output of forward, for `backward`: the slices of the node's
-        cotangent `g`, zeros for non-differentiable outputs, None for what is not a Variable."""
+        cotangent `g`, zeros for non-differentiable outputs (integer ones too, as PyTorch), None
+        for what is not a Variable."""
         grads, start = [], 0
         for k, o in enumerate(self.outs):
             if not isinstance(o, Variable):
                 grads.append(None)
             elif k not in self.diff:
-                grads.append(G.zeros(o) if dtypes.is_float(o.dtype) else None)
+                grads.append(G.zeros(o))
             elif len(self.diff) == 1:
                 grads.append(g)
             else:
