@@ -464,3 +464,114 @@ def test_saved_variable_changed_in_place_is_an_error(torch):
         y.add_(1)
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             z.backward()
+
+
+# --- whole programs, as users write them for PyTorch, with only the import changed ---------------
+
+TUTORIAL_PROGRAMS = {
+    # the shape of PyTorch's examples_autograd/polynomial_custom_function.py, in float64 and shorter
+    "legendre_custom_function": '''
+import math
+import torch
+
+class LegendrePolynomial3(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input):
+        ctx.save_for_backward(input)
+        return 0.5 * (5 * input ** 3 - 3 * input)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        input, = ctx.saved_tensors
+        return grad_output * 1.5 * (5 * input ** 2 - 1)
+
+dtype = torch.double
+x = torch.linspace(-math.pi, math.pi, 200, dtype=dtype)
+y = torch.sin(x)
+a = torch.full((), 0.0, dtype=dtype, requires_grad=True)
+b = torch.full((), -1.0, dtype=dtype, requires_grad=True)
+c = torch.full((), 0.0, dtype=dtype, requires_grad=True)
+d = torch.full((), 0.3, dtype=dtype, requires_grad=True)
+for t in range(300):
+    P3 = LegendrePolynomial3.apply
+    y_pred = a + b * P3(c + d * x)
+    loss = (y_pred - y).pow(2).sum()
+    if t % 100 == 99:
+        print(t, loss.item())
+    loss.backward()
+    with torch.no_grad():
+        for p in (a, b, c, d):
+            p -= 5e-5 * p.grad
+            p.grad = None
+print(f"Result: y = {a.item()} + {b.item()} * P3({c.item()} + {d.item()} x)")
+print(torch.autograd.gradcheck(LegendrePolynomial3.apply, (x[:5].clone().requires_grad_(),)))
+print(torch.autograd.gradgradcheck(LegendrePolynomial3.apply, (x[:5].clone().requires_grad_(),)))
+''',
+    # the shape of introyt's autograd tutorial: functional API, hooks and modes
+    "functional_hooks_modes": '''
+import torch
+
+def exp_adder(x, y):
+    return 2 * x.exp() + 3 * y
+
+inputs = (torch.tensor([0.25], dtype=torch.float64), torch.tensor([0.75], dtype=torch.float64))
+print(torch.autograd.functional.jacobian(exp_adder, inputs))
+inputs = (torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64), torch.tensor([0.4, 0.5, 0.6], dtype=torch.float64))
+print(torch.autograd.functional.jacobian(exp_adder, inputs))
+print(torch.autograd.functional.hessian(lambda v: (v ** 3).sum(), inputs[0]))
+
+def do_some_doubling(x):
+    y = x * 2
+    while y.data.norm() < 1000:
+        y = y * 2
+    return y
+
+x = torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)
+v = torch.tensor([0.1, 1.0, 0.0001], dtype=torch.float64)
+print(torch.autograd.functional.vjp(do_some_doubling, x, v))
+
+w = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+h = w.register_hook(lambda g: g * 2)
+(w * w).sum().backward()
+print(w.grad)
+h.remove()
+w.grad.zero_()
+(w * w).sum().backward()
+print(w.grad)
+
+@torch.no_grad
+def predict(t):
+    return t * 2
+
+print(predict(w).requires_grad)
+with torch.set_grad_enabled(False):
+    print((w * 2).requires_grad)
+print(torch.is_grad_enabled())
+''',
+}
+
+
+def _numbers(text):
+    return [float(t) for t in re.findall(r"-?\d+\.\d*(?:e[-+]?\d+)?|-?\d+(?:e[-+]?\d+)?", text)]
+
+
+@pytest.mark.parametrize("name", sorted(TUTORIAL_PROGRAMS))
+def test_programs_with_the_import_swapped_print_torchs_numbers(name, torch, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    source = TUTORIAL_PROGRAMS[name]
+    root = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    outputs = {}
+    for label, text in (("torch", source), ("symgrad", source.replace("import torch", "import symgrad as torch"))):
+        script = tmp_path / f"program_{label}.py"
+        script.write_text(text)
+        run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env)
+        assert run.returncode == 0, f"{label}:\n{run.stderr[-3000:]}"
+        outputs[label] = run.stdout
+    ours, theirs = outputs["symgrad"], outputs["torch"]
+    words = [re.sub(r"[-\d.e+]+", "#", line).replace("symgrad", "torch") for line in ours.splitlines()]
+    assert words == [re.sub(r"[-\d.e+]+", "#", line) for line in theirs.splitlines()], ours
+    np.testing.assert_allclose(_numbers(ours), _numbers(theirs), rtol=1e-6, atol=1e-9, err_msg=ours)

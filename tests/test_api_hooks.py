@@ -199,3 +199,17 @@ def test_set_grad_enabled_needs_a_bool():
     with pytest.raises(TypeError, match="bool"):
         sg.set_grad_enabled("yes")
     assert sg.is_grad_enabled()
+
+
+def test_profiler_names_run(torch):
+    """introyt's autograd tutorial profiles a loop; symgrad runs it and prints a table."""
+    for T in (sg, torch):
+        x = T.tensor(X, requires_grad=True)
+        with T.autograd.profiler.profile(use_cuda=False) as prof:
+            with T.autograd.profiler.record_function("loop"):
+                z = x
+                for _ in range(3):
+                    z = (z / 2.0) * x
+        assert z.requires_grad
+        table = prof.key_averages().table(sort_by="self_cpu_time_total")
+        assert isinstance(table, str) and "Self CPU time total" in table

@@ -3,7 +3,7 @@
 modes (autograd.grad_mode), `functional` (jacobian, hessian, vjp, jvp, hvp, vhp), and
 `gradcheck` / `gradgradcheck`."""
 from symgrad.autodiff import GradcheckError, gradcheck, gradgradcheck
-from symgrad.autograd import functional, graph, grad_mode, hooks  # noqa: F401  (hooks: register_hook)
+from symgrad.autograd import functional, graph, grad_mode, hooks, profiler  # noqa: F401  (hooks: register_hook)
 from symgrad.autograd.function import Function, FunctionCtx, once_differentiable
 from symgrad.autograd.grad_mode import (enable_grad, inference_mode, is_grad_enabled,
                                         is_inference_mode_enabled, no_grad, set_grad_enabled)
@@ -27,6 +27,7 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
 
 
 __all__ = ["Variable", "Function", "FunctionCtx", "AccumulateGrad", "grad", "backward", "gradcheck",
-           "gradgradcheck", "GradcheckError", "functional", "graph", "grad_mode", "once_differentiable",
+           "gradgradcheck", "GradcheckError", "functional", "graph", "grad_mode", "profiler",
+           "once_differentiable",
            "no_grad", "enable_grad", "set_grad_enabled", "inference_mode", "is_grad_enabled",
            "is_inference_mode_enabled"]
