@@ -169,10 +169,11 @@ def number_argument_and_ctx_attribute(T):
     F = functions(T)["ScaledMul"]
     a, b = leaf(T, X3), T.tensor(W3)              # b does not require grad
     y = F.apply(a, b, 2.5)
+    seen = (y.grad_fn.scale, y.grad_fn.needs_input_grad, len(y.grad_fn.saved_tensors))   # grad_fn is ctx
     y.sum().backward()
     z = F.apply(T.tensor(X3), T.tensor(W3), 3.0)   # nothing requires grad: a plain result
     return {"y": y, "a.grad": a.grad, "b.grad": b.grad, "z": z, "z.requires_grad": z.requires_grad,
-            "z.grad_fn": z.grad_fn is None}
+            "ctx": seen, "z.grad_fn": z.grad_fn is None}
 
 
 @program
@@ -516,7 +517,8 @@ def exp_adder(x, y):
 
 inputs = (torch.tensor([0.25], dtype=torch.float64), torch.tensor([0.75], dtype=torch.float64))
 print(torch.autograd.functional.jacobian(exp_adder, inputs))
-inputs = (torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64), torch.tensor([0.4, 0.5, 0.6], dtype=torch.float64))
+inputs = (torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64),
+          torch.tensor([0.4, 0.5, 0.6], dtype=torch.float64))
 print(torch.autograd.functional.jacobian(exp_adder, inputs))
 print(torch.autograd.functional.hessian(lambda v: (v ** 3).sum(), inputs[0]))
 
@@ -565,10 +567,12 @@ def test_programs_with_the_import_swapped_print_torchs_numbers(name, torch, tmp_
     root = Path(__file__).resolve().parent.parent
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
     outputs = {}
-    for label, text in (("torch", source), ("symgrad", source.replace("import torch", "import symgrad as torch"))):
+    swapped = source.replace("import torch", "import symgrad as torch")
+    for label, text in (("torch", source), ("symgrad", swapped)):
         script = tmp_path / f"program_{label}.py"
         script.write_text(text)
-        run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240, env=env)
+        run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=240,
+                             env=env)
         assert run.returncode == 0, f"{label}:\n{run.stderr[-3000:]}"
         outputs[label] = run.stdout
     ours, theirs = outputs["symgrad"], outputs["torch"]

@@ -92,6 +92,12 @@ class BackwardCFunction(Node):
     def __repr__(self):
         return f"<{type(self).__module__}.{type(self).__qualname__} object at {hex(id(self))}>"
 
+    def __getattr__(self, name):
+        # As in PyTorch, where this node is the ctx: y.grad_fn.saved_tensors, y.grad_fn.constant.
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._variable.attrs["fn"].ctx, name)
+
 
 class FunctionMeta(type):
     """Gives each custom Function its grad_fn class, `<Name>Backward`."""
