@@ -10,6 +10,8 @@ Forward-mode products (`jvp`, `hvp`) use the double-vjp identity: the gradient o
 respect to its (linear) cotangent."""
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import numpy as np
 
 import symgrad.ops.builders as G
@@ -188,7 +190,10 @@ def _jacobian_graph(outputs, inputs, strict):
             seed.reshape(-1)[k] = 1
             rows.append(_differentiate((out,), inputs, (Variable(seed),), strict,
                                        f" (output {i}, element {k})"))
-        with lazy():
+        concrete = all(g.is_concrete for r in rows for g in r)
+        if concrete:
+            _evaluate_rows(rows)
+        with nullcontext() if concrete else lazy():
             per = []
             for j, x in enumerate(inputs):
                 col = [r[j] for r in rows]
@@ -196,6 +201,16 @@ def _jacobian_graph(outputs, inputs, strict):
                 per.append(G.reshape(stacked, out.shape + x.shape))
         blocks.append(per)
     return blocks
+
+
+def _evaluate_rows(rows):
+    """Values of the rows of a Jacobian over values, one compiled call per row: the rows
+    differ only in their seed (an argument), so they share one compiled function."""
+    from symgrad.engine import evaluate_gradients
+    for row in rows:
+        pending = [g for g in row if g._value is None]
+        for g, value in zip(pending, evaluate_gradients(pending)):
+            g._value = np.asarray(value, dtype=g.dtype)
 
 
 def _strategy(strategy, vectorize, who):
