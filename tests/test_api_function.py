@@ -442,6 +442,19 @@ def test_setup_context_style_and_no_instances(torch):
     np.testing.assert_allclose(x.grad.numpy(), 3 * X3 ** 2)
     with pytest.raises(RuntimeError, match="apply"):
         Cube()
+
+    class Triple(sg.autograd.Function):          # backward under its other name, vjp
+        @staticmethod
+        def forward(ctx, x):
+            return x * 3
+
+        @staticmethod
+        def vjp(ctx, grad):
+            return grad * 3
+
+    x.grad = None
+    Triple.apply(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), np.full(3, 3.0))
     with pytest.raises(TypeError, match="save_for_backward"):
         class Saves(sg.autograd.Function):
             @staticmethod

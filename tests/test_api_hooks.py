@@ -109,6 +109,11 @@ def grad_modes_nest(T):
                 out["inference_off"] = T.is_inference_mode_enabled()
         out["after_inference"] = (T.is_inference_mode_enabled(), T.is_grad_enabled())
     out["after"] = T.is_grad_enabled()
+    with T.no_grad():
+        with T.inference_mode(False):
+            out["inference_off_in_no_grad"] = (T.is_grad_enabled(), (x * 2).requires_grad)
+        with T.inference_mode():
+            out["grad_in_inference"] = T.is_grad_enabled()
     T.set_grad_enabled(False)
     out["function_off"] = (T.is_grad_enabled(), (x * 2).requires_grad)
     T.set_grad_enabled(True)

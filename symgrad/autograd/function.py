@@ -104,6 +104,8 @@ class FunctionMeta(type):
 
     def __init__(cls, name, bases, attrs):
         super().__init__(name, bases, attrs)
+        if "vjp" in attrs and "backward" not in attrs:      # PyTorch's other name for backward
+            cls.backward = attrs["vjp"]
         backward_name = f"{name}Backward"
         node_cls = type(backward_name, (BackwardCFunction,), {"__module__": __name__,
                                                                "__qualname__": backward_name})

@@ -138,7 +138,7 @@ class set_grad_enabled(_Decorating):
 class inference_mode(_Decorating):
     """`with sg.inference_mode():` (or as a decorator, with or without parentheses): like
     `no_grad`, and `sg.is_inference_mode_enabled()` is true inside. `inference_mode(False)`
-    inside an inference block returns to normal mode; elsewhere it changes nothing."""
+    turns inference mode off and gradients on (inside `no_grad` too), as PyTorch's does."""
 
     def __new__(cls, mode_=True):
         if isinstance(mode_, (bool, np.bool_)):
@@ -159,7 +159,7 @@ class inference_mode(_Decorating):
         if self.mode:
             mode.grad_enabled = False
             mode.inference = True
-        elif self._prev[1]:          # normal mode again inside an inference block
+        else:                        # as PyTorch: gradients on, inference off
             mode.grad_enabled = True
             mode.inference = False
 
