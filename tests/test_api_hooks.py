@@ -100,7 +100,7 @@ def grad_modes_nest(T):
         out["no_grad"] = (x * 2).requires_grad
         with T.enable_grad():
             out["enable_inside"] = (x * 2).requires_grad
-            with T.set_grad_enabled(False):
+            with T.set_grad_enabled(mode=False):
                 out["set_false_inside"] = (x * 2).requires_grad
             out["restored_enable"] = T.is_grad_enabled()
         with T.inference_mode():
@@ -112,7 +112,7 @@ def grad_modes_nest(T):
     with T.no_grad():
         with T.inference_mode(False):
             out["inference_off_in_no_grad"] = (T.is_grad_enabled(), (x * 2).requires_grad)
-        with T.inference_mode():
+        with T.inference_mode(mode=True):
             out["grad_in_inference"] = T.is_grad_enabled()
     T.set_grad_enabled(False)
     out["function_off"] = (T.is_grad_enabled(), (x * 2).requires_grad)

@@ -9,17 +9,17 @@ import inspect
 
 import numpy as np
 
-from symgrad.variable import mode
+from symgrad.variable import mode as _state
 
 
 def is_grad_enabled() -> bool:
     """Whether results made now record the graph for gradients (PyTorch's function)."""
-    return mode.grad_enabled
+    return _state.grad_enabled
 
 
 def is_inference_mode_enabled() -> bool:
     """Whether an `inference_mode()` block is running in this thread."""
-    return getattr(mode, "inference", False)
+    return getattr(_state, "inference", False)
 
 
 def _check_mode(who: str, value) -> bool:
@@ -80,11 +80,11 @@ class no_grad(_NoParams):
         self.prev = False
 
     def __enter__(self):
-        self.prev = mode.grad_enabled
-        mode.grad_enabled = False
+        self.prev = _state.grad_enabled
+        _state.grad_enabled = False
 
     def __exit__(self, *exc):
-        mode.grad_enabled = self.prev
+        _state.grad_enabled = self.prev
 
 
 class enable_grad(_NoParams):
@@ -94,11 +94,11 @@ class enable_grad(_NoParams):
         self.prev = True
 
     def __enter__(self):
-        self.prev = mode.grad_enabled
-        mode.grad_enabled = True
+        self.prev = _state.grad_enabled
+        _state.grad_enabled = True
 
     def __exit__(self, *exc):
-        mode.grad_enabled = self.prev
+        _state.grad_enabled = self.prev
 
 
 class set_grad_enabled(_Decorating):
@@ -106,26 +106,26 @@ class set_grad_enabled(_Decorating):
     sg.set_grad_enabled(b):` sets it for a block and restores it after; as a decorator it sets
     it while the function runs."""
 
-    def __init__(self, mode_: bool):
-        value = _check_mode("set_grad_enabled", mode_)
-        self.prev = mode.grad_enabled
+    def __init__(self, mode: bool):
+        value = _check_mode("set_grad_enabled", mode)
+        self.prev = _state.grad_enabled
         self.mode = value
-        mode.grad_enabled = value
+        _state.grad_enabled = value
 
     def __call__(self, fn):
-        mode.grad_enabled = self.prev
+        _state.grad_enabled = self.prev
         return super().__call__(fn)
 
     def __enter__(self):
-        mode.grad_enabled = self.mode
+        _state.grad_enabled = self.mode
 
     def __exit__(self, *exc):
-        mode.grad_enabled = self.prev
+        _state.grad_enabled = self.prev
 
     def clone(self):
-        prev = mode.grad_enabled
+        prev = _state.grad_enabled
         out = type(self)(self.mode)
-        mode.grad_enabled = prev
+        _state.grad_enabled = prev
         out.prev = prev
         return out
 
@@ -140,28 +140,28 @@ class inference_mode(_Decorating):
     `no_grad`, and `sg.is_inference_mode_enabled()` is true inside. `inference_mode(False)`
     turns inference mode off and gradients on (inside `no_grad` too), as PyTorch's does."""
 
-    def __new__(cls, mode_=True):
-        if isinstance(mode_, (bool, np.bool_)):
+    def __new__(cls, mode=True):
+        if isinstance(mode, (bool, np.bool_)):
             return super().__new__(cls)
-        if callable(mode_):
-            return cls()(mode_)
+        if callable(mode):
+            return cls()(mode)
         raise TypeError(f"inference_mode: mode must be a bool or a function to decorate, "
-                        f"not {type(mode_).__name__} {mode_!r}")
+                        f"not {type(mode).__name__} {mode!r}")
 
-    def __init__(self, mode_=True):
-        self.mode = bool(mode_)
+    def __init__(self, mode=True):
+        self.mode = bool(mode)
 
     def clone(self):
         return type(self)(self.mode)
 
     def __enter__(self):
-        self._prev = (mode.grad_enabled, is_inference_mode_enabled())
+        self._prev = (_state.grad_enabled, is_inference_mode_enabled())
         if self.mode:
-            mode.grad_enabled = False
-            mode.inference = True
+            _state.grad_enabled = False
+            _state.inference = True
         else:                        # as PyTorch: gradients on, inference off
-            mode.grad_enabled = True
-            mode.inference = False
+            _state.grad_enabled = True
+            _state.inference = False
 
     def __exit__(self, *exc):
-        mode.grad_enabled, mode.inference = self._prev
+        _state.grad_enabled, _state.inference = self._prev
