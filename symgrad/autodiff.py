@@ -162,6 +162,13 @@ def _float64(x):
     return arr.astype(np.float64) if arr.dtype.kind == "f" else arr
 
 
+def _numeric(x) -> bool:
+    try:
+        return np.asarray(x).dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        return False
+
+
 def _as_tuple(x):
     return tuple(x) if isinstance(x, (list, tuple)) else (x,)
 
@@ -179,9 +186,11 @@ def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=T
     `func` returns a Variable or a tuple of them. Returns True, or raises GradcheckError
     (False with `raise_exception=False`). The other keywords are PyTorch's, accepted."""
     given = _as_tuple(inputs)
-    is_array = [isinstance(x, (Variable, np.ndarray)) for x in given]
-    arrays = [_float64(x) if a else x for x, a in zip(given, is_array)]
     wrt = [n for n, x in enumerate(given) if isinstance(x, Variable) and x.requires_grad]
+    # With no Variable that requires grad, every input that numpy makes numbers of is data
+    # (symgrad's older convention: gradcheck(fn, [array, [1.0, 2.0]])).
+    is_array = [isinstance(x, (Variable, np.ndarray)) or (not wrt and _numeric(x)) for x in given]
+    arrays = [_float64(x) if a else x for x, a in zip(given, is_array)]
     if not wrt:
         wrt = [n for n, a in enumerate(arrays) if is_array[n] and a.dtype.kind == "f"]
     if not wrt:

@@ -371,6 +371,7 @@ def test_gradcheck_passes_right_and_fails_wrong_backwards(T_name, request):
 
 def test_gradcheck_keeps_the_old_calling_convention():
     assert sg.gradcheck(lambda a, b: (a * b).sum(), [X3, W3])
+    assert sg.gradcheck(lambda a, b: (a * b).sin(), [[0.5, 1.0], 2.0])         # lists and numbers are data
     # nothing requires grad: every float input is checked
     assert sg.autograd.gradcheck(lambda a: a.sin(), sg.tensor(X3)) is True
     with pytest.raises(ValueError, match="at least one input"):
