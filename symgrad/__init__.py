@@ -39,6 +39,10 @@ from symgrad.selection import (gather, index_add, index_put, index_select, maske
                                nonzero, scatter, scatter_add, take_along_dim, where)
 from symgrad.variable import Size, Variable, enable_grad, is_grad_enabled, no_grad
 from symgrad import autograd, nn  # noqa: E402
+# The grad modes of symgrad.autograd (decorators with or without parentheses) replace the
+# variable module's plain ones in the public API.
+from symgrad.autograd.grad_mode import enable_grad, no_grad  # noqa: E402, F811
+from symgrad.autograd.grad_mode import inference_mode, is_inference_mode_enabled, set_grad_enabled  # noqa: E402
 
 # In-place operations (fill_, copy_, x[k] = v) are recorded with the functional API; a
 # Variable prints through symgrad.display.

@@ -80,7 +80,12 @@ def _backward_pass(outputs, grad_outputs, inputs):
             _accumulate(cot, o, _seed(o, g))
     for v in reversed(order):
         g = cot.get(id(v))
-        if g is None or v.op is None:
+        if g is None:
+            continue
+        hooks = v.__dict__.get("_grad_hooks")
+        if hooks:                     # register_hook: the gradient is complete here
+            g = cot[id(v)] = _run_hooks(v, g, hooks)
+        if v.op is None:
             continue
         op = OPS[v.op]
         needs = tuple(id(i) in reaches and dtypes.is_float(i.dtype) for i in v.inputs)
@@ -93,6 +98,22 @@ def _backward_pass(outputs, grad_outputs, inputs):
             if gi is not None and id(i) in reaches:
                 _accumulate(cot, i, gi)
     return [cot.get(id(x)) for x in inputs]
+
+
+def _run_hooks(v, g, hooks):
+    """The gradient `g` of `v` put through `v`'s hooks, in the order they were registered;
+    a hook that returns something replaces the gradient."""
+    for hook in list(hooks.values()):
+        out = hook(g)
+        if out is None:
+            continue
+        if not isinstance(out, Variable):
+            out = Variable(np.asarray(out, dtype=v.dtype))
+        if out.shape != g.shape:
+            raise RuntimeError(f"hook {getattr(hook, '__name__', hook)!r} has changed the size of value: "
+                               f"it returned shape {out.shape} for the gradient of {v._describe()}")
+        g = G.cast(out, v.dtype)
+    return g
 
 
 def _check_versions(node, pulled, start):
@@ -131,41 +152,149 @@ def _accumulate(cot, v, g):
     cot[id(v)] = g if prev is None else G.add(prev, g)
 
 
-def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
-    """Compare `sg.grad` of `fn(*inputs)` with central finite differences, in float64.
+class GradcheckError(RuntimeError, AssertionError):
+    """What gradcheck raises (PyTorch's `torch.autograd.gradcheck.GradcheckError`, a
+    RuntimeError; also an AssertionError, as symgrad's gradcheck raised before)."""
 
-    `fn` takes Variables and returns one Variable; `inputs` are arrays or Variables. The
-    gradient of `sum(fn(*inputs) * w)` for a fixed random `w` is checked for every float input."""
-    arrays = [np.array(x.value() if isinstance(x, Variable) else x, dtype=np.float64)
-              if dtypes.is_float(np.asarray(x.value() if isinstance(x, Variable) else x).dtype)
-              else np.asarray(x.value() if isinstance(x, Variable) else x) for x in inputs]
-    float_idx = [n for n, a in enumerate(arrays) if a.dtype.kind == "f"]
-    variables = [Variable(a, requires_grad=(n in float_idx)) for n, a in enumerate(arrays)]
-    out = fn(*variables)
-    weights = np.random.default_rng(0).uniform(0.5, 1.5, out.shape)
 
-    def scalar(vals):
-        vs = [Variable(a) for a in vals]
-        return float(np.sum(fn(*vs).value() * weights))
+def _float64(x):
+    arr = np.asarray(x.value() if isinstance(x, Variable) else x)
+    return arr.astype(np.float64) if arr.dtype.kind == "f" else arr
 
-    weighted = G.mul(G.cast(out, dtypes.float64), Variable(weights))
-    analytic = grad(G.reduce("sum", weighted, range(weighted.ndim), False), [variables[n] for n in float_idx],
-                    allow_unused=True)
-    for n, g in zip(float_idx, analytic):
-        g = np.zeros_like(arrays[n]) if g is None else g.value()
-        numeric = np.zeros_like(arrays[n])
-        flat = numeric.reshape(-1)
+
+def _numeric(x) -> bool:
+    try:
+        return np.asarray(x).dtype.kind in "biuf"
+    except (TypeError, ValueError):
+        return False
+
+
+def _as_tuple(x):
+    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
+
+
+def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, nondet_tol=0.0,
+              check_undefined_grad=True, check_grad_dtypes=False, check_batched_grad=False,
+              check_batched_forward_grad=False, check_forward_ad=False, check_backward_ad=True,
+              fast_mode=False, masked=None) -> bool:
+    """PyTorch's `gradcheck`: the Jacobians of `func(*inputs)` from `sg.grad` (every output
+    element's gradient, through every pullback, custom functions' included) against central
+    finite differences, in float64: |analytical - numerical| <= atol + rtol * |numerical|.
+
+    `inputs` is a Variable or a tuple of them (or of arrays and other arguments, passed as they
+    are); the Variables that require grad are checked, or every floating one when none does.
+    `func` returns a Variable or a tuple of them. Returns True, or raises GradcheckError
+    (False with `raise_exception=False`). The other keywords are PyTorch's, accepted."""
+    given = _as_tuple(inputs)
+    wrt = [n for n, x in enumerate(given) if isinstance(x, Variable) and x.requires_grad]
+    # With no Variable that requires grad, every input that numpy makes numbers of is data
+    # (symgrad's older convention: gradcheck(fn, [array, [1.0, 2.0]])).
+    is_array = [isinstance(x, (Variable, np.ndarray)) or (not wrt and _numeric(x)) for x in given]
+    arrays = [_float64(x) if a else x for x, a in zip(given, is_array)]
+    if not wrt:
+        wrt = [n for n, a in enumerate(arrays) if is_array[n] and a.dtype.kind == "f"]
+    if not wrt:
+        raise ValueError("gradcheck expects at least one input tensor to require gradient, but none "
+                         "of the inputs is a floating point Variable")
+
+    def variables(vals):
+        return [Variable(a, requires_grad=n in wrt) if is_array[n] else a for n, a in enumerate(vals)]
+
+    def outputs(vals):
+        return [o for o in _as_tuple(func(*variables(vals)))]
+
+    xs = variables(arrays)
+    outs = _as_tuple(func(*xs))
+    analytic = _analytic_jacobians(outs, [xs[n] for n in wrt])
+    numeric = _numeric_jacobians(outputs, arrays, wrt, eps)
+    for j, out in enumerate(outs):
+        for col, n in enumerate(wrt):
+            a, num = analytic[j][col], numeric[j][col]
+            if not np.allclose(a, num, atol=atol, rtol=rtol, equal_nan=True):
+                if raise_exception:
+                    raise GradcheckError(
+                        f"Jacobian mismatch for output {j} with respect to input {n} (analytical "
+                        f"gradients against finite differences, shapes {a.shape}),\n"
+                        f"numerical:{num!r}\nanalytical:{a!r}\n")
+                return False
+    return True
+
+
+def _analytic_jacobians(outs, xs):
+    """[output][input] Jacobians (output elements by input elements) from `grad`."""
+    from symgrad.interpret import evaluate
+    rows, jac = [], []
+    for out in outs:
+        per = []
+        if isinstance(out, Variable) and dtypes.is_float(out.dtype) and out.requires_grad:
+            for k in range(out.numel()):
+                seed = np.zeros(out.shape, out.dtype)
+                seed.reshape(-1)[k] = 1
+                gs = grad([out], xs, [Variable(seed)], allow_unused=True)
+                per.append(gs)
+                rows.extend(g for g in gs if g is not None)
+        jac.append(per)
+    values = iter(evaluate(rows)) if rows else iter(())
+    result = []
+    for out, per in zip(outs, jac):
+        m = out.numel() if isinstance(out, Variable) else 1
+        mats = [np.zeros((m, x.numel())) for x in xs]
+        for k, gs in enumerate(per):
+            for col, g in enumerate(gs):
+                if g is not None:
+                    mats[col][k] = np.asarray(next(values), dtype=np.float64).reshape(-1)
+        result.append(mats)
+    return result
+
+
+def _numeric_jacobians(outputs, arrays, wrt, eps):
+    """[output][input] Jacobians by central differences of `outputs(arrays)`."""
+    def values(vals):
+        return [np.asarray(o.value() if isinstance(o, Variable) else o, dtype=np.float64).reshape(-1)
+                for o in outputs(vals)]
+    sizes = [v.size for v in values(arrays)]
+    result = [[np.zeros((m, arrays[n].size)) for n in wrt] for m in sizes]
+    for col, n in enumerate(wrt):
         for k in range(arrays[n].size):
-            plus = [a.copy() for a in arrays]
-            minus = [a.copy() for a in arrays]
+            plus = [a.copy() if isinstance(a, np.ndarray) else a for a in arrays]
+            minus = [a.copy() if isinstance(a, np.ndarray) else a for a in arrays]
             plus[n].reshape(-1)[k] += eps
             minus[n].reshape(-1)[k] -= eps
-            flat[k] = (scalar(plus) - scalar(minus)) / (2 * eps)
-        if not np.allclose(g, numeric, atol=atol, rtol=rtol):
-            if raise_exception:
-                worst = np.unravel_index(np.argmax(np.abs(g - numeric)), g.shape) if g.shape else ()
-                raise AssertionError(
-                    f"gradcheck: gradient of input {n} (shape {arrays[n].shape}) differs from finite "
-                    f"differences; worst at {worst}: analytic {g[worst]!r}, numeric {numeric[worst]!r}")
-            return False
-    return True
+            for j, (p, q) in enumerate(zip(values(plus), values(minus))):
+                result[j][col][:, k] = (p - q) / (2 * eps)
+    return result
+
+
+def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3,
+                  gen_non_contig_grad_outputs=False, raise_exception=True, nondet_tol=0.0,
+                  check_undefined_grad=True, check_grad_dtypes=False, check_batched_grad=False,
+                  check_fwd_over_rev=False, check_rev_over_rev=True, fast_mode=False, masked=False) -> bool:
+    """PyTorch's `gradgradcheck`: second derivatives of `func(*inputs)`, by `gradcheck` of
+    the function (inputs, grad_outputs) -> sg.grad(func(*inputs), inputs, grad_outputs). The
+    grad_outputs default to random float64 values (which are checked too)."""
+    given = _as_tuple(inputs)
+    is_array = [isinstance(x, (Variable, np.ndarray)) for x in given]
+    wrt = [n for n, x in enumerate(given) if isinstance(x, Variable) and x.requires_grad]
+    if not wrt:
+        wrt = [n for n, x in enumerate(given) if is_array[n] and _float64(x).dtype.kind == "f"]
+    probe = [Variable(_float64(x), requires_grad=n in wrt) if is_array[n] else x for n, x in enumerate(given)]
+    outs = _as_tuple(func(*probe))
+    diff = [j for j, o in enumerate(outs) if isinstance(o, Variable) and o.requires_grad]
+    if grad_outputs is None:
+        rng = np.random.default_rng(0)
+        grad_outputs = [rng.uniform(-1, 1, outs[j].shape) for j in diff]
+    else:
+        grad_outputs = [_float64(g) for g in _as_tuple(grad_outputs)]
+    n_in = len(given)
+
+    def first_derivatives(*args):
+        ins, gos = args[:n_in], args[n_in:]
+        outs = _as_tuple(func(*ins))
+        targets = [ins[n] for n in wrt]
+        gs = grad([outs[j] for j in diff], targets, list(gos), allow_unused=True)
+        return tuple(g for g in gs if g is not None)
+
+    checked = [Variable(_float64(x), requires_grad=True) if n in wrt else x for n, x in enumerate(given)]
+    seeds = [Variable(np.array(g, dtype=np.float64), requires_grad=True) for g in grad_outputs]
+    return gradcheck(first_derivatives, tuple(checked) + tuple(seeds), eps=eps, atol=atol, rtol=rtol,
+                     raise_exception=raise_exception)

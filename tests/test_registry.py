@@ -55,6 +55,23 @@ SPECIAL = {
     "take": ([(3, 5, 2), ("index", (2, 4))], {"axis": 1}),
     "scatter_add": ([(3, 2, 4, 2), ("index", (2, 4))], {"axis": 1, "size": 5}),
 }
+
+
+class _PassThrough:
+    """A custom function's call record for the `custom_function` sample: forward's value passed
+    through, and a backward that gives its argument no gradient, which is what the op's value
+    rule (its first input) says of the other inputs, so finite differences can check it."""
+
+    def pullback(self, g, node, needs):
+        import symgrad.ops.builders as G
+        return [g if needs[0] else None] + [G.zeros(x) if need else None
+                                            for x, need in zip(node.inputs[1:], needs[1:])]
+
+    def __repr__(self):
+        return "PassThrough"
+
+
+SPECIAL["custom_function"] = ([(3, 4), (2,)], {"fn": _PassThrough()})
 # Ops whose float operands must be positive (logarithms and roots, and pow's base).
 POSITIVE = {"log", "sqrt", "pow"}
 

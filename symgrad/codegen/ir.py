@@ -94,6 +94,8 @@ def _copy(args, outputs) -> tuple[Graph, _Builder]:
                               value=np.ascontiguousarray(v.value()))
                 graph.consts.append(node)
                 memo[id(v)] = node
+        elif v.op == "custom_function":     # a custom autograd.Function: its forward's value
+            memo[id(v)] = memo[id(v.inputs[0])]
         else:
             memo[id(v)] = b.make(v.op, [memo[id(i)] for i in v.inputs], v.attrs, v.shape, v.dtype,
                                  name=v.name, origin=v.op)
