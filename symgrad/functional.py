@@ -76,6 +76,8 @@ def _promote(name, args, float_only=False):
     """Cast the arguments of an elementwise op to their common dtype, PyTorch's way."""
     if not args:
         raise TypeError(f"{name}: no arguments")
+    # a numpy array is a tensor operand, as in PyTorch (`x + np.ones(3)`)
+    args = [Variable(np.array(a)) if isinstance(a, np.ndarray) else a for a in args]
     for a in args:
         if not isinstance(a, (Variable, Number)):
             raise TypeError(f"{name}: expected a Variable or a number, got {type(a).__name__}")

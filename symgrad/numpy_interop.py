@@ -48,7 +48,7 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
     fn = UFUNCS.get(ufunc.__name__)
     if method != "__call__" or fn is None:
         raise TypeError(f"{where} is not supported on symgrad Variables (it would drop the graph); use "
-                        f"symgrad's operations (sg.{ufunc.__name__}, x.sum(), ...), or "
+                        f"symgrad's operations (sg.sin(x), x.sum(), ...), or "
                         f"x.detach().numpy() for plain numbers")
     extra = {k: v for k, v in kwargs.items() if not (k in ("out", "dtype", "where") and v is None)}
     if extra.get("where") is True:
