@@ -87,9 +87,9 @@ def div(input, other, *, rounding_mode=None) -> Variable:
         return F.add(q, F.cast(up, dt))
 
 
-def true_divide(dividend, divisor) -> Variable:
-    """dividend / divisor (torch.true_divide)."""
-    return F.div(dividend, divisor)
+def true_divide(input, other) -> Variable:
+    """input / other (torch.true_divide)."""
+    return F.div(input, other)
 
 
 def attach(variable_class) -> None:

@@ -87,7 +87,8 @@ def empty(*shape, size=None, out=None, dtype=None, layout=None, device=None, req
     return _finish("empty", np.zeros(shape, _float(dtype)), None, requires_grad, device, out)
 
 
-def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Variable:
+def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False) -> Variable:
     """A Variable of shape `size` filled with `fill_value` (its dtype: a bool, int or float's)."""
     if dtype is not None:
         dt = dtypes.as_dtype(dtype)

@@ -35,13 +35,15 @@ class device:
         kind, sep, number = type.partition(":")
         if sep:
             if index is not None:
-                raise RuntimeError(f"device(): type {type!r} already names an index; don't give index={index}")
+                raise RuntimeError(f"device(): type {type!r} already names an index; "
+                                   f"don't give index={index}")
             if not number.isdigit():
                 raise RuntimeError(f"Invalid device string: {type!r}")
             index = int(number)
         if kind not in ("cpu", "cuda"):
             raise RuntimeError(f"Expected one of cpu, cuda device type at start of device string: {type}")
-        if index is not None and (not isinstance(index, (int, np.integer)) or isinstance(index, bool) or index < 0):
+        if index is not None and (not isinstance(index, (int, np.integer)) or isinstance(index, bool)
+                                  or index < 0):
             raise RuntimeError(f"Device index must not be negative, got {index!r}")
         self._type, self._index = kind, None if index is None else int(index)
 

@@ -25,7 +25,7 @@ FUNCTIONS = {
     "multiply": "input, other, *, out=None",
     "div": "input, other, *, rounding_mode=None, out=None",
     "divide": "input, other, *, rounding_mode=None, out=None",
-    "true_divide": "dividend, divisor, *, out=None",
+    "true_divide": "input, other, *, out=None",
     "pow": "input, exponent, *, out=None",
     "remainder": "input, other, *, out=None",
     "fmod": "input, other, *, out=None",
@@ -150,6 +150,13 @@ NOT_IN_TABLE = {
     "get_default_dtype": "no parameters",
     "get_default_device": "no parameters",
     "set_grad_enabled": "(mode): the same name as PyTorch's already",
+    "FloatTensor": "legacy constructor: (*sizes) or (data)",
+    "DoubleTensor": "legacy constructor: (*sizes) or (data)",
+    "LongTensor": "legacy constructor: (*sizes) or (data)",
+    "IntTensor": "legacy constructor: (*sizes) or (data)",
+    "BoolTensor": "legacy constructor: (*sizes) or (data)",
+    "binary_cross_entropy_with_logits": "a loss (symgrad/losses.py): (input, target, reduction=) as "
+                                        "torch.nn.functional's names; weight= and pos_weight= are not there",
 }
 
 
@@ -216,7 +223,11 @@ def method_spec(name: str):
     params = split_parameters(spec)
     if not params or params[0] != "input":
         return None
-    return ", ".join(params[1:])
+    # methods take no out= (PyTorch's Tensor.add(other, *, alpha=1)); a trailing `*` goes too
+    params = [p for p in params[1:] if not p.startswith("out=")]
+    if params and params[-1] == "*":
+        params.pop()
+    return ", ".join(params)
 
 
 def _impl_parameters(fn):
@@ -258,7 +269,7 @@ def adapt(fn, spec: str, public_name: str, method: bool = False):
                             f"{fn.__qualname__}{inspect.signature(fn)}")
     takes_out = False
     for p in wanted:
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY and p.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+        if p.kind not in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD):
             continue
         if p.name in rename or p.name in positional_names:
             continue
