@@ -143,6 +143,9 @@ def cast(x: Variable, dtype) -> Variable:
         return x
     if x._literal:
         return Variable.literal(x.value(), dtype)
+    if not dtypes.is_float(dtype):
+        with no_grad():         # an integer or bool result carries no gradient (PyTorch's)
+            return apply("cast", x, dtype=dtype)
     return apply("cast", x, dtype=dtype)
 
 
