@@ -2,6 +2,8 @@
 rounding modes (`div(..., rounding_mode=...)`), with PyTorch's signatures and semantics."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from symgrad import dtypes
@@ -35,7 +37,9 @@ def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: b
             if not dtypes.is_float(dt):
                 fa, fb = F.cast(fa, dtypes.float64), F.cast(fb, dtypes.float64)
             bound = F.add(F.mul(F.abs(fb), rtol), atol)
-            close = F._or(close, F.le(F.abs(F.sub(fa, fb)), bound))
+            error = F.abs(F.sub(fa, fb))
+            # an infinite error is never within tolerance (-inf is not close to inf)
+            close = F._or(close, F._and(F.lt(error, math.inf), F.le(error, bound)))
             if equal_nan:
                 close = F._or(close, F._and(F.ne(fa, fa), F.ne(fb, fb)))
         return F.broadcast_to(close, np.broadcast_shapes(a.shape, b.shape))

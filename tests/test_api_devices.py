@@ -1,6 +1,7 @@
 """Devices and the default dtype, as PyTorch's tutorials use them: programs written once
 against `T`, run with T = torch and T = symgrad, print and compute the same; "cuda" for an
 eager Variable is an error that points to sg.compile(..., backend="cuda")."""
+
 from __future__ import annotations
 
 import math
@@ -35,12 +36,12 @@ def polynomial_by_hand(T):
     a, b, c, d = (T.tensor(v, device=device, dtype=dtype) for v in (0.1, -0.2, 0.05, 0.01))
     lr = 1e-5
     for _ in range(20):
-        y_pred = a + b * x + c * x ** 2 + d * x ** 3
+        y_pred = a + b * x + c * x**2 + d * x**3
         grad_y_pred = 2.0 * (y_pred - y)
         a = a - lr * grad_y_pred.sum()
         b = b - lr * (grad_y_pred * x).sum()
-        c = c - lr * (grad_y_pred * x ** 2).sum()
-        d = d - lr * (grad_y_pred * x ** 3).sum()
+        c = c - lr * (grad_y_pred * x**2).sum()
+        d = d - lr * (grad_y_pred * x**3).sum()
     return {"loss": (y_pred - y).pow(2).sum(), "coefficients": T.stack([a, b, c, d])}
 
 
@@ -53,7 +54,7 @@ def polynomial_autograd(T):
     weights = [T.tensor(v, device=device, requires_grad=True) for v in (0.1, -0.2, 0.05, 0.01)]
     a, b, c, d = weights
     for _ in range(20):
-        y_pred = a + b * x + c * x ** 2 + d * x ** 3
+        y_pred = a + b * x + c * x**2 + d * x**3
         loss = (y_pred - y).pow(2).sum()
         loss.backward()
         with T.no_grad():
@@ -67,10 +68,27 @@ def polynomial_autograd(T):
 def devices_print_as_torch(T):
     x = T.ones(2, 3, device="cpu")
     cpu = T.device("cpu")
-    shown = [str(cpu), repr(cpu), repr(T.device("cpu", 0)), repr(T.device("cpu:1")), str(T.device("cpu:0")),
-             cpu.type, str(cpu.index), str(x.device), repr(x.device), str(x.device == cpu), str(cpu == "cpu"),
-             str(x.device.type), str(x.is_cuda), str(T.device(cpu)), repr(T.device("cuda")), repr(T.device("cuda:1")),
-             str(T.device("cuda", 1).index), str(T.zeros(1, device=cpu).device), str(T.get_default_device())]
+    shown = [
+        str(cpu),
+        repr(cpu),
+        repr(T.device("cpu", 0)),
+        repr(T.device("cpu:1")),
+        str(T.device("cpu:0")),
+        cpu.type,
+        str(cpu.index),
+        str(x.device),
+        repr(x.device),
+        str(x.device == cpu),
+        str(cpu == "cpu"),
+        str(x.device.type),
+        str(x.is_cuda),
+        str(T.device(cpu)),
+        repr(T.device("cuda")),
+        repr(T.device("cuda:1")),
+        str(T.device("cuda", 1).index),
+        str(T.zeros(1, device=cpu).device),
+        str(T.get_default_device()),
+    ]
     return {"shown": np.array(shown, dtype=object)}
 
 
@@ -78,28 +96,59 @@ def devices_print_as_torch(T):
 def to_and_cpu(T):
     x = T.tensor([[1.5, -2.0], [0.25, 3.0]], requires_grad=True)
     other = T.zeros(1, dtype=T.float64)
-    outs = [x.to("cpu"), x.to(T.device("cpu")), x.to(T.float64), x.to("cpu", T.float64), x.to(other),
-            x.to(device="cpu", dtype=T.float64), x.to(dtype=T.int64), x.cpu(), x.to(T.float64, copy=True),
-            x.to(T.device("cpu"), dtype=T.float64)]
+    outs = [
+        x.to("cpu"),
+        x.to(T.device("cpu")),
+        x.to(T.float64),
+        x.to("cpu", T.float64),
+        x.to(other),
+        x.to(device="cpu", dtype=T.float64),
+        x.to(dtype=T.int64),
+        x.cpu(),
+        x.to(T.float64, copy=True),
+        x.to(T.device("cpu"), dtype=T.float64),
+    ]
     same = [o is x for o in outs] + [x.to(T.float32, copy=True) is x, x.cpu() is x]
     loss = sum((o.double() * (k + 1)).sum() for k, o in enumerate(outs) if o.requires_grad)
     loss.backward()
-    return {"values": T.stack([o.double() for o in outs]), "dtypes": np.array([dtype_name(o.dtype) for o in outs]),
-            "same": np.array(same), "grad": x.grad, "requires_grad": np.array([o.requires_grad for o in outs])}
+    return {
+        "values": T.stack([o.double() for o in outs]),
+        "dtypes": np.array([dtype_name(o.dtype) for o in outs]),
+        "same": np.array(same),
+        "grad": x.grad,
+        "requires_grad": np.array([o.requires_grad for o in outs]),
+    }
 
 
 @program
 def creation_with_device(T):
     dev = T.device("cpu")
-    made = [T.zeros(2, device=dev), T.ones((2,), device="cpu"), T.full((2,), 2.5, device=dev),
-            T.arange(2, device=dev), T.linspace(0, 1, 2, device=dev), T.eye(2, device=dev)[0],
-            T.zeros_like(T.ones(2), device=dev), T.ones_like(T.ones(2), device="cpu"),
-            T.full_like(T.ones(2), 3, device=dev), T.tensor([1.0, 2.0], device=dev), T.empty(2, device=dev) * 0,
-            T.as_tensor([1, 2], device=dev)]
-    shapes = [tuple(T.randn(2, device=dev).shape), tuple(T.rand(3, device="cpu").shape),
-              tuple(T.randint(0, 4, (2,), device=dev).shape), tuple(T.randn_like(made[0], device=dev).shape)]
-    return {"made": T.stack([m.double() for m in made]), "devices": np.array([str(m.device) for m in made]),
-            "shapes": np.array(shapes), "dtypes": np.array([dtype_name(m.dtype) for m in made])}
+    made = [
+        T.zeros(2, device=dev),
+        T.ones((2,), device="cpu"),
+        T.full((2,), 2.5, device=dev),
+        T.arange(2, device=dev),
+        T.linspace(0, 1, 2, device=dev),
+        T.eye(2, device=dev)[0],
+        T.zeros_like(T.ones(2), device=dev),
+        T.ones_like(T.ones(2), device="cpu"),
+        T.full_like(T.ones(2), 3, device=dev),
+        T.tensor([1.0, 2.0], device=dev),
+        T.empty(2, device=dev) * 0,
+        T.as_tensor([1, 2], device=dev),
+    ]
+    shapes = [
+        tuple(T.randn(2, device=dev).shape),
+        tuple(T.rand(3, device="cpu").shape),
+        tuple(T.randint(0, 4, (2,), device=dev).shape),
+        tuple(T.randn_like(made[0], device=dev).shape),
+    ]
+    return {
+        "made": T.stack([m.double() for m in made]),
+        "devices": np.array([str(m.device) for m in made]),
+        "shapes": np.array(shapes),
+        "dtypes": np.array([dtype_name(m.dtype) for m in made]),
+    }
 
 
 @program
@@ -107,9 +156,21 @@ def default_dtype_float64(T):
     previous = T.get_default_dtype()
     T.set_default_dtype(T.float64)
     try:
-        made = [T.tensor([1.0, 2.0]), T.zeros(2), T.ones(2), T.full((2,), 1.5), T.arange(0.0, 2.0), T.linspace(0, 1, 2),
-                T.tensor([1, 2]) * 0.5, T.sin(T.tensor([1, 2])), T.tensor([1, 2]), T.eye(2)[0], T.tensor(3.0) + 1,
-                T.tensor([1.0], dtype=T.float32) * 2.5, T.Tensor([1, 2]) if T is torch else T.Tensor([1.0, 2.0])]
+        made = [
+            T.tensor([1.0, 2.0]),
+            T.zeros(2),
+            T.ones(2),
+            T.full((2,), 1.5),
+            T.arange(0.0, 2.0),
+            T.linspace(0, 1, 2),
+            T.tensor([1, 2]) * 0.5,
+            T.sin(T.tensor([1, 2])),
+            T.tensor([1, 2]),
+            T.eye(2)[0],
+            T.tensor(3.0) + 1,
+            T.tensor([1.0], dtype=T.float32) * 2.5,
+            T.Tensor([1, 2]),
+        ]
         shown = [dtype_name(T.get_default_dtype())] + [dtype_name(m.dtype) for m in made]
         shown += [dtype_name(T.randn(2).dtype), dtype_name(T.rand(2).dtype)]
         x = T.tensor([0.1, 0.2], requires_grad=True)
@@ -142,19 +203,33 @@ def test_set_default_device_cpu_as_torch():
         assert str(T.get_default_device()) == "cpu"
 
 
-@pytest.mark.parametrize("ask", [
-    lambda: sg.zeros(2, device="cuda"),
-    lambda: sg.randn(2, 3, device=sg.device("cuda")),
-    lambda: sg.tensor([1.0], device="cuda:0"),
-    lambda: sg.arange(3, device=0),
-    lambda: sg.ones(2).to("cuda"),
-    lambda: sg.ones(2).to(sg.device("cuda", 0), sg.float64),
-    lambda: sg.ones(2).to(device="cuda"),
-    lambda: sg.ones(2).cuda(),
-    lambda: sg.zeros_like(sg.ones(2), device="cuda"),
-    lambda: sg.set_default_device("cuda"),
-], ids=["zeros", "randn", "tensor", "arange-int", "to", "to-device-dtype", "to-keyword", "cuda()", "zeros_like",
-        "default"])
+@pytest.mark.parametrize(
+    "ask",
+    [
+        lambda: sg.zeros(2, device="cuda"),
+        lambda: sg.randn(2, 3, device=sg.device("cuda")),
+        lambda: sg.tensor([1.0], device="cuda:0"),
+        lambda: sg.arange(3, device=0),
+        lambda: sg.ones(2).to("cuda"),
+        lambda: sg.ones(2).to(sg.device("cuda", 0), sg.float64),
+        lambda: sg.ones(2).to(device="cuda"),
+        lambda: sg.ones(2).cuda(),
+        lambda: sg.zeros_like(sg.ones(2), device="cuda"),
+        lambda: sg.set_default_device("cuda"),
+    ],
+    ids=[
+        "zeros",
+        "randn",
+        "tensor",
+        "arange-int",
+        "to",
+        "to-device-dtype",
+        "to-keyword",
+        "cuda()",
+        "zeros_like",
+        "default",
+    ],
+)
 def test_cuda_for_eager_variables_points_to_compile(ask):
     with pytest.raises(RuntimeError, match=r'sg\.compile\(.*backend="cuda"\)') as info:
         ask()
@@ -188,11 +263,12 @@ def test_default_dtype_reaches_compiled_graphs():
         sg.set_default_dtype(sg.float32)
     got = fn(np.ones(3))
     assert np.asarray(got).dtype == np.float64
-    assert float(got) == pytest.approx(0.6, rel=1e-15)     # the constants were float64, not float32
+    assert float(got) == pytest.approx(0.6, rel=1e-15)  # the constants were float64, not float32
 
 
 def test_devices_pickle_and_hash():
     import pickle
+
     d = sg.device("cpu", 0)
     assert pickle.loads(pickle.dumps(d)) == d and hash(d) == hash(sg.device("cpu:0"))
     assert {sg.device("cpu"): 1}[sg.ones(1).device] == 1

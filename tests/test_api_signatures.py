@@ -6,6 +6,7 @@
   public function with a PyTorch name is in the table;
 - programs that call with keywords, written once against `T`, run with T = torch and
   T = symgrad, give the same numbers and gradients; `out=` writes into the given Variable."""
+
 from __future__ import annotations
 
 import inspect
@@ -23,8 +24,8 @@ torch = pytest.importorskip("torch")
 # Where torch's docstring names a parameter otherwise than torch itself accepts it (each one
 # checked by a keyword call below, in test_doc_errata_are_what_torch_accepts).
 DOC_ERRATA = {
-    "broadcast_to": lambda: torch.broadcast_to(torch.ones(2), size=(3, 2)),     # doc: shape
-    "true_divide": lambda: torch.true_divide(input=torch.ones(2), other=2),     # doc: dividend, divisor
+    "broadcast_to": lambda: torch.broadcast_to(torch.ones(2), size=(3, 2)),  # doc: shape
+    "true_divide": lambda: torch.true_divide(input=torch.ones(2), other=2),  # doc: dividend, divisor
 }
 
 
@@ -48,17 +49,18 @@ def test_the_table_agrees_with_torchs_documented_signatures():
         assert fn is not None, f"signatures.FUNCTIONS names {name!r}, which torch does not have"
         docs = overloads(fn, name)
         if not docs or name in DOC_ERRATA:
-            continue        # undocumented in torch (relu, log_softmax, ...): the table is the truth
+            continue  # undocumented in torch (relu, log_softmax, ...): the table is the truth
         ours = S.parse(spec)
         known = {p.name for overload in docs for p in overload}
         unknown = [n for n in _names(ours) if n not in known]
         assert not unknown, f"{name}: {unknown} are not among torch's parameters {sorted(known)}"
         # positional parameters in torch's order: ours extend one of torch's overloads, or it ours
         pos = _positional(ours)
-        assert any(_positional(o)[:len(pos)] == pos or pos[:len(_positional(o))] == _positional(o)
-                   for o in docs), f"{name}: positional order {pos} vs torch's {[_positional(o) for o in docs]}"
+        assert any(
+            _positional(o)[: len(pos)] == pos or pos[: len(_positional(o))] == _positional(o) for o in docs
+        ), f"{name}: positional order {pos} vs torch's {[_positional(o) for o in docs]}"
         checked.append(name)
-    assert len(checked) >= 60, checked       # the docstrings were found and read
+    assert len(checked) >= 60, checked  # the docstrings were found and read
 
 
 def _agrees(public, spec: str, method: bool) -> str | None:
@@ -82,7 +84,7 @@ def _agrees(public, spec: str, method: bool) -> str | None:
         if w.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD and p.kind is not p.POSITIONAL_OR_KEYWORD:
             return f"{w.name!r} must be positional or keyword"
     pos_want = _positional([w for w in want if w.kind is not inspect.Parameter.VAR_POSITIONAL])
-    pos_got = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD][:len(pos_want)]
+    pos_got = [p.name for p in params if p.kind is p.POSITIONAL_OR_KEYWORD][: len(pos_want)]
     if pos_got != pos_want:
         return f"positional order {pos_got}, PyTorch's {pos_want}"
     return None
@@ -93,7 +95,7 @@ def test_every_public_function_follows_the_table():
     for name, spec in S.FUNCTIONS.items():
         public = getattr(sg, name, None)
         if public is None:
-            continue        # (indexing functions another part of symgrad adds)
+            continue  # (indexing functions another part of symgrad adds)
         why = _agrees(public, spec, method=False)
         if why:
             bad[name] = why
@@ -162,7 +164,12 @@ def elementwise_keywords(T):
 def reduction_keywords(T):
     a = T.tensor(A, requires_grad=True)
     s = T.sum(input=a, dim=1, keepdim=True) * a.sum(dim=0) + T.mean(input=a, dim=(0, 1), keepdim=True)
-    s = s + a.mean(dim=0, keepdim=True) + T.amax(input=a, dim=1, keepdim=True) + a.sum(dim=None, keepdim=False)
+    s = (
+        s
+        + a.mean(dim=0, keepdim=True)
+        + T.amax(input=a, dim=1, keepdim=True)
+        + a.sum(dim=None, keepdim=False)
+    )
     v, i = T.max(input=a, dim=1)
     s = s.sum() + v.sum() + T.logsumexp(input=a, dim=1).sum() + T.softmax(input=a, dim=0).pow(2).sum()
     s = s + T.log_softmax(a, dim=1).sum() + a.norm(p=2, dim=1).sum() + a.sum(dim=1, dtype=T.float64).sum()
@@ -176,7 +183,9 @@ def matrix_and_shape_keywords(T):
     m = T.matmul(input=a, other=b) + T.mm(input=a, mat2=b)
     m = T.transpose(input=m, dim0=0, dim1=1) + T.reshape(input=T.permute(input=m, dims=(1, 0)), shape=(2, 2))
     c = T.cat(tensors=[m, m * 2], dim=1) + T.stack(tensors=[m, m], dim=1).reshape(2, 4)
-    f = T.flatten(input=T.unsqueeze(input=c, dim=0), start_dim=1) + T.squeeze(input=c.unsqueeze(0), dim=0).reshape(-1)
+    f = T.flatten(input=T.unsqueeze(input=c, dim=0), start_dim=1) + T.squeeze(
+        input=c.unsqueeze(0), dim=0
+    ).reshape(-1)
     g = T.broadcast_to(T.mv(input=a, vec=b[:, 0]), size=(3, 2)) + a.t().matmul(other=a[:, :2])
     loss = f.sum() + g.sum() + T.dot(input=a[0], tensor=a[1])
     loss.backward()
@@ -188,19 +197,42 @@ def creation_keywords(T):
     z = T.zeros(size=(2, 3)) + T.ones(size=[2, 3], dtype=T.float32) + T.full(size=(2, 3), fill_value=1.5)
     r = T.arange(start=1, end=7, step=2) + T.linspace(start=0, end=1, steps=3)
     e = T.eye(n=2, m=3) + T.full_like(input=z, fill_value=2) + T.ones_like(input=z, dtype=T.float64)
-    shapes = [tuple(T.randn(size=(2, 3)).shape), tuple(T.rand(size=[4]).shape), tuple(T.empty(size=(1, 2)).shape),
-              tuple(T.randint(low=0, high=5, size=(3,)).shape), tuple(T.randint(5, (2, 2)).shape),
-              str(T.randint(high=3, size=(2,)).dtype).replace("torch.", "")]
-    return {"z": z, "r": r, "e": e, "t": T.tensor(data=[1.5, 2.5]), "a": T.as_tensor(data=[1, 2], dtype=T.float64),
-            "shapes": np.array(shapes, dtype=object)}
+    shapes = [
+        tuple(T.randn(size=(2, 3)).shape),
+        tuple(T.rand(size=[4]).shape),
+        tuple(T.empty(size=(1, 2)).shape),
+        tuple(T.randint(low=0, high=5, size=(3,)).shape),
+        tuple(T.randint(5, (2, 2)).shape),
+        str(T.randint(high=3, size=(2,)).dtype).replace("torch.", ""),
+    ]
+    return {
+        "z": z,
+        "r": r,
+        "e": e,
+        "t": T.tensor(data=[1.5, 2.5]),
+        "a": T.as_tensor(data=[1, 2], dtype=T.float64),
+        "shapes": np.array(shapes, dtype=object),
+    }
 
 
 @program
 def method_keywords(T):
     a = T.tensor(A, requires_grad=True)
-    y = a.add(other=a, alpha=2).mul(other=0.5).sub(other=1).clamp(min=-1) + a.pow(exponent=2).clamp_min(min=0.5)
-    y = y.view_as(other=a) + a.where(a > 0, other=a * 3) + a.matmul(other=T.tensor(B)).sum(dim=1, keepdim=True)
-    y = y + a.div(other=4, rounding_mode=None) + a.softmax(dim=1) + a.expand_as(other=a) + a.to(dtype=T.float64).float()
+    y = a.add(other=a, alpha=2).mul(other=0.5).sub(other=1).clamp(min=-1) + a.pow(exponent=2).clamp_min(
+        min=0.5
+    )
+    y = (
+        y.view_as(other=a)
+        + a.where(a > 0, other=a * 3)
+        + a.matmul(other=T.tensor(B)).sum(dim=1, keepdim=True)
+    )
+    y = (
+        y
+        + a.div(other=4, rounding_mode=None)
+        + a.softmax(dim=1)
+        + a.expand_as(other=a)
+        + a.to(dtype=T.float64).float()
+    )
     y.sum().backward()
     return {"y": y, "grad": a.grad, "size": np.array(a.size(dim=1))}
 
@@ -214,12 +246,20 @@ def out_keyword(T):
     p = T.zeros(2, 2)
     T.matmul(a, b, out=p)
     e = T.empty(0)
-    T.exp(a, out=e)                       # out of another shape: resized, as in PyTorch
+    T.exp(a, out=e)  # out of another shape: resized, as in PyTorch
     k = T.zeros(3, dtype=T.float64)
-    T.arange(3, out=k)                    # keeps its dtype
+    T.arange(3, out=k)  # keeps its dtype
     m = T.zeros(2, 3)
     T.mul(a, 2, out=m)
-    return {"o": o, "same": np.array(same), "p": p, "e": e, "k": k, "m": m, "k_dtype": np.array(str(k.dtype)[-7:])}
+    return {
+        "o": o,
+        "same": np.array(same),
+        "p": p,
+        "e": e,
+        "k": k,
+        "m": m,
+        "k_dtype": np.array(str(k.dtype)[-7:]),
+    }
 
 
 def _numbers(result):
