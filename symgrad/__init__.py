@@ -21,7 +21,7 @@ from symgrad.backends.threads import get_num_threads, set_num_threads
 from symgrad.build import CompileError
 from symgrad.compile import compile
 from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange,
-                              empty, empty_like, eye, from_numpy, full, full_like, linspace,
+                              as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                               manual_seed, ones, ones_like, rand, rand_like, randint, randn,
                               randn_like, tensor, zeros, zeros_like)
 from symgrad import display as _display
@@ -54,7 +54,18 @@ bool = dtypes.bool_
 float, double, long = float32, float64, int64
 subtract, multiply, divide = sub, mul, div
 
+# Devices, the default dtype, whole-Variable comparisons, division's rounding modes, numpy's
+# protocols, and PyTorch's parameter names (symgrad/signatures.py) in front of all of it.
+from symgrad.devices import device, get_default_device, get_default_dtype, set_default_device, set_default_dtype  # noqa: E402,E501
+from symgrad import comparisons as _comparisons, numpy_interop as _numpy_interop, signatures as _signatures  # noqa: E402,E501
+from symgrad.comparisons import allclose, div, equal, isclose, true_divide  # noqa: E402
+divide = div
+_comparisons.attach(Variable)
+_numpy_interop.attach(Variable)
+
 from symgrad._version import __version__  # noqa: E402
+
+_signatures.install(globals(), Variable)      # last: it wraps what is defined above
 
 __all__ = [n for n in dir() if not n.startswith("_")]
 

@@ -1,9 +1,11 @@
-"""Making Variables from data: PyTorch's creation functions."""
+"""Making Variables from data: PyTorch's creation functions, with its keyword names
+(`size=`, `dtype=`, `device=`, `requires_grad=`, `out=`; layout and memory options are accepted
+and have one meaning here). Floats take the default dtype (`sg.set_default_dtype`)."""
 from __future__ import annotations
 
 import numpy as np
 
-from symgrad import dtypes
+from symgrad import devices, dtypes
 from symgrad.shapes import as_shape
 from symgrad.variable import Variable
 
@@ -11,78 +13,140 @@ _rng = np.random.default_rng()
 
 
 def manual_seed(seed: int):
+    """Seed the generator that rand, randn and randint draw from."""
     global _rng
     _rng = np.random.default_rng(seed)
 
 
-def _shape(size, what):
+def _shape(size, what, keyword=None):
+    """`zeros(2, 3)`, `zeros((2, 3))`, `zeros([2, 3])` or `zeros(size=(2, 3))` (PyTorch's `*size`:
+    a Python signature cannot name both `*size` and `size=`, so the positional ones are `*shape`)."""
+    if keyword is not None:
+        if size:
+            raise TypeError(f"{what}(): give the size by position or as size=, not both")
+        size = (keyword,)
     if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
         size = size[0]
     return as_shape(what, size)
 
 
-def _make(arr, dtype, requires_grad):
-    arr = arr.astype(dtypes.as_dtype(dtype) if dtype is not None else arr.dtype, copy=False)
+def _float(dtype) -> np.dtype:
+    return dtypes.as_dtype(dtype) if dtype is not None else dtypes.DEFAULT_FLOAT
+
+
+def _finish(name, arr, dtype, requires_grad, device, out=None) -> Variable:
+    """The Variable of `arr` in `dtype`, after checking the device; written into `out` if given."""
+    devices.check(f"{name}()", device)
+    arr = np.asarray(arr).astype(dtypes.as_dtype(dtype) if dtype is not None else arr.dtype, copy=False)
+    if out is not None:
+        from symgrad.signatures import write_out
+        return write_out(name, out, Variable(arr), requires_grad)
     return Variable(arr, requires_grad=requires_grad)
 
 
-def tensor(data, dtype=None, requires_grad=False) -> Variable:
-    """Like torch.tensor: ints stay int64, floats become float32, numpy arrays keep their dtype."""
+def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Variable:
+    """Like torch.tensor: ints stay int64, floats take the default dtype, numpy arrays keep theirs."""
     from symgrad.variable import _to_array
+    devices.check("tensor()", device)
     arr = np.array(_to_array(data, dtype), copy=True)
     return Variable(arr, requires_grad=requires_grad)
 
 
-def from_numpy(arr: np.ndarray) -> Variable:
-    if not isinstance(arr, np.ndarray):
-        raise TypeError(f"from_numpy expects a numpy array, got {type(arr).__name__}")
-    return Variable(arr)
+def as_tensor(data, dtype=None, device=None) -> Variable:
+    """Like torch.as_tensor: a Variable stays itself (cast if `dtype` says so)."""
+    devices.check("as_tensor()", device)
+    if isinstance(data, Variable):
+        return data if dtype is None or data.dtype == dtypes.as_dtype(dtype) else data.to(dtype)
+    from symgrad.variable import _to_array
+    return Variable(_to_array(data, dtype))
 
 
-def zeros(*size, dtype=None, requires_grad=False):
-    return _make(np.zeros(_shape(size, "zeros"), dtypes.as_dtype(dtype or "float32")), None, requires_grad)
+def from_numpy(ndarray: np.ndarray) -> Variable:
+    """A Variable of a numpy array, keeping its dtype."""
+    if not isinstance(ndarray, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy array, got {type(ndarray).__name__}")
+    return Variable(ndarray)
 
 
-def ones(*size, dtype=None, requires_grad=False):
-    return _make(np.ones(_shape(size, "ones"), dtypes.as_dtype(dtype or "float32")), None, requires_grad)
+def zeros(*shape, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Variable:
+    """A Variable of zeros of shape `size` (ints, a sequence, or size=)."""
+    shape = _shape(shape, "zeros", size)
+    return _finish("zeros", np.zeros(shape, _float(dtype)), None, requires_grad, device, out)
 
 
-empty = zeros
+def ones(*shape, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Variable:
+    """A Variable of ones of shape `size` (ints, a sequence, or size=)."""
+    shape = _shape(shape, "ones", size)
+    return _finish("ones", np.ones(shape, _float(dtype)), None, requires_grad, device, out)
 
 
-def full(size, fill_value, dtype=None, requires_grad=False):
-    dt = dtypes.as_dtype(dtype) if dtype else dtypes.scalar_dtype(fill_value)
-    return _make(np.full(_shape((size,), "full"), fill_value, dt), None, requires_grad)
+def empty(*shape, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
+          pin_memory=False, memory_format=None) -> Variable:
+    """As torch.empty; symgrad's memory is always initialised (to zeros)."""
+    shape = _shape(shape, "empty", size)
+    return _finish("empty", np.zeros(shape, _float(dtype)), None, requires_grad, device, out)
 
 
-def rand(*size, dtype=None, requires_grad=False):
-    return _make(_rng.random(_shape(size, "rand")), dtype or "float32", requires_grad)
+def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False) -> Variable:
+    """A Variable of shape `size` filled with `fill_value` (its dtype: a bool, int or float's)."""
+    if dtype is not None:
+        dt = dtypes.as_dtype(dtype)
+    elif isinstance(fill_value, Variable):
+        dt = fill_value.dtype
+    else:
+        dt = dtypes.scalar_dtype(fill_value)
+    value = fill_value.item() if isinstance(fill_value, Variable) else fill_value
+    return _finish("full", np.full(_shape((size,), "full"), value, dt), None, requires_grad, device, out)
 
 
-def randn(*size, dtype=None, requires_grad=False):
-    return _make(_rng.standard_normal(_shape(size, "randn")), dtype or "float32", requires_grad)
+def rand(*shape, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
+         requires_grad=False, pin_memory=False) -> Variable:
+    """Uniform samples in [0, 1)."""
+    shape = _shape(shape, "rand", size)
+    return _finish("rand", _rng.random(shape), _float(dtype), requires_grad, device, out)
 
 
-def randint(low, high=None, size=(), dtype=None):
-    if high is None:
+def randn(*shape, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
+          requires_grad=False, pin_memory=False) -> Variable:
+    """Standard normal samples."""
+    shape = _shape(shape, "randn", size)
+    return _finish("randn", _rng.standard_normal(shape), _float(dtype), requires_grad, device, out)
+
+
+def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
+            device=None, requires_grad=False) -> Variable:
+    """Integers drawn uniformly from [low, high): `randint(high, size)` or `randint(low, high, size)`."""
+    if size is None and isinstance(high, (tuple, list)):      # randint(high, size)
+        low, high, size = 0, low, high
+    elif high is None:                                         # randint(high, size=...)
         low, high = 0, low
-    return _make(_rng.integers(low, high, _shape((size,), "randint")), dtype or "int64", False)
+    if size is None or high is None:
+        raise TypeError("randint(): give high and size: randint(high, size) or randint(low, high, size)")
+    return _finish("randint", _rng.integers(low, high, _shape((size,), "randint")), dtype or "int64",
+                   requires_grad, device, out)
 
 
-def arange(start, end=None, step=1, dtype=None, requires_grad=False):
+def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
+           requires_grad=False) -> Variable:
+    """Values from start (0) up to end, step apart: int64 for ints, the default float dtype else."""
     if end is None:
         start, end = 0, start
     ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
     arr = np.arange(start, end, step)
-    return _make(arr, dtype or ("int64" if ints else "float32"), requires_grad)
+    return _finish("arange", arr, dtype or ("int64" if ints else dtypes.DEFAULT_FLOAT), requires_grad,
+                   device, out)
 
 
-def linspace(start, end, steps, dtype=None, requires_grad=False):
-    return _make(np.linspace(start, end, steps), dtype or "float32", requires_grad)
+def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None,
+             requires_grad=False) -> Variable:
+    """`steps` values evenly spaced from start to end inclusive."""
+    return _finish("linspace", np.linspace(start, end, steps), _float(dtype), requires_grad, device, out)
 
 
-def eye(n, m=None, dtype=None, requires_grad=False):
-    return _make(np.eye(n, m), dtype or "float32", requires_grad)
+def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Variable:
+    """The n x m (n x n) identity."""
+    return _finish("eye", np.eye(n, m), _float(dtype), requires_grad, device, out)
 
 
 def _template(name, x) -> Variable:
@@ -92,29 +156,35 @@ def _template(name, x) -> Variable:
 
 
 def _like(fn):
-    def like(x, dtype=None, requires_grad=False):
-        x = _template(fn.__name__ + "_like", x)
-        return fn(*x.shape, dtype=dtype or x.dtype, requires_grad=requires_grad)
-    like.__name__ = fn.__name__ + "_like"
+    def like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
+             memory_format=None) -> Variable:
+        x = _template(fn.__name__ + "_like", input)
+        return fn(*x.shape, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
+    like.__name__ = like.__qualname__ = fn.__name__ + "_like"
+    like.__doc__ = f"As {fn.__name__}, with the shape and dtype of `input`."
     return like
 
 
-zeros_like, ones_like, rand_like, randn_like, empty_like = map(_like, [zeros, ones, rand, randn, zeros])
+zeros_like, ones_like, rand_like, randn_like, empty_like = map(_like, [zeros, ones, rand, randn, empty])
 
 
-def full_like(x, fill_value, dtype=None, requires_grad=False):
-    x = _template("full_like", x)
-    return full(x.shape, fill_value, dtype=dtype or x.dtype, requires_grad=requires_grad)
+def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
+              memory_format=None) -> Variable:
+    """As full, with the shape and dtype of `input`."""
+    x = _template("full_like", input)
+    return full(x.shape, fill_value, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
 
 
 def _typed(name, dtype):
-    def make(*args):
+    def make(*args, device=None):
+        devices.check(f"{name}()", device)
         if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
             return zeros(*args, dtype=dtype)
         if len(args) != 1:
             raise TypeError(f"{name}() takes a shape (ints) or one sequence of data")
         return Variable(args[0], dtype=dtype)
     make.__name__ = name
+    make.__doc__ = f"torch.{name}: a shape (zeros) or data, as {dtype}."
     return make
 
 

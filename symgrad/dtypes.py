@@ -10,7 +10,7 @@ int64 = np.dtype("int64")
 bool_ = np.dtype("bool")
 
 SUPPORTED = (bool_, int32, int64, float32, float64)
-DEFAULT_FLOAT = float32
+DEFAULT_FLOAT = float32     # the default dtype: sg.set_default_dtype (symgrad.devices) changes it
 DEFAULT_INT = int64
 
 _ALIASES = {
@@ -63,7 +63,7 @@ def scalar_dtype(value) -> np.dtype:
         return bool_
     if isinstance(value, (int, np.integer)):
         return int64
-    return float32
+    return DEFAULT_FLOAT
 
 
 ITEMSIZE = {"float": 4, "double": 8, "int32_t": 4, "int64_t": 8, "uint8_t": 1}   # by C type

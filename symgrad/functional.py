@@ -76,6 +76,8 @@ def _promote(name, args, float_only=False):
     """Cast the arguments of an elementwise op to their common dtype, PyTorch's way."""
     if not args:
         raise TypeError(f"{name}: no arguments")
+    # a numpy array is a tensor operand, as in PyTorch (`x + np.ones(3)`)
+    args = [Variable(np.array(a)) if isinstance(a, np.ndarray) else a for a in args]
     for a in args:
         if not isinstance(a, (Variable, Number)):
             raise TypeError(f"{name}: expected a Variable or a number, got {type(a).__name__}")
@@ -141,6 +143,9 @@ def cast(x: Variable, dtype) -> Variable:
         return x
     if x._literal:
         return Variable.literal(x.value(), dtype)
+    if not dtypes.is_float(dtype):
+        with no_grad():         # an integer or bool result carries no gradient (PyTorch's)
+            return apply("cast", x, dtype=dtype)
     return apply("cast", x, dtype=dtype)
 
 

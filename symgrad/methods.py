@@ -1,7 +1,9 @@
 """Variable's math methods and operators, all delegating to `symgrad.functional`."""
 from __future__ import annotations
 
-from symgrad import dtypes
+from numbers import Number
+
+from symgrad import devices, dtypes
 from symgrad import functional as F
 from symgrad import indexing, selection
 from symgrad.variable import Variable, _to_array
@@ -9,6 +11,21 @@ from symgrad.variable import Variable, _to_array
 
 def _reflected(fn):
     return lambda self, other: fn(other, self)
+
+
+def _commuted(fn):
+    """`2 * x` as PyTorch records it: `x * 2`, the Variable first, the constant's slot second."""
+    def reflected(self, other):
+        return fn(self, other) if isinstance(other, Number) else fn(other, self)
+    return reflected
+
+
+def _rtruediv(self, other):
+    """`2 / x` as PyTorch computes and records it: `x.reciprocal() * 2` (MulBackward0 of
+    ReciprocalBackward0 and the constant)."""
+    if not isinstance(other, Number):
+        return F.div(other, self)
+    return F.mul(F._mark(F.div(1, self), "Reciprocal", [self]), other)
 
 
 def _inplace(name, fn):
@@ -24,8 +41,9 @@ _BINARY = {"add": F.add, "sub": F.sub, "mul": F.mul, "truediv": F.div, "pow": F.
            "matmul": F.matmul}
 for _name, _fn in _BINARY.items():
     setattr(Variable, f"__{_name}__", _fn)
-    setattr(Variable, f"__r{_name}__", _reflected(_fn))
+    setattr(Variable, f"__r{_name}__", _commuted(_fn) if _name in ("add", "mul") else _reflected(_fn))
     setattr(Variable, f"__i{_name}__", _inplace(f"__i{_name}__", _fn))
+Variable.__rtruediv__ = _rtruediv
 for _name, _fn in {"lt": F.lt, "le": F.le, "gt": F.gt, "ge": F.ge, "eq": F.eq, "ne": F.ne}.items():
     setattr(Variable, f"__{_name}__", _fn)
     setattr(Variable, _name, _fn)
@@ -70,18 +88,60 @@ def _clone(self):
 
 
 Variable.clone = _clone
-Variable.cpu = lambda self: self
 Variable.square = lambda self: F.mul(self, self)
 
 
-def _to(self, dtype=None, *args, **kwargs):
-    dtype = kwargs.get("dtype", dtype)
-    if dtype is None or dtype in ("cpu",):
-        return self
+def _to(self, *args, **kwargs):
+    """`x.to(dtype)`, `x.to(device)`, `x.to(device, dtype)`, `x.to(other)` (its dtype and device),
+    `x.to(device=..., dtype=..., copy=False)`, as in PyTorch: `x` itself when nothing changes."""
+    device, dtype = kwargs.pop("device", None), kwargs.pop("dtype", None)
+    copy = bool(kwargs.pop("copy", False))
+    kwargs.pop("non_blocking", None)
+    kwargs.pop("memory_format", None)
+    if kwargs:
+        raise TypeError(f"to() got an unexpected keyword argument {sorted(kwargs)[0]!r}")
+    flags = [a for a in args if isinstance(a, bool)]       # to(dtype, non_blocking, copy)
+    if len(flags) > 1:
+        copy = copy or flags[1]
+    for a in (a for a in args if not isinstance(a, bool)):
+        if isinstance(a, Variable):
+            device, dtype = device or a.device, dtype or a.dtype
+        elif devices.is_device(a):
+            device = a
+        elif dtype is None:
+            dtype = a
+        else:
+            raise TypeError(f"to() received an invalid combination of arguments: {args!r}")
+    devices.check("to()", device)
+    if dtype is None or dtypes.as_dtype(dtype) == self.dtype:
+        return self.clone() if copy else self
     return F.cast(self, dtype)
 
 
+def _cuda(self, device=None, non_blocking=False, memory_format=None):
+    devices.check("cuda()", "cuda" if device is None else device if isinstance(device, (str, devices.device))
+                  else devices.device("cuda", device))
+
+
 Variable.to = _to
+Variable.cpu = lambda self, memory_format=None: self
+Variable.cuda = _cuda
+Variable.is_cuda = property(lambda self: False)
+Variable.is_cpu = property(lambda self: True)
+Variable.get_device = lambda self: -1
+
+
+def _new(fill):
+    def new(self, *size, dtype=None, device=None, requires_grad=False):
+        from symgrad.creation import full
+        return full(size[0] if len(size) == 1 and not isinstance(size[0], int) else size, fill,
+                    dtype=dtype or self.dtype, device=device, requires_grad=requires_grad)
+    return new
+
+
+Variable.new_zeros, Variable.new_ones, Variable.new_empty = _new(0), _new(1), _new(0)
+Variable.new_full = lambda self, size, fill_value, dtype=None, device=None, requires_grad=False: \
+    _new(fill_value)(self, size, dtype=dtype, device=device, requires_grad=requires_grad)
 _TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}
 Variable.type = lambda self, dtype=None: (f"torch.{_TYPE_NAMES[self.dtype.name]}Tensor"
                                          if dtype is None else F.cast(self, dtype))

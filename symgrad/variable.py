@@ -278,8 +278,10 @@ class Variable(Node):
         return self.op is None or not self.requires_grad
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self):
+        """`sg.device('cpu')`: eager values live in host memory (a GPU runs compiled graphs)."""
+        from symgrad.devices import CPU
+        return CPU
 
     # --- autograd state ------------------------------------------------------------------
 

@@ -213,6 +213,8 @@ def floor_divide(a, b):
     q = G.sub(G.div(G.sub(a, m), b), G.cast(shifted, dt))
     fl = G.floor(q)
     rounded = G.add(fl, G.cast(G.gt(G.sub(q, fl), 0.5), dt))
+    # a zero quotient takes the sign of a / b (PyTorch's copysign(0, a / b)): -0.0 // 2 is -0.0
+    rounded = G.where(G.eq(q, 0), G.mul(G.div(a, b), 0), rounded)
     return G.stop_gradient(G.where(G.eq(b, 0), G.div(a, b), rounded))
 
 
