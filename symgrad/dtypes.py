@@ -78,6 +78,10 @@ def contiguous_strides(shape, itemsize: int = 1) -> tuple:
     return tuple(reversed(strides))
 
 
+_C_TYPES = {np.dtype(n): c for n, c in (("float32", "float"), ("float64", "double"), ("int32", "int32_t"),
+                                         ("int64", "int64_t"), ("bool", "uint8_t"))}
+
+
 def c_type(d: np.dtype) -> str:
-    return {"float32": "float", "float64": "double", "int32": "int32_t",
-            "int64": "int64_t", "bool": "uint8_t"}[np.dtype(d).name]
+    # (by dtype, not by its name: numpy builds dtype.name anew on every access)
+    return _C_TYPES[np.dtype(d)]
