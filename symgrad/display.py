@@ -173,6 +173,8 @@ def format_kernels(args_and_outputs, after: str) -> str:
         loops = " ".join(f"{v}<{extent}" for v, extent in k.loops)
         lines.append(f"{pad}{label} ({k.kind}) {k.comment}")
         lines.append(f"{pad}  loops: {loops or '-'}" + (f" (outer {k.outer})" if k.kind != "matmul" else ""))
+        for b, n in k.extra.get("row_buffers", ()):
+            lines.append(f"{pad}  row buffer: {b.name}[{n}] (one row of {b.node.shape})")
         for m, part in enumerate(k.extra.get("parts", ())):
             show(part, f"part {m}", pad + "  ")
         for let in k.lets:
@@ -181,7 +183,8 @@ def format_kernels(args_and_outputs, after: str) -> str:
             lines.append(f"{pad}    {st['buf'].name}[{c_text(st['index'])}] = {c_text(st['value'])}")
         for a in k.extra.get("accs", ()):
             where = f"{a['out'].name}[{c_text(a['index'])}]"
-            lines.append(f"{pad}    {a['name']} {a['op']}= {c_text(a['value'])}  -> {where}")
+            across = " (over all the rows)" if a.get("global") else ""
+            lines.append(f"{pad}    {a['name']} {a['op']}= {c_text(a['value'])}  -> {where}{across}")
         if k.kind not in ("nest", "rows") and k.value is not None:
             where = f"{k.out.name}[{c_text(k.out_index)}]"
             lines.append(f"{pad}    {k.reduce_op or 'value'}: {c_text(k.value)} -> {where}")

@@ -3,7 +3,8 @@ over the same loops, dropping copy-only locals, and marking the loops to paralle
 vectorise. Each reads and rewrites the kernel IR; none looks at C text."""
 from __future__ import annotations
 
-from symgrad.codegen.kernel import Call, Kernel, Let, Lit, Load, Ref, loads, substitute, walk
+from symgrad import dtypes
+from symgrad.codegen.kernel import Call, Idx, Kernel, Let, Lit, Load, Ref, affine, loads, substitute, walk
 from symgrad.ops import OPS
 
 def _written(k: Kernel):
@@ -261,6 +262,13 @@ def merge_rows(kernels: list) -> list:
     return out
 
 
+def _sums_over_everything(k: Kernel) -> bool:
+    """A nest whose accumulators are all sums over every loop (a loss): it can run as a part
+    of rows whose sums it carries across them (its accumulators then `global`)."""
+    return k.kind == "nest" and k.outer == 0 and bool(k.extra["accs"]) and \
+        all(a["op"] == "sum" for a in k.extra["accs"])
+
+
 def _rows_prefix(prev: Kernel, k: Kernel):
     """How many outer loops `k` can share with `prev` (a nest or a rows kernel) as a part run
     after it for each row, or None. A part with accumulators keeps exactly its own outer
@@ -277,7 +285,9 @@ def _rows_prefix(prev: Kernel, k: Kernel):
         o = k.outer
     else:
         return None                        # two maps: merge_nests' business
-    if o < 1 or (k.extra["accs"] and k.outer != o) or (not k.extra["accs"] and len(k.loops) < o):
+    whole = o >= 1 and _sums_over_everything(k) and len(k.loops) > o
+    if o < 1 or (k.extra["accs"] and k.outer != o and not whole) or \
+            (not k.extra["accs"] and len(k.loops) < o):
         return None
     if any(p.extra["accs"] and p.outer != o for p in parts) or k.loops[:o] != parts[0].loops[:o]:
         return None
@@ -296,4 +306,102 @@ def _rows_prefix(prev: Kernel, k: Kernel):
     read_before = {id(ld.buf) for p in parts for ld in loads(*(let.expr for let in p.lets))}
     if any(id(b) in read_before for b in _written(k)):
         return None
+    if whole:                   # its sums run on across the rows; per row it is a part like any
+        for a in k.extra["accs"]:
+            a["global"] = True
+        k.outer = o
     return o
+
+
+# --- row buffers -----------------------------------------------------------------------------------
+
+ROW_BUFFER_BYTES = 16 << 10     # a row of a temporary this small lives on the stack, per row
+ROW_BUFFERS_BYTES = 64 << 10    # and all of a rows kernel's together
+
+
+def localise_rows(kernels: list) -> list:
+    """A temporary that a rows kernel writes and reads a row at a time, and nothing else reads,
+    needs no memory beyond one row: it becomes a row buffer declared inside the row loop
+    (`extra["row_buffers"]`), still in cache when the next part reads it, never written back
+    to memory. Layer norm's forward and backward then read x once and write dx once."""
+    read_by = [set(k.extra.get("reads", ())) for k in kernels]
+    for n, k in enumerate(kernels):
+        if k.kind != "rows":
+            continue
+        o, extents = k.outer, [e for _, e in k.loops[:k.outer]]
+        rows = 1
+        for e in extents:
+            rows *= e
+        outside = set().union(*(r for m, r in enumerate(read_by) if m != n))
+        parts = k.extra["parts"]
+        accesses = {}               # id(buf) -> (buf, [indexes])
+        for p in parts:
+            for st in p.extra["stores"]:
+                accesses.setdefault(id(st["buf"]), (st["buf"], []))[1].append(st["index"])
+            for a in p.extra["accs"]:
+                if not a.get("global"):
+                    accesses.setdefault(id(a["out"]), (a["out"], []))[1].append(a["index"])
+        exprs = [let.expr for p in parts for let in p.lets] + \
+            [x["value"] for p in parts for x in p.extra["stores"] + p.extra["accs"]]
+        for ld in loads(*exprs):
+            if id(ld.buf) in accesses:
+                accesses[id(ld.buf)][1].append(ld.index)
+        chosen, total = {}, 0
+        for buf, indexes in accesses.values():
+            per_row = buf.size // rows if buf.size % rows == 0 else 0
+            nbytes = per_row * dtypes.ITEMSIZE[buf.ctype]
+            if buf.kind != "tmp" or buf.name in outside or not per_row or nbytes > ROW_BUFFER_BYTES \
+                    or total + nbytes > ROW_BUFFERS_BYTES:
+                continue
+            row_terms = _row_terms(k.loops[:o], per_row)
+            if all(_has_row_terms(ix, row_terms) for ix in indexes):
+                chosen[id(buf)] = (buf, per_row, row_terms)
+                total += nbytes
+        if not chosen:
+            continue
+
+        def fix(e):
+            if isinstance(e, Load) and id(e.buf) in chosen:
+                return Load(e.buf, _drop(affine(e.index), chosen[id(e.buf)][2]))
+            return None
+        for p in parts:
+            for let in p.lets:
+                let.expr = substitute(let.expr, fix)
+            for st in p.extra["stores"]:
+                st["value"] = substitute(st["value"], fix)
+                if id(st["buf"]) in chosen:
+                    st["index"] = _drop(affine(st["index"]), chosen[id(st["buf"])][2])
+            for a in p.extra["accs"]:
+                a["value"] = substitute(a["value"], fix)
+                if id(a["out"]) in chosen:
+                    a["index"] = _drop(affine(a["index"]), chosen[id(a["out"])][2])
+        for buf, per_row, _ in chosen.values():
+            buf.kind = "row"
+        k.extra["row_buffers"] = [(buf, per_row) for buf, per_row, _ in chosen.values()]
+    return kernels
+
+
+def _row_terms(outer_loops, per_row) -> dict:
+    """The coefficients of the row loops in a row-major index of a buffer with per_row
+    elements a row."""
+    terms, step = {}, per_row
+    for var, extent in reversed(outer_loops):
+        terms[var] = step
+        step *= extent
+    return terms
+
+
+def _has_row_terms(index, row_terms) -> bool:
+    coeffs = {atom.name: c for atom, c in affine(index).terms if isinstance(atom, Idx)}
+    atoms = [atom for atom, _ in affine(index).terms]
+    if any(not isinstance(atom, Idx) for atom in atoms):
+        return False
+    return all(coeffs.get(v) == c for v, c in row_terms.items())
+
+
+def _drop(index, row_terms):
+    out = affine(index.const)
+    for atom, c in index.terms:
+        if not (isinstance(atom, Idx) and atom.name in row_terms):
+            out = out + affine(atom) * c
+    return out

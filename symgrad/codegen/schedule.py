@@ -15,7 +15,7 @@ from symgrad.codegen.ir import Graph, Node
 from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Kernel, Let, Lit, Load, Ref,
                                     Schedule, Select, affine)
 from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest, _written, drop_copies, fuse_nests,
-                                           merge_rows, parallelise, vectorise)
+                                           localise_rows, merge_rows, parallelise, vectorise)
 
 __all__ = ["PARALLEL_MIN", "Scheduler", "describe"]
 from symgrad.ops import OPS
@@ -233,14 +233,14 @@ class Scheduler:
             self.kernels = [_as_nest(k, m) if k.kind in ("map", "reduce") else k
                             for m, k in enumerate(self.kernels, 1)]       # (unique local names)
         if "merge_rows" in enabled and self.row_fusion:
-            self.kernels = merge_rows(self.kernels)
+            self.kernels = localise_rows(merge_rows(self.kernels))
         for name, kernel_pass in (("drop_copies", drop_copies), ("parallelise", parallelise),
                                   ("vectorise", vectorise)):
             if name in enabled:
                 for k in self.kernels:
                     kernel_pass(k)
         written = {id(b) for k in self.kernels for b in _written(k)}
-        self.tmps = [b for b in self.tmps if id(b) in written]
+        self.tmps = [b for b in self.tmps if id(b) in written and b.kind == "tmp"]   # (not row buffers)
         scratch = self._plan_scratch()
         return Schedule(self.args, self.consts, self.outs, self.tmps, self.kernels, scratch, self.updates)
 
