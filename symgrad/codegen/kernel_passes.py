@@ -250,6 +250,12 @@ def merge_rows(kernels: list) -> list:
     out = []
     for k in kernels:
         prev = out[-1] if out else None
+        host = _column_host(out, k)
+        if host is not None:
+            k.kind = "colpart"                  # summed over the rows as they go by
+            host.extra["parts"].append(k)
+            host.extra["reads"] += list(k.extra.get("reads", ()))
+            continue
         o = _rows_prefix(prev, k) if prev is not None else None
         if o is None:
             out.append(k)
@@ -260,6 +266,49 @@ def merge_rows(kernels: list) -> list:
         prev.extra["parts"].append(k)
         prev.extra["reads"] += list(k.extra.get("reads", ()))
     return out
+
+
+COLUMN_PART_MAX = 4096          # columns summed inside the rows (each thread a private row of sums)
+
+
+def _column_host(out: list, k: Kernel):
+    """The latest rows kernel in `out` that column sums `k` can join as a part, looking back
+    over kernels that neither write what k reads nor read what it writes (k moves before them)."""
+    if k.kind != "colsum":
+        return None
+    reads = set(k.extra.get("reads", ()))
+    for j in range(len(out) - 1, -1, -1):
+        if out[j].kind == "rows" and _column_part(out[j], k):
+            return out[j]
+        if reads & {b.name for b in _written(out[j])} or k.out.name in out[j].extra.get("reads", ()):
+            return None
+    return None
+
+
+def _column_part(rows: Kernel, k: Kernel) -> bool:
+    """Whether column sums `k` (over the rows, into one value a column: dw and db of a norm)
+    can run inside `rows` as its last part: same row loops, a row of sums small enough for
+    each thread to hold its own, and every buffer a part writes read where it was written."""
+    o = rows.outer
+    if k.kind != "colsum" or k.loops[:o] != rows.loops[:o] or len(k.loops) <= o or \
+            k.extra["size"] > COLUMN_PART_MAX:
+        return False
+    row_vars = {v for v, _ in rows.loops[:o]}
+    if any(isinstance(atom, Idx) and atom.name in row_vars for atom, _ in affine(k.out_index).terms):
+        return False
+    written = {}
+    for p in rows.extra["parts"]:
+        for entry in p.extra.get("stores", ()):
+            written.setdefault(id(entry["buf"]), []).append(entry["index"])
+        for entry in p.extra.get("accs", ()):
+            written.setdefault(id(entry["out"]), []).append(entry["index"])
+        if p.kind == "colpart":
+            written.setdefault(id(p.out), []).append(None)
+    for ld in loads(k.value, *(let.expr for let in k.lets)):
+        if id(ld.buf) in written and ld.index not in written[id(ld.buf)]:
+            return False
+    read_before = {id(ld.buf) for p in rows.extra["parts"] for ld in loads(*(let.expr for let in p.lets))}
+    return id(k.out) not in read_before and id(k.out) not in written
 
 
 def _sums_over_everything(k: Kernel) -> bool:
@@ -289,7 +338,7 @@ def _rows_prefix(prev: Kernel, k: Kernel):
     if o < 1 or (k.extra["accs"] and k.outer != o and not whole) or \
             (not k.extra["accs"] and len(k.loops) < o):
         return None
-    if any(p.extra["accs"] and p.outer != o for p in parts) or k.loops[:o] != parts[0].loops[:o]:
+    if any(p.extra.get("accs") and p.outer != o for p in parts) or k.loops[:o] != parts[0].loops[:o]:
         return None
     if not any(len(p.loops) > o for p in parts + [k]):
         return None
@@ -297,7 +346,7 @@ def _rows_prefix(prev: Kernel, k: Kernel):
     for p in parts:
         for entry in p.extra["stores"]:
             written.setdefault(id(entry["buf"]), []).append(entry["index"])
-        for entry in p.extra["accs"]:
+        for entry in p.extra.get("accs"):
             written.setdefault(id(entry["out"]), []).append(entry["index"])
     exprs = [let.expr for let in k.lets]
     for ld in loads(*exprs):
@@ -336,13 +385,14 @@ def localise_rows(kernels: list) -> list:
         parts = k.extra["parts"]
         accesses = {}               # id(buf) -> (buf, [indexes])
         for p in parts:
-            for st in p.extra["stores"]:
+            for st in p.extra.get("stores", ()):
                 accesses.setdefault(id(st["buf"]), (st["buf"], []))[1].append(st["index"])
-            for a in p.extra["accs"]:
+            for a in p.extra.get("accs", ()):
                 if not a.get("global"):
                     accesses.setdefault(id(a["out"]), (a["out"], []))[1].append(a["index"])
         exprs = [let.expr for p in parts for let in p.lets] + \
-            [x["value"] for p in parts for x in p.extra["stores"] + p.extra["accs"]]
+            [x["value"] for p in parts for x in p.extra.get("stores", []) + p.extra.get("accs", [])] + \
+            [p.value for p in parts if p.kind == "colpart"]
         for ld in loads(*exprs):
             if id(ld.buf) in accesses:
                 accesses[id(ld.buf)][1].append(ld.index)
@@ -367,6 +417,9 @@ def localise_rows(kernels: list) -> list:
         for p in parts:
             for let in p.lets:
                 let.expr = substitute(let.expr, fix)
+            if p.kind == "colpart":
+                p.value = substitute(p.value, fix)
+                continue
             for st in p.extra["stores"]:
                 st["value"] = substitute(st["value"], fix)
                 if id(st["buf"]) in chosen:

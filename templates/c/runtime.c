@@ -157,6 +157,10 @@ void sg_rt_parallel(sg_rt_fn fn, void *data, unsigned n)
     pthread_mutex_unlock(&busy);
 }
 
+static pthread_mutex_t atomic_lock = PTHREAD_MUTEX_INITIALIZER;
+void sg_rt_atomic_start(void) { pthread_mutex_lock(&atomic_lock); }
+void sg_rt_atomic_end(void) { pthread_mutex_unlock(&atomic_lock); }
+
 int sg_rt_thread_num(void) { return my_num; }
 int sg_rt_num_threads(void) { return my_team; }
 int sg_rt_in_parallel(void) { return my_depth > 0; }
@@ -168,6 +172,7 @@ static void after_fork_in_child(void)
 {
     pthread_mutex_init(&lock, NULL);
     pthread_mutex_init(&busy, NULL);
+    pthread_mutex_init(&atomic_lock, NULL);
     pthread_cond_init(&wake, NULL);
     pthread_cond_init(&done, NULL);
     started = 0, remaining = 0, sleeping = 0, my_depth = 0, my_num = 0, my_team = 1;
