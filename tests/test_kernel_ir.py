@@ -209,7 +209,7 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path):
                              str(tmp_path / "kernel.o")], capture_output=True, text=True, check=True).stderr
     vectorised = {int(m) for m in re.findall(r"kernel\.c:(\d+):\d+: optimized: loop vectorized", report)}
     marked = [n for n, line in enumerate(src.splitlines(), 1) if "#pragma omp simd" in line]
-    assert len(marked) >= 3, src
+    assert len(marked) >= 2, src    # the row max and the row sum (the rest are maps: unmarked)
     missing = [n for n in marked if not {n, n + 1} & vectorised]
     assert not missing, f"loops marked simd at lines {missing} were not vectorised:\n{report}"
 

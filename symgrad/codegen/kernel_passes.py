@@ -334,7 +334,7 @@ def _rows_prefix(prev: Kernel, k: Kernel):
         o = k.outer
     else:
         return None                        # two maps: merge_nests' business
-    whole = o >= 1 and _sums_over_everything(k) and len(k.loops) > o
+    whole = o >= 1 and _sums_over_everything(k) and len(k.loops) >= o
     if o < 1 or (k.extra["accs"] and k.outer != o and not whole) or \
             (not k.extra["accs"] and len(k.loops) < o):
         return None
