@@ -269,6 +269,7 @@ def merge_rows(kernels: list) -> list:
 
 
 COLUMN_PART_MAX = 4096          # columns summed inside the rows (each thread a private row of sums)
+COLUMN_HOST_LOOKBACK = 8        # kernels looked back over for the rows a column sum joins
 
 
 def _column_host(out: list, k: Kernel):
@@ -277,7 +278,7 @@ def _column_host(out: list, k: Kernel):
     if k.kind != "colsum":
         return None
     reads = set(k.extra.get("reads", ()))
-    for j in range(len(out) - 1, -1, -1):
+    for j in range(len(out) - 1, max(-1, len(out) - 1 - COLUMN_HOST_LOOKBACK), -1):
         if out[j].kind == "rows" and _column_part(out[j], k):
             return out[j]
         if reads & {b.name for b in _written(out[j])} or k.out.name in out[j].extra.get("reads", ()):
