@@ -34,7 +34,7 @@ from symgrad.functional import (abs, add, amax, amin, argmax, argmin,
                                 mul, mv, ne, neg, norm, permute, pow, relu, remainder,
                                 reshape, sigmoid, sign, sin, softmax, softplus, sqrt, squeeze, stack,
                                 stop_gradient, sub, sum, t, tanh, transpose, unsqueeze, view)
-from symgrad.functional import softsign
+from symgrad.functional import erf, softsign
 from symgrad.selection import (gather, index_add, index_put, index_select, masked_fill, masked_select,
                                nonzero, scatter, scatter_add, take_along_dim, where)
 from symgrad.variable import Size, Variable, enable_grad, is_grad_enabled, no_grad

@@ -52,6 +52,7 @@ FUNCTIONS = {
     "sin": "input, *, out=None",
     "cos": "input, *, out=None",
     "tanh": "input, *, out=None",
+    "erf": "input, *, out=None",
     "sigmoid": "input, *, out=None",
     "relu": "input",
     "square": "input, *, out=None",
