@@ -26,7 +26,8 @@ from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, 
                               randn_like, tensor, zeros, zeros_like)
 from symgrad import display as _display
 from symgrad.display import debugprint, to_dot
-from symgrad.losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, one_hot
+# The losses as torch.nn.functional has them (symgrad/nn/functional.py, over symgrad/losses.py).
+from symgrad.nn.functional import binary_cross_entropy_with_logits, cross_entropy, mse_loss, one_hot
 from symgrad.functional import (abs, add, amax, amin, argmax, argmin,
                                 bmm, broadcast_to, cast, cat, clamp, clip, concat, cos, div,
                                 dot, eq, exp, expand, flatten, floor, floor_divide, fmod, ge, gt, le, log,
