@@ -57,7 +57,8 @@ def gelu(input, approximate: str = "none"):
     if approximate == "none":
         return F.mul(F.mul(input, 0.5), F.add(1.0, F.erf(F.mul(input, math.sqrt(0.5)))))
     if approximate == "tanh":
-        inner = F.mul(math.sqrt(2.0 / math.pi), F.add(input, F.mul(0.044715, F.mul(input, F.mul(input, input)))))
+        cube = F.mul(input, F.mul(input, input))
+        inner = F.mul(math.sqrt(2.0 / math.pi), F.add(input, F.mul(0.044715, cube)))
         return F.mul(F.mul(input, 0.5), F.add(1.0, F.tanh(inner)))
     raise ValueError(f"gelu: approximate argument must be either none or tanh, got {approximate!r}")
 
@@ -210,8 +211,8 @@ def _check_labels(fn: str, target, n_classes: int):
 
 def _unsupported(fn: str, **given):
     for name, (value, default) in given.items():
-        if value is not default and value != default:
-            raise NotImplementedError(f"{fn}: {name}={value!r} is not supported by symgrad (only {default!r})")
+        if (value is not None) if default is None else (value != default):
+            raise NotImplementedError(f"{fn}: {name}= is not supported by symgrad (only {default!r})")
 
 
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
@@ -247,7 +248,8 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     return F.reshape(loss, shape) if reduction == "none" else loss
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
+                                     pos_weight=None):
     """softplus(x) - x t, with `pos_weight` weighing the positive term and `weight` each element."""
     reduction = _reduction("binary_cross_entropy_with_logits", reduction)
     if weight is None and pos_weight is None:

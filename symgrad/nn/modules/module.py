@@ -81,7 +81,8 @@ class Module:
     # --- calling ----------------------------------------------------------------------------
 
     def forward(self, *args, **kwargs):
-        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" function')
+        raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" '
+                                  f'function')
 
     def __call__(self, *args, **kwargs):
         for hook in list(self.__dict__.get("_forward_pre_hooks", {}).values()):
