@@ -346,3 +346,96 @@ def test_erf_matches_torch():
         np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=RTOL[dt], atol=1e-30)
     assert sg.erf(sg.tensor([0, 1])).dtype == np.float32        # integers become floats
     assert sg.gradcheck(lambda v: sg.erf(sg.erf(v) * 2.0), [sg.tensor(a[:30] / 3, requires_grad=True)])
+
+
+# --- dropout: statistics (torch's random numbers cannot be matched) and eval identity --------------------
+
+
+def _dropout_stats(T, p):
+    x = T.ones(200, 300, dtype=T.float64, requires_grad=True)
+    drop = T.nn.Dropout(p)
+    y = drop(x)
+    y.sum().backward()
+    a = numbers(y)
+    kept = a[a != 0]
+    return (a == 0).mean(), np.unique(kept), a.mean(), np.array_equal(numbers(x.grad), a)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.8])
+def test_dropout_statistics_match_torch(p):
+    ours, theirs = _dropout_stats(sg, p), _dropout_stats(torch, p)
+    assert abs(ours[0] - p) < 0.01 and abs(theirs[0] - p) < 0.01           # the fraction dropped
+    np.testing.assert_allclose(ours[1], theirs[1], rtol=1e-15)               # kept ones are 1/(1-p)
+    assert abs(ours[2] - 1) < 0.03 and ours[3] and theirs[3]                 # mean kept; grad = mask/(1-p)
+
+
+def test_dropout_eval_edges_and_errors():
+    x = sg.tensor(np.arange(6.0).reshape(2, 3))
+    drop = sg.nn.Dropout(0.5).eval()
+    assert np.array_equal(drop(x).numpy(), x.numpy())
+    assert np.array_equal(sg.nn.functional.dropout(x, 0.9, training=False).numpy(), x.numpy())
+    assert np.array_equal(sg.nn.Dropout(0.0)(x).numpy(), x.numpy())
+    assert np.array_equal(sg.nn.Dropout(1.0)(x).numpy(), torch.nn.Dropout(1.0)(torch.tensor(x.numpy())).numpy())
+    sg.manual_seed(4)
+    a = sg.nn.Dropout()(x).numpy()
+    sg.manual_seed(4)
+    assert np.array_equal(sg.nn.Dropout()(x).numpy(), a)                    # symgrad's generator
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            sg.nn.Dropout(bad)
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            torch.nn.Dropout(bad)
+    symbolic = sg.Variable(shape=(2, 3), name="x")
+    with pytest.raises(NotImplementedError, match="eval"):
+        sg.nn.Dropout()(symbolic)
+    assert sg.nn.Dropout().eval()(symbolic) is symbolic
+
+
+# --- a model on symbolic inputs compiles, with the eager numbers --------------------------------------------
+
+
+def test_model_on_symbolic_inputs_compiles():
+    m = sg.nn.Sequential(sg.nn.Linear(3, 4), sg.nn.GELU(), sg.nn.LayerNorm(4), sg.nn.Dropout(0.5),
+                         sg.nn.Linear(4, 2)).double().eval()
+    params = list(m.parameters())
+    x = sg.Variable(shape=(5, 3), dtype="float64", name="x")
+    y = sg.Variable(shape=(5,), dtype="int64", name="y")
+    fn = sg.compile([x, y] + params, sg.nn.CrossEntropyLoss()(m(x), y))
+    xv, yv = np.random.default_rng(0).normal(size=(5, 3)), np.array([0, 1, 1, 0, 1])
+    loss, grads = fn.value_and_grad(xv, yv, *[p.numpy() for p in params])
+    eager = sg.nn.CrossEntropyLoss()(m(sg.tensor(xv)), sg.tensor(yv))
+    eager.backward()
+    assert loss == pytest.approx(eager.item(), rel=1e-12)
+    for g, p in zip(grads, params):
+        np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-10, atol=1e-14)
+    with pytest.raises((IndexError, ValueError, RuntimeError), match="labels"):
+        fn.forward(xv, np.array([0, 1, 2, 0, 1]), *[p.numpy() for p in params])     # 2 is not a class
+
+
+# --- bad input: clear errors naming shapes and dtypes -------------------------------------------------------
+
+
+def test_bad_input_errors():
+    nn = sg.nn
+    with pytest.raises(ValueError, match=r"\(2, 4\) and dtype float32 does not end in in_features=3"):
+        nn.Linear(3, 2)(sg.ones(2, 4))
+    with pytest.raises(ValueError, match=r"normalized_shape=\[4\].*\[2, 3\]"):
+        nn.LayerNorm(4)(sg.ones(2, 3))
+    with pytest.raises(IndexError, match=r"\[0, 3\).*5"):
+        nn.CrossEntropyLoss()(sg.ones(2, 3), sg.tensor([0, 5]))
+    with pytest.raises(TypeError, match="integers"):
+        nn.NLLLoss()(sg.ones(2, 3), sg.tensor([0.0, 1.0]))
+    with pytest.raises(IndexError, match=r"\[0, 4\)"):
+        nn.Embedding(4, 2)(sg.tensor([1, 4]))
+    with pytest.raises(TypeError, match="float32"):
+        nn.Embedding(4, 2)(sg.tensor([1.0]))
+    with pytest.raises(ValueError, match="reduction"):
+        nn.MSELoss(reduction="avg")
+    with pytest.raises(ValueError, match=r"\(2, 3\).*\(3, 2\)"):
+        nn.L1Loss()(sg.ones(2, 3), sg.ones(3, 2))
+    with pytest.raises(ValueError, match="approximate"):
+        nn.GELU(approximate="erf")
+    with pytest.raises(NotImplementedError, match="label_smoothing"):
+        nn.CrossEntropyLoss(label_smoothing=0.1)
+    with pytest.raises(TypeError, match="floating point"):
+        nn.Linear(2, 2, dtype=sg.int64)
