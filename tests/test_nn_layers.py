@@ -257,7 +257,8 @@ PROGRAMS["cross_entropy_probabilities"] = _loss_program(
     lambda nn, red: nn.CrossEntropyLoss(reduction=red),
     lambda r: r.const((lambda p: p / p.sum(1, keepdims=True))(r.arr(4, 3, low=0.1, high=1))))
 PROGRAMS["nll_loss"] = _loss_program(
-    lambda nn, red: (lambda x, t: nn.NLLLoss(reduction=red)(nn.functional.log_softmax(x, dim=1), t)), _labels(4))
+    lambda nn, red: (lambda x, t: nn.NLLLoss(reduction=red)(nn.functional.log_softmax(x, dim=1), t)),
+    _labels(4))
 PROGRAMS["bce_with_logits"] = _loss_program(lambda nn, red: nn.BCEWithLogitsLoss(reduction=red),
                                             lambda r: r.const(r.arr(4, 3, low=0, high=1)))
 
@@ -328,7 +329,8 @@ def test_torch_initial_weights_copied_as_numpy():
     ours = sg.nn.Sequential(sg.nn.Linear(3, 4), sg.nn.GELU(), sg.nn.LayerNorm(4), sg.nn.Linear(4, 2)).double()
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     x = np.random.default_rng(0).normal(size=(5, 3))
-    np.testing.assert_allclose(ours(sg.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(), rtol=1e-6)
+    np.testing.assert_allclose(ours(sg.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-6)
     for (k, a), (k2, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
         assert k == k2 and a.dtype == np.float64
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -375,7 +377,8 @@ def test_dropout_eval_edges_and_errors():
     assert np.array_equal(drop(x).numpy(), x.numpy())
     assert np.array_equal(sg.nn.functional.dropout(x, 0.9, training=False).numpy(), x.numpy())
     assert np.array_equal(sg.nn.Dropout(0.0)(x).numpy(), x.numpy())
-    assert np.array_equal(sg.nn.Dropout(1.0)(x).numpy(), torch.nn.Dropout(1.0)(torch.tensor(x.numpy())).numpy())
+    zeros = torch.nn.Dropout(1.0)(torch.tensor(x.numpy())).numpy()
+    assert np.array_equal(sg.nn.Dropout(1.0)(x).numpy(), zeros)
     sg.manual_seed(4)
     a = sg.nn.Dropout()(x).numpy()
     sg.manual_seed(4)

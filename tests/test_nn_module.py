@@ -36,7 +36,8 @@ def make_net(T):
             self.embed = nn.Embedding(5, 3)
             self.blocks = nn.ModuleList([Block(3), Block(3)])
             self.shared = self.blocks[0]            # the same module under a second name
-            self.heads = nn.ModuleDict(OrderedDict([("b", nn.Linear(3, 1)), ("a", nn.Linear(3, 2, bias=False))]))
+            self.heads = nn.ModuleDict(OrderedDict([("b", nn.Linear(3, 1)),
+                                                    ("a", nn.Linear(3, 2, bias=False))]))
             self.seq = nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Dropout(0.1))
             self.temperature = nn.Parameter(T.ones(()))
             self.plain = 3
@@ -91,8 +92,9 @@ def test_repr_of_layers_matches_torch():
     def reprs(T):
         nn = T.nn
         layers = [nn.Linear(3, 2), nn.Linear(3, 2, bias=False), nn.Identity(), nn.Flatten(), nn.Flatten(0, 1),
-                  nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.GELU(approximate="tanh"), nn.Softmax(dim=1),
-                  nn.LogSoftmax(dim=-1), nn.LayerNorm(4), nn.LayerNorm((2, 3), eps=1e-3, elementwise_affine=False),
+                  nn.ReLU(), nn.Tanh(), nn.Sigmoid(), nn.GELU(), nn.GELU(approximate="tanh"),
+                  nn.Softmax(dim=1), nn.LogSoftmax(dim=-1), nn.LayerNorm(4),
+                  nn.LayerNorm((2, 3), eps=1e-3, elementwise_affine=False),
                   nn.Embedding(10, 3), nn.Embedding(10, 3, padding_idx=0), nn.Dropout(), nn.Dropout(0.2),
                   nn.MSELoss(), nn.L1Loss(), nn.CrossEntropyLoss(), nn.NLLLoss(), nn.BCEWithLogitsLoss(),
                   nn.LeakyReLU(0.2), nn.SiLU(), nn.ModuleList(), nn.ModuleDict(), nn.Sequential(),
@@ -111,8 +113,8 @@ def test_parameter_prints_and_behaves_as_torch():
     assert isinstance(p, sg.Tensor) and p.is_leaf and p.requires_grad and p.grad_fn is None
     frozen = sg.nn.Parameter(sg.ones(2), requires_grad=False)
     assert not frozen.requires_grad
-    assert repr(sg.nn.Parameter(sg.tensor(np.ones(2)))) == repr(torch.nn.Parameter(torch.tensor(np.ones(2)))) \
-        .replace("torch.", "symgrad.")
+    theirs = repr(torch.nn.Parameter(torch.tensor(np.ones(2))))
+    assert repr(sg.nn.Parameter(sg.tensor(np.ones(2)))) == theirs.replace("torch.", "symgrad.")
     y = (p * 3).sum()
     assert type(y).__name__ == "Variable" and y.grad_fn is not None
     y.backward()
@@ -199,13 +201,15 @@ def _load_errors(T):
     for bad in ({k: v for k, v in good.items() if k != "2.bias"},
                 dict(good, extra=T.zeros(1)),
                 dict(good, **{"0.weight": T.zeros(3, 3)}),
-                dict({k: v for k, v in good.items() if k != "0.bias"}, **{"2.weight": T.zeros(2), "x.y": T.ones(1)})):
+                dict({k: v for k, v in good.items() if k != "0.bias"},
+                     **{"2.weight": T.zeros(2), "x.y": T.ones(1)})):
         with pytest.raises(RuntimeError) as info:
             m.load_state_dict(bad)
         messages.append(str(info.value))
     loose = m.load_state_dict(dict(good, extra=T.zeros(1)), strict=False)
     missing = m.load_state_dict({k: v for k, v in good.items() if k != "2.bias"}, strict=False)
-    return messages, (loose.missing_keys, loose.unexpected_keys), (missing.missing_keys, missing.unexpected_keys)
+    return (messages, (loose.missing_keys, loose.unexpected_keys),
+            (missing.missing_keys, missing.unexpected_keys))
 
 
 def test_load_state_dict_errors_match_torch():
@@ -299,7 +303,8 @@ def test_containers(T):
     md = nn.ModuleDict({"x": nn.ReLU()})
     md.update([("y", nn.Tanh())])
     md["z"] = nn.Identity()
-    assert list(md) == ["x", "y", "z"] and type(md.pop("y")).__name__ == "Tanh" and list(md.keys()) == ["x", "z"]
+    assert list(md) == ["x", "y", "z"] and type(md.pop("y")).__name__ == "Tanh"
+    assert list(md.keys()) == ["x", "z"]
     assert [type(v).__name__ for v in md.values()] == ["ReLU", "Identity"]
 
 

@@ -178,7 +178,8 @@ copy.load_state_dict(model.state_dict())
 print('copy', torch.nn.functional.cross_entropy(copy(X), Y).item(), list(model.state_dict())[:4])
 '''
 
-PROGRAMS = {"polynomial_sequential": (POLYNOMIAL_SEQUENTIAL, 1e-4), "polynomial_module": (POLYNOMIAL_MODULE, 1e-6),
+PROGRAMS = {"polynomial_sequential": (POLYNOMIAL_SEQUENTIAL, 1e-4),
+            "polynomial_module": (POLYNOMIAL_MODULE, 1e-6),
             "dynamic_net": (DYNAMIC_NET, 1e-6), "classifier": (CLASSIFIER, 1e-4)}
 NUMBER = re.compile(r"-?\d+\.?\d*(?:e[-+]?\d+)?")
 

@@ -65,9 +65,9 @@ class Linear(Module):
 
     def forward(self, input):
         if input.shape[-1:] != (self.in_features,):
-            raise ValueError(f"Linear({self.extra_repr()}): the input of shape {tuple(input.shape)} and dtype "
-                             f"{input.dtype} does not end in in_features={self.in_features} (mat1 and mat2 "
-                             f"shapes cannot be multiplied)")
+            raise ValueError(f"Linear({self.extra_repr()}): the input of shape {tuple(input.shape)} "
+                             f"and dtype {input.dtype} does not end in in_features={self.in_features} "
+                             f"(mat1 and mat2 shapes cannot be multiplied)")
         return NF.linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:
