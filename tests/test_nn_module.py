@@ -327,3 +327,41 @@ def test_deepcopy_gives_independent_parameters():
         twin[0].weight.fill_(1.0)
     assert net[0].weight.numpy().tolist() != twin[0].weight.numpy().tolist()
     assert isinstance(twin[0].weight, sg.nn.Parameter) and twin[0].weight.requires_grad
+
+
+def _pickle_round_trip(T):
+    import pickle
+    nn = T.nn
+    net = nn.Sequential(nn.Embedding(5, 3), nn.LayerNorm(3), nn.Dropout(0.2), nn.Linear(3, 2),
+                        nn.Linear(2, 2))
+    net.add_module("loss", nn.BCEWithLogitsLoss(pos_weight=T.ones(2)))
+    net.register_buffer("steps", T.zeros(1))
+    net.eval()
+    idx = T.tensor([[0, 1], [4, 2]])
+    for layer in list(net)[:-1]:
+        idx = layer(idx)
+    idx.sum().backward()
+    twin = pickle.loads(pickle.dumps(net))
+    idx = T.tensor([[0, 1], [4, 2]])
+    first, second = idx, idx
+    for a, b in zip(list(net)[:-1], list(twin)[:-1]):
+        first, second = a(first), b(second)
+    same = [np.array_equal(a.numpy(), b.numpy()) for a, b in zip(net.state_dict().values(),
+                                                                 twin.state_dict().values())]
+    grads = [p.grad is not None for p in twin.parameters()]
+    return (same, grads, [n for n, _ in twin.named_buffers()], repr(twin) == repr(net),
+            np.array_equal(first.detach().numpy(), second.detach().numpy()), twin.training,
+            all(p.requires_grad for p in twin.parameters()))
+
+
+def test_pickle_round_trip_matches_torch():
+    assert _pickle_round_trip(sg) == _pickle_round_trip(torch)
+
+
+@BOTH
+def test_load_state_dict_assign(T):
+    m = T.nn.Linear(2, 1)
+    old = m.weight
+    m.load_state_dict({"weight": T.ones(1, 2), "bias": T.zeros(1)}, assign=True)
+    assert m.weight is not old and m.weight.tolist() == [[1.0, 1.0]]
+    assert type(m.weight).__name__ == "Parameter" and m.weight.requires_grad

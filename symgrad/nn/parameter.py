@@ -30,12 +30,32 @@ class Parameter(Variable):
 
     __str__ = __repr__
 
+    def __reduce_ex__(self, protocol):
+        # A graph node holds weak references to its users; a Parameter is a leaf, so its
+        # value and flag are all there is to save (PyTorch's pickles leave .grad out too).
+        return _rebuild_parameter, (self.value(), self.requires_grad)
+
     def __deepcopy__(self, memo):
         out = Parameter(self.value().copy(), self.requires_grad)
         if self.grad is not None:
             out.grad = Variable(self.grad.value().copy())
         memo[id(self)] = out
         return out
+
+
+def _rebuild_parameter(value, requires_grad) -> Parameter:
+    return Parameter(value, requires_grad)
+
+
+class StoredVariable:
+    """A Variable as a pickled Module keeps it (a buffer): its value, and whether it
+    required grad."""
+
+    def __init__(self, v: Variable):
+        self.value, self.requires_grad = v.value(), v.requires_grad
+
+    def restore(self) -> Variable:
+        return Variable(self.value, requires_grad=self.requires_grad)
 
 
 def typename(obj) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 from symgrad import dtypes
 from symgrad.autograd.grad_mode import no_grad
-from symgrad.nn.parameter import Parameter, typename
+from symgrad.nn.parameter import Parameter, StoredVariable, typename
 from symgrad.variable import Variable
 
 
@@ -362,6 +362,10 @@ class Module:
     def cpu(self) -> "Module":
         return self
 
+    def cuda(self, device=None) -> "Module":
+        raise RuntimeError("Module.cuda(): symgrad's eager values live on the CPU; compiled graphs run on a "
+                           "GPU through sg.compile(..., backend='cuda')")
+
     def type(self, dst_type) -> "Module":
         return self.to(dst_type)
 
@@ -436,6 +440,25 @@ class Module:
             raise RuntimeError("Error(s) in loading state_dict for {}:\n\t{}".format(
                 type(self).__name__, "\n\t".join(errors)))
         return _IncompatibleKeys(missing, unexpected)
+
+    # --- pickling ----------------------------------------------------------------------------------
+
+    def __getstate__(self):
+        """Buffers and Variables held as plain attributes are saved by value (a graph node
+        holds weak references to its users, which do not pickle); Parameters save themselves."""
+        state = self.__dict__.copy()
+        state["_buffers"] = {k: None if v is None else StoredVariable(v) for k, v in self._buffers.items()}
+        for k, v in state.items():
+            if isinstance(v, Variable) and not isinstance(v, Parameter):
+                state[k] = StoredVariable(v)
+        return state
+
+    def __setstate__(self, state):
+        state["_buffers"] = {k: None if v is None else v.restore() for k, v in state["_buffers"].items()}
+        for k, v in state.items():
+            if isinstance(v, StoredVariable):
+                state[k] = v.restore()
+        self.__dict__.update(state)
 
     # --- printing --------------------------------------------------------------------------------
 
