@@ -238,8 +238,9 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     reduction = _reduction("cross_entropy", reduction)
     if dtypes.is_float(target.dtype):
         if target.shape != input.shape:
-            raise ValueError(f"cross_entropy: class probabilities of shape {target.shape} must match the "
-                             f"input's {input.shape}")
+            raise TypeError(f"cross_entropy: labels must be integers, got {target.dtype} of shape "
+                            f"{target.shape} (class probabilities would have the input's shape "
+                            f"{input.shape})")
         dim = 0 if input.ndim == 1 else 1
         loss = F.neg(F.sum(F.mul(F.log_softmax(input, dim), target), dim))
         return _reduce(loss, reduction)
