@@ -81,6 +81,7 @@ class Module:
     # --- calling ----------------------------------------------------------------------------
 
     def forward(self, *args, **kwargs):
+        """What a call computes; subclasses define it."""
         raise NotImplementedError(f'Module [{type(self).__name__}] is missing the required "forward" '
                                   f'function')
 
@@ -108,6 +109,7 @@ class Module:
     # --- registration -----------------------------------------------------------------------
 
     def register_parameter(self, name: str, param) -> None:
+        """Add a Parameter (or None) under `name`, as assigning it as an attribute does."""
         if "_parameters" not in self.__dict__:
             raise AttributeError("cannot assign parameter before Module.__init__() call")
         _check_name("parameter", name, self, self._parameters)
@@ -117,6 +119,8 @@ class Module:
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor, persistent: bool = True) -> None:
+        """Add a Variable that is state but not a parameter; `persistent=False` leaves it out of
+        state_dict."""
         if "_buffers" not in self.__dict__:
             raise AttributeError("cannot assign buffer before Module.__init__() call")
         _check_name("buffer", name, self, self._buffers)
@@ -130,6 +134,7 @@ class Module:
             self._non_persistent_buffers_set.add(name)
 
     def add_module(self, name: str, module) -> None:
+        """Add a submodule (or None) under `name`."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{typename(module)} is not a Module subclass")
         if "_modules" not in self.__dict__:
@@ -201,6 +206,7 @@ class Module:
     # --- walking ----------------------------------------------------------------------------
 
     def named_modules(self, memo=None, prefix: str = "", remove_duplicate: bool = True):
+        """(dotted name, module) for this module and every one below it, depth first, each once."""
         if memo is None:
             memo = set()
         if remove_duplicate:
@@ -214,10 +220,12 @@ class Module:
             yield from module.named_modules(memo, prefix + ("." if prefix else "") + name, remove_duplicate)
 
     def modules(self) -> Iterator["Module"]:
+        """This module and every one below it."""
         for _, module in self.named_modules():
             yield module
 
     def named_children(self):
+        """(name, module) of the direct submodules."""
         seen = set()
         for name, module in self._modules.items():
             if module is not None and id(module) not in seen:
@@ -225,6 +233,7 @@ class Module:
                 yield name, module
 
     def children(self) -> Iterator["Module"]:
+        """The direct submodules."""
         for _, module in self.named_children():
             yield module
 
@@ -240,20 +249,25 @@ class Module:
                 yield module_prefix + ("." if module_prefix else "") + name, v
 
     def named_parameters(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """(dotted name, Parameter) in registration order, each Parameter once."""
         yield from self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """The Parameters, in the order of named_parameters()."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True):
+        """(dotted name, buffer) in registration order."""
         yield from self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True) -> Iterator[Variable]:
+        """The buffers, in the order of named_buffers()."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
     def get_submodule(self, target: str) -> "Module":
+        """The submodule at the dotted path `target` ("" is this module)."""
         module = self
         for item in target.split(".") if target else []:
             if item not in module._modules or module._modules[item] is None:
@@ -262,6 +276,7 @@ class Module:
         return module
 
     def get_parameter(self, target: str) -> Parameter:
+        """The Parameter at the dotted path `target`."""
         path, _, name = target.rpartition(".")
         module = self.get_submodule(path)
         if name not in module._parameters:
@@ -271,6 +286,7 @@ class Module:
     # --- modes and gradients ------------------------------------------------------------------
 
     def train(self, mode: bool = True) -> "Module":
+        """Set training mode (Dropout drops) on this module and all below it."""
         if not isinstance(mode, bool):
             raise ValueError("training mode is expected to be boolean")
         self.training = mode
@@ -279,14 +295,17 @@ class Module:
         return self
 
     def eval(self) -> "Module":
+        """train(False)."""
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Set requires_grad on every Parameter."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the Parameters' gradients (None), or zero them in place."""
         for p in self.parameters():
             if p.grad is None:
                 continue
@@ -298,6 +317,7 @@ class Module:
                     p.grad.zero_()
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
+        """Call `fn` on every submodule (children first), then on this module."""
         for module in self.children():
             module.apply(fn)
         fn(self)
@@ -354,12 +374,15 @@ class Module:
         return self._cast_floats(dt)
 
     def double(self) -> "Module":
+        """Floating point parameters and buffers become float64."""
         return self._cast_floats("float64")
 
     def float(self) -> "Module":
+        """Floating point parameters and buffers become float32."""
         return self._cast_floats("float32")
 
     def cpu(self) -> "Module":
+        """This module: its values live on the CPU already."""
         return self
 
     def cuda(self, device=None) -> "Module":
@@ -367,6 +390,7 @@ class Module:
                            "GPU through sg.compile(..., backend='cuda')")
 
     def type(self, dst_type) -> "Module":
+        """to(dst_type)."""
         return self.to(dst_type)
 
     # --- state_dict ------------------------------------------------------------------------------
@@ -466,6 +490,7 @@ class Module:
         return type(self).__name__
 
     def extra_repr(self) -> str:
+        """The text inside this module's parentheses when printed; layers define it."""
         return ""
 
     def __repr__(self):
