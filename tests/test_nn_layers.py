@@ -442,3 +442,37 @@ def test_bad_input_errors():
         nn.CrossEntropyLoss(label_smoothing=0.1)
     with pytest.raises(TypeError, match="floating point"):
         nn.Linear(2, 2, dtype=sg.int64)
+
+
+# --- PyTorch's parameter names and defaults, so that keyword calls carry over ----------------------------
+
+
+def _params(fn):
+    import inspect
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return None
+    return [(n, p.default) for n, p in sig.parameters.items() if n not in ("self", "args", "kwargs")]
+
+
+@pytest.mark.parametrize("name", ["linear", "layer_norm", "dropout", "embedding", "softmax", "log_softmax",
+                                  "mse_loss", "l1_loss", "nll_loss", "cross_entropy", "relu", "leaky_relu",
+                                  "binary_cross_entropy_with_logits", "silu", "Linear", "LayerNorm",
+                                  "Embedding", "Dropout", "Flatten", "ReLU", "LeakyReLU", "GELU", "Softmax",
+                                  "LogSoftmax", "MSELoss", "L1Loss", "NLLLoss", "CrossEntropyLoss",
+                                  "BCEWithLogitsLoss", "Sequential", "ModuleList", "ModuleDict"])
+def test_parameter_names_and_defaults_follow_torch(name):
+    where = (sg.nn, torch.nn) if name[0].isupper() else (sg.nn.functional, torch.nn.functional)
+    ours, theirs = (_params(getattr(m, name)) for m in where)
+    if theirs is None:
+        pytest.skip("torch's has no Python signature")
+    names = [n for n, _ in theirs]
+    positions = [names.index(n) for n, _ in ours if n in names]
+    assert positions == sorted(positions), (ours, theirs)            # the same order
+    extra = [n for n, _ in ours if n not in names and not n.startswith("_")]
+    assert not extra, extra
+    defaults = dict(theirs)
+    for n, d in ours:
+        if n in defaults:
+            assert d == defaults[n] or (d is None and defaults[n] is None), (name, n, d, defaults[n])
