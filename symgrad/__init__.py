@@ -26,7 +26,8 @@ from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, 
                               randn_like, tensor, zeros, zeros_like)
 from symgrad import display as _display
 from symgrad.display import debugprint, to_dot
-from symgrad.losses import binary_cross_entropy_with_logits, cross_entropy, mse_loss, one_hot
+# The losses as torch.nn.functional has them (symgrad/nn/functional.py, over symgrad/losses.py).
+from symgrad.nn.functional import binary_cross_entropy_with_logits, cross_entropy, mse_loss, one_hot
 from symgrad.functional import (abs, add, amax, amin, argmax, argmin,
                                 bmm, broadcast_to, cast, cat, clamp, clip, concat, cos, div,
                                 dot, eq, exp, expand, flatten, floor, floor_divide, fmod, ge, gt, le, log,
@@ -34,7 +35,7 @@ from symgrad.functional import (abs, add, amax, amin, argmax, argmin,
                                 mul, mv, ne, neg, norm, permute, pow, relu, remainder,
                                 reshape, sigmoid, sign, sin, softmax, softplus, sqrt, squeeze, stack,
                                 stop_gradient, sub, sum, t, tanh, transpose, unsqueeze, view)
-from symgrad.functional import softsign
+from symgrad.functional import erf, softsign
 from symgrad.selection import (gather, index_add, index_put, index_select, masked_fill, masked_select,
                                nonzero, scatter, scatter_add, take_along_dim, where)
 from symgrad.variable import Size, Variable, enable_grad, is_grad_enabled, no_grad

@@ -52,6 +52,7 @@ FUNCTIONS = {
     "sin": "input, *, out=None",
     "cos": "input, *, out=None",
     "tanh": "input, *, out=None",
+    "erf": "input, *, out=None",
     "sigmoid": "input, *, out=None",
     "relu": "input",
     "square": "input, *, out=None",
@@ -165,8 +166,9 @@ NOT_IN_TABLE = {
     "LongTensor": "legacy constructor: (*sizes) or (data)",
     "IntTensor": "legacy constructor: (*sizes) or (data)",
     "BoolTensor": "legacy constructor: (*sizes) or (data)",
-    "binary_cross_entropy_with_logits": "a loss (symgrad/losses.py): (input, target, reduction=) as "
-                                        "torch.nn.functional's names; weight= and pos_weight= are not there",
+    "binary_cross_entropy_with_logits": "a loss (symgrad/nn/functional.py): (input, target, weight=None, "
+                                        "reduction=, pos_weight=None) as torch.nn.functional's, without "
+                                        "the deprecated size_average and reduce",
 }
 
 

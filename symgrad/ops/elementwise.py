@@ -2,6 +2,8 @@
 broadcast as numpy does; a pullback sums its cotangent back to each input's shape."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 import symgrad.ops.builders as G
@@ -140,6 +142,23 @@ def _softsign_vjp(g, y, x):
 _unary("softsign", lambda x: x / (1 + np.abs(x)), _softsign_vjp,
        "({{ a }} / (({{ ct }})1 + {{ libm.fabs }}({{ a }})))", ("fabs",), public="float",
        doc="x / (1 + |x|), elementwise.")
+
+def _erf(x):
+    """The error function with C's own erf (math.erf calls libm's), so that the interpreter's
+    float64 values are the compiled code's bit for bit; float32 rounds the double result."""
+    if x.size == 0:
+        return x.copy()
+    return np.vectorize(math.erf, otypes=[np.float64])(x).astype(x.dtype)
+
+
+def _erf_vjp(g, y, x):
+    """erf'(x) = 2 / sqrt(pi) * exp(-x**2)."""
+    return G.mul(g, G.mul(2.0 / math.sqrt(math.pi), G.exp(G.neg(G.mul(x, x)))))
+
+
+# Not in libmvec: a scalar call per element, the same function the interpreter calls.
+_unary("erf", _erf, _erf_vjp, _libm_call("erf"), ("erf",), public="float",
+       doc="The Gauss error function, elementwise.")
 
 # relu keeps -0.0 and NaN (as PyTorch and the C `a < 0 ? 0 : a`); its gradient is cut only where
 # x <= 0, so it passes at NaN and is 0 at 0, as PyTorch's threshold_backward.
