@@ -1,0 +1,222 @@
+"""`sg.compile_step(model, loss_fn, optimizer)`: a whole training step (forward, the gradients
+by `sg.grad`, and the optimizer's update of the parameters and of its state) compiled into
+one C function, through `sg.compile(..., updates=...)`.
+
+The parameters themselves are the graph's inputs: while the step is traced they are made
+symbolic for a moment (their values are put back at once), so `model(*inputs)` records the
+graph from the very Variables the model holds, whatever kind of module it is. At each call
+the C reads and writes the parameters' and the optimizer state's own numpy arrays in place;
+the numbers that change between steps (the learning rate a scheduler sets, Adam's bias
+corrections, which depend on the step count kept in `optimizer.state`) are computed on the
+Python side exactly as `optimizer.step()` computes them and passed in as one small vector
+per dtype. A change of what the update records (momentum turned on, amsgrad, a new
+parameter group) compiles the step again."""
+from __future__ import annotations
+
+import numpy as np
+
+from symgrad.variable import Variable
+
+
+def _parameters(model) -> list[tuple[str, Variable]]:
+    """(name, parameter) pairs, from `named_parameters()` when the model has it."""
+    if hasattr(model, "named_parameters"):
+        pairs = list(model.named_parameters())
+    elif hasattr(model, "parameters"):
+        pairs = [(f"param{k}", p) for k, p in enumerate(model.parameters())]
+    else:
+        raise TypeError(f"sg.compile_step: the model ({type(model).__name__}) has no parameters() method")
+    seen, out = set(), []
+    for name, p in pairs:
+        if not isinstance(p, Variable):
+            raise TypeError(f"sg.compile_step: parameter '{name}' is a {type(p).__name__}, not a Variable")
+        if id(p) not in seen and p.requires_grad:
+            seen.add(id(p))
+            out.append((name, p))
+    return out
+
+
+def _c_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
+def _as_array(value) -> np.ndarray:
+    if isinstance(value, Variable):
+        return value.value()
+    if isinstance(value, np.ndarray):
+        return value
+    return Variable(value).value()     # lists and numbers as sg.tensor makes them (float32)
+
+
+def _own_array(v: Variable, dtype) -> np.ndarray:
+    """The Variable's array, made writable, C-contiguous and of `dtype` if it was not (once)."""
+    arr = v._value
+    if not (arr.flags.c_contiguous and arr.flags.writeable and arr.dtype == dtype):
+        arr = v._value = np.array(arr, dtype=dtype, order="C", copy=True)
+    return arr
+
+
+class CompiledStep:
+    """A compiled training step: `loss = step(*inputs, target)`. `step.source` is its C."""
+
+    def __init__(self, model, loss_fn, optimizer, backend: str = "c"):
+        from symgrad.optim import Optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"sg.compile_step: optimizer must be a symgrad.optim optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if not callable(loss_fn):
+            raise TypeError(f"sg.compile_step: loss_fn must be callable, got {type(loss_fn).__name__}")
+        self.model, self.loss_fn, self.optimizer, self.backend = model, loss_fn, optimizer, backend
+        self._key = None
+        self._specs = None
+        self.fn = None
+
+    # --- building ---------------------------------------------------------------------------
+
+    def _layout(self):
+        """The model's parameters that the optimizer updates, each with its group."""
+        group_of = {id(p): g for g in self.optimizer.param_groups for p in g["params"]}
+        params = [(name, p, group_of[id(p)]) for name, p in _parameters(self.model) if id(p) in group_of]
+        if not params:
+            raise ValueError("sg.compile_step: none of the model's parameters is in the optimizer")
+        key = tuple((id(p), id(g), self.optimizer._structure(g), p.shape, p.dtype) for _, p, g in params)
+        return params, key
+
+    def _build(self, params, key, arrays):
+        from symgrad.autodiff import grad
+        from symgrad.autograd.grad_mode import enable_grad, no_grad
+        from symgrad.compile import compile as sg_compile
+        opt = self.optimizer
+        n = len(arrays)
+        data = [Variable(shape=a.shape, dtype=a.dtype, name="target" if k == n - 1 else f"input{k}")
+                for k, a in enumerate(arrays)]
+        # the scalars of each parameter's update: their positions in the vector of its dtype
+        slots, sizes = [], {}
+        for _, p, group in params:
+            names = sorted(opt._scalars(group, _probe_state(opt, group, p), p.dtype)) + ["fresh"]
+            base = sizes.get(p.dtype, 0)
+            slots.append({s: base + k for k, s in enumerate(names)})
+            sizes[p.dtype] = base + len(names)
+        dtypes_used = list(sizes)
+        hyper = {dt: Variable(shape=(sizes[dt],), dtype=dt, name=f"scalars_{dt.name}") for dt in dtypes_used}
+        saved = [(p, p._value, p.name) for _, p, _ in params]
+        try:
+            for (name, p, _), (_, _, old_name) in zip(params, saved):
+                p._value = None                 # symbolic while traced: the parameter is an input
+                p.name = old_name or _c_name(name)
+            with enable_grad():
+                loss = self.loss_fn(self.model(*data[:-1]), data[-1])
+                if not isinstance(loss, Variable) or loss.numel() != 1:
+                    got = loss._describe() if isinstance(loss, Variable) else type(loss).__name__
+                    raise ValueError(f"sg.compile_step: loss_fn must return one number; got {got}")
+                grads = grad(loss, [p for _, p, _ in params], allow_unused=True)
+            updates, buffers = {}, []
+            with no_grad():
+                for (name, p, group), g, slot in zip(params, grads, slots):
+                    h = hyper[p.dtype]
+                    s = {k: h[i] for k, i in slot.items() if k != "fresh"}
+                    s["fresh"] = h[slot["fresh"]] > 0.5
+                    if g is None:
+                        g = Variable(np.zeros(p.shape, p.dtype))
+                    state = {}
+                    for k in opt._buffer_keys(group):
+                        state[k] = Variable(shape=p.shape, dtype=p.dtype, name=f"{_c_name(p.name)}_{k}")
+                        buffers.append((p, k, state[k]))
+                    new_p, new_state = opt._update(group, p, g, state, s)
+                    updates[p] = new_p
+                    for k, v in new_state.items():
+                        updates[state[k]] = v
+            inputs = data + [p for _, p, _ in params] + [b for _, _, b in buffers] + \
+                [hyper[dt] for dt in dtypes_used]
+            self.fn = sg_compile(inputs, loss, wrt=[], backend=self.backend, updates=updates)
+        finally:
+            for p, value, name in saved:
+                p._value, p.name = value, name
+        self._params, self._key, self._slots = params, key, slots
+        self._buffers = [(p, k) for p, k, _ in buffers]
+        self._hyper = [np.zeros(sizes[dt], dt) for dt in dtypes_used]
+        self._hyper_of = {dt: k for k, dt in enumerate(dtypes_used)}
+        self._specs = [(a.shape, a.dtype) for a in arrays]
+        self._private: dict = {}                # buffers not yet in the optimizer's state
+
+    # --- calling ----------------------------------------------------------------------------
+
+    def __call__(self, *inputs) -> float:
+        if len(inputs) < 1:
+            raise TypeError("compile_step: call it as step(*inputs, target)")
+        arrays = [_as_array(a) for a in inputs]
+        params, key = self._layout()
+        if key != self._key:
+            self._build(params, key, arrays if self._specs is None else
+                        [np.zeros(s, d) for s, d in self._specs])
+        opt = self.optimizer
+        steps = []
+        for (_, p, group), slot in zip(self._params, self._slots):
+            state = opt.state[p]
+            opt._prepare(group, p, state)
+            if "step" in state:
+                steps.append((state["step"], state["step"].value().copy()))
+            opt._advance(state)
+            hyper = self._hyper[self._hyper_of[p.dtype]]
+            for name, value in opt._scalars(group, state, p.dtype).items():
+                hyper[slot[name]] = value
+            hyper[slot["fresh"]] = any(k not in state for k in opt._buffer_keys(group))
+        args = arrays + [_own_array(p, p.dtype) for _, p, _ in self._params]
+        for p, k in self._buffers:
+            state = opt.state[p]
+            if k in state:
+                args.append(_own_array(state[k], p.dtype))
+            else:
+                arr = self._private.get((id(p), k))
+                if arr is None:
+                    arr = self._private[(id(p), k)] = np.zeros(p.shape, p.dtype)
+                args.append(arr)
+        try:
+            loss = self.fn(*args, *self._hyper)
+        except BaseException:
+            for var, old in steps:              # the step did not happen
+                var._writable()[...] = old
+            raise
+        for p, k in self._buffers:
+            state = opt.state[p]
+            if k not in state:
+                v = Variable(np.zeros((), p.dtype))
+                v._value, v.shape = self._private.pop((id(p), k)), p.shape
+                state[k] = v
+            else:
+                state[k]._vbox[0] += 1
+        for _, p, _ in self._params:
+            p._vbox[0] += 1
+            if not opt.state.get(p, True):
+                del opt.state[p]
+        return float(loss)
+
+    @property
+    def source(self) -> str:
+        """The C of the step (compiled at the first call)."""
+        if self.fn is None:
+            raise RuntimeError("compile_step: the step is compiled at its first call, from the shapes of "
+                               "its inputs; call it once before reading .source")
+        return self.fn.forward.source
+
+    @property
+    def path(self):
+        return None if self.fn is None else self.fn.forward.path
+
+
+def _probe_state(opt, group, p) -> dict:
+    """A state like the one `_scalars` sees at a step, to learn the names of its scalars."""
+    state = {}
+    opt._prepare(group, p, state)
+    opt._advance(state) if state else None
+    return state
+
+
+def compile_step(model, loss_fn, optimizer, backend: str = "c") -> CompiledStep:
+    """One compiled C call per training step: `loss = step(*inputs, target)` computes
+    `loss_fn(model(*inputs), target)`, its gradients with respect to the model's parameters,
+    and `optimizer`'s update of the parameters and of its state, all in place, and returns the
+    loss as a Python float. The numbers are those of the eager loop
+    (`zero_grad(); loss.backward(); optimizer.step()`). Compiled at the first call, for the
+    shapes and dtypes of its inputs; later calls are checked against them as sg.compile's are."""
+    return CompiledStep(model, loss_fn, optimizer, backend)
