@@ -67,7 +67,7 @@ class CompiledStep:
         if not callable(loss_fn):
             raise TypeError(f"sg.compile_step: loss_fn must be callable, got {type(loss_fn).__name__}")
         self.model, self.loss_fn, self.optimizer, self.backend = model, loss_fn, optimizer, backend
-        self._key = None
+        self._key = self._quick = None
         self._specs = None
         self.fn = None
 
@@ -91,11 +91,14 @@ class CompiledStep:
         data = [Variable(shape=a.shape, dtype=a.dtype, name="target" if k == n - 1 else f"input{k}")
                 for k, a in enumerate(arrays)]
         # the scalars of each parameter's update: their positions in the vector of its dtype
-        slots, sizes = [], {}
+        slots, sizes, spans, self._names = [], {}, [], {}
         for _, p, group in params:
-            names = sorted(opt._scalars(group, _probe_state(opt, group, p), p.dtype)) + ["fresh"]
+            names = sorted(opt._scalars(group, _probe_state(opt, group, p), p.dtype))
+            self._names[id(group)] = names
+            names = names + ["fresh"]
             base = sizes.get(p.dtype, 0)
             slots.append({s: base + k for k, s in enumerate(names)})
+            spans.append((p.dtype, base, base + len(names)))
             sizes[p.dtype] = base + len(names)
         dtypes_used = list(sizes)
         hyper = {dt: Variable(shape=(sizes[dt],), dtype=dt, name=f"scalars_{dt.name}") for dt in dtypes_used}
@@ -132,10 +135,11 @@ class CompiledStep:
         finally:
             for p, value, name in saved:
                 p._value, p.name = value, name
-        self._params, self._key, self._slots = params, key, slots
+        self._params, self._key = params, key
         self._buffers = [(p, k) for p, k, _ in buffers]
         self._hyper = [np.zeros(sizes[dt], dt) for dt in dtypes_used]
-        self._hyper_of = {dt: k for k, dt in enumerate(dtypes_used)}
+        position = {dt: k for k, dt in enumerate(dtypes_used)}
+        self._rows = [(self._hyper[position[dt]], lo, hi) for dt, lo, hi in spans]
         self._specs = [(a.shape, a.dtype) for a in arrays]
         self._private: dict = {}                # buffers not yet in the optimizer's state
 
@@ -145,22 +149,32 @@ class CompiledStep:
         if len(inputs) < 1:
             raise TypeError("compile_step: call it as step(*inputs, target)")
         arrays = [_as_array(a) for a in inputs]
-        params, key = self._layout()
-        if key != self._key:
-            self._build(params, key, arrays if self._specs is None else
-                        [np.zeros(s, d) for s, d in self._specs])
         opt = self.optimizer
-        steps = []
-        for (_, p, group), slot in zip(self._params, self._slots):
+        # what the update records, cheaply: the full layout (the model's parameters) is looked
+        # at again only when the optimizer's groups change
+        quick = tuple((id(g), opt._structure(g), len(g["params"])) for g in opt.param_groups)
+        if quick != self._quick:
+            params, key = self._layout()
+            if key != self._key:
+                self._build(params, key, arrays if self._specs is None else
+                            [np.zeros(s, d) for s, d in self._specs])
+            self._quick = quick
+        steps, rows = [], {}
+        for (_, p, group), (hyper, lo, hi) in zip(self._params, self._rows):
             state = opt.state[p]
             opt._prepare(group, p, state)
-            if "step" in state:
-                steps.append((state["step"], state["step"].value().copy()))
+            counter = state.get("step")
+            if counter is not None:
+                steps.append((counter, counter.value().copy()))
             opt._advance(state)
-            hyper = self._hyper[self._hyper_of[p.dtype]]
-            for name, value in opt._scalars(group, state, p.dtype).items():
-                hyper[slot[name]] = value
-            hyper[slot["fresh"]] = any(k not in state for k in opt._buffer_keys(group))
+            # parameters of one group at one step count share their scalars: computed once
+            key = (id(group), None if counter is None else float(counter.value()), p.dtype)
+            row = rows.get(key)
+            if row is None:
+                scalars = opt._scalars(group, state, p.dtype)
+                row = rows[key] = [scalars[name] for name in self._names[id(group)]]
+            hyper[lo:hi - 1] = row
+            hyper[hi - 1] = any(k not in state for k in opt._buffer_keys(group))
         args = arrays + [_own_array(p, p.dtype) for _, p, _ in self._params]
         for p, k in self._buffers:
             state = opt.state[p]
