@@ -18,19 +18,22 @@ import numpy as np
 from symgrad.variable import Variable
 
 
-def _parameters(model) -> list[tuple[str, Variable]]:
-    """(name, parameter) pairs, from `named_parameters()` when the model has it."""
+def _tensors(model) -> list[tuple[str, Variable]]:
+    """(name, Variable) pairs of the model's parameters (from `named_parameters()` when the
+    model has it, else `parameters()`) and of its buffers (`named_buffers()`, if any)."""
     if hasattr(model, "named_parameters"):
         pairs = list(model.named_parameters())
     elif hasattr(model, "parameters"):
         pairs = [(f"param{k}", p) for k, p in enumerate(model.parameters())]
     else:
         raise TypeError(f"sg.compile_step: the model ({type(model).__name__}) has no parameters() method")
+    if hasattr(model, "named_buffers"):
+        pairs += [(name, b) for name, b in model.named_buffers() if b is not None]
     seen, out = set(), []
     for name, p in pairs:
         if not isinstance(p, Variable):
             raise TypeError(f"sg.compile_step: parameter '{name}' is a {type(p).__name__}, not a Variable")
-        if id(p) not in seen and p.requires_grad:
+        if id(p) not in seen and p._value is not None and p.op is None:
             seen.add(id(p))
             out.append((name, p))
     return out
@@ -74,15 +77,21 @@ class CompiledStep:
     # --- building ---------------------------------------------------------------------------
 
     def _layout(self):
-        """The model's parameters that the optimizer updates, each with its group."""
+        """The model's parameters that the optimizer updates, each with its group, and the
+        model's other parameters and buffers: inputs too (read at every call, never captured
+        as constants, so a change of a frozen weight reaches the C)."""
         group_of = {id(p): g for g in self.optimizer.param_groups for p in g["params"]}
-        params = [(name, p, group_of[id(p)]) for name, p in _parameters(self.model) if id(p) in group_of]
+        tensors = _tensors(self.model)
+        params = [(name, p, group_of[id(p)]) for name, p in tensors if id(p) in group_of and p.requires_grad]
         if not params:
             raise ValueError("sg.compile_step: none of the model's parameters is in the optimizer")
-        key = tuple((id(p), id(g), self.optimizer._structure(g), p.shape, p.dtype) for _, p, g in params)
-        return params, key
+        trained = {id(p) for _, p, _ in params}
+        fixed = [(name, v) for name, v in tensors if id(v) not in trained]
+        key = tuple((id(p), id(g), self.optimizer._structure(g), p.shape, p.dtype) for _, p, g in params) + \
+            tuple((id(v), v.shape, v.dtype) for _, v in fixed)
+        return params, fixed, key
 
-    def _build(self, params, key, arrays):
+    def _build(self, params, fixed, key, arrays):
         from symgrad.autodiff import grad
         from symgrad.autograd.grad_mode import enable_grad, no_grad
         from symgrad.compile import compile as sg_compile
@@ -102,9 +111,10 @@ class CompiledStep:
             sizes[p.dtype] = base + len(names)
         dtypes_used = list(sizes)
         hyper = {dt: Variable(shape=(sizes[dt],), dtype=dt, name=f"scalars_{dt.name}") for dt in dtypes_used}
-        saved = [(p, p._value, p.name) for _, p, _ in params]
+        named = [(name, p) for name, p, _ in params] + fixed
+        saved = [(p, p._value, p.name) for _, p in named]
         try:
-            for (name, p, _), (_, _, old_name) in zip(params, saved):
+            for (name, p), (_, _, old_name) in zip(named, saved):
                 p._value = None                 # symbolic while traced: the parameter is an input
                 p.name = old_name or _c_name(name)
             with enable_grad():
@@ -129,13 +139,13 @@ class CompiledStep:
                     updates[p] = new_p
                     for k, v in new_state.items():
                         updates[state[k]] = v
-            inputs = data + [p for _, p, _ in params] + [b for _, _, b in buffers] + \
+            inputs = data + [p for _, p in named] + [b for _, _, b in buffers] + \
                 [hyper[dt] for dt in dtypes_used]
             self.fn = sg_compile(inputs, loss, wrt=[], backend=self.backend, updates=updates)
         finally:
             for p, value, name in saved:
                 p._value, p.name = value, name
-        self._params, self._key = params, key
+        self._params, self._fixed, self._key = params, [v for _, v in fixed], key
         self._buffers = [(p, k) for p, k, _ in buffers]
         self._hyper = [np.zeros(sizes[dt], dt) for dt in dtypes_used]
         position = {dt: k for k, dt in enumerate(dtypes_used)}
@@ -152,11 +162,12 @@ class CompiledStep:
         opt = self.optimizer
         # what the update records, cheaply: the full layout (the model's parameters) is looked
         # at again only when the optimizer's groups change
-        quick = tuple((id(g), opt._structure(g), len(g["params"])) for g in opt.param_groups)
+        quick = tuple((id(g), opt._structure(g), len(g["params"])) for g in opt.param_groups) + \
+            (getattr(self.model, "training", None),)
         if quick != self._quick:
-            params, key = self._layout()
-            if key != self._key:
-                self._build(params, key, arrays if self._specs is None else
+            params, fixed, key = self._layout()
+            if key != self._key or quick[-1] != (self._quick or (None,))[-1]:
+                self._build(params, fixed, key, arrays if self._specs is None else
                             [np.zeros(s, d) for s, d in self._specs])
             self._quick = quick
         steps, rows = [], {}
@@ -175,7 +186,7 @@ class CompiledStep:
                 row = rows[key] = [scalars[name] for name in self._names[id(group)]]
             hyper[lo:hi - 1] = row
             hyper[hi - 1] = any(k not in state for k in opt._buffer_keys(group))
-        args = arrays + [_own_array(p, p.dtype) for _, p, _ in self._params]
+        args = arrays + [_own_array(p, p.dtype) for _, p, _ in self._params] + [v._value for v in self._fixed]
         for p, k in self._buffers:
             state = opt.state[p]
             if k in state:

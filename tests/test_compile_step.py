@@ -237,3 +237,44 @@ def test_bad_inputs_are_clear_errors_and_leave_the_step_count_alone():
     outsider = MLP(sg, np.float32, seed=1)
     with pytest.raises(ValueError, match="none of the model's parameters is in the optimizer"):
         sg.compile_step(outsider, mse, opt)(x, y)
+
+
+class Scaled(MLP):
+    """A model with a frozen parameter and a buffer, and a forward that depends on its mode."""
+
+    def __init__(self, T, dtype):
+        super().__init__(T, dtype, seed=10)
+        self.scale = T.tensor(np.array(0.5, dtype))              # frozen: requires_grad=False
+        self.shift = T.tensor(np.zeros(3, dtype))                # a buffer
+        self.training = True
+
+    def named_parameters(self):
+        return super().named_parameters() + [("scale", self.scale)]
+
+    def named_buffers(self):
+        return [("shift", self.shift)]
+
+    def __call__(self, x):
+        out = super().__call__(x) * self.scale + self.shift
+        return out if self.training else out * 2.0
+
+
+def test_frozen_parameters_buffers_and_the_mode_are_read_at_every_call():
+    batches = _batches(np.float64)
+    runs = []
+    for compiled in (True, False):
+        model = Scaled(sg, np.float64)
+        opt = sg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        step = sg.compile_step(model, mse, opt) if compiled else None
+        losses = []
+        for k in range(6):
+            if k == 2:
+                model.scale.data = np.array(1.5)                 # replaced between steps
+                model.shift.numpy()[...] = 0.25                  # changed in place
+            if k == 4:
+                model.training = False
+            batch = batches[k % 4]
+            losses += [step(*batch)] if compiled else eager_losses(sg, model, opt, [batch], 1)
+        runs.append(losses)
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10)
+    assert float(model.scale) == 1.5                             # not trained

@@ -138,8 +138,12 @@ def test_parameters_are_updated_in_place_and_steps_skip_parameters_without_gradi
     opt.zero_grad()
     assert w.grad is None
     (w * 3).sum().backward()
+    grad = w.grad
     opt.zero_grad(set_to_none=False)
+    assert w.grad is grad
     np.testing.assert_array_equal(w.grad.numpy(), [0.0, 0.0])
+    (w * 3).sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), [3.0, 3.0])
 
 
 def _adam_pair(T, dtype):
@@ -210,7 +214,7 @@ def test_closure_and_add_param_group():
             loss = (w * w + v * v).sum()
             loss.backward()
             return loss
-        assert float(opt.step(closure)) == 10.0
+        assert float(_np(opt.step(closure))) == 10.0
         np.testing.assert_allclose(_np(w), [1.5])
         np.testing.assert_allclose(_np(v), [-1.0])
 

@@ -91,6 +91,8 @@ class Optimizer:
                     continue
                 if set_to_none:
                     p.grad = None
+                elif p.grad.op is None and p.grad._value is not None:
+                    _write(p.grad, Variable(np.zeros(p.shape, p.grad.dtype)))     # in place, as torch
                 else:
                     p.grad = Variable(np.zeros(p.shape, p.grad.dtype))
 
