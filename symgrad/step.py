@@ -99,18 +99,6 @@ class CompiledStep:
         n = len(arrays)
         data = [Variable(shape=a.shape, dtype=a.dtype, name="target" if k == n - 1 else f"input{k}")
                 for k, a in enumerate(arrays)]
-        # the scalars of each parameter's update: their positions in the vector of its dtype
-        slots, sizes, spans, self._names = [], {}, [], {}
-        for _, p, group in params:
-            names = sorted(opt._scalars(group, _probe_state(opt, group, p), p.dtype))
-            self._names[id(group)] = names
-            names = names + ["fresh"]
-            base = sizes.get(p.dtype, 0)
-            slots.append({s: base + k for k, s in enumerate(names)})
-            spans.append((p.dtype, base, base + len(names)))
-            sizes[p.dtype] = base + len(names)
-        dtypes_used = list(sizes)
-        hyper = {dt: Variable(shape=(sizes[dt],), dtype=dt, name=f"scalars_{dt.name}") for dt in dtypes_used}
         named = [(name, p) for name, p, _ in params] + fixed
         saved = [(p, p._value, p.name) for _, p in named]
         try:
@@ -123,14 +111,32 @@ class CompiledStep:
                     got = loss._describe() if isinstance(loss, Variable) else type(loss).__name__
                     raise ValueError(f"sg.compile_step: loss_fn must return one number; got {got}")
                 grads = grad(loss, [p for _, p, _ in params], allow_unused=True)
+            # a parameter the loss does not reach has no gradient: the eager step skips it
+            unused = [p for (_, p, _), g in zip(params, grads) if g is None]
+            kept = [(q, g) for q, g in zip(params, grads) if g is not None]
+            params, grads = [q for q, _ in kept], [g for _, g in kept]
+            if not params:
+                raise ValueError("sg.compile_step: the loss depends on none of the parameters the "
+                                 "optimizer updates")
+            # the scalars of each parameter's update: their positions in the vector of its dtype
+            slots, sizes, spans, self._names = [], {}, [], {}
+            for _, p, group in params:
+                names = sorted(opt._scalars(group, _probe_state(opt, group, p), p.dtype))
+                self._names[id(group)] = names
+                names = names + ["fresh"]
+                base = sizes.get(p.dtype, 0)
+                slots.append({s: base + k for k, s in enumerate(names)})
+                spans.append((p.dtype, base, base + len(names)))
+                sizes[p.dtype] = base + len(names)
+            dtypes_used = list(sizes)
+            hyper = {dt: Variable(shape=(sizes[dt],), dtype=dt, name=f"scalars_{dt.name}")
+                     for dt in dtypes_used}
             updates, buffers = {}, []
             with no_grad():
                 for (name, p, group), g, slot in zip(params, grads, slots):
                     h = hyper[p.dtype]
                     s = {k: h[i] for k, i in slot.items() if k != "fresh"}
                     s["fresh"] = h[slot["fresh"]] > 0.5
-                    if g is None:
-                        g = Variable(np.zeros(p.shape, p.dtype))
                     state = {}
                     for k in opt._buffer_keys(group):
                         state[k] = Variable(shape=p.shape, dtype=p.dtype, name=f"{_c_name(p.name)}_{k}")
@@ -139,13 +145,14 @@ class CompiledStep:
                     updates[p] = new_p
                     for k, v in new_state.items():
                         updates[state[k]] = v
-            inputs = data + [p for _, p in named] + [b for _, _, b in buffers] + \
+            fixed = unused + [v for _, v in fixed]
+            inputs = data + [p for _, p, _ in params] + fixed + [b for _, _, b in buffers] + \
                 [hyper[dt] for dt in dtypes_used]
             self.fn = sg_compile(inputs, loss, wrt=[], backend=self.backend, updates=updates)
         finally:
             for p, value, name in saved:
                 p._value, p.name = value, name
-        self._params, self._fixed, self._key = params, [v for _, v in fixed], key
+        self._params, self._fixed, self._key = params, fixed, key
         self._buffers = [(p, k) for p, k, _ in buffers]
         self._hyper = [np.zeros(sizes[dt], dt) for dt in dtypes_used]
         position = {dt: k for k, dt in enumerate(dtypes_used)}

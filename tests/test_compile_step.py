@@ -278,3 +278,34 @@ def test_frozen_parameters_buffers_and_the_mode_are_read_at_every_call():
         runs.append(losses)
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10)
     assert float(model.scale) == 1.5                             # not trained
+
+
+class WithSpare(MLP):
+    """A parameter the loss never reaches: the eager step skips it (its grad stays None)."""
+
+    def __init__(self, T, dtype):
+        super().__init__(T, dtype, seed=11)
+        self.spare = T.tensor(np.ones(3, dtype), requires_grad=True)
+
+    def named_parameters(self):
+        return super().named_parameters() + [("spare", self.spare)]
+
+    def parameters(self):
+        return super().parameters() + [self.spare]
+
+
+def test_a_parameter_without_gradient_is_left_alone_as_the_eager_step_leaves_it():
+    batches = _batches(np.float64)
+    runs = []
+    for compiled in (True, False):
+        model = WithSpare(sg, np.float64)
+        opt = sg.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.5)
+        if compiled:
+            step = sg.compile_step(model, mse, opt)
+            losses = [step(*batches[k]) for k in range(4)]
+        else:
+            losses = eager_losses(sg, model, opt, batches, 4)
+        np.testing.assert_array_equal(model.spare.numpy(), 1.0)        # decay would have moved it
+        assert model.spare not in opt.state and sorted(opt.state_dict()["state"]) == [0, 1, 2, 3]
+        runs.append(losses)
+    np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10)
