@@ -93,9 +93,8 @@ class CompiledStep:
 
     def _build(self, params, fixed, key, arrays):
         from symgrad.autodiff import grad
-        from symgrad.autograd.grad_mode import enable_grad, no_grad
+        from symgrad.autograd.grad_mode import enable_grad
         from symgrad.compile import compile as sg_compile
-        opt = self.optimizer
         n = len(arrays)
         data = [Variable(shape=a.shape, dtype=a.dtype, name="target" if k == n - 1 else f"input{k}")
                 for k, a in enumerate(arrays)]
@@ -118,47 +117,54 @@ class CompiledStep:
             if not params:
                 raise ValueError("sg.compile_step: the loss depends on none of the parameters the "
                                  "optimizer updates")
-            # the scalars of each parameter's update: their positions in the vector of its dtype
-            slots, sizes, spans, self._names = [], {}, [], {}
-            for _, p, group in params:
-                names = sorted(opt._scalars(group, _probe_state(opt, group, p), p.dtype))
-                self._names[id(group)] = names
-                names = names + ["fresh"]
-                base = sizes.get(p.dtype, 0)
-                slots.append({s: base + k for k, s in enumerate(names)})
-                spans.append((p.dtype, base, base + len(names)))
-                sizes[p.dtype] = base + len(names)
-            dtypes_used = list(sizes)
-            hyper = {dt: Variable(shape=(sizes[dt],), dtype=dt, name=f"scalars_{dt.name}")
-                     for dt in dtypes_used}
-            updates, buffers = {}, []
-            with no_grad():
-                for (name, p, group), g, slot in zip(params, grads, slots):
-                    h = hyper[p.dtype]
-                    s = {k: h[i] for k, i in slot.items() if k != "fresh"}
-                    s["fresh"] = h[slot["fresh"]] > 0.5
-                    state = {}
-                    for k in opt._buffer_keys(group):
-                        state[k] = Variable(shape=p.shape, dtype=p.dtype, name=f"{_c_name(p.name)}_{k}")
-                        buffers.append((p, k, state[k]))
-                    new_p, new_state = opt._update(group, p, g, state, s)
-                    updates[p] = new_p
-                    for k, v in new_state.items():
-                        updates[state[k]] = v
+            updates, buffers, hyper, spans = self._update_graph(params, grads)
             fixed = unused + [v for _, v in fixed]
             inputs = data + [p for _, p, _ in params] + fixed + [b for _, _, b in buffers] + \
-                [hyper[dt] for dt in dtypes_used]
+                list(hyper.values())
             self.fn = sg_compile(inputs, loss, wrt=[], backend=self.backend, updates=updates)
         finally:
             for p, value, name in saved:
                 p._value, p.name = value, name
         self._params, self._fixed, self._key = params, fixed, key
         self._buffers = [(p, k) for p, k, _ in buffers]
-        self._hyper = [np.zeros(sizes[dt], dt) for dt in dtypes_used]
-        position = {dt: k for k, dt in enumerate(dtypes_used)}
+        self._hyper = [np.zeros(h.shape, h.dtype) for h in hyper.values()]
+        position = {dt: k for k, dt in enumerate(hyper)}
         self._rows = [(self._hyper[position[dt]], lo, hi) for dt, lo, hi in spans]
         self._specs = [(a.shape, a.dtype) for a in arrays]
         self._private: dict = {}                # buffers not yet in the optimizer's state
+
+    def _update_graph(self, params, grads):
+        """The optimizer's update of each parameter and its state buffers, as graphs of the
+        symbolic parameter, its gradient, symbolic buffers and the step's scalars, which are
+        read from one vector per dtype ({dtype: Variable}); `spans` says where each
+        parameter's scalars lie in its vector (the last one is "fresh": no state yet)."""
+        from symgrad.autograd.grad_mode import no_grad
+        opt = self.optimizer
+        slots, sizes, spans, self._names = [], {}, [], {}
+        for _, p, group in params:
+            names = sorted(opt._scalars(group, _probe_state(opt, group, p), p.dtype))
+            self._names[id(group)] = names
+            names = names + ["fresh"]
+            base = sizes.get(p.dtype, 0)
+            slots.append({s: base + k for k, s in enumerate(names)})
+            spans.append((p.dtype, base, base + len(names)))
+            sizes[p.dtype] = base + len(names)
+        hyper = {dt: Variable(shape=(n,), dtype=dt, name=f"scalars_{dt.name}") for dt, n in sizes.items()}
+        updates, buffers = {}, []
+        with no_grad():
+            for (name, p, group), g, slot in zip(params, grads, slots):
+                h = hyper[p.dtype]
+                s = {k: h[i] for k, i in slot.items() if k != "fresh"}
+                s["fresh"] = h[slot["fresh"]] > 0.5
+                state = {}
+                for k in opt._buffer_keys(group):
+                    state[k] = Variable(shape=p.shape, dtype=p.dtype, name=f"{_c_name(p.name)}_{k}")
+                    buffers.append((p, k, state[k]))
+                new_p, new_state = opt._update(group, p, g, state, s)
+                updates[p] = new_p
+                for k, v in new_state.items():
+                    updates[state[k]] = v
+        return updates, buffers, hyper, spans
 
     # --- calling ----------------------------------------------------------------------------
 
@@ -166,24 +172,47 @@ class CompiledStep:
         if len(inputs) < 1:
             raise TypeError("compile_step: call it as step(*inputs, target)")
         arrays = [_as_array(a) for a in inputs]
+        self._rebuild_if_changed(arrays)
+        counters = self._count_and_fill_scalars()
+        args = arrays + [_own_array(p, p.dtype) for _, p, _ in self._params] + \
+            [v._value for v in self._fixed] + self._buffer_arrays() + self._hyper
+        try:
+            loss = self.fn(*args)
+        except BaseException:
+            for var, old in counters:           # the step did not happen
+                var._writable()[...] = old
+            raise
+        self._publish_state()
+        return float(loss)
+
+    def _rebuild_if_changed(self, arrays) -> None:
+        """Compile at the first call, and again when what the update records has changed.
+        Cheaply: the full layout (the model's parameters) is looked at again only when the
+        optimizer's groups or the model's mode change."""
         opt = self.optimizer
-        # what the update records, cheaply: the full layout (the model's parameters) is looked
-        # at again only when the optimizer's groups change
         quick = tuple((id(g), opt._structure(g), len(g["params"])) for g in opt.param_groups) + \
             (getattr(self.model, "training", None),)
-        if quick != self._quick:
-            params, fixed, key = self._layout()
-            if key != self._key or quick[-1] != (self._quick or (None,))[-1]:
-                self._build(params, fixed, key, arrays if self._specs is None else
-                            [np.zeros(s, d) for s, d in self._specs])
-            self._quick = quick
-        steps, rows = [], {}
+        if quick == self._quick:
+            return
+        params, fixed, key = self._layout()
+        mode_changed = self._quick is not None and quick[-1] != self._quick[-1]
+        if key != self._key or mode_changed:
+            # later builds keep the first call's input specs: other shapes are an error, as in sg.compile
+            self._build(params, fixed, key, arrays if self._specs is None else
+                        [np.zeros(s, d) for s, d in self._specs])
+        self._quick = quick
+
+    def _count_and_fill_scalars(self) -> list:
+        """Advance each parameter's step count and write this step's scalars into the vectors
+        the C reads; returns the counters with their old values (to undo a failed call)."""
+        opt = self.optimizer
+        counters, rows = [], {}
         for (_, p, group), (hyper, lo, hi) in zip(self._params, self._rows):
             state = opt.state[p]
             opt._prepare(group, p, state)
             counter = state.get("step")
             if counter is not None:
-                steps.append((counter, counter.value().copy()))
+                counters.append((counter, counter.value().copy()))
             opt._advance(state)
             # parameters of one group at one step count share their scalars: computed once
             key = (id(group), None if counter is None else float(counter.value()), p.dtype)
@@ -192,36 +221,38 @@ class CompiledStep:
                 scalars = opt._scalars(group, state, p.dtype)
                 row = rows[key] = [scalars[name] for name in self._names[id(group)]]
             hyper[lo:hi - 1] = row
-            hyper[hi - 1] = any(k not in state for k in opt._buffer_keys(group))
-        args = arrays + [_own_array(p, p.dtype) for _, p, _ in self._params] + [v._value for v in self._fixed]
+            hyper[hi - 1] = any(k not in state for k in opt._buffer_keys(group))     # "fresh"
+        return counters
+
+    def _buffer_arrays(self) -> list:
+        """The state buffers' arrays: the optimizer's own, or zeros of ours until the first
+        step puts them into its state."""
+        out = []
         for p, k in self._buffers:
-            state = opt.state[p]
+            state = self.optimizer.state[p]
             if k in state:
-                args.append(_own_array(state[k], p.dtype))
+                out.append(_own_array(state[k], p.dtype))
             else:
                 arr = self._private.get((id(p), k))
                 if arr is None:
                     arr = self._private[(id(p), k)] = np.zeros(p.shape, p.dtype)
-                args.append(arr)
-        try:
-            loss = self.fn(*args, *self._hyper)
-        except BaseException:
-            for var, old in steps:              # the step did not happen
-                var._writable()[...] = old
-            raise
+                out.append(arr)
+        return out
+
+    def _publish_state(self) -> None:
+        """After a step: new buffers join the optimizer's state (sharing the arrays the C wrote),
+        and the versions of everything written in place move on."""
+        opt = self.optimizer
         for p, k in self._buffers:
             state = opt.state[p]
             if k not in state:
-                v = Variable(np.zeros((), p.dtype))
-                v._value, v.shape = self._private.pop((id(p), k)), p.shape
-                state[k] = v
+                state[k] = Variable(self._private.pop((id(p), k)))
             else:
                 state[k]._vbox[0] += 1
         for _, p, _ in self._params:
             p._vbox[0] += 1
             if not opt.state.get(p, True):
                 del opt.state[p]
-        return float(loss)
 
     @property
     def source(self) -> str:
