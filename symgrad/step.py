@@ -181,6 +181,8 @@ class CompiledStep:
         except BaseException:
             for var, old in counters:           # the step did not happen
                 var._writable()[...] = old
+            for p in self._new_states:          # nor the state it started
+                self.optimizer.state.pop(p, None)
             raise
         self._publish_state()
         return float(loss)
@@ -207,8 +209,11 @@ class CompiledStep:
         the C reads; returns the counters with their old values (to undo a failed call)."""
         opt = self.optimizer
         counters, rows = [], {}
+        self._new_states = []
         for (_, p, group), (hyper, lo, hi) in zip(self._params, self._rows):
             state = opt.state[p]
+            if not state:
+                self._new_states.append(p)
             opt._prepare(group, p, state)
             counter = state.get("step")
             if counter is not None:
@@ -221,7 +226,7 @@ class CompiledStep:
                 scalars = opt._scalars(group, state, p.dtype)
                 row = rows[key] = [scalars[name] for name in self._names[id(group)]]
             hyper[lo:hi - 1] = row
-            hyper[hi - 1] = any(k not in state for k in opt._buffer_keys(group))     # "fresh"
+            hyper[hi - 1] = any(state.get(k) is None for k in opt._buffer_keys(group))     # "fresh"
         return counters
 
     def _buffer_arrays(self) -> list:
@@ -230,7 +235,7 @@ class CompiledStep:
         out = []
         for p, k in self._buffers:
             state = self.optimizer.state[p]
-            if k in state:
+            if state.get(k) is not None:
                 out.append(_own_array(state[k], p.dtype))
             else:
                 arr = self._private.get((id(p), k))
@@ -245,7 +250,7 @@ class CompiledStep:
         opt = self.optimizer
         for p, k in self._buffers:
             state = opt.state[p]
-            if k not in state:
+            if state.get(k) is None:
                 state[k] = Variable(self._private.pop((id(p), k)))
             else:
                 state[k]._vbox[0] += 1

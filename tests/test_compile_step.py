@@ -219,6 +219,9 @@ def test_bad_inputs_are_clear_errors_and_leave_the_step_count_alone():
     opt = sg.optim.Adam(model.parameters())
     step = sg.compile_step(model, mse, opt)
     x, y = _batches(np.float32, 1)[0]
+    with pytest.raises(ValueError, match=r"\(32, 5\).*\(6, 16\)"):
+        step(x[:, :5], y)                   # the model cannot take it: the trace fails
+    assert len(opt.state) == 0              # and no step (no state) happened
     step(x, y)
     with pytest.raises(ValueError, match=r"input0.*expects shape \(32, 6\), got \(31, 6\)"):
         step(x[:31], y)

@@ -285,3 +285,14 @@ def test_a_scheduler_state_dict_restores_its_place():
     assert sched2.last_epoch == 5 and sched2.get_last_lr() == sched.get_last_lr()
     with pytest.raises(TypeError, match="is not an Optimizer"):
         sg.optim.lr_scheduler.StepLR(object(), 2)
+
+
+def test_a_momentum_buffer_saved_as_none_starts_from_the_gradient():
+    w = sg.tensor([1.0, 2.0], requires_grad=True)
+    opt = sg.optim.SGD([w], lr=0.1, momentum=0.9)
+    groups = opt.state_dict()["param_groups"]
+    opt.load_state_dict({"state": {0: {"momentum_buffer": None}}, "param_groups": groups})
+    (w * w).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(w.numpy(), [0.8, 1.6], rtol=1e-6)
+    np.testing.assert_allclose(opt.state[w]["momentum_buffer"].numpy(), [2.0, 4.0])

@@ -140,12 +140,11 @@ class Optimizer:
                     self._advance(state)
                     grad = p.grad if p.grad.dtype == p.dtype else p.grad.to(p.dtype)
                     scalars = self._scalars(group, state, p.dtype)
-                    new_p, new_state = self._update(group, p.detach(), grad.detach(),
-                                                    {k: state[k].detach() for k in keys if k in state},
-                                                    scalars)
+                    buffers = {k: state[k].detach() for k in keys if state.get(k) is not None}
+                    new_p, new_state = self._update(group, p.detach(), grad.detach(), buffers, scalars)
                     _write(p, new_p)
                     for key, value in new_state.items():
-                        if key in state:
+                        if state.get(key) is not None:
                             _write(state[key], value)
                         else:
                             state[key] = Variable(np.array(value.value(), dtype=p.dtype, copy=True))
