@@ -20,6 +20,7 @@ from symgrad.autodiff import grad, gradcheck
 from symgrad.backends.threads import get_num_threads, set_num_threads
 from symgrad.build import CompileError
 from symgrad.compile import compile
+from symgrad.step import compile_step
 from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange,
                               as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
                               manual_seed, ones, ones_like, rand, rand_like, randint, randn,
@@ -40,6 +41,7 @@ from symgrad.selection import (gather, index_add, index_put, index_select, maske
                                nonzero, scatter, scatter_add, take_along_dim, where)
 from symgrad.variable import Size, Variable, enable_grad, is_grad_enabled, no_grad
 from symgrad import autograd, nn  # noqa: E402
+from symgrad import optim  # noqa: E402
 # The grad modes of symgrad.autograd (decorators with or without parentheses) replace the
 # variable module's plain ones in the public API.
 from symgrad.autograd.grad_mode import enable_grad, no_grad  # noqa: E402, F811

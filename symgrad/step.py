@@ -1,0 +1,290 @@
+"""`sg.compile_step(model, loss_fn, optimizer)`: a whole training step (forward, the gradients
+by `sg.grad`, and the optimizer's update of the parameters and of its state) compiled into
+one C function, through `sg.compile(..., updates=...)`.
+
+The parameters themselves are the graph's inputs: while the step is traced they are made
+symbolic for a moment (their values are put back at once), so `model(*inputs)` records the
+graph from the very Variables the model holds, whatever kind of module it is. At each call
+the C reads and writes the parameters' and the optimizer state's own numpy arrays in place;
+the numbers that change between steps (the learning rate a scheduler sets, Adam's bias
+corrections, which depend on the step count kept in `optimizer.state`) are computed on the
+Python side exactly as `optimizer.step()` computes them and passed in as one small vector
+per dtype. A change of what the update records (momentum turned on, amsgrad, a new
+parameter group) compiles the step again."""
+from __future__ import annotations
+
+import numpy as np
+
+from symgrad.variable import Variable
+
+
+def _tensors(model) -> list[tuple[str, Variable]]:
+    """(name, Variable) pairs of the model's parameters (from `named_parameters()` when the
+    model has it, else `parameters()`) and of its buffers (`named_buffers()`, if any)."""
+    if hasattr(model, "named_parameters"):
+        pairs = list(model.named_parameters())
+    elif hasattr(model, "parameters"):
+        pairs = [(f"param{k}", p) for k, p in enumerate(model.parameters())]
+    else:
+        raise TypeError(f"sg.compile_step: the model ({type(model).__name__}) has no parameters() method")
+    if hasattr(model, "named_buffers"):
+        pairs += [(name, b) for name, b in model.named_buffers() if b is not None]
+    seen, out = set(), []
+    for name, p in pairs:
+        if not isinstance(p, Variable):
+            raise TypeError(f"sg.compile_step: parameter '{name}' is a {type(p).__name__}, not a Variable")
+        if id(p) not in seen and p._value is not None and p.op is None:
+            seen.add(id(p))
+            out.append((name, p))
+    return out
+
+
+def _c_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+
+
+def _as_array(value) -> np.ndarray:
+    if isinstance(value, Variable):
+        return value.value()
+    if isinstance(value, np.ndarray):
+        return value
+    return Variable(value).value()     # lists and numbers as sg.tensor makes them (float32)
+
+
+def _own_array(v: Variable, dtype) -> np.ndarray:
+    """The Variable's array, made writable, C-contiguous and of `dtype` if it was not (once)."""
+    arr = v._value
+    if not (arr.flags.c_contiguous and arr.flags.writeable and arr.dtype == dtype):
+        arr = v._value = np.array(arr, dtype=dtype, order="C", copy=True)
+    return arr
+
+
+class CompiledStep:
+    """A compiled training step: `loss = step(*inputs, target)`. `step.source` is its C."""
+
+    def __init__(self, model, loss_fn, optimizer, backend: str = "c"):
+        from symgrad.optim import Optimizer
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"sg.compile_step: optimizer must be a symgrad.optim optimizer, got "
+                            f"{type(optimizer).__name__}")
+        if not callable(loss_fn):
+            raise TypeError(f"sg.compile_step: loss_fn must be callable, got {type(loss_fn).__name__}")
+        self.model, self.loss_fn, self.optimizer, self.backend = model, loss_fn, optimizer, backend
+        self._key = self._quick = None
+        self._specs = None
+        self.fn = None
+
+    # --- building ---------------------------------------------------------------------------
+
+    def _layout(self):
+        """The model's parameters that the optimizer updates, each with its group, and the
+        model's other parameters and buffers: inputs too (read at every call, never captured
+        as constants, so a change of a frozen weight reaches the C)."""
+        group_of = {id(p): g for g in self.optimizer.param_groups for p in g["params"]}
+        tensors = _tensors(self.model)
+        params = [(name, p, group_of[id(p)]) for name, p in tensors if id(p) in group_of and p.requires_grad]
+        if not params:
+            raise ValueError("sg.compile_step: none of the model's parameters is in the optimizer")
+        trained = {id(p) for _, p, _ in params}
+        fixed = [(name, v) for name, v in tensors if id(v) not in trained]
+        key = tuple((id(p), id(g), self.optimizer._structure(g), p.shape, p.dtype) for _, p, g in params) + \
+            tuple((id(v), v.shape, v.dtype) for _, v in fixed)
+        return params, fixed, key
+
+    def _build(self, params, fixed, key, arrays):
+        from symgrad.autodiff import grad
+        from symgrad.autograd.grad_mode import enable_grad
+        from symgrad.compile import compile as sg_compile
+        n = len(arrays)
+        data = [Variable(shape=a.shape, dtype=a.dtype, name="target" if k == n - 1 else f"input{k}")
+                for k, a in enumerate(arrays)]
+        named = [(name, p) for name, p, _ in params] + fixed
+        saved = [(p, p._value, p.name) for _, p in named]
+        try:
+            for (name, p), (_, _, old_name) in zip(named, saved):
+                p._value = None                 # symbolic while traced: the parameter is an input
+                p.name = old_name or _c_name(name)
+            with enable_grad():
+                loss = self.loss_fn(self.model(*data[:-1]), data[-1])
+                if not isinstance(loss, Variable) or loss.numel() != 1:
+                    got = loss._describe() if isinstance(loss, Variable) else type(loss).__name__
+                    raise ValueError(f"sg.compile_step: loss_fn must return one number; got {got}")
+                grads = grad(loss, [p for _, p, _ in params], allow_unused=True)
+            # a parameter the loss does not reach has no gradient: the eager step skips it
+            unused = [p for (_, p, _), g in zip(params, grads) if g is None]
+            kept = [(q, g) for q, g in zip(params, grads) if g is not None]
+            params, grads = [q for q, _ in kept], [g for _, g in kept]
+            if not params:
+                raise ValueError("sg.compile_step: the loss depends on none of the parameters the "
+                                 "optimizer updates")
+            updates, buffers, hyper, spans = self._update_graph(params, grads)
+            fixed = unused + [v for _, v in fixed]
+            inputs = data + [p for _, p, _ in params] + fixed + [b for _, _, b in buffers] + \
+                list(hyper.values())
+            self.fn = sg_compile(inputs, loss, wrt=[], backend=self.backend, updates=updates)
+        finally:
+            for p, value, name in saved:
+                p._value, p.name = value, name
+        self._params, self._fixed, self._key = params, fixed, key
+        self._buffers = [(p, k) for p, k, _ in buffers]
+        self._hyper = [np.zeros(h.shape, h.dtype) for h in hyper.values()]
+        position = {dt: k for k, dt in enumerate(hyper)}
+        self._rows = [(self._hyper[position[dt]], lo, hi) for dt, lo, hi in spans]
+        self._specs = [(a.shape, a.dtype) for a in arrays]
+        self._private: dict = {}                # buffers not yet in the optimizer's state
+
+    def _update_graph(self, params, grads):
+        """The optimizer's update of each parameter and its state buffers, as graphs of the
+        symbolic parameter, its gradient, symbolic buffers and the step's scalars, which are
+        read from one vector per dtype ({dtype: Variable}); `spans` says where each
+        parameter's scalars lie in its vector (the last one is "fresh": no state yet)."""
+        from symgrad.autograd.grad_mode import no_grad
+        opt = self.optimizer
+        slots, sizes, spans, self._names = [], {}, [], {}
+        for _, p, group in params:
+            names = sorted(opt._scalars(group, _probe_state(opt, group, p), p.dtype))
+            self._names[id(group)] = names
+            names = names + ["fresh"]
+            base = sizes.get(p.dtype, 0)
+            slots.append({s: base + k for k, s in enumerate(names)})
+            spans.append((p.dtype, base, base + len(names)))
+            sizes[p.dtype] = base + len(names)
+        hyper = {dt: Variable(shape=(n,), dtype=dt, name=f"scalars_{dt.name}") for dt, n in sizes.items()}
+        updates, buffers = {}, []
+        with no_grad():
+            for (name, p, group), g, slot in zip(params, grads, slots):
+                h = hyper[p.dtype]
+                s = {k: h[i] for k, i in slot.items() if k != "fresh"}
+                s["fresh"] = h[slot["fresh"]] > 0.5
+                state = {}
+                for k in opt._buffer_keys(group):
+                    state[k] = Variable(shape=p.shape, dtype=p.dtype, name=f"{_c_name(p.name)}_{k}")
+                    buffers.append((p, k, state[k]))
+                new_p, new_state = opt._update(group, p, g, state, s)
+                updates[p] = new_p
+                for k, v in new_state.items():
+                    updates[state[k]] = v
+        return updates, buffers, hyper, spans
+
+    # --- calling ----------------------------------------------------------------------------
+
+    def __call__(self, *inputs) -> float:
+        if len(inputs) < 1:
+            raise TypeError("compile_step: call it as step(*inputs, target)")
+        arrays = [_as_array(a) for a in inputs]
+        self._rebuild_if_changed(arrays)
+        counters = self._count_and_fill_scalars()
+        args = arrays + [_own_array(p, p.dtype) for _, p, _ in self._params] + \
+            [v._value for v in self._fixed] + self._buffer_arrays() + self._hyper
+        try:
+            loss = self.fn(*args)
+        except BaseException:
+            for var, old in counters:           # the step did not happen
+                var._writable()[...] = old
+            for p in self._new_states:          # nor the state it started
+                self.optimizer.state.pop(p, None)
+            raise
+        self._publish_state()
+        return float(loss)
+
+    def _rebuild_if_changed(self, arrays) -> None:
+        """Compile at the first call, and again when what the update records has changed.
+        Cheaply: the full layout (the model's parameters) is looked at again only when the
+        optimizer's groups or the model's mode change."""
+        opt = self.optimizer
+        quick = tuple((id(g), opt._structure(g), len(g["params"])) for g in opt.param_groups) + \
+            (getattr(self.model, "training", None),)
+        if quick == self._quick:
+            return
+        params, fixed, key = self._layout()
+        mode_changed = self._quick is not None and quick[-1] != self._quick[-1]
+        if key != self._key or mode_changed:
+            # later builds keep the first call's input specs: other shapes are an error, as in sg.compile
+            self._build(params, fixed, key, arrays if self._specs is None else
+                        [np.zeros(s, d) for s, d in self._specs])
+        self._quick = quick
+
+    def _count_and_fill_scalars(self) -> list:
+        """Advance each parameter's step count and write this step's scalars into the vectors
+        the C reads; returns the counters with their old values (to undo a failed call)."""
+        opt = self.optimizer
+        counters, rows = [], {}
+        self._new_states = []
+        for (_, p, group), (hyper, lo, hi) in zip(self._params, self._rows):
+            state = opt.state[p]
+            if not state:
+                self._new_states.append(p)
+            opt._prepare(group, p, state)
+            counter = state.get("step")
+            if counter is not None:
+                counters.append((counter, counter.value().copy()))
+            opt._advance(state)
+            # parameters of one group at one step count share their scalars: computed once
+            key = (id(group), None if counter is None else float(counter.value()), p.dtype)
+            row = rows.get(key)
+            if row is None:
+                scalars = opt._scalars(group, state, p.dtype)
+                row = rows[key] = [scalars[name] for name in self._names[id(group)]]
+            hyper[lo:hi - 1] = row
+            hyper[hi - 1] = any(state.get(k) is None for k in opt._buffer_keys(group))     # "fresh"
+        return counters
+
+    def _buffer_arrays(self) -> list:
+        """The state buffers' arrays: the optimizer's own, or zeros of ours until the first
+        step puts them into its state."""
+        out = []
+        for p, k in self._buffers:
+            state = self.optimizer.state[p]
+            if state.get(k) is not None:
+                out.append(_own_array(state[k], p.dtype))
+            else:
+                arr = self._private.get((id(p), k))
+                if arr is None:
+                    arr = self._private[(id(p), k)] = np.zeros(p.shape, p.dtype)
+                out.append(arr)
+        return out
+
+    def _publish_state(self) -> None:
+        """After a step: new buffers join the optimizer's state (sharing the arrays the C wrote),
+        and the versions of everything written in place move on."""
+        opt = self.optimizer
+        for p, k in self._buffers:
+            state = opt.state[p]
+            if state.get(k) is None:
+                state[k] = Variable(self._private.pop((id(p), k)))
+            else:
+                state[k]._vbox[0] += 1
+        for _, p, _ in self._params:
+            p._vbox[0] += 1
+            if not opt.state.get(p, True):
+                del opt.state[p]
+
+    @property
+    def source(self) -> str:
+        """The C of the step (compiled at the first call)."""
+        if self.fn is None:
+            raise RuntimeError("compile_step: the step is compiled at its first call, from the shapes of "
+                               "its inputs; call it once before reading .source")
+        return self.fn.forward.source
+
+    @property
+    def path(self):
+        return None if self.fn is None else self.fn.forward.path
+
+
+def _probe_state(opt, group, p) -> dict:
+    """A state like the one `_scalars` sees at a step, to learn the names of its scalars."""
+    state = {}
+    opt._prepare(group, p, state)
+    opt._advance(state) if state else None
+    return state
+
+
+def compile_step(model, loss_fn, optimizer, backend: str = "c") -> CompiledStep:
+    """One compiled C call per training step: `loss = step(*inputs, target)` computes
+    `loss_fn(model(*inputs), target)`, its gradients with respect to the model's parameters,
+    and `optimizer`'s update of the parameters and of its state, all in place, and returns the
+    loss as a Python float. The numbers are those of the eager loop
+    (`zero_grad(); loss.backward(); optimizer.step()`). Compiled at the first call, for the
+    shapes and dtypes of its inputs; later calls are checked against them as sg.compile's are."""
+    return CompiledStep(model, loss_fn, optimizer, backend)
