@@ -150,7 +150,9 @@ class Jitted:
             else:
                 raise TypeError(f"sg.jit({self.__name__}): the function returned a {type(o).__name__} "
                                 f"(output {j}); results must be Variables, arrays or numbers")
-        compiled = sg_compile(places, outs, wrt=[], backend=self.backend) if outs else None
+        single = out_tree.kind == "leaf" and len(outs) == 1      # lower(...).forward(...) is an array
+        compiled = sg_compile(places, outs[0] if single else outs, wrt=[], backend=self.backend) \
+            if outs else None
         return _Entry(compiled, out_tree, consts)
 
     def _entry(self, args):
