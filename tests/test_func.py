@@ -271,3 +271,19 @@ def test_symbolic_arguments_give_graphs_to_compile():
     assert h.shape == (3, 3) and h._value is None
     fn = sg.compile([x], h)
     np.testing.assert_allclose(fn(np.array([1.0, 2.0, 3.0])), np.diag([6.0, 12.0, 18.0]), rtol=0, atol=0)
+
+
+def test_results_require_grad_only_through_what_the_user_made_require_grad():
+    x = np.array([1.0, 2.0, 3.0])
+    g = sg.func.grad(lambda x: (x ** 3).sum())(x)
+    assert not g.requires_grad and g.grad_fn is None           # as torch.func's
+    assert "grad_fn" not in repr(g)
+    # a closed-over weight that requires grad: the gradient is differentiable with respect to it
+    w = sg.tensor(np.ones(3), requires_grad=True)
+    tw = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    g = sg.func.grad(lambda x: (x * w).sum() ** 2)(x)
+    tg = tf.grad(lambda x: (x * tw).sum() ** 2)(torch.tensor(x))
+    assert g.requires_grad and tg.requires_grad
+    g.sum().backward()
+    tg.sum().backward()
+    np.testing.assert_array_equal(w.grad.numpy(), tw.grad.numpy())

@@ -3,6 +3,7 @@ transform differentiates with respect to, values computed for eager results, and
 Python control flow on a traced value."""
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -54,6 +55,44 @@ def compute(leaves) -> None:
         from symgrad.interpret import evaluate
         for v, value in zip(pending, evaluate(pending)):
             v._value = np.asarray(value, dtype=v.dtype)
+
+
+class _Depth(threading.local):
+    n = 0
+
+
+_depth = _Depth()
+
+
+@contextmanager
+def nested():
+    """Around the body of a differentiation transform: `release` then knows whether a result
+    goes back to the user (the outermost transform) or to another transform."""
+    _depth.n += 1
+    try:
+        yield
+    finally:
+        _depth.n -= 1
+
+
+def release(leaves) -> list:
+    """Results as the outermost transform hands them to the user: computed where they can be,
+    and, as torch.func's, not requiring grad unless they depend on a Variable that does (an
+    argument or a closed-over weight); the stand-ins' own flags stay inside the transform.
+    Inside another transform, or where there is no value (a graph for sg.jit), as they are."""
+    leaves = list(leaves)
+    compute(leaves)
+    if _depth.n:
+        return leaves
+    out = []
+    for v in leaves:
+        if isinstance(v, Variable) and v._requires_grad and v._value is not None and v.op is not None \
+                and not any(u.op is None and u._requires_grad for u in toposort([v])):
+            free = Variable(v._value)
+            free.name = v.name
+            v = free
+        out.append(v)
+    return out
 
 
 @contextmanager

@@ -28,7 +28,7 @@ import symgrad.ops.builders as G
 from symgrad import dtypes
 from symgrad.autodiff import grad as _sg_grad
 from symgrad.func.batch import batch_graph, spread
-from symgrad.func.common import as_variable, compute, stand_in
+from symgrad.func.common import as_variable, nested, release, stand_in
 from symgrad.func.pytree import flatten, unflatten
 from symgrad.variable import Variable, enable_grad, lazy
 
@@ -107,12 +107,16 @@ def value_and_grad(func, argnums=0, has_aux=False):
 
     def value_and_grad_f(*args):
         single, nums = _argnums(argnums, len(args), f"value_and_grad({name})")
-        call, wrt = _leaves_of(args, nums, f"grad({name})")
-        out, aux = _call(func, call, has_aux, f"grad({name})")
-        out = _scalar_output(out, f"grad({name})")
-        xs = [s for _, stands in wrt for s in stands]
-        grads = _vjp_graph([out], [None], xs)
-        compute([out] + grads)
+        with nested():
+            call, wrt = _leaves_of(args, nums, f"grad({name})")
+            out, aux = _call(func, call, has_aux, f"grad({name})")
+            out = _scalar_output(out, f"grad({name})")
+            xs = [s for _, stands in wrt for s in stands]
+            grads = _vjp_graph([out], [None], xs)
+        out, *grads = release([out] + grads)
+        if has_aux:
+            aux_leaves, aux_tree = flatten(aux)
+            aux = unflatten(aux_tree, release(aux_leaves))
         it = iter(grads)
         per = [unflatten(tree, [next(it) for _ in stands]) for tree, stands in wrt]
         g = per[0] if single else tuple(per)
@@ -147,12 +151,12 @@ def vjp(func, *primals, has_aux=False):
     """(func(*primals), vjp_fn), as jax.vjp and torch.func.vjp: `vjp_fn(cotangents)` (nested as
     the output) gives the tuple of the primals' cotangents (each nested as its primal)."""
     name = getattr(func, "__name__", "func")
-    call, wrt = _leaves_of(primals, range(len(primals)), f"vjp({name})")
-    out, aux = _call(func, call, has_aux, f"vjp({name})")
+    with nested():
+        call, wrt = _leaves_of(primals, range(len(primals)), f"vjp({name})")
+        out, aux = _call(func, call, has_aux, f"vjp({name})")
     out_leaves, out_tree = flatten(out)
     outs = [o if isinstance(o, Variable) else as_variable(o) for o in out_leaves]
     xs = [s for _, stands in wrt for s in stands]
-    compute(outs)
 
     def vjp_fn(cotangents):
         cts, ct_tree = flatten(cotangents)
@@ -160,12 +164,12 @@ def vjp(func, *primals, has_aux=False):
             raise ValueError(f"vjp({name}): the cotangents are nested as {ct_tree}, "
                              f"the outputs as {out_tree}")
         seeds = [_seed_for(o, c, k, f"vjp({name})") for k, (o, c) in enumerate(zip(outs, cts))]
-        grads = _vjp_graph(outs, seeds, xs)
-        compute(grads)
-        it = iter(grads)
+        with nested():
+            grads = _vjp_graph(outs, seeds, xs)
+        it = iter(release(grads))
         return tuple(unflatten(tree, [next(it) for _ in stands]) for tree, stands in wrt)
 
-    result = unflatten(out_tree, outs)
+    result = unflatten(out_tree, release(outs))
     return (result, vjp_fn, aux) if has_aux else (result, vjp_fn)
 
 
@@ -195,6 +199,14 @@ def jvp(func, primals, tangents, has_aux=False):
     name = getattr(func, "__name__", "func")
     if not isinstance(primals, (tuple, list)) or not isinstance(tangents, (tuple, list)):
         raise TypeError(f"jvp({name}): primals and tangents must be tuples")
+    with nested():
+        outs, touts, out_tree, aux = _jvp(func, primals, tangents, has_aux, name)
+    done = release(outs + touts)
+    res = (unflatten(out_tree, done[:len(outs)]), unflatten(out_tree, done[len(outs):]))
+    return res + (aux,) if has_aux else res
+
+
+def _jvp(func, primals, tangents, has_aux, name):
     call, wrt = _leaves_of(primals, range(len(primals)), f"jvp({name})")
     t_leaves, t_tree = flatten(tuple(tangents))
     p_tree = flatten(tuple(primals))[1]
@@ -210,10 +222,7 @@ def jvp(func, primals, tangents, has_aux=False):
     out, aux = _call(func, call, has_aux, f"jvp({name})")
     out_leaves, out_tree = flatten(out)
     outs = [o if isinstance(o, Variable) else as_variable(o) for o in out_leaves]
-    touts = _linear_tangents(outs, xs, ts)
-    compute(outs + touts)
-    res = (unflatten(out_tree, outs), unflatten(out_tree, touts))
-    return res + (aux,) if has_aux else res
+    return outs, _linear_tangents(outs, xs, ts), out_tree, aux
 
 
 def _basis(n, shape, dtype):
@@ -227,38 +236,44 @@ def _batched_linear(lin_outs, placeholder, n, shape, dtype):
     return [spread(o, b, n) for o, b in batch_graph(lin_outs, subs, n)]
 
 
+def _jacobian_graphs(func, args, nums, has_aux, fn_name, name, forward):
+    """jac[i][j], the graph of d output i / d argument leaf j, for every pair."""
+    call, wrt = _leaves_of(args, nums, f"{fn_name}({name})")
+    out, aux = _call(func, call, has_aux, f"{fn_name}({name})")
+    out_leaves, out_tree = flatten(out)
+    outs = [o if isinstance(o, Variable) else as_variable(o) for o in out_leaves]
+    xs = [s for _, stands in wrt for s in stands]
+    jac = [[None] * len(xs) for _ in outs]
+    if forward:
+        for j, x in enumerate(xs):
+            t = Variable(shape=x.shape, dtype=x.dtype, name=f"tangent{j}")
+            lin = _linear_tangents(outs, [x], [t])
+            for i, (o, col) in enumerate(zip(outs, _batched_linear(lin, t, x.numel(), x.shape, x.dtype))):
+                col = G.reshape(col, (x.numel(), o.numel()))
+                jac[i][j] = G.reshape(G.permute(col, (1, 0)), o.shape + x.shape)
+    else:
+        for i, o in enumerate(outs):
+            if not dtypes.is_float(o.dtype):
+                raise TypeError(f"{fn_name}({name}): output {i} has dtype {o.dtype}; only floating "
+                                f"point outputs have a Jacobian")
+            u = Variable(shape=o.shape, dtype=o.dtype, name=f"cotangent{i}")
+            lin = _vjp_graph([o], [u], xs)
+            for j, (x, row) in enumerate(zip(xs, _batched_linear(lin, u, o.numel(), o.shape, o.dtype))):
+                jac[i][j] = G.reshape(row, o.shape + x.shape)
+    return jac, wrt, out_tree, aux
+
+
 def _jacobian(func, argnums, has_aux, fn_name, forward):
     name = getattr(func, "__name__", "func")
 
     def jac_f(*args):
         single, nums = _argnums(argnums, len(args), f"{fn_name}({name})")
-        call, wrt = _leaves_of(args, nums, f"{fn_name}({name})")
-        out, aux = _call(func, call, has_aux, f"{fn_name}({name})")
-        out_leaves, out_tree = flatten(out)
-        outs = [o if isinstance(o, Variable) else as_variable(o) for o in out_leaves]
-        xs = [s for _, stands in wrt for s in stands]
-        jac = [[None] * len(xs) for _ in outs]        # jac[i][j]: d outs[i] / d xs[j]
-        if forward:
-            for j, x in enumerate(xs):
-                t = Variable(shape=x.shape, dtype=x.dtype, name=f"tangent{j}")
-                lin = _linear_tangents(outs, [x], [t])
-                for i, (o, col) in enumerate(zip(outs, _batched_linear(lin, t, x.numel(), x.shape, x.dtype))):
-                    col = G.reshape(col, (x.numel(), o.numel()))
-                    jac[i][j] = G.reshape(G.permute(col, (1, 0)), o.shape + x.shape)
-        else:
-            for i, o in enumerate(outs):
-                if not dtypes.is_float(o.dtype):
-                    raise TypeError(f"{fn_name}({name}): output {i} has dtype {o.dtype}; only floating "
-                                    f"point outputs have a Jacobian")
-                u = Variable(shape=o.shape, dtype=o.dtype, name=f"cotangent{i}")
-                lin = _vjp_graph([o], [u], xs)
-                for j, (x, row) in enumerate(zip(xs, _batched_linear(lin, u, o.numel(), o.shape, o.dtype))):
-                    jac[i][j] = G.reshape(row, o.shape + x.shape)
-        compute([v for row in jac for v in row])
+        with nested():
+            jac, wrt, out_tree, aux = _jacobian_graphs(func, args, nums, has_aux, fn_name, name, forward)
+        flat = iter(release([v for row in jac for v in row]))
         per_out = []
         for row in jac:
-            it = iter(row)
-            per = [unflatten(tree, [next(it) for _ in stands]) for tree, stands in wrt]
+            per = [unflatten(tree, [next(flat) for _ in stands]) for tree, stands in wrt]
             per_out.append(per[0] if single else tuple(per))
         result = unflatten(out_tree, per_out)
         return (result, aux) if has_aux else result
