@@ -178,7 +178,7 @@ def _linear_tangents(outs, xs, tangents):
     gradient, with respect to the cotangents u, of <vjp(u), t>."""
     live = [k for k, o in enumerate(outs) if o.requires_grad and dtypes.is_float(o.dtype)]
     with lazy():
-        result = [G.zeros(o) if dtypes.is_float(o.dtype) else G.zeros(o) for o in outs]
+        result = [G.zeros(o) for o in outs]      # outputs J does not reach (integer ones too)
     if not live:
         return result
     us = [Variable(np.zeros(outs[k].shape, outs[k].dtype), requires_grad=True) for k in live]
