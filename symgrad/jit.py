@@ -57,7 +57,7 @@ class Jitted:
     """A function compiled by `sg.jit`: call it as the function; `.lower(*args)` is the
     `sg.compile` object for those arguments; `.traces` counts how often the function ran."""
 
-    def __init__(self, fun, static_argnums=(), backend="c"):
+    def __init__(self, fun, static_argnums=(), backend="c", static_argnames=()):
         self.fun = fun
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         self.backend = backend
@@ -69,6 +69,20 @@ class Jitted:
         except (TypeError, ValueError):
             self._signature = None
         functools.update_wrapper(self, fun)
+        names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
+        if names:
+            params = [p.name for p in self._positional_params()]
+            unknown = [n for n in names if n not in params]
+            if unknown:
+                raise ValueError(f"sg.jit({self.__name__}): static_argnames {unknown} are not among the "
+                                 f"positional parameters {params}")
+            self.static_argnums += tuple(params.index(n) for n in names)
+
+    def _positional_params(self):
+        if self._signature is None:
+            return []
+        return [p for p in self._signature.parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
     # --- arguments --------------------------------------------------------------------------
     def _positional(self, args, kwargs):
@@ -84,12 +98,8 @@ class Jitted:
         return tuple(bound.args)
 
     def _param_name(self, k):
-        if self._signature is not None:
-            params = [p for p in self._signature.parameters.values()
-                      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-            if k < len(params):
-                return params[k].name
-        return f"arg{k}"
+        params = self._positional_params()
+        return params[k].name if k < len(params) else f"arg{k}"
 
     def _split(self, args):
         """(signature key, dynamic leaves with their names, how to rebuild the arguments)."""
@@ -232,13 +242,15 @@ def _why(old, new, jitted, args) -> str:
     return "; ".join(reasons) or "a new signature"
 
 
-def jit(fun=None, static_argnums=(), dynamic=False, backend="c"):
+def jit(fun=None, static_argnums=(), dynamic=False, backend="c", static_argnames=()):
     """Compile `fun` by tracing (see the module's docstring); also `@sg.jit` and
-    `@sg.jit(static_argnums=...)`. `backend` is sg.compile's."""
+    `@sg.jit(static_argnums=...)`. `static_argnames` names static parameters, as JAX's;
+    `backend` is sg.compile's."""
     if dynamic:
         raise NotImplementedError("symbolic dimensions are not implemented yet: sg.jit(dynamic=True)")
     if fun is None:
-        return lambda f: jit(f, static_argnums=static_argnums, dynamic=dynamic, backend=backend)
+        return lambda f: jit(f, static_argnums=static_argnums, dynamic=dynamic, backend=backend,
+                             static_argnames=static_argnames)
     if not callable(fun):
         raise TypeError(f"sg.jit: expected a function, got {type(fun).__name__}")
-    return Jitted(fun, static_argnums, backend)
+    return Jitted(fun, static_argnums, backend, static_argnames)

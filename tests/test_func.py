@@ -5,6 +5,7 @@ The cases of tests/func_cases.py run on all three; the batching rules of every o
 checked against torch.func.vmap, eagerly (the interpreter) and compiled together in one sg.jit."""
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -54,7 +55,7 @@ def test_parity_with_jax(tmp_path):
     script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
               f"import func_cases; func_cases.run_jax({str(out)!r})")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
-                          env={"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"})
+                          env=dict(os.environ, JAX_PLATFORMS="cpu"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     theirs = dict(np.load(out))
     _compare(_sg_results(), theirs, "JAX")

@@ -133,6 +133,13 @@ def test_decorator_with_arguments_and_dynamic_not_yet():
     def power(x, k):
         return x ** k
     np.testing.assert_array_equal(power(np.array([2.0, 3.0]), 3), [8.0, 27.0])
+    @sg.jit(static_argnames="k")
+    def power2(x, k):
+        return x ** k
+    np.testing.assert_array_equal(power2(np.array([2.0, 3.0]), k=2), [4.0, 9.0])
+    assert power2.static_argnums == (1,)
+    with pytest.raises(ValueError, match=r"static_argnames \['q'\]"):
+        sg.jit(lambda x: x, static_argnames="q")
     with pytest.raises(NotImplementedError, match="symbolic dimensions are not implemented yet"):
         sg.jit(lambda x: x, dynamic=True)
     with pytest.raises(NotImplementedError, match="symbolic dimensions"):
