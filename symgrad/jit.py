@@ -47,7 +47,7 @@ def _traced_leaf(x) -> bool:
 
 
 class _Entry:
-    __slots__ = ("compiled", "out_tree", "consts", "n_out")
+    __slots__ = ("compiled", "out_tree", "consts")
 
     def __init__(self, compiled, out_tree, consts):
         self.compiled, self.out_tree, self.consts = compiled, out_tree, consts
@@ -172,7 +172,7 @@ class Jitted:
             if self._last is not None:
                 log.info("sg.jit(%s): tracing again: %s", self.__name__, _why(self._last, key, self, args))
             entry = self._cache[key] = self._trace(key, dyn, plan)
-            self._last = key
+        self._last = key                   # a retrace is explained against the latest call
         return entry, dyn
 
     # --- calls --------------------------------------------------------------------------------
