@@ -47,10 +47,10 @@ def _traced_leaf(x) -> bool:
 
 
 class _Entry:
-    __slots__ = ("compiled", "out_tree", "consts")
+    __slots__ = ("compiled", "out_tree", "consts", "single")
 
-    def __init__(self, compiled, out_tree, consts):
-        self.compiled, self.out_tree, self.consts = compiled, out_tree, consts
+    def __init__(self, compiled, out_tree, consts, single):
+        self.compiled, self.out_tree, self.consts, self.single = compiled, out_tree, consts, single
 
 
 class Jitted:
@@ -163,7 +163,7 @@ class Jitted:
         single = out_tree.kind == "leaf" and len(outs) == 1      # lower(...).forward(...) is an array
         compiled = sg_compile(places, outs[0] if single else outs, wrt=[], backend=self.backend) \
             if outs else None
-        return _Entry(compiled, out_tree, consts)
+        return _Entry(compiled, out_tree, consts, single)
 
     def _entry(self, args):
         key, dyn, plan = self._split(args)
@@ -182,8 +182,10 @@ class Jitted:
             return self.fun(*args)            # inside another transform: a graph, not a compile
         entry, dyn = self._entry(args)
         results = []
-        if entry.compiled is not None:
-            results = entry.compiled.forward_fn(*[v for _, _, v in dyn])
+        if entry.compiled is not None:          # sg.compile's public call: an array, or a list
+            results = entry.compiled(*[v for _, _, v in dyn])
+            if entry.single:
+                results = [results]
         it = iter(results)
         n = entry.out_tree.n_leaves
         leaves = [entry.consts[j].copy() if j in entry.consts else next(it) for j in range(n)]
