@@ -47,10 +47,11 @@ def _traced_leaf(x) -> bool:
 
 
 class _Entry:
-    __slots__ = ("compiled", "out_tree", "consts", "single")
+    __slots__ = ("compiled", "out_tree", "consts", "single", "key")
 
-    def __init__(self, compiled, out_tree, consts, single):
+    def __init__(self, compiled, out_tree, consts, single, key):
         self.compiled, self.out_tree, self.consts, self.single = compiled, out_tree, consts, single
+        self.key = key
 
 
 class Jitted:
@@ -62,6 +63,7 @@ class Jitted:
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         self.backend = backend
         self._cache: dict = {}
+        self._fast: dict = {}      # {((shape, dtype), ...): entry} for calls on numpy arrays alone
         self._last = None
         self.traces = 0
         try:
@@ -163,7 +165,7 @@ class Jitted:
         single = out_tree.kind == "leaf" and len(outs) == 1      # lower(...).forward(...) is an array
         compiled = sg_compile(places, outs[0] if single else outs, wrt=[], backend=self.backend) \
             if outs else None
-        return _Entry(compiled, out_tree, consts, single)
+        return _Entry(compiled, out_tree, consts, single, key)
 
     def _entry(self, args):
         key, dyn, plan = self._split(args)
@@ -177,15 +179,27 @@ class Jitted:
 
     # --- calls --------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
+        plain = not kwargs and not self.static_argnums and all(type(a) is np.ndarray for a in args)
+        if plain:        # the common call, numpy arrays only: its signature is their shapes and dtypes
+            fast_key = tuple((a.shape, a.dtype) for a in args)
+            entry = self._fast.get(fast_key)
+            if entry is not None:
+                self._last = entry.key
+                return self._run(entry, args)
         args = self._positional(args, kwargs)
         if any(_traced_leaf(leaf) for arg in args for leaf in flatten(arg)[0]):
             return self.fun(*args)            # inside another transform: a graph, not a compile
         entry, dyn = self._entry(args)
+        if plain:
+            self._fast[fast_key] = entry
+        return self._run(entry, [v for _, _, v in dyn])
+
+    def _run(self, entry, arrays):
         results = []
         if entry.compiled is not None:          # sg.compile's public call: an array, or a list
-            results = entry.compiled(*[v for _, _, v in dyn])
+            results = entry.compiled(*arrays)
             if entry.single:
-                results = [results]
+                return results
         it = iter(results)
         n = entry.out_tree.n_leaves
         leaves = [entry.consts[j].copy() if j in entry.consts else next(it) for j in range(n)]
