@@ -213,6 +213,10 @@ def test_jit_inside_a_transform_traces_through():
     g = sg.func.grad(jf)(x)              # the stand-in requires grad: the function runs on it
     np.testing.assert_array_equal(g.numpy(), 3 * x ** 2)
     np.testing.assert_array_equal(jf(x), 9.0)
+    xs = np.array([[1.0, 2.0], [3.0, -1.0]])
+    per_row = sg.func.vmap(jf)(xs)                    # placeholders of one row: traced through too
+    np.testing.assert_array_equal(per_row.numpy(), (xs ** 3).sum(1))
+    np.testing.assert_array_equal(sg.jit(sg.func.vmap(jf))(xs), (xs ** 3).sum(1))
 
 
 def test_closed_over_values_are_constants_of_the_trace():
