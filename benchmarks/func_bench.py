@@ -41,7 +41,8 @@ def timed(fn, args, n=50):
 def main(batch=256):
     rng = np.random.default_rng(0)
     params = tuple(a.astype(np.float32) for a in (
-        rng.normal(0, 0.1, (N_IN, N_HID)), np.zeros(N_HID), rng.normal(0, 0.1, (N_HID, N_OUT)), np.zeros(N_OUT)))
+        rng.normal(0, 0.1, (N_IN, N_HID)), np.zeros(N_HID),
+        rng.normal(0, 0.1, (N_HID, N_OUT)), np.zeros(N_OUT)))
     x = rng.normal(size=(batch, N_IN)).astype(np.float32)
     y = np.eye(N_OUT, dtype=np.float32)[rng.integers(0, N_OUT, batch)]
     rows = []
@@ -79,7 +80,8 @@ def main(batch=256):
     print(f"per-example gradients, MLP {N_IN}-{N_HID}-{N_OUT}, batch {batch}, float32")
     for name, c, t in rows:
         print(f"  {name:32s} first call {c * 1e3:8.1f} ms   per call {t * 1e6:9.1f} us")
-    print(f"  symgrad / jax per call: {rows[0][2] / rows[1][2]:.2f}x   largest |difference| from jax: {diff:.2e}")
+    print(f"  symgrad / jax per call: {rows[0][2] / rows[1][2]:.2f}x   "
+          f"largest |difference| from jax: {diff:.2e}")
 
 
 if __name__ == "__main__":
