@@ -68,6 +68,10 @@ _numpy_interop.attach(Variable)
 
 from symgrad._version import __version__  # noqa: E402
 
+# Compiling Python functions by tracing, and function transforms (issue 14).
+from symgrad import func  # noqa: E402
+from symgrad.jit import jit  # noqa: E402
+
 _signatures.install(globals(), Variable)      # last: it wraps what is defined above
 
 __all__ = [n for n in dir() if not n.startswith("_")]

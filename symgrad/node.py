@@ -22,6 +22,15 @@ def serial() -> int:
     return next(_serials)
 
 
+class SymbolicValueError(RuntimeError):
+    """The value of a symbolic node was asked for (`bool()`, `float()`, `.item()`, `.numpy()`
+    ...). `node` is that node; sg.jit and sg.func catch it to name the traced argument."""
+
+    def __init__(self, message, node):
+        super().__init__(message)
+        self.node = node
+
+
 class Node:
     __hash__ = object.__hash__
 
@@ -62,10 +71,10 @@ class Node:
     def value(self) -> np.ndarray:
         if self._value is None:
             if not self.is_concrete:
-                raise RuntimeError(
+                raise SymbolicValueError(
                     f"{self._describe()} is symbolic: it has no value{self._symbolic_inputs()}. Compile "
                     f"the graph with sg.compile(inputs, outputs) and call it with values, or make the "
-                    f"inputs from data.")
+                    f"inputs from data.", self)
             from symgrad.interpret import evaluate
             self._value = evaluate([self])[0]
         return self._value

@@ -151,6 +151,7 @@ METHODS = {
 # Functions of symgrad's namespace with a PyTorch name that take no table entry, and why.
 NOT_IN_TABLE = {
     "compile": "symgrad's compiler, not torch.compile",
+    "jit": "symgrad's tracing compiler (as jax.jit), not the torch.jit module",
     "manual_seed": "(seed): the same name as PyTorch's already",
     "is_grad_enabled": "no parameters",
     "is_inference_mode_enabled": "no parameters",
