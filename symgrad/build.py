@@ -26,8 +26,10 @@ import cffi
 from symgrad import config
 
 log = logging.getLogger("symgrad")
-if config.log():
-    logging.basicConfig()
+if config.log():     # SYMGRAD_LOG: a handler of symgrad's own; the root logger is left alone
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+    log.addHandler(_handler)
     log.setLevel(logging.INFO)
 
 

@@ -46,6 +46,7 @@ class Function:
         self._lib = None
         self._unit = None
         self._specs = [(a.shape, a.dtype) for a in self.args]
+        self._title = title
         if not self._backend.compiles:
             self._source, self.path, self._build, self.consts = None, None, None, []
             return
@@ -333,6 +334,15 @@ class CompiledFunction:
     @property
     def source(self):
         return self.forward.source
+
+    def export(self, directory, prefix: str = "name", blas: bool = False) -> dict:
+        """Write this function as plain C99 for programs without Python: `<prefix>.c`,
+        `<prefix>.h` (each entry point `<prefix>_forward`, `<prefix>_backward`,
+        `<prefix>_value_and_grad` with its arguments' order, names, shapes and dtypes, and which
+        are outputs) and a `README` with the build command (`cc -O2 -c <prefix>.c`, link with
+        `-lm`; `-fopenmp` optional). No BLAS unless `blas=True`. Returns the paths written."""
+        from symgrad.export import export
+        return export(self, directory, prefix, blas)
 
 
 def _start(functions, backend, title):
