@@ -226,6 +226,8 @@ class CompiledFunction:
         # In the generated code, outputs keep their names and a gradient is d<its input>.
         self._out_names = [v.name or f"out{k}" for k, v in enumerate(self.outputs)]
         self._grad_names = ["d" + (v.name or f"input{position[id(v)]}") for v in self.wrt]
+        self._update_pairs = [] if not updates else \
+            (list(updates.items()) if isinstance(updates, dict) else list(updates))
         new_values, aliases = _updates(updates, self.inputs, position, backend)
         _check_inputs_given(self.inputs, new_values)
         self.forward_fn = Function(self.inputs, self.outputs + new_values, "forward",
@@ -334,6 +336,12 @@ class CompiledFunction:
     @property
     def source(self):
         return self.forward.source
+
+    def __reduce__(self):
+        """Pickled by graph and options (symgrad.pickling): unpickling compiles again, which
+        finds the library in the cache (or rebuilds it), in this process or another."""
+        from symgrad.pickling import compiled_state, rebuild_compiled
+        return rebuild_compiled, (compiled_state(self),)
 
     def export(self, directory, prefix: str = "name", blas: bool = False) -> dict:
         """Write this function as plain C99 for programs without Python: `<prefix>.c`,
