@@ -65,6 +65,12 @@ _numpy_interop.attach(Variable)
 
 from symgrad._version import __version__  # noqa: E402
 
+# The build cache, and DLPack (symgrad/cache.py, symgrad/dlpack.py).
+from symgrad.cache import cache_info, clear_cache  # noqa: E402
+from symgrad import dlpack as _dlpack  # noqa: E402
+from symgrad.dlpack import from_dlpack  # noqa: E402
+_dlpack.attach(Variable)
+
 _signatures.install(globals(), Variable)      # last: it wraps what is defined above
 
 __all__ = [n for n in dir() if not n.startswith("_")]

@@ -1,4 +1,5 @@
-"""`python -m symgrad demo`: the tutorials' examples, then a graph compiled to C."""
+"""`python -m symgrad demo`: the tutorials' examples, then a graph compiled to C.
+`python -m symgrad cache info|clear|prune --max-bytes N`: the build cache."""
 from __future__ import annotations
 
 import argparse
@@ -80,8 +81,13 @@ def demo() -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="symgrad", description=__doc__)
-    parser.add_argument("command", nargs="?", default="demo", choices=["demo"])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["cache"]:                  # symgrad cache info|clear|prune --max-bytes N
+        from symgrad.cache import main as cache_main
+        return cache_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="symgrad", description=__doc__ + "\n`python -m symgrad cache "
+                                     "info|clear|prune --max-bytes N`: the build cache.")
+    parser.add_argument("command", nargs="?", default="demo", choices=["demo", "cache"])
     parser.parse_args(argv)
     demo()
     return 0

@@ -476,8 +476,11 @@ class Build:
             _seal(self.tmp, self.key)
             _publish(self.tmp, self.entry)
             self.compiled = True
-            log.info("symgrad: compiled %s in %.0f ms -> %s", self.symbol,
-                     1e3 * (time.perf_counter() - self.started), self.source_path)
+            log.info("symgrad: compiled %s in %.0f ms (%s) -> %s", self.symbol,
+                     1e3 * (time.perf_counter() - self.started), self.cc, self.source_path)
+            from symgrad import cache
+            cache.touch(self.entry)
+            cache.auto_prune(keep={self.key})
             return None
         failed = self.root / "failed" / f"{self.key}{self.source_path.suffix}"
         failed.parent.mkdir(parents=True, exist_ok=True)
@@ -508,6 +511,8 @@ class Build:
         with _lock:
             _loaded.setdefault(self.key, lib)
         if not self.compiled:
+            from symgrad.cache import touch
+            touch(self.entry)
             log.info("symgrad: loaded %s from the cache in %.1f ms", self.symbol,
                      1e3 * (time.perf_counter() - self.started))
         return _loaded[self.key]
@@ -641,9 +646,12 @@ class CachedBuild:
         with _lock:
             if self.key in _loaded:
                 return _loaded[self.key]
+        loading = time.perf_counter()
         lib = Library(self.entry / LIBRARY, self.source_path, self.symbols)
         with _lock:
             _loaded.setdefault(self.key, lib)
-        log.info("symgrad: loaded %s through the graph index in %.1f ms", self.symbol,
-                 1e3 * (time.perf_counter() - self.started))
+        from symgrad.cache import touch
+        touch(self.entry)
+        log.info("symgrad: loaded %s through the graph index in %.1f ms (dlopen %.1f ms)", self.symbol,
+                 1e3 * (time.perf_counter() - self.started), 1e3 * (time.perf_counter() - loading))
         return _loaded[self.key]

@@ -14,6 +14,7 @@ from symgrad import dtypes
 from symgrad.autodiff import grad
 from symgrad.backends import NAMES as BACKENDS
 from symgrad.backends import backend as backend_named
+from symgrad.dlpack import is_array_like, to_array
 from symgrad.unit import Unit
 from symgrad.variable import Variable
 
@@ -123,9 +124,9 @@ class Function:
     def convert_one(self, value, spec, who, updated=False):
         if updated:
             return self._updated_argument(value, spec, who)
-        given_array = isinstance(value, (np.ndarray, Variable))
+        given_array = isinstance(value, (np.ndarray, Variable)) or is_array_like(value)
         try:
-            arr = value.value() if isinstance(value, Variable) else np.asarray(value)
+            arr = to_array(value, f"{self.name}: {who}") if given_array else np.asarray(value)
         except ValueError as e:        # a ragged list
             raise ValueError(f"{self.name}: {who} expects an array of shape {spec.shape} and dtype "
                              f"{spec.dtype}, got a {type(value).__name__} that is not one ({e})") from None
@@ -315,7 +316,8 @@ class CompiledFunction:
                 if self._backend.takes_device_arrays and k in self._diff and _on_device(s):
                     fixed.append(s)          # checked (shape, dtype, layout) where it is passed
                     continue
-                arr = s.value() if isinstance(s, Variable) else np.asarray(s)
+                by_protocol = isinstance(s, Variable) or is_array_like(s)
+                arr = to_array(s, f"{which}: grad_outputs[{k}]") if by_protocol else np.asarray(s)
                 if arr.shape != o.shape:
                     raise ValueError(f"{which}: grad_outputs of shape {arr.shape} for an output of shape "
                                      f"{o.shape}")
