@@ -373,6 +373,18 @@ def _entry_ok(entry: Path) -> bool:
     return recorded == digest and key == entry.name and seal == _seal_of(key, digest)
 
 
+# Called with the key of each entry this process publishes (symgrad.cache adds its pruning).
+after_publish: list = []
+
+
+def touch(entry: Path):
+    """Mark an entry used now (what the cache's least-recently-used pruning orders by)."""
+    try:
+        os.utime(entry)
+    except OSError:
+        pass
+
+
 def remove_entry(entry: Path):
     """Take a cache entry away atomically (rename, then delete): a process reading it
     concurrently sees either the whole entry or none."""
@@ -478,9 +490,9 @@ class Build:
             self.compiled = True
             log.info("symgrad: compiled %s in %.0f ms (%s) -> %s", self.symbol,
                      1e3 * (time.perf_counter() - self.started), self.cc, self.source_path)
-            from symgrad import cache
-            cache.touch(self.entry)
-            cache.auto_prune(keep={self.key})
+            touch(self.entry)
+            for hook in after_publish:         # symgrad.cache's size limit
+                hook(self.key)
             return None
         failed = self.root / "failed" / f"{self.key}{self.source_path.suffix}"
         failed.parent.mkdir(parents=True, exist_ok=True)
@@ -511,7 +523,6 @@ class Build:
         with _lock:
             _loaded.setdefault(self.key, lib)
         if not self.compiled:
-            from symgrad.cache import touch
             touch(self.entry)
             log.info("symgrad: loaded %s from the cache in %.1f ms", self.symbol,
                      1e3 * (time.perf_counter() - self.started))
@@ -650,7 +661,6 @@ class CachedBuild:
         lib = Library(self.entry / LIBRARY, self.source_path, self.symbols)
         with _lock:
             _loaded.setdefault(self.key, lib)
-        from symgrad.cache import touch
         touch(self.entry)
         log.info("symgrad: loaded %s through the graph index in %.1f ms (dlopen %.1f ms)", self.symbol,
                  1e3 * (time.perf_counter() - self.started), 1e3 * (time.perf_counter() - loading))

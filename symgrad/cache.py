@@ -136,12 +136,7 @@ def clear_cache() -> dict:
     return {"removed": removed, "freed_bytes": max(0, before["bytes"] - after["bytes"])}
 
 
-def touch(entry: Path):
-    """Mark an entry used now (what LRU pruning orders by)."""
-    try:
-        os.utime(entry)
-    except OSError:
-        pass
+touch = build.touch
 
 
 def auto_prune(keep=()):
@@ -150,6 +145,9 @@ def auto_prune(keep=()):
     limit = config.cache_max_bytes()
     if limit is not None:
         prune(limit, keep)
+
+
+build.after_publish.append(lambda key: auto_prune(keep={key}))
 
 
 def main(argv) -> int:

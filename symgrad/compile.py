@@ -342,7 +342,7 @@ class CompiledFunction:
     def __reduce__(self):
         """Pickled by graph and options (symgrad.pickling): unpickling compiles again, which
         finds the library in the cache (or rebuilds it), in this process or another."""
-        from symgrad.pickling import compiled_state, rebuild_compiled
+        from symgrad.pickling import compiled_state
         return rebuild_compiled, (compiled_state(self),)
 
     def export(self, directory, prefix: str = "name", blas: bool = False) -> dict:
@@ -512,6 +512,12 @@ class _Entry:
                     self._fast = fast
                     return fast(*args)
         return self.owner._run(self.which, args, grad_outputs)
+
+
+def rebuild_compiled(state) -> CompiledFunction:
+    """Unpickling a compiled function: compile its graph again (found in the cache if built)."""
+    from symgrad.pickling import compile_arguments
+    return CompiledFunction(**compile_arguments(state))
 
 
 def compile(inputs, outputs, wrt=None, backend="c", updates=None) -> CompiledFunction:

@@ -60,15 +60,14 @@ def compiled_state(fn) -> dict:
                         for var, new in pairs]}
 
 
-def rebuild_compiled(state):
-    """The inverse of `compiled_state`: compile the graph again (found in the cache if built)."""
+def compile_arguments(state) -> dict:
+    """The inverse of `compiled_state`: sg.compile's arguments, over a rebuilt graph."""
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ValueError("cannot unpickle this symgrad compiled function: it was pickled by another "
                          "version of symgrad; compile the graph again")
-    from symgrad.compile import compile
     built = rebuild_nodes(state["nodes"])
-    inputs = [built[k] for k in state["inputs"]]
     outputs = [built[k] for k in state["outputs"]]
     updates = [(built[a], built[b[1]] if b[0] == "node" else b[1]) for a, b in state["updates"]] or None
-    return compile(inputs, outputs[0] if state["single"] else outputs, wrt=[built[k] for k in state["wrt"]],
-                   backend=state["backend"], updates=updates)
+    return {"inputs": [built[k] for k in state["inputs"]],
+            "outputs": outputs[0] if state["single"] else outputs,
+            "wrt": [built[k] for k in state["wrt"]], "backend": state["backend"], "updates": updates}

@@ -133,7 +133,7 @@ def test_unpickling_where_the_cache_is_empty_rebuilds(fn, tmp_path):
 
 
 def test_a_pickle_of_another_format_is_refused():
-    from symgrad.pickling import rebuild_compiled
+    from symgrad.compile import rebuild_compiled
     with pytest.raises(ValueError, match="another version"):
         rebuild_compiled({"format": 99})
 
