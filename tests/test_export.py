@@ -166,3 +166,15 @@ def test_the_example_trains_the_exported_mlp_from_c(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     first, last = (float(v) for v in done.stdout.splitlines()[-1].split()[1::2])
     assert last < first * 0.1
+
+
+def test_blas_true_calls_cblas_and_blas_false_does_not(tmp_path):
+    a = sg.Variable(shape=(128, 256), name="a")
+    b = sg.Variable(shape=(256, 128), name="b", requires_grad=True)
+    fn = sg.compile([a, b], (a @ b).sum())         # large enough for BLAS
+    for blas, prefix in ((True, "withblas"), (False, "noblas")):
+        fn.export(tmp_path, prefix=prefix, blas=blas)
+        subprocess.run([c_compiler(), "-std=c99", "-O2", "-c", f"{prefix}.c"], cwd=tmp_path, check=True,
+                       capture_output=True, timeout=120)
+        nm = subprocess.run(["nm", f"{prefix}.o"], cwd=tmp_path, capture_output=True, text=True).stdout
+        assert ("cblas_sgemm" in nm) == blas, nm
