@@ -61,10 +61,8 @@ def demo() -> None:
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(grads, ref_grads))
     print(f"numpy reference interpreter agrees: loss {float(ref_value):.6f}, largest gradient "
           f"difference {worst:.2e}")
-    print("\nthe generated C is here:")
-    print("  forward:        ", fn.forward.path)
-    print("  backward:       ", fn.backward.path)
-    print("  value_and_grad: ", fn.value_and_grad.path)
+    print("\nthe generated C (forward, backward and value_and_grad: one library, one compiler run) is here:")
+    print("  ", fn.forward.path)
     lines = fn.backward.source.splitlines()
     start_at = next(i for i, line in enumerate(lines) if line.startswith("int symgrad_backward("))
     print("\nthe first lines of the backward function:\n")
