@@ -115,7 +115,8 @@ class Unit:
 
 
 # --- why a graph compiled again ---------------------------------------------------------------
-# {(backend, names of the entry points, input names): the inputs' (shapes, dtypes) last built}
+# {(backend, title, entry points, input names): the inputs' (shapes, dtypes) last generated for.
+# The title names the inputs and outputs, so a graph of other names is not taken for this one.
 
 _seen: dict = {}
 
@@ -126,7 +127,7 @@ def _note_compile(unit):
     f = unit.functions[0]
     names = tuple(a.name or f"input{k}" for k, a in enumerate(f.args))
     specs = tuple((tuple(a.shape), str(a.dtype)) for a in f.args)
-    key = (unit.backend.name, tuple(g.name for g in unit.functions), names)
+    key = (unit.backend.name, unit.title, tuple(g.name for g in unit.functions), names)
     before = _seen.get(key)
     _seen[key] = specs
     if before is None or before == specs or len(before) != len(specs):
