@@ -178,3 +178,42 @@ def test_blas_true_calls_cblas_and_blas_false_does_not(tmp_path):
                        capture_output=True, timeout=120)
         nm = subprocess.run(["nm", f"{prefix}.o"], cwd=tmp_path, capture_output=True, text=True).stdout
         assert ("cblas_sgemm" in nm) == blas, nm
+
+
+_HVP_MAIN = """
+#include <stdio.h>
+#include "hvp.h"
+int main(void) {
+    const float x[4] = {0.5f, -1.0f, 2.0f, 0.25f}, v[4] = {1.0f, 0.5f, -2.0f, 3.0f};
+    float hv, dx[4];
+    if (hvp_value_and_grad(x, v, &hv, dx, NULL)) return 1;
+    printf("%.9g", hv);
+    for (int i = 0; i < 4; i++) printf(" %.9g", dx[i]);
+    printf("\\n");
+    return 0;
+}
+"""
+
+
+def test_a_second_derivative_exports(tmp_path):
+    """A Hessian-vector product (sg.grad twice) and its gradient, from C, against PyTorch's."""
+    xv = np.array([0.5, -1.0, 2.0, 0.25], np.float32)
+    vv = np.array([1.0, 0.5, -2.0, 3.0], np.float32)
+
+    def hvp(T, grad, x, v):
+        (g,) = grad((T.tanh(x) ** 3).sum(), x)
+        return (g * v).sum()
+
+    x = sg.Variable(shape=(4,), name="x", requires_grad=True)
+    v = sg.Variable(shape=(4,), name="v")
+    sg.compile([x, v], hvp(sg, lambda f, w: sg.grad(f, w), x, v), wrt=[x]).export(tmp_path, prefix="hvp")
+    (tmp_path / "main.c").write_text(_HVP_MAIN)
+    cc = c_compiler()
+    subprocess.run([cc, "-std=c99", "-O2", "main.c", "hvp.c", "-o", "main", "-lm"], cwd=tmp_path, check=True,
+                   capture_output=True, timeout=120)
+    got = [float(t) for t in subprocess.run(["./main"], cwd=tmp_path, capture_output=True, text=True,
+                                            check=True, timeout=60).stdout.split()]
+    xt = torch.tensor(xv, requires_grad=True)
+    out = hvp(torch, lambda f, w: torch.autograd.grad(f, w, create_graph=True), xt, torch.tensor(vv))
+    (dx,) = torch.autograd.grad(out, xt)
+    np.testing.assert_allclose(got, [float(out.detach())] + dx.tolist(), rtol=1e-5, atol=1e-6)
