@@ -71,6 +71,11 @@ from symgrad._version import __version__  # noqa: E402
 # Compiling Python functions by tracing, and function transforms (issue 14).
 from symgrad import func  # noqa: E402
 from symgrad.jit import jit  # noqa: E402
+# The build cache, and DLPack (symgrad/cache.py, symgrad/dlpack.py).
+from symgrad.cache import cache_info, clear_cache  # noqa: E402
+from symgrad import dlpack as _dlpack  # noqa: E402
+from symgrad.dlpack import from_dlpack  # noqa: E402
+_dlpack.attach(Variable)
 
 _signatures.install(globals(), Variable)      # last: it wraps what is defined above
 

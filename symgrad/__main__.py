@@ -1,4 +1,5 @@
-"""`python -m symgrad demo`: the tutorials' examples, then a graph compiled to C."""
+"""`python -m symgrad demo`: the tutorials' examples, then a graph compiled to C.
+`python -m symgrad cache info|clear|prune --max-bytes N`: the build cache."""
 from __future__ import annotations
 
 import argparse
@@ -60,10 +61,8 @@ def demo() -> None:
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(grads, ref_grads))
     print(f"numpy reference interpreter agrees: loss {float(ref_value):.6f}, largest gradient "
           f"difference {worst:.2e}")
-    print("\nthe generated C is here:")
-    print("  forward:        ", fn.forward.path)
-    print("  backward:       ", fn.backward.path)
-    print("  value_and_grad: ", fn.value_and_grad.path)
+    print("\nthe generated C (forward, backward and value_and_grad: one library, one compiler run) is here:")
+    print("  ", fn.forward.path)
     lines = fn.backward.source.splitlines()
     start_at = next(i for i, line in enumerate(lines) if line.startswith("int symgrad_backward("))
     print("\nthe first lines of the backward function:\n")
@@ -80,8 +79,13 @@ def demo() -> None:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="symgrad", description=__doc__)
-    parser.add_argument("command", nargs="?", default="demo", choices=["demo"])
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["cache"]:                  # symgrad cache info|clear|prune --max-bytes N
+        from symgrad.cache import main as cache_main
+        return cache_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="symgrad", description=__doc__ + "\n`python -m symgrad cache "
+                                     "info|clear|prune --max-bytes N`: the build cache.")
+    parser.add_argument("command", nargs="?", default="demo", choices=["demo", "cache"])
     parser.parse_args(argv)
     demo()
     return 0

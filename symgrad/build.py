@@ -26,8 +26,10 @@ import cffi
 from symgrad import config
 
 log = logging.getLogger("symgrad")
-if config.log():
-    logging.basicConfig()
+if config.log():     # SYMGRAD_LOG: a handler of symgrad's own; the root logger is left alone
+    _handler = logging.StreamHandler()
+    _handler.setFormatter(logging.Formatter("%(name)s %(levelname)s: %(message)s"))
+    log.addHandler(_handler)
     log.setLevel(logging.INFO)
 
 
@@ -184,23 +186,30 @@ def cache_key(source: str, cc: str, flags: list[str], extra: str = "") -> str:
 
 
 class Library:
-    """A loaded shared library and the one entry point we call."""
+    """A loaded shared library and its entry points (`symbols`: one per function the library
+    holds; `entry` and `workspace_bytes` are the first's, `entry_point(symbol)` any one's)."""
 
-    def __init__(self, path: Path, source_path: Path, symbol: str):
-        self.path, self.source_path, self.symbol = path, source_path, symbol
+    def __init__(self, path: Path, source_path: Path, symbols):
+        symbols = [symbols] if isinstance(symbols, str) else list(symbols)
+        self.path, self.source_path, self.symbol, self.symbols = path, source_path, symbols[0], symbols
         self.ffi = cffi.FFI()
-        base = symbol[:-len("_packed")] if symbol.endswith("_packed") else symbol
-        self.ffi.cdef(f"int {symbol}(void **args); extern int sg_serial; "
-                      f"long long {base}_workspace_bytes(void);")
+        decls = ["extern int sg_serial;"]
+        for symbol in symbols:
+            decls.append(f"int {symbol}(void **args); long long {_base(symbol)}_workspace_bytes(void);")
+        self.ffi.cdef(" ".join(decls))
         self.lib = self.ffi.dlopen(str(path))
-        self.entry = getattr(self.lib, symbol)
-        # the scratch the entry point wants as its last pointer (the caller's, reused)
-        try:
-            self.workspace_bytes = int(getattr(self.lib, f"{base}_workspace_bytes")())
-        except AttributeError:          # a module with no scratch of ours (CUDA's has its own)
-            self.workspace_bytes = 0
+        self._points = {}
+        first = self.entry_point(self.symbol)
+        self.entry, self.workspace_bytes = first.entry, first.workspace_bytes
         if _forked:
             self.run_serially()
+
+    def entry_point(self, symbol: str) -> "EntryPoint":
+        """One function of the library (what a compiled Function calls)."""
+        point = self._points.get(symbol)
+        if point is None:
+            point = self._points[symbol] = EntryPoint(self, symbol)
+        return point
 
     def run_serially(self):
         """Make the module's OpenMP regions run on the calling thread alone (see `_forked`).
@@ -209,6 +218,28 @@ class Library:
             self.lib.sg_serial = 1
         except (KeyError, AttributeError):     # cffi: no such variable in the library
             pass
+
+
+def _base(symbol: str) -> str:
+    return symbol[:-len("_packed")] if symbol.endswith("_packed") else symbol
+
+
+class EntryPoint:
+    """One entry point of a loaded Library: its function and the scratch it wants as its last
+    pointer (the caller's, reused)."""
+
+    def __init__(self, library: Library, symbol: str):
+        self.library, self.symbol = library, symbol
+        self.ffi, self.lib, self.path, self.source_path = library.ffi, library.lib, library.path, \
+            library.source_path
+        self.entry = getattr(self.lib, symbol)
+        try:
+            self.workspace_bytes = int(getattr(self.lib, f"{_base(symbol)}_workspace_bytes")())
+        except AttributeError:          # a module with no scratch of ours (CUDA's has its own)
+            self.workspace_bytes = 0
+
+    def run_serially(self):
+        self.library.run_serially()
 
 
 _loaded: dict[str, Library] = {}
@@ -342,6 +373,18 @@ def _entry_ok(entry: Path) -> bool:
     return recorded == digest and key == entry.name and seal == _seal_of(key, digest)
 
 
+# Called with the key of each entry this process publishes (symgrad.cache adds its pruning).
+after_publish: list = []
+
+
+def touch(entry: Path):
+    """Mark an entry used now (what the cache's least-recently-used pruning orders by)."""
+    try:
+        os.utime(entry)
+    except OSError:
+        pass
+
+
 def remove_entry(entry: Path):
     """Take a cache entry away atomically (rename, then delete): a process reading it
     concurrently sees either the whole entry or none."""
@@ -365,7 +408,9 @@ class Build:
 
     def __init__(self, source: str, symbol: str, suffix=".c", compiler=None, flags=None, link=(),
                  large=False):
-        self.source, self.symbol = source, symbol
+        self.source = source
+        self.symbols = [symbol] if isinstance(symbol, str) else list(symbol)    # its entry points
+        self.symbol = self.symbols[0]
         self.cc = compiler or c_compiler()
         self.flags = flags if flags is not None else c_flags(large)
         self.link = list(link)
@@ -443,8 +488,11 @@ class Build:
             _seal(self.tmp, self.key)
             _publish(self.tmp, self.entry)
             self.compiled = True
-            log.info("symgrad: compiled %s in %.0f ms -> %s", self.symbol,
-                     1e3 * (time.perf_counter() - self.started), self.source_path)
+            log.info("symgrad: compiled %s in %.0f ms (%s) -> %s", self.symbol,
+                     1e3 * (time.perf_counter() - self.started), self.cc, self.source_path)
+            touch(self.entry)
+            for hook in after_publish:         # symgrad.cache's size limit
+                hook(self.key)
             return None
         failed = self.root / "failed" / f"{self.key}{self.source_path.suffix}"
         failed.parent.mkdir(parents=True, exist_ok=True)
@@ -462,7 +510,7 @@ class Build:
         if self.error is not None:
             raise self.error
         try:
-            lib = Library(self.entry / LIBRARY, self.source_path, self.symbol)
+            lib = Library(self.entry / LIBRARY, self.source_path, self.symbols)
         except OSError as e:
             # Unloadable although its digest matched: rebuild once, synchronously.
             if self.retried:
@@ -475,6 +523,7 @@ class Build:
         with _lock:
             _loaded.setdefault(self.key, lib)
         if not self.compiled:
+            touch(self.entry)
             log.info("symgrad: loaded %s from the cache in %.1f ms", self.symbol,
                      1e3 * (time.perf_counter() - self.started))
         return _loaded[self.key]
@@ -510,11 +559,23 @@ def graph_key(structure: str, backend: str, name: str, title: str) -> str:
 
 
 # A record, index/<graph[:2]>/<graph>.json: {"graph": the graph key, "key": the cache key of
-# its library, "symbol", "checks", "n_kernels", "digest": a hash of all the others}. The digest
+# its library, "symbol", "checks", "n_kernels" (of its first entry point), "entries" (a list
+# of {"symbol", "checks", "n_kernels"}, one per entry point of the library), "digest": a hash
+# of all the others}. The digest
 # and the graph key catch a record altered or put in another's place; the entry's seal (see
 # `_seal`) catches a library put in another's place. Anything that fails is ignored and the
 # graph generated again, which rewrites its record.
-_RECORD = {"graph": str, "key": str, "symbol": str, "checks": list, "n_kernels": int}
+_RECORD = {"graph": str, "key": str, "symbol": str, "checks": list, "n_kernels": int, "entries": list}
+_ENTRY = {"symbol": str, "checks": list, "n_kernels": int}
+
+
+def _valid_facts(facts, form) -> bool:
+    if not isinstance(facts, dict):
+        return False
+    for name, kind in form.items():
+        if not isinstance(facts.get(name), kind) or isinstance(facts[name], bool):
+            return False
+    return _is_symbol(facts["symbol"]) and all(isinstance(c, str) for c in facts["checks"])
 
 
 def _record_digest(record: dict) -> str:
@@ -524,14 +585,8 @@ def _record_digest(record: dict) -> str:
 
 def _valid_record(record, graph: str) -> bool:
     """A record of the right form, written for this graph, and unaltered since."""
-    if not isinstance(record, dict):
-        return False
-    for name, kind in _RECORD.items():
-        if not isinstance(record.get(name), kind) or isinstance(record[name], bool):
-            return False
-    return (record["graph"] == graph and _is_cache_key(record["key"])
-            and _is_symbol(record["symbol"])
-            and all(isinstance(c, str) for c in record["checks"])
+    return (_valid_facts(record, _RECORD) and record["graph"] == graph and _is_cache_key(record["key"])
+            and len(record["entries"]) > 0 and all(_valid_facts(e, _ENTRY) for e in record["entries"])
             and record.get("digest") == _record_digest(record))
 
 
@@ -591,7 +646,9 @@ class CachedBuild:
         remove_entry(self.entry)
 
     def __init__(self, entry: Path, symbol: str, suffix=".c"):
-        self.entry, self.symbol = entry, symbol
+        self.entry = entry
+        self.symbols = [symbol] if isinstance(symbol, str) else list(symbol)
+        self.symbol = self.symbols[0]
         self.key = entry.name
         self.source_path = entry / f"kernel{suffix}"
         self.started = time.perf_counter()
@@ -600,9 +657,11 @@ class CachedBuild:
         with _lock:
             if self.key in _loaded:
                 return _loaded[self.key]
-        lib = Library(self.entry / LIBRARY, self.source_path, self.symbol)
+        loading = time.perf_counter()
+        lib = Library(self.entry / LIBRARY, self.source_path, self.symbols)
         with _lock:
             _loaded.setdefault(self.key, lib)
-        log.info("symgrad: loaded %s through the graph index in %.1f ms", self.symbol,
-                 1e3 * (time.perf_counter() - self.started))
+        touch(self.entry)
+        log.info("symgrad: loaded %s through the graph index in %.1f ms (dlopen %.1f ms)", self.symbol,
+                 1e3 * (time.perf_counter() - self.started), 1e3 * (time.perf_counter() - loading))
         return _loaded[self.key]

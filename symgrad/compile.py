@@ -14,6 +14,8 @@ from symgrad import dtypes
 from symgrad.autodiff import grad
 from symgrad.backends import NAMES as BACKENDS
 from symgrad.backends import backend as backend_named
+from symgrad.dlpack import is_array_like, to_array
+from symgrad.unit import Unit
 from symgrad.variable import Variable
 
 
@@ -30,7 +32,7 @@ class Function:
     holds live as long as the function (the interpreter, which runs the graph, keeps it)."""
 
     def __init__(self, args, outputs, name, title, backend, describe_args=None, out_names=None,
-                 keep_graph=True, updates=None):
+                 keep_graph=True, updates=None, start=True):
         self.args, self.graph_outputs = list(args), list(outputs)
         self.out_names = out_names          # C names of the outputs (gradients: d<input>)
         # {output position: argument position}: outputs written over their argument (updated in
@@ -43,54 +45,20 @@ class Function:
         self.describe_args = describe_args or [_spec_name(a, k) for k, a in enumerate(args)]
         self._lock = threading.Lock()
         self._lib = None
+        self._unit = None
         self._specs = [(a.shape, a.dtype) for a in self.args]
+        self._title = title
         if not self._backend.compiles:
             self._source, self.path, self._build, self.consts = None, None, None, []
             return
         self._local = threading.local()     # per-thread call state, the backend's
         self._title = title
-        if not (self._backend.uses_graph_index and self._from_index(name, title)):
-            self._generate(name, title)
+        if start:               # alone in its library (else a Unit of several starts it)
+            Unit([self], self._backend).start()
         if not keep_graph:
             self.library()                  # (a damaged cache entry is regenerated from the graph)
             self.args = [Variable(shape=a.shape, dtype=a.dtype) for a in self.args]
             self.graph_outputs = []
-
-    def _generate(self, name, title):
-        """Generate the source and start its build."""
-        from symgrad.codegen.render import generate
-        self._source, schedule, graph = generate(self.args, self.graph_outputs, f"symgrad_{name}", title,
-                                                 self._backend, self.out_names, self.updates)
-        self.consts = [b.node.value for b in schedule.consts]
-        self.checks = schedule.checks
-        self._out_specs = [(b.node.shape, b.node.dtype) for b in schedule.outs]
-        self.n_kernels = len(schedule.kernels)
-        self._build = self._backend.start_build(self._source, f"symgrad_{name}_packed", schedule)
-        if self._backend.uses_graph_index:
-            from symgrad.build import index_store
-            index_store(self._graph_key, {"key": self._build.key, "symbol": self._build.symbol,
-                                          "checks": self.checks, "n_kernels": self.n_kernels})
-        self.path = self._build.source_path
-
-    def _from_index(self, name, title) -> bool:
-        """Use the library this graph compiled to before, if the cache still holds it."""
-        from symgrad.build import CachedBuild, graph_key, index_lookup
-        from symgrad.graph import captured_constants, structure_key
-        self._graph_key = graph_key(structure_key(self.graph_outputs, self.args, names=True),
-                                    self.backend, name, title)
-        facts = index_lookup(self._graph_key)
-        if facts is None:
-            return False
-        self._source = None
-        self.consts = [np.ascontiguousarray(v.value()) for v in
-                       captured_constants(self.graph_outputs, self.args)]
-        self.checks = facts["checks"]
-        self.n_kernels = facts["n_kernels"]
-        self._out_specs = [(o.shape, o.dtype) for k, o in enumerate(self.graph_outputs)
-                           if k not in self.updates]
-        self._build = CachedBuild(facts["entry_path"], facts["symbol"])
-        self.path = self._build.source_path
-        return True
 
     @property
     def path(self):
@@ -110,25 +78,32 @@ class Function:
 
     @property
     def source(self):
+        """The generated text of this function: the module's shared part (includes, helpers)
+        and this function's entry points, without the other functions of its library."""
+        if self._source is None and self.path is not None:
+            self._source = self.path.read_text()
+        text = self._source
+        marker = f"/* ==== symgrad_{self.name} ==== */"
+        if text is None or marker not in text:
+            return text
+        first = text.index("/* ==== symgrad_")
+        start = text.index(marker)
+        end = text.find("/* ==== symgrad_", start + len(marker))
+        return text[:first] + text[start:] if end < 0 else text[:first] + text[start:end]
+
+    @property
+    def module_source(self):
+        """The whole generated module (every entry point of the library)."""
         if self._source is None and self.path is not None:
             self._source = self.path.read_text()
         return self._source
 
     def library(self):
+        """This function's entry point in its loaded library (waits for the build)."""
         if self._lib is None:
             with self._lock:
                 if self._lib is None:
-                    from symgrad.build import CachedBuild
-                    try:
-                        self._lib = self._build.result()
-                    except OSError:
-                        if not isinstance(self._build, CachedBuild):
-                            raise
-                        # The graph index led to a library that does not load (damaged after its
-                        # digest was written): drop that entry, generate and compile afresh.
-                        self._build.discard()
-                        self._generate(self.name, self._title)
-                        self._lib = self._build.result()
+                    self._lib = self._unit.entry_point(self)
         return self._lib
 
     def convert(self, values):
@@ -149,9 +124,9 @@ class Function:
     def convert_one(self, value, spec, who, updated=False):
         if updated:
             return self._updated_argument(value, spec, who)
-        given_array = isinstance(value, (np.ndarray, Variable))
+        given_array = isinstance(value, (np.ndarray, Variable)) or is_array_like(value)
         try:
-            arr = value.value() if isinstance(value, Variable) else np.asarray(value)
+            arr = to_array(value, f"{self.name}: {who}") if given_array else np.asarray(value)
         except ValueError as e:        # a ragged list
             raise ValueError(f"{self.name}: {who} expects an array of shape {spec.shape} and dtype "
                              f"{spec.dtype}, got a {type(value).__name__} that is not one ({e})") from None
@@ -252,12 +227,15 @@ class CompiledFunction:
         # In the generated code, outputs keep their names and a gradient is d<its input>.
         self._out_names = [v.name or f"out{k}" for k, v in enumerate(self.outputs)]
         self._grad_names = ["d" + (v.name or f"input{position[id(v)]}") for v in self.wrt]
+        self._update_pairs = [] if not updates else \
+            (list(updates.items()) if isinstance(updates, dict) else list(updates))
         new_values, aliases = _updates(updates, self.inputs, position, backend)
         _check_inputs_given(self.inputs, new_values)
         self.forward_fn = Function(self.inputs, self.outputs + new_values, "forward",
                                    f"forward: ({names}) -> ({outs})", backend,
                                    out_names=self._out_names + [f"new_{k}" for k in range(len(new_values))],
-                                   updates={len(self.outputs) + j: a for j, a in enumerate(aliases)})
+                                   updates={len(self.outputs) + j: a for j, a in enumerate(aliases)},
+                                   start=False)
         self.forward = _Forward(self)
         # Outputs that carry a gradient: float results that depend on an input requiring grad.
         # The others (argmax, comparisons, values computed from data alone) are returned by
@@ -273,11 +251,13 @@ class CompiledFunction:
                 grads = self._grads(None)
                 self.backward_fn = Function(self.inputs, grads, "backward",
                                             f"backward: d({outs})/d({wrt_names}), from ({names})", backend,
-                                            out_names=self._grad_names)
+                                            out_names=self._grad_names, start=False)
                 self.value_and_grad_fn = Function(
                     self.inputs, self.outputs + grads, "value_and_grad",
                     f"value_and_grad: ({outs}) and d({outs})/d({wrt_names}), from ({names})", backend,
-                    out_names=self._out_names + self._grad_names)
+                    out_names=self._out_names + self._grad_names, start=False)
+        _start([f for f in (self.forward_fn, self.backward_fn, self.value_and_grad_fn) if f is not None],
+               self._backend, f"forward, backward and value_and_grad of ({names}) -> ({outs})")
         self.backward = _Entry(self, "backward")
         self.value_and_grad = _Entry(self, "value_and_grad")
 
@@ -296,11 +276,13 @@ class CompiledFunction:
                      for k, o in enumerate(self.outputs)]
             grads = self._grads(seeds)
             args = self.inputs + seeds
-            self._explicit = (Function(args, grads, "backward_seeded", "backward with grad_outputs",
-                                       self.backend, out_names=self._grad_names),
-                              Function(args, self.outputs + grads, "value_and_grad_seeded",
-                                       "value_and_grad with grad_outputs", self.backend,
-                                       out_names=self._out_names + self._grad_names))
+            explicit = (Function(args, grads, "backward_seeded", "backward with grad_outputs",
+                                 self.backend, out_names=self._grad_names, start=False),
+                        Function(args, self.outputs + grads, "value_and_grad_seeded",
+                                 "value_and_grad with grad_outputs", self.backend,
+                                 out_names=self._out_names + self._grad_names, start=False))
+            _start(explicit, self._backend, "backward and value_and_grad with grad_outputs")
+            self._explicit = explicit
         return self._explicit
 
     def __call__(self, *args):
@@ -334,7 +316,8 @@ class CompiledFunction:
                 if self._backend.takes_device_arrays and k in self._diff and _on_device(s):
                     fixed.append(s)          # checked (shape, dtype, layout) where it is passed
                     continue
-                arr = s.value() if isinstance(s, Variable) else np.asarray(s)
+                by_protocol = isinstance(s, Variable) or is_array_like(s)
+                arr = to_array(s, f"{which}: grad_outputs[{k}]") if by_protocol else np.asarray(s)
                 if arr.shape != o.shape:
                     raise ValueError(f"{which}: grad_outputs of shape {arr.shape} for an output of shape "
                                      f"{o.shape}")
@@ -355,6 +338,33 @@ class CompiledFunction:
     @property
     def source(self):
         return self.forward.source
+
+    def __reduce__(self):
+        """Pickled by graph and options (symgrad.pickling): unpickling compiles again, which
+        finds the library in the cache (or rebuilds it), in this process or another."""
+        from symgrad.pickling import compiled_state
+        return rebuild_compiled, (compiled_state(self),)
+
+    def export(self, directory, prefix: str = "name", blas: bool = False) -> dict:
+        """Write this function as plain C99 for programs without Python: `<prefix>.c`,
+        `<prefix>.h` (each entry point `<prefix>_forward`, `<prefix>_backward`,
+        `<prefix>_value_and_grad` with its arguments' order, names, shapes and dtypes, and which
+        are outputs) and a `README` with the build command (`cc -O2 -c <prefix>.c`, link with
+        `-lm`; `-fopenmp` optional). No BLAS unless `blas=True`. Returns the paths written."""
+        from symgrad.export import export
+        return export(self, directory, prefix, blas)
+
+
+def _start(functions, backend, title):
+    """Start the builds of `functions`: one library holding them all where the backend builds
+    modules of several functions (one compiler run), else one each."""
+    if not backend.compiles:
+        return
+    if backend.one_library and len(functions) > 1:
+        Unit(functions, backend, title).start()
+    else:
+        for f in functions:
+            Unit([f], backend).start()
 
 
 def _updates(updates, inputs, position, backend):
@@ -502,6 +512,12 @@ class _Entry:
                     self._fast = fast
                     return fast(*args)
         return self.owner._run(self.which, args, grad_outputs)
+
+
+def rebuild_compiled(state) -> CompiledFunction:
+    """Unpickling a compiled function: compile its graph again (found in the cache if built)."""
+    from symgrad.pickling import compile_arguments
+    return CompiledFunction(**compile_arguments(state))
 
 
 def compile(inputs, outputs, wrt=None, backend="c", updates=None) -> CompiledFunction:

@@ -66,6 +66,8 @@ SETTINGS = {s.name: s for s in (
     Setting("SYMGRAD_BUILD_DIR", "", "the build cache (else build/ in a source checkout, else "
             "$XDG_CACHE_HOME/symgrad or ~/.cache/symgrad)"),
     Setting("XDG_CACHE_HOME", "", "where the build cache goes outside a source checkout (else ~/.cache)"),
+    Setting("SYMGRAD_CACHE_MAX_BYTES", "", "a limit on the build cache's size in bytes (suffixes k, M, G "
+            "allowed): after each compile, the least recently used entries are pruned to stay under it"),
     Setting("SYMGRAD_EAGER_BACKEND", "c", "where Variable.backward() runs: c (compiled) or interp (numpy)"),
     Setting("SYMGRAD_LOG", "", "set (not 0): log compile and cache-load times (read at import)"),
 )}
@@ -212,6 +214,28 @@ def build_dir() -> str:
 def xdg_cache_home() -> str:
     """XDG_CACHE_HOME, or ""."""
     return raw("XDG_CACHE_HOME")
+
+
+def cache_max_bytes() -> int | None:
+    """SYMGRAD_CACHE_MAX_BYTES as a number of bytes, or None (no limit). A value that is not a
+    size raises, naming the variable."""
+    return parse_bytes(raw("SYMGRAD_CACHE_MAX_BYTES"), "SYMGRAD_CACHE_MAX_BYTES") if \
+        raw("SYMGRAD_CACHE_MAX_BYTES") else None
+
+
+def parse_bytes(text: str, what: str) -> int:
+    """'1000', '64k', '200M', '2G' (powers of 1024) as a number of bytes."""
+    text = str(text).strip()
+    scale = {"k": 1 << 10, "m": 1 << 20, "g": 1 << 30}.get(text[-1:].lower(), 1)
+    digits = text[:-1] if scale != 1 else text
+    try:
+        value = int(float(digits) * scale)
+    except ValueError:
+        raise ValueError(f"{what} must be a size in bytes (like 500000000, 200M or 2G), "
+                         f"got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"{what} must not be negative, got {text!r}")
+    return value
 
 
 def eager_backend() -> str:

@@ -106,6 +106,7 @@ FUNCTIONS = {
     "tensor": "data, *, dtype=None, device=None, requires_grad=False, pin_memory=False",
     "as_tensor": "data, dtype=None, device=None",
     "from_numpy": "ndarray",
+    "from_dlpack": "ext_tensor",
     "zeros": "*size, out=None, dtype=None, layout=None, device=None, requires_grad=False",
     "ones": "*size, out=None, dtype=None, layout=None, device=None, requires_grad=False",
     "empty": "*size, out=None, dtype=None, layout=None, device=None, requires_grad=False, "

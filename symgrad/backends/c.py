@@ -27,6 +27,7 @@ OUT_OF_RANGE = 2                # the module's status when a range check failed
 class CBackend(Backend):
     name = "c"
     uses_graph_index = True
+    one_library = True
     module_template = "c/module.c.j2"
     row_fusion = True
 

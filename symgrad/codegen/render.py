@@ -129,12 +129,10 @@ def _helpers(schedule) -> set:
     return out
 
 
-def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None, aliases=None):
-    """Lower, schedule and render one function for `backend` (a symgrad.backends.Backend: its
-    module template, the names it reserves, whether sums may run column-wise, and what its
-    template needs besides the schedule). Returns (source, schedule, graph). `out_names` name
-    the outputs' buffers (a gradient is d<its input>); `aliases` ({output: argument}) are
-    outputs written over an argument, updating it in place."""
+def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None,
+                      aliases=None):
+    """Lower and schedule one function for `backend`; returns (context, schedule, graph), the
+    context being what the module template renders of it (see `render_module`)."""
     graph = lower(args, outputs)
     names = NameTable()
     names.used |= backend.reserved_words      # CUDA's C++ keywords and built-ins: `new` becomes new_2
@@ -144,7 +142,6 @@ def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_name
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     checks = sorted({f"{n.attrs['what']} in [{n.attrs['lo']}, {n.attrs['hi']})"
                      for n in graph.nodes() if n.op == "check_range"})
-    helpers = _helpers(schedule)
     inputs = ", ".join(f"{b.name} {b.node.shape} {b.node.dtype}" for b in schedule.args)
     summary = [f"inputs:  {inputs or '-'}"]
     if schedule.consts:
@@ -156,16 +153,38 @@ def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_name
         summary.append(f"output:  {b.name} {b.node.shape} {b.node.dtype} = {describe(b.node, 4)}")
     summary.append(f"{len(schedule.kernels)} loop nest{'s' if len(schedule.kernels) != 1 else ''}, "
                    f"{len(schedule.tmps)} intermediate buffer{'s' if len(schedule.tmps) != 1 else ''}")
-    template = environment().get_template(backend.module_template)
-    extra = backend.template_context(schedule)
     for k in schedule.kernels:
         k.comment = comment_safe(k.comment)
         if k.extra.get("comments"):
             k.extra["comments"] = [comment_safe(c) for c in k.extra["comments"]]
-    source = template.render(title=comment_safe(title), version=__version__,
-                             summary=[comment_safe(line) for line in summary], fn=fn_name,
-                             params=params, tmps=schedule.tmps, kernels_list=schedule.kernels,
-                             scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
-                             helpers=helpers, checks=[comment_safe(c) for c in checks], **extra)
+    context = dict(title=comment_safe(title), summary=[comment_safe(line) for line in summary],
+                   fn=fn_name, params=params, tmps=schedule.tmps, kernels_list=schedule.kernels,
+                   scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
+                   helpers=_helpers(schedule), checks=[comment_safe(c) for c in checks],
+                   **backend.template_context(schedule))
     schedule.checks = checks
-    return source, schedule, graph
+    return context, schedule, graph
+
+
+def render_module(functions: list, title: str, backend: Backend, export: bool = False) -> str:
+    """One module holding every function of `functions` (contexts from `schedule_function`):
+    the helpers once, each function's entry points under its own name. `export`: plain C for
+    `fn.export` (no symgrad runtime: `sg_serial` is a constant of the file)."""
+    template = environment().get_template(backend.module_template)
+    merged = dict(functions[0])
+    merged.update(matmul_types=sorted({t for f in functions for t in f["matmul_types"]}),
+                  helpers=set().union(*(f["helpers"] for f in functions)),
+                  any_checks=any(f["checks"] for f in functions))
+    return template.render(version=__version__, functions=functions, module_title=comment_safe(title),
+                           export=export, **{k: v for k, v in merged.items() if k != "title"},
+                           title=functions[0]["title"] if len(functions) == 1 else comment_safe(title))
+
+
+def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None, aliases=None):
+    """Lower, schedule and render one function for `backend` (a symgrad.backends.Backend: its
+    module template, the names it reserves, whether sums may run column-wise, and what its
+    template needs besides the schedule). Returns (source, schedule, graph). `out_names` name
+    the outputs' buffers (a gradient is d<its input>); `aliases` ({output: argument}) are
+    outputs written over an argument, updating it in place."""
+    context, schedule, graph = schedule_function(args, outputs, fn_name, title, backend, out_names, aliases)
+    return render_module([context], title, backend), schedule, graph
