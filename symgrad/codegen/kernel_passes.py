@@ -345,10 +345,12 @@ def _rows_prefix(prev: Kernel, k: Kernel):
         return None
     written = {}
     for p in parts:
-        for entry in p.extra["stores"]:
+        for entry in p.extra.get("stores", ()):
             written.setdefault(id(entry["buf"]), []).append(entry["index"])
-        for entry in p.extra.get("accs"):
+        for entry in p.extra.get("accs", ()):
             written.setdefault(id(entry["out"]), []).append(entry["index"])
+        if p.kind == "colpart":
+            written.setdefault(id(p.out), []).append(None)
     exprs = [let.expr for let in k.lets]
     for ld in loads(*exprs):
         if id(ld.buf) in written and ld.index not in written[id(ld.buf)]:
