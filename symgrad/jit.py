@@ -56,7 +56,14 @@ class _Entry:
 
 class Jitted:
     """A function compiled by `sg.jit`: call it as the function; `.lower(*args)` is the
-    `sg.compile` object for those arguments; `.traces` counts how often the function ran."""
+    `sg.compile` object for those arguments; `.traces` counts how often the function ran.
+
+    It pickles as its function (by reference, as pickle does functions) and its options: in
+    another process the first call of each signature traces again and finds the library in
+    the build cache (the graph index), or builds it."""
+
+    def __reduce__(self):
+        return _rebuild_jitted, (self.fun, self._options)
 
     def __init__(self, fun, static_argnums=(), backend="c", static_argnames=()):
         self.fun = fun
@@ -71,6 +78,7 @@ class Jitted:
         except (TypeError, ValueError):
             self._signature = None
         functools.update_wrapper(self, fun)
+        self._options = dict(static_argnums=static_argnums, backend=backend, static_argnames=static_argnames)
         names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         if names:
             params = [p.name for p in self._positional_params()]
@@ -270,3 +278,7 @@ def jit(fun=None, static_argnums=(), dynamic=False, backend="c", static_argnames
     if not callable(fun):
         raise TypeError(f"sg.jit: expected a function, got {type(fun).__name__}")
     return Jitted(fun, static_argnums, backend, static_argnames)
+
+
+def _rebuild_jitted(fun, options):
+    return Jitted(fun, **options)

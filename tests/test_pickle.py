@@ -146,3 +146,24 @@ def test_dask_local_cluster_data_parallel_gradient_equals_the_full_gradient(fn):
         futures = [client.submit(shard_gradient, (remote, _shard(k))) for k in range(SHARDS)]
         results = client.gather(futures)
     _check_sum(results)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
+def test_jit_functions_pickle_and_run_in_worker_processes(method):
+    """An sg.jit function (and one of a transform) pickles by its function and options; in a
+    worker it traces again and gives the parent's numbers."""
+    import concurrent.futures
+    import multiprocessing
+    import pickle
+
+    import jit_pickle_workers as J
+    r = np.random.default_rng(3)
+    w, x = r.normal(size=(5, 3)), r.normal(size=(7, 5))
+    want = [np.asarray(J.jitted_loss(w, x)), np.asarray(J.jitted_grad(w, x))]
+    back = pickle.loads(pickle.dumps(J.jitted_grad))
+    assert back.traces == 0 and np.allclose(back(w, x), want[1], rtol=1e-12)
+    ctx = multiprocessing.get_context(method)
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        got = [pool.submit(J.call, f, w, x).result(timeout=180) for f in (J.jitted_loss, J.jitted_grad)]
+    for g, wv in zip(got, want):
+        np.testing.assert_allclose(g, wv, rtol=1e-12)
