@@ -114,12 +114,23 @@ class Function:
         updated = set(self.updates.values())
         arrays = [self.convert_one(value, spec, who, k in updated)
                   for k, (value, spec, who) in enumerate(zip(values, self.args, self.describe_args))]
-        for j in updated:                   # written while the others are read: no overlap
-            for k, a in enumerate(arrays):
-                if k != j and np.may_share_memory(a, arrays[j]):
-                    raise ValueError(f"{self.name}: {self.describe_args[j]} is updated in place and "
-                                     f"shares memory with {self.describe_args[k]}; pass a copy")
+        if updated:
+            self._check_no_overlap(arrays, updated)
         return arrays
+
+    def _check_no_overlap(self, arrays, updated):
+        """An argument updated in place must share no memory with another (it is written while
+        they are read). The arrays are contiguous: sorting their byte ranges finds overlaps in
+        n log n, not one numpy call per pair (a training step's 40 arguments took 25 us)."""
+        spans = sorted((a.__array_interface__["data"][0], a.nbytes, k) for k, a in enumerate(arrays) if a.nbytes)
+        reach, owner = -1, None
+        for start, nbytes, k in spans:
+            if start < reach and (k in updated or owner in updated):
+                j, other = (k, owner) if k in updated else (owner, k)
+                raise ValueError(f"{self.name}: {self.describe_args[j]} is updated in place and "
+                                 f"shares memory with {self.describe_args[other]}; pass a copy")
+            if start + nbytes > reach:
+                reach, owner = start + nbytes, k
 
     def convert_one(self, value, spec, who, updated=False):
         if updated:
