@@ -63,6 +63,8 @@ divide = div
 _comparisons.attach(Variable)
 _numpy_interop.attach(Variable)
 
+from symgrad.display import get_printoptions, set_printoptions  # noqa: E402
+from symgrad.queries import is_floating_point, is_tensor, numel  # noqa: E402
 from symgrad._version import __version__  # noqa: E402
 
 _signatures.install(globals(), Variable)      # last: it wraps what is defined above

@@ -1,6 +1,7 @@
 """Variable's math methods and operators, all delegating to `symgrad.functional`."""
 from __future__ import annotations
 
+import inspect
 from numbers import Number
 
 from symgrad import devices, dtypes
@@ -34,6 +35,10 @@ def _inplace(name, fn):
         return self._inplace(name, lambda x, *a: fn(x, *a, **kwargs), *args)
     method.__name__ = name
     method.__doc__ = f"In-place version of {name[:-1]}: the Variable itself takes the result."
+    try:        # the out-of-place function's parameters, for PyTorch's keyword names (signatures.py)
+        method.__signature__ = inspect.signature(fn)
+    except (TypeError, ValueError):
+        pass
     return method
 
 

@@ -101,6 +101,11 @@ FUNCTIONS = {
     "scatter": "input, dim, index, src",
     "scatter_add": "input, dim, index, src",
     "take_along_dim": "input, indices, dim=None, *, out=None",
+    # questions about a Variable, and printing
+    "numel": "input",
+    "is_floating_point": "input",
+    "set_printoptions": "precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, "
+                        "sci_mode=None",
     # creation
     "tensor": "data, *, dtype=None, device=None, requires_grad=False, pin_memory=False",
     "as_tensor": "data, dtype=None, device=None",
@@ -159,6 +164,8 @@ NOT_IN_TABLE = {
     "set_default_dtype": "(d): the same name as PyTorch's already",
     "get_default_dtype": "no parameters",
     "get_default_device": "no parameters",
+    "get_printoptions": "no parameters",
+    "is_tensor": "(obj, /): positional only, as PyTorch's",
     "set_grad_enabled": "(mode): the same name as PyTorch's already",
     "FloatTensor": "legacy constructor: (*sizes) or (data)",
     "DoubleTensor": "legacy constructor: (*sizes) or (data)",
@@ -227,6 +234,9 @@ def method_spec(name: str):
     """The PyTorch signature of the method `Tensor.<name>`, or None when the table has none."""
     if name in METHODS:
         return METHODS[name]
+    if name.endswith("_") and not name.endswith("__") and name not in FUNCTIONS:
+        # an in-place method (`x.add_(other, *, alpha=1)`) takes the out-of-place one's parameters
+        return method_spec(name[:-1])
     spec = FUNCTIONS.get(name)
     if spec is None:
         return None

@@ -6,6 +6,7 @@ graph is called."""
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import weakref
 
@@ -264,6 +265,15 @@ class Variable(Node):
 
     # --- shape facts -------------------------------------------------------------------
 
+    @property
+    def shape(self):
+        """The static shape, a `Size` (a tuple that prints as torch.Size)."""
+        return self._shape
+
+    @shape.setter
+    def shape(self, shape):
+        self._shape = shape if shape is None or type(shape) is Size else Size(shape)
+
     def size(self, dim=None):
         if dim is None:
             return Size(self.shape)
@@ -477,12 +487,21 @@ def _copied(x: Variable, src) -> Variable:
 
 
 class Size(tuple):
-    """`x.size()`: a tuple that prints as PyTorch's torch.Size does."""
+    """`x.shape`, `x.size()`: a tuple that prints as PyTorch's torch.Size does.
+
+    symgrad's own messages (f-strings in symgrad's modules) show it as the plain tuple
+    `(3, 4)` that they have always named; a user's f-string shows `torch.Size([3, 4])`."""
 
     def __repr__(self):
         return f"torch.Size([{', '.join(map(str, self))}])"
 
     __str__ = __repr__
+
+    def __format__(self, spec):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller == "symgrad" or caller.startswith("symgrad."):
+            return format(tuple(self), spec)
+        return format(repr(self), spec)
 
     def numel(self) -> int:
         return math.prod(self)
