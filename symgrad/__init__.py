@@ -34,7 +34,7 @@ from symgrad.functional import (abs, add, amax, amin, argmax, argmin,
                                 mul, mv, ne, neg, norm, permute, pow, relu, remainder,
                                 reshape, sigmoid, sign, sin, softmax, softplus, sqrt, squeeze, stack,
                                 stop_gradient, sub, sum, t, tanh, transpose, unsqueeze, view)
-from symgrad.functional import softsign
+from symgrad.functional import ceil, softsign
 from symgrad.selection import (gather, index_add, index_put, index_select, masked_fill, masked_select,
                                nonzero, scatter, scatter_add, take_along_dim, where)
 from symgrad.variable import Size, Variable, enable_grad, is_grad_enabled, no_grad
@@ -65,6 +65,7 @@ _numpy_interop.attach(Variable)
 
 from symgrad.display import get_printoptions, set_printoptions  # noqa: E402
 from symgrad.queries import is_floating_point, is_tensor, numel  # noqa: E402
+from symgrad.tensor_math import reciprocal, rsqrt, square, std, unique, var  # noqa: E402
 from symgrad._version import __version__  # noqa: E402
 
 _signatures.install(globals(), Variable)      # last: it wraps what is defined above

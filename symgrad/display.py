@@ -29,7 +29,8 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
     forced on (True), off (False) or chosen from the values (None)."""
     if profile is not None:
         if profile not in _PROFILES:
-            raise ValueError(f"set_printoptions: profile must be one of {', '.join(_PROFILES)}, got {profile!r}")
+            raise ValueError(f"set_printoptions: profile must be one of {', '.join(_PROFILES)}, "
+                             f"got {profile!r}")
         OPTIONS.precision, OPTIONS.threshold, OPTIONS.edgeitems, OPTIONS.linewidth = _PROFILES[profile]
     for name, value in [("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems),
                         ("linewidth", linewidth)]:
@@ -111,7 +112,8 @@ def _body(a: np.ndarray, indent: int, fmt: _Formatter, summarize: bool) -> str:
         return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
     rows = range(a.shape[0])
     if summarize and a.shape[0] > 2 * OPTIONS.edgeitems:
-        rows = list(range(OPTIONS.edgeitems)) + [None] + list(range(a.shape[0] - OPTIONS.edgeitems, a.shape[0]))
+        edge = OPTIONS.edgeitems
+        rows = list(range(edge)) + [None] + list(range(a.shape[0] - edge, a.shape[0]))
     parts = ["..." if i is None else _body(a[i], indent + 1, fmt, summarize) for i in rows]
     return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(parts) + "]"
 

@@ -6,7 +6,7 @@ from numbers import Number
 
 from symgrad import devices, dtypes
 from symgrad import functional as F
-from symgrad import indexing, selection
+from symgrad import indexing, selection, tensor_math
 from symgrad.variable import Variable, _to_array
 
 
@@ -70,7 +70,7 @@ for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "a
               "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "sum", "mean",
               "max", "min", "amax", "amin", "argmax", "argmin", "norm", "logsumexp", "softmax",
               "log_softmax", "matmul", "mm", "bmm", "dot", "mv", "permute", "transpose", "t", "remainder",
-              "fmod", "floor_divide", "floor", "softplus",
+              "fmod", "floor_divide", "floor", "ceil", "softplus",
               "reshape", "view", "squeeze", "unsqueeze", "flatten", "expand", "broadcast_to"]:
     setattr(Variable, _name, getattr(F, _name))
 Variable.subtract, Variable.multiply, Variable.divide = F.sub, F.mul, F.div
@@ -93,7 +93,8 @@ def _clone(self):
 
 
 Variable.clone = _clone
-Variable.square = lambda self: F.mul(self, self)
+for _name in ["var", "std", "reciprocal", "rsqrt", "square", "unique"]:
+    setattr(Variable, _name, getattr(tensor_math, _name))
 
 
 def _to(self, *args, **kwargs):
@@ -156,7 +157,7 @@ for _name, _dt in [("float", "float32"), ("double", "float64"), ("long", "int64"
 
 for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "sin",
               "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "square",
-              "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "floor"]:
+              "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "floor", "ceil"]:
     setattr(Variable, f"{_name}_", _inplace(f"{_name}_", getattr(Variable, _name)))
 Variable.subtract_, Variable.multiply_, Variable.divide_ = Variable.sub_, Variable.mul_, Variable.div_
 Variable.is_floating_point = lambda self: dtypes.is_float(self.dtype)

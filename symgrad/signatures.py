@@ -49,6 +49,7 @@ FUNCTIONS = {
     "abs": "input, *, out=None",
     "sign": "input, *, out=None",
     "floor": "input, *, out=None",
+    "ceil": "input, *, out=None",
     "sin": "input, *, out=None",
     "cos": "input, *, out=None",
     "tanh": "input, *, out=None",
@@ -101,6 +102,12 @@ FUNCTIONS = {
     "scatter": "input, dim, index, src",
     "scatter_add": "input, dim, index, src",
     "take_along_dim": "input, indices, dim=None, *, out=None",
+    # made of other operations (symgrad/tensor_math.py)
+    "var": "input, dim=None, *, correction=1, keepdim=False, out=None",
+    "std": "input, dim=None, *, correction=1, keepdim=False, out=None",
+    "reciprocal": "input, *, out=None",
+    "rsqrt": "input, *, out=None",
+    "unique": "input, sorted=True, return_inverse=False, return_counts=False, dim=None",
     # questions about a Variable, and printing
     "numel": "input",
     "is_floating_point": "input",

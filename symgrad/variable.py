@@ -224,6 +224,8 @@ class Variable(Node):
         self._value, self.shape, self.dtype = arr, arr.shape, arr.dtype
 
     def numpy(self) -> np.ndarray:
+        # Lenient where PyTorch raises for a Variable that requires grad (see np.asarray, which
+        # does raise): the test suite and symgrad's users read results this way.
         return self.value()
 
     def item(self):
@@ -462,7 +464,8 @@ class Variable(Node):
     __str__ = __repr__
 
     def __format__(self, spec):
-        if self.numel() == 1 and spec:
+        # As PyTorch: a 0-d Variable formats as its number (f"{x}" is "3.5"); others print
+        if self.is_concrete and (self.ndim == 0 or (self.numel() == 1 and spec)):
             return format(self.item(), spec)
         return repr(self)
 

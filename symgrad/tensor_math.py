@@ -1,0 +1,83 @@
+"""Functions tutorials use in passing, made of other symgrad operations (so their gradients
+come from those): `var`, `std`, `reciprocal`, `rsqrt`, `square`, and `unique` (values only,
+no gradient, as in PyTorch)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from symgrad import dtypes
+from symgrad import functional as F
+from symgrad.variable import Variable
+
+
+def _correction(name: str, unbiased, correction) -> float:
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{name}(): give unbiased= or correction=, not both")
+    if unbiased is not None:
+        return 1.0 if unbiased else 0.0
+    return 1.0 if correction is None else float(correction)
+
+
+def _var(name: str, input, dim, unbiased, keepdim, correction):
+    x = F.tensor_arg(name, "input", input)
+    if isinstance(dim, bool):            # var(input, unbiased): PyTorch's older form
+        dim, unbiased = None, dim
+    if not dtypes.is_float(x.dtype):
+        raise RuntimeError(f"{name}(): needs a floating point input, got {x.dtype}")
+    axes = F._axes(x, dim, name)
+    count = math.prod(x.shape[a] for a in axes)
+    centred = F.sub(x, F.mean(x, dim=axes, keepdim=True))
+    total = F.sum(F.mul(centred, centred), dim=axes, keepdim=keepdim)
+    dof = count - _correction(name, unbiased, correction)
+    return x, F.mul(total, 1.0 / dof if dof > 0 else math.inf)
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Variable:
+    """The variance over `dim` (all elements by default), dividing by N - correction (N - 1
+    unless correction= or unbiased=False says otherwise), as torch.var."""
+    x, out = _var("var", input, dim, unbiased, keepdim, correction)
+    return F._mark(out, "Var", [x])
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Variable:
+    """The standard deviation: the square root of `var` with the same arguments."""
+    x, out = _var("std", input, dim, unbiased, keepdim, correction)
+    return F._mark(F.sqrt(out), "Std", [x])
+
+
+def reciprocal(input) -> Variable:
+    """1 / x, elementwise (integers become floats)."""
+    x = F.tensor_arg("reciprocal", "input", input)
+    return F._mark(F.div(1, x), "Reciprocal", [x])
+
+
+def rsqrt(input) -> Variable:
+    """1 / sqrt(x), elementwise."""
+    x = F.tensor_arg("rsqrt", "input", input)
+    return F._mark(F.div(1, F.sqrt(x)), "Rsqrt", [x])
+
+
+def square(input) -> Variable:
+    """x * x, elementwise (PyTorch records it as x ** 2)."""
+    x = F.tensor_arg("square", "input", input)
+    return F._mark(F.pow(x, 2), "Pow", [x])
+
+
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values of a Variable with values, in increasing order (and, when asked, the
+    index of each element's value among them and how often each occurs). Not differentiable."""
+    x = F.tensor_arg("unique", "input", input)
+    if not x.is_concrete:
+        raise RuntimeError(f"unique(): the result's size depends on the values, and {x._describe()} "
+                           f"has none; compute it on values")
+    if dim is not None:
+        raise NotImplementedError("unique(): dim= is not supported; flatten first")
+    values, inverse, counts = np.unique(x.value(), return_inverse=True, return_counts=True)
+    out = [Variable(values)]
+    if return_inverse:
+        out.append(Variable(inverse.reshape(x.shape).astype(np.int64)))
+    if return_counts:
+        out.append(Variable(counts.astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
