@@ -403,11 +403,36 @@ class Variable(Node):
                 self._writable()[...] = new.value()
             self._vbox[0] += 1
             return self
+        if self.op is not None and not self._requires_grad and not new._requires_grad and self.is_concrete:
+            self._become_leaf(new)
+            return self
         # An operand that is `self` itself (y.mul_(y)) was read at the old version, as PyTorch
         # saves it: its gradient then needs a value that is gone.
         aliased = any(a is self for a in args)
         self._become(new, start, new if aliased else None)
         return self
+
+    def _become_leaf(self, new: "Variable") -> None:
+        """An in-place result on a value without gradient history (`b = a.reshape(2, 3)`,
+        `a[0]`): as in PyTorch, such a value is a leaf whose storage the operation writes, so
+        views see the change (`a[0][1] = 5` changes `a`; `n = b.numpy()` sees `b[1, 1] = 7`).
+        The nodes that used it keep the node it was."""
+        storage = self._writable()
+        old = Variable.__new__(Variable)
+        old.__dict__.update(self.__dict__)
+        old._value = None if self._value is storage else self._value     # recomputed if needed
+        old._grad_fn = old._accumulate = None
+        old_ref, self_ref = weakref.ref(old), weakref.ref(self)
+        for i in old.inputs:
+            i._users = [old_ref if r() is self else r for r in i._users]
+        self._hand_users_to(old, self._vbox[0] + 1, serial())
+        with np.errstate(all="ignore"):
+            storage[...] = new.value()
+        self.op, self.inputs, self.attrs, self._fn, self._seen = None, (), {}, None, ()
+        self._users, self._prune_at, self._concrete = [], 8, None
+        self._grad_fn = self._accumulate = None
+        self._vbox = [self._vbox[0] + 1]
+        del self_ref
 
     def _become(self, new: "Variable", start: int, only=None) -> None:
         """Make this object stand for the node `new`. Its old node moves to a fresh object,

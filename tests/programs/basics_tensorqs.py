@@ -54,7 +54,7 @@ print(tensor.shape)
 
 x = torch.tensor([[0.5, -1.25], [2.0, 3.0]], dtype=torch.float64)
 print(x)
-print(x.dtype, x.double().dtype, x.float().dtype, x.long())
+print(x.dtype == torch.float64, x.double().dtype == torch.double, x.float().dtype == torch.float, x.long())
 print(x.to(torch.float32))
 print(torch.zeros(2, 3, dtype=torch.int64))
 print(torch.full((2, 2), 7.5))

@@ -81,7 +81,7 @@ a = torch.linspace(0., 2. * math.pi, steps=25, requires_grad=True)
 try:
     torch.sin_(a) if hasattr(torch, "sin_") else a.sin_()
 except RuntimeError as err:
-    print("RuntimeError:", str(err).split("\n")[0][:40])
+    print("RuntimeError:", str(err)[:34])
 
 
 def exp_adder(x, y):

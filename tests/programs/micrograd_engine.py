@@ -49,7 +49,7 @@ def extra_ops():
 
 
 y, x = sanity_check()
-print(y.shape, y.dtype, x.grad.dtype, y.grad_fn is not None)
+print(y.shape, y.dtype == torch.float64, x.grad.dtype == torch.double, y.grad_fn is not None)
 g = more_ops()
 print(type(g.grad_fn).__name__)
 extra_ops()
