@@ -13,8 +13,8 @@ from symgrad.backends.cuda.runtime import DeviceArray, device_count, empty_cache
 from symgrad.backends.cuda.runtime import is_available as device_available
 from symgrad.backends.cuda.toolchain import have_nvcc
 
-__all__ = ["RESERVED_WORDS", "CudaError", "CudaOutOfMemory", "DeviceArray", "NoCudaDevice", "device_available",
-           "device_count", "empty_cache", "have_nvcc", "is_available", "to_device"]
+__all__ = ["RESERVED_WORDS", "CudaError", "CudaOutOfMemory", "DeviceArray", "NoCudaDevice",
+           "device_available", "device_count", "empty_cache", "have_nvcc", "is_available", "to_device"]
 
 
 def is_available() -> bool:

@@ -115,7 +115,8 @@ def test_comparison_catches_differences():
     assert differences("1e-05", "2e-05")
     assert differences("tensor([  1., 561.])", "tensor([  1., 562.])")
     assert differences("tensor([3.1416])", "tensor([3.1415])")
-    assert differences("tensor([1., 2.], dtype=torch.float64)", "tensor([1., 2.], dtype=symgrad.float64)") == []
+    assert differences("tensor([1., 2.], dtype=torch.float64)",
+                       "tensor([1., 2.], dtype=symgrad.float64)") == []
     assert as_symgrad("import torch\nx = torch.ones(2)  # import torch\n") == \
         "import symgrad as torch\nx = torch.ones(2)  # import torch\n"
 
@@ -192,11 +193,12 @@ def test_set_printoptions_as_torch():
     for T in (torch, sg):
         out = []
         try:
-            for kwargs in [dict(precision=2), dict(precision=6), dict(threshold=5), dict(edgeitems=1, threshold=3),
-                           dict(linewidth=30), dict(sci_mode=True), dict(sci_mode=False), dict(profile="short"),
-                           dict(profile="full")]:
+            for kwargs in [dict(precision=2), dict(precision=6), dict(threshold=5),
+                           dict(edgeitems=1, threshold=3), dict(linewidth=30), dict(sci_mode=True),
+                           dict(sci_mode=False), dict(profile="short"), dict(profile="full")]:
                 T.set_printoptions(**kwargs)
-                out += [str(T.linspace(-3, 3, 9)), str(T.arange(12.0).reshape(3, 4) * 1e5), str(T.tensor([1e-6, 1.0]))]
+                out += [str(T.linspace(-3, 3, 9)), str(T.arange(12.0).reshape(3, 4) * 1e5),
+                        str(T.tensor([1e-6, 1.0]))]
                 T.set_printoptions(profile="default")
         finally:
             T.set_printoptions(profile="default")
@@ -214,7 +216,8 @@ def test_ceil_var_std_and_friends_match_torch_with_gradients():
         total = sum(o.sum() for o in outs)
         total.backward()
         names = [type(o.grad_fn).__name__ for o in outs]
-        return [o.detach().numpy() for o in outs], x.grad.numpy(), names, T.unique(T.tensor([3, 1, 3, 2])).tolist()
+        values = [o.detach().numpy() for o in outs]
+        return values, x.grad.numpy(), names, T.unique(T.tensor([3, 1, 3, 2])).tolist()
     (tv, tg, tn, tu), (sv, sgd, sn, su) = _both(case)
     for t, s in zip(tv, sv):
         np.testing.assert_allclose(s, t, rtol=1e-12)
