@@ -11,6 +11,7 @@ random generator (only shapes of random tensors).
 Below them, each fix these programs needed, checked against PyTorch directly."""
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import subprocess
@@ -121,11 +122,27 @@ def test_comparison_catches_differences():
         "import symgrad as torch\nx = torch.ones(2)  # import torch\n"
 
 
+def torch_output(source: str, tmp_path: Path) -> str:
+    """What the program prints with PyTorch: run once per program text and PyTorch version, then
+    kept in the build directory (starting PyTorch takes most of a program's time)."""
+    from importlib.metadata import version
+    key = hashlib.sha256(f"{version('torch')}\n{sys.version}\n{source}".encode()).hexdigest()[:24]
+    cache = Path(os.environ.get("SYMGRAD_BUILD_DIR", ROOT / "build")) / "torch-outputs" / f"{key}.txt"
+    if cache.exists():
+        return cache.read_text()
+    out = run(source, tmp_path, "with_torch")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_suffix(f".{os.getpid()}.tmp")
+    partial.write_text(out)
+    partial.replace(cache)
+    return out
+
+
 @pytest.mark.parametrize("path", PROGRAMS, ids=[p.stem for p in PROGRAMS])
 def test_program_prints_what_torch_prints(path, tmp_path):
     pytest.importorskip("torch")
     source = path.read_text()
-    expected = run(source, tmp_path, "with_torch")
+    expected = torch_output(source, tmp_path)
     got = run(as_symgrad(source), tmp_path, "with_symgrad")
     diff = differences(expected, got)
     assert not diff, f"{path.name}: output differs from PyTorch's\n" + "\n".join(diff[:20])
