@@ -93,7 +93,7 @@ def _clone(self):
 
 
 Variable.clone = _clone
-for _name in ["var", "std", "reciprocal", "rsqrt", "square", "unique"]:
+for _name in ["var", "std", "reciprocal", "rsqrt", "square", "unique", "all", "any"]:
     setattr(Variable, _name, getattr(tensor_math, _name))
 
 

@@ -108,6 +108,10 @@ FUNCTIONS = {
     "reciprocal": "input, *, out=None",
     "rsqrt": "input, *, out=None",
     "unique": "input, sorted=True, return_inverse=False, return_counts=False, dim=None",
+    "var_mean": "input, dim=None, *, correction=1, keepdim=False",
+    "std_mean": "input, dim=None, *, correction=1, keepdim=False",
+    "all": "input, dim=None, keepdim=False",
+    "any": "input, dim=None, keepdim=False",
     # questions about a Variable, and printing
     "numel": "input",
     "is_floating_point": "input",
@@ -173,6 +177,9 @@ NOT_IN_TABLE = {
     "get_default_device": "no parameters",
     "get_printoptions": "no parameters",
     "is_tensor": "(obj, /): positional only, as PyTorch's",
+ **{name: "torch's in-place function: (input, *args) as the method x." + name
+       for name in ("abs_", "ceil_", "clamp_", "cos_", "exp_", "fill_", "floor_", "log_", "neg_", "relu_",
+                    "sigmoid_", "sin_", "sqrt_", "tanh_", "zero_")},
     "set_grad_enabled": "(mode): the same name as PyTorch's already",
     "FloatTensor": "legacy constructor: (*sizes) or (data)",
     "DoubleTensor": "legacy constructor: (*sizes) or (data)",

@@ -81,3 +81,56 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     if return_counts:
         out.append(Variable(counts.astype(np.int64)))
     return out[0] if len(out) == 1 else tuple(out)
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(var, mean) with var's arguments, as torch.var_mean."""
+    x = F.tensor_arg("var_mean", "input", input)
+    out = (var(x, dim, unbiased, keepdim, correction=correction),
+           F.mean(x, dim=dim if not isinstance(dim, bool) else None, keepdim=keepdim))
+    return tuple(F._mark(o, "VarMean", [x]) for o in out)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(std, mean) with std's arguments, as torch.std_mean."""
+    x = F.tensor_arg("std_mean", "input", input)
+    out = (std(x, dim, unbiased, keepdim, correction=correction),
+           F.mean(x, dim=dim if not isinstance(dim, bool) else None, keepdim=keepdim))
+    return tuple(F._mark(o, "StdMean", [x]) for o in out)
+
+
+def _truth_count(name, input, dim, keepdim):
+    x = F.tensor_arg(name, "input", input)
+    truth = x if x.dtype == dtypes.bool_ else F.ne(x, 0)
+    axes = F._axes(truth, dim, name)
+    count = math.prod(x.shape[a] for a in axes)
+    return F.sum(F.cast(truth, dtypes.int64), dim=axes, keepdim=keepdim), count
+
+
+def all(input, dim=None, keepdim=False):
+    """Whether every element (along `dim`) is true (non-zero): a bool Variable."""
+    trues, count = _truth_count("all", input, dim, keepdim)
+    return F.eq(trues, count)
+
+
+def any(input, dim=None, keepdim=False):
+    """Whether some element (along `dim`) is true (non-zero): a bool Variable."""
+    trues, _ = _truth_count("any", input, dim, keepdim)
+    return F.gt(trues, 0)
+
+
+# `torch.sin_(x)`: the in-place methods as functions of the namespace, as PyTorch has them.
+IN_PLACE = ("abs_", "ceil_", "clamp_", "cos_", "exp_", "fill_", "floor_", "log_", "neg_", "relu_",
+            "sigmoid_", "sin_", "sqrt_", "tanh_", "zero_")
+
+
+def _in_place_function(name: str):
+    def fn(input, *args, **kwargs):
+        x = F.tensor_arg(name, "input", input)
+        return getattr(x, name)(*args, **kwargs)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"`{name}(x, ...)` is `x.{name}(...)`: x itself takes the result."
+    return fn
+
+
+IN_PLACE_FUNCTIONS = {name: _in_place_function(name) for name in IN_PLACE}

@@ -276,3 +276,21 @@ def test_is_tensor_numel_is_floating_point(T):
 @pytest.mark.xfail(strict=True, reason="dtypes are numpy's: str(x.dtype) is 'float32', not 'symgrad.float32'")
 def test_dtype_prints_with_the_module_name():
     assert str(sg.ones(1).dtype) == "symgrad.float32"
+
+
+def test_all_any_std_mean_and_in_place_functions_match_torch():
+    a = np.array([[1.0, 0.0, 3.0], [2.0, -2.0, 0.5]])
+
+    def case(T):
+        x = T.tensor(a)
+        out = [x.eq(x).all(), T.all(x), T.any(x, dim=1), x.all(0), T.any(T.zeros(2)), (x > 1).any(1, True),
+               *T.std_mean(x), *T.var_mean(x, dim=1, keepdim=True)]
+        y = T.tensor(a)
+        T.exp_(y)
+        T.clamp_(y, 1.0, 5.0)
+        T.sqrt_(y)
+        return [o.numpy() for o in out] + [y.numpy()]
+    theirs, ours = _both(case)
+    for t, o in zip(theirs, ours):
+        assert t.dtype == o.dtype
+        np.testing.assert_allclose(o, t, rtol=1e-14)

@@ -79,7 +79,7 @@ print(z.requires_grad)
 
 a = torch.linspace(0., 2. * math.pi, steps=25, requires_grad=True)
 try:
-    torch.sin_(a) if hasattr(torch, "sin_") else a.sin_()
+    torch.sin_(a)
 except RuntimeError as err:
     print("RuntimeError:", str(err)[:34])
 

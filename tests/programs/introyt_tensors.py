@@ -96,7 +96,7 @@ print(a)
 a = torch.tensor([0, math.pi / 4, math.pi / 2, 3 * math.pi / 4])
 print('\nb:')
 print(a)
-print(torch.sin_(a) if hasattr(torch, "sin_") else a.sin_())
+print(torch.sin_(a))
 print(a)
 
 a = torch.ones(2, 2)
