@@ -65,7 +65,7 @@ _numpy_interop.attach(Variable)
 
 from symgrad.display import get_printoptions, set_printoptions  # noqa: E402
 from symgrad.queries import is_floating_point, is_tensor, numel  # noqa: E402
-from symgrad.tensor_math import all, any, reciprocal, rsqrt, square, std, std_mean, unique, var, var_mean  # noqa: E402,E501
+from symgrad.tensor_math import all, any, outer, reciprocal, rsqrt, square, std, std_mean, unique, var, var_mean  # noqa: E402,E501
 from symgrad.tensor_math import IN_PLACE_FUNCTIONS as _in_place_functions  # noqa: E402
 globals().update(_in_place_functions)
 from symgrad._version import __version__  # noqa: E402

@@ -12,10 +12,12 @@ from symgrad.variable import Variable
 _rng = np.random.default_rng()
 
 
-def manual_seed(seed: int):
-    """Seed the generator that rand, randn and randint draw from."""
+def manual_seed(seed: int) -> np.random.Generator:
+    """Seed the generator that rand, randn and randint draw from; returns it (as PyTorch
+    returns its generator). Its numbers are numpy's, not PyTorch's."""
     global _rng
     _rng = np.random.default_rng(seed)
+    return _rng
 
 
 def _shape(size, what, keyword=None):

@@ -93,8 +93,9 @@ def _clone(self):
 
 
 Variable.clone = _clone
-for _name in ["var", "std", "reciprocal", "rsqrt", "square", "unique", "all", "any"]:
+for _name in ["var", "std", "reciprocal", "rsqrt", "square", "unique", "all", "any", "outer", "repeat"]:
     setattr(Variable, _name, getattr(tensor_math, _name))
+Variable.is_contiguous = lambda self, memory_format=None: True     # values are always laid out densely
 
 
 def _to(self, *args, **kwargs):

@@ -111,6 +111,7 @@ FUNCTIONS = {
     "var_mean": "input, dim=None, *, correction=1, keepdim=False",
     "std_mean": "input, dim=None, *, correction=1, keepdim=False",
     "all": "input, dim=None, keepdim=False",
+    "outer": "input, vec2, *, out=None",
     "any": "input, dim=None, keepdim=False",
     # questions about a Variable, and printing
     "numel": "input",
@@ -189,6 +190,10 @@ NOT_IN_TABLE = {
     "binary_cross_entropy_with_logits": "a loss (symgrad/losses.py): (input, target, reduction=) as "
                                         "torch.nn.functional's names; weight= and pos_weight= are not there",
 }
+
+
+# Keyword names PyTorch accepts in place of its own, as numpy spells them.
+NUMPY_ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 
 
 class Parameter:
@@ -315,7 +320,10 @@ def adapt(fn, spec: str, public_name: str, method: bool = False):
             raise TypeError(f"signatures: {public_name}'s parameter {p.name!r} has no counterpart in "
                             f"{fn.__qualname__}{inspect.signature(fn)}")
     by_position = [n for n in positional_names if n not in rename]     # bound to *args
-    if not takes_out and not by_position and all(k == v for k, v in rename.items()):
+    # numpy's names, which PyTorch also takes for these: x.sum(axis=0, keepdims=True)
+    aliases = {alias: name for alias, name in NUMPY_ALIASES.items()
+               if name in rename or name in positional_names}
+    if not takes_out and not by_position and not aliases and all(k == v for k, v in rename.items()):
         return fn
     sig = signature_of(spec)
     if method:
@@ -330,6 +338,10 @@ def adapt(fn, spec: str, public_name: str, method: bool = False):
         if kwargs:
             if takes_out and "out" in kwargs:
                 out = kwargs.pop("out")
+            for alias in aliases.keys() & kwargs.keys():
+                if aliases[alias] in kwargs:
+                    raise TypeError(f"{public_name}() got both {alias!r} and {aliases[alias]!r}")
+                kwargs[aliases[alias]] = kwargs.pop(alias)
             for key in kwargs:
                 if key not in rename and key not in slots:
                     raise TypeError(f"{public_name}() got an unexpected keyword argument {key!r}; "

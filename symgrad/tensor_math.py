@@ -3,6 +3,7 @@ come from those): `var`, `std`, `reciprocal`, `rsqrt`, `square`, and `unique` (v
 no gradient, as in PyTorch)."""
 from __future__ import annotations
 
+import builtins
 import math
 
 import numpy as np
@@ -134,3 +135,32 @@ def _in_place_function(name: str):
 
 
 IN_PLACE_FUNCTIONS = {name: _in_place_function(name) for name in IN_PLACE}
+
+
+def outer(input, vec2) -> Variable:
+    """The outer product of two vectors: out[i, j] = input[i] * vec2[j]."""
+    a = F.tensor_arg("outer", "input", input)
+    b = F.tensor_arg("outer", "vec2", vec2)
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"outer: both arguments must be vectors, got input of shape {a.shape} and vec2 "
+                           f"of shape {b.shape}")
+    return F._mark(F.mul(F.reshape(a, (a.shape[0], 1)), F.reshape(b, (1, b.shape[0]))), "Mul", [a, b])
+
+
+def repeat(self, *repeats) -> Variable:
+    """`x.repeat(2, 3)`: the Variable tiled that many times along each dimension (leading
+    counts beyond its dimensions add new ones), as Tensor.repeat."""
+    if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)):
+        repeats = tuple(repeats[0])
+    repeats = tuple(int(r) for r in repeats)
+    if len(repeats) < self.ndim:
+        raise RuntimeError(f"repeat: the number of repeats ({len(repeats)}) can't be smaller than the "
+                           f"number of dimensions of {self._describe()}")
+    shape = (1,) * (len(repeats) - self.ndim) + tuple(self.shape)
+    if builtins.any(r < 0 for r in repeats):
+        raise RuntimeError(f"repeat: repeats must be non-negative, got {repeats}")
+    # each dimension d of size n becomes (r, n) broadcast, then merged into r * n
+    x = F.reshape(self, tuple(v for n in shape for v in (1, n)))
+    x = F.broadcast_to(x, tuple(v for r, n in zip(repeats, shape) for v in (r, n)))
+    out = F.reshape(x, tuple(r * n for r, n in zip(repeats, shape)))
+    return F._mark(out, "Repeat", [self])

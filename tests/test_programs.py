@@ -294,3 +294,19 @@ def test_all_any_std_mean_and_in_place_functions_match_torch():
     for t, o in zip(theirs, ours):
         assert t.dtype == o.dtype
         np.testing.assert_allclose(o, t, rtol=1e-14)
+
+
+def test_outer_repeat_numpy_keyword_aliases_match_torch():
+    def case(T):
+        x = T.tensor([1.0, -2.0], requires_grad=True)
+        m = T.tensor([[1.0, 2.0, 3.0]], requires_grad=True)
+        o, r, r2 = T.outer(x, x), x.repeat(2, 2), m.repeat(2, 1, 2)
+        (o.sum() + (r * T.arange(8.0).reshape(2, 4)).sum() + (r2 * r2).sum()).backward()
+        sums = (m.sum(axis=1), T.mean(m, axis=1, keepdims=True), m.sum(dim=0, keepdims=True))
+        names = [type(v.grad_fn).__name__ for v in (o, r, r2)]
+        return ([v.detach().numpy().tolist() for v in (o, r, r2, *sums)], x.grad.tolist(), m.grad.tolist(),
+                names, x.is_contiguous(), T.manual_seed(0) is not None)
+    theirs, ours = _both(case)
+    assert ours == theirs
+    with pytest.raises(TypeError, match="both 'axis' and 'dim'"):
+        sg.ones(2).sum(axis=0, dim=0)
