@@ -323,8 +323,8 @@ def adapt(fn, spec: str, public_name: str, method: bool = False):
     # numpy's names, which PyTorch also takes for these: x.sum(axis=0, keepdims=True)
     aliases = {alias: name for alias, name in NUMPY_ALIASES.items()
                if name in rename or name in positional_names}
-    if not takes_out and not by_position and not aliases and all(k == v for k, v in rename.items()):
-        return fn
+    if not takes_out and not by_position and all(k == v for k, v in rename.items()):
+        return _with_aliases(fn, public_name, aliases) if aliases else fn
     sig = signature_of(spec)
     if method:
         sig = sig.replace(parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
@@ -338,10 +338,7 @@ def adapt(fn, spec: str, public_name: str, method: bool = False):
         if kwargs:
             if takes_out and "out" in kwargs:
                 out = kwargs.pop("out")
-            for alias in aliases.keys() & kwargs.keys():
-                if aliases[alias] in kwargs:
-                    raise TypeError(f"{public_name}() got both {alias!r} and {aliases[alias]!r}")
-                kwargs[aliases[alias]] = kwargs.pop(alias)
+            _take_aliases(public_name, aliases, kwargs)
             for key in kwargs:
                 if key not in rename and key not in slots:
                     raise TypeError(f"{public_name}() got an unexpected keyword argument {key!r}; "
@@ -397,6 +394,23 @@ def write_out(name: str, out, result, requires_grad: bool = False):
         out.data = result.value().astype(out.dtype)
         return out
     return out.copy_(result)
+
+
+def _take_aliases(public_name: str, aliases: dict, kwargs: dict) -> None:
+    for alias in aliases.keys() & kwargs.keys():
+        if aliases[alias] in kwargs:
+            raise TypeError(f"{public_name}() got both {alias!r} and {aliases[alias]!r}")
+        kwargs[aliases[alias]] = kwargs.pop(alias)
+
+
+def _with_aliases(fn, public_name: str, aliases: dict):
+    """`fn`, which already has PyTorch's names, also taking numpy's (`axis=` for `dim=`)."""
+    @functools.wraps(fn)
+    def adapter(*args, **kwargs):
+        if kwargs:
+            _take_aliases(public_name, aliases, kwargs)
+        return fn(*args, **kwargs)
+    return adapter
 
 
 def install(namespace: dict, variable_class) -> None:
