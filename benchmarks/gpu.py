@@ -47,7 +47,7 @@ def missing() -> str | None:
     import symgrad.cuda as sgc
     if not sgc.have_nvcc():
         return "nvcc is not installed: symgrad's CUDA backend cannot compile"
-    if not sgc.is_available():
+    if not sgc.device_available():
         return "symgrad's CUDA runtime module sees no device"
     return None
 

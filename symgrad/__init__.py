@@ -36,7 +36,7 @@ from symgrad.functional import (abs, add, amax, amin, argmax, argmin,
                                 mul, mv, ne, neg, norm, permute, pow, relu, remainder,
                                 reshape, sigmoid, sign, sin, softmax, softplus, sqrt, squeeze, stack,
                                 stop_gradient, sub, sum, t, tanh, transpose, unsqueeze, view)
-from symgrad.functional import erf, softsign
+from symgrad.functional import ceil, erf, softsign
 from symgrad.selection import (gather, index_add, index_put, index_select, masked_fill, masked_select,
                                nonzero, scatter, scatter_add, take_along_dim, where)
 from symgrad.variable import Size, Variable, enable_grad, is_grad_enabled, no_grad
@@ -66,6 +66,11 @@ divide = div
 _comparisons.attach(Variable)
 _numpy_interop.attach(Variable)
 
+from symgrad.display import get_printoptions, set_printoptions  # noqa: E402
+from symgrad.queries import is_floating_point, is_tensor, numel  # noqa: E402
+from symgrad.tensor_math import all, any, outer, reciprocal, rsqrt, square, std, std_mean, unique, var, var_mean  # noqa: E402,E501
+from symgrad.tensor_math import IN_PLACE_FUNCTIONS as _in_place_functions  # noqa: E402
+globals().update(_in_place_functions)
 from symgrad._version import __version__  # noqa: E402
 
 # Compiling Python functions by tracing, and function transforms (issue 14).

@@ -12,10 +12,12 @@ from symgrad.variable import Variable
 _rng = np.random.default_rng()
 
 
-def manual_seed(seed: int):
-    """Seed the generator that rand, randn and randint draw from."""
+def manual_seed(seed: int) -> np.random.Generator:
+    """Seed the generator that rand, randn and randint draw from; returns it (as PyTorch
+    returns its generator). Its numbers are numpy's, not PyTorch's."""
     global _rng
     _rng = np.random.default_rng(seed)
+    return _rng
 
 
 def _shape(size, what, keyword=None):
@@ -138,10 +140,49 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
                    device, out)
 
 
+def _fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """`a * b + c` rounded once, in float64, as a fused multiply-add gives it: the product's and
+    the sum's rounding errors recovered exactly (Dekker's product, Knuth's sum) and added back."""
+    split = 134217729.0                       # 2**27 + 1: halves of 26 bits
+    def halves(x):
+        t = split * x
+        hi = t - (t - x)
+        return hi, x - hi
+    p = a * b
+    ah, al = halves(a)
+    bh, bl = halves(b)
+    p_err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
+    s = p + c
+    v = s - p
+    s_err = (p - (s - v)) + (c - v)
+    return s + (p_err + s_err)
+
+
+def _linspace_values(start, end, steps: int, dtype: np.dtype) -> np.ndarray:
+    """PyTorch's values, bit for bit: in `dtype`, step = (end - start) / (steps - 1); the first
+    half counts up from start (start + step * i), the second down from end
+    (end - step * (steps - 1 - i)), each one fused multiply-add."""
+    if steps < 0:
+        raise RuntimeError(f"linspace(): number of steps must be non-negative, got {steps}")
+    if not dtypes.is_float(dtype):
+        return np.linspace(start, end, steps)
+    s, e = dtype.type(start), dtype.type(end)
+    if steps == 1:
+        return np.array([s], dtype)
+    step = np.float64((e - s) / dtype.type(steps - 1))
+    i = np.arange(steps, dtype=np.float64)
+    half = steps // 2
+    up = _fma(np.full(half, step), i[:half], np.full(half, np.float64(s)))
+    down = _fma(np.full(steps - half, -step), (steps - 1) - i[half:], np.full(steps - half, np.float64(e)))
+    return np.concatenate([up, down]).astype(dtype)
+
+
 def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None,
              requires_grad=False) -> Variable:
-    """`steps` values evenly spaced from start to end inclusive."""
-    return _finish("linspace", np.linspace(start, end, steps), _float(dtype), requires_grad, device, out)
+    """`steps` values evenly spaced from start to end inclusive (PyTorch's values exactly)."""
+    dtype = _float(dtype)
+    return _finish("linspace", _linspace_values(float(start), float(end), int(steps), dtype), dtype,
+                   requires_grad, device, out)
 
 
 def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Variable:

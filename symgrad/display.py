@@ -7,7 +7,42 @@ import numpy as np
 
 from symgrad.graph import toposort
 
-LINEWIDTH, PRECISION, THRESHOLD, EDGEITEMS = 80, 4, 1000, 3
+
+
+class _PrintOptions:
+    """How values print (`sg.set_printoptions`), with PyTorch's defaults."""
+
+    def __init__(self):
+        self.precision, self.threshold, self.edgeitems, self.linewidth = 4, 1000, 3, 80
+        self.sci_mode = None      # None: chosen from the values, as PyTorch does
+
+
+OPTIONS = _PrintOptions()
+_PROFILES = {"default": (4, 1000, 3, 80), "short": (2, 1000, 2, 80), "full": (4, math.inf, 3, 80)}
+
+
+def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None,
+                     sci_mode=None) -> None:
+    """As torch.set_printoptions: digits after the point, the element count above which a
+    value is summarised with `...`, items shown at each end then, characters per line, a
+    profile ("default", "short", "full") setting all four first, and scientific notation
+    forced on (True), off (False) or chosen from the values (None)."""
+    if profile is not None:
+        if profile not in _PROFILES:
+            raise ValueError(f"set_printoptions: profile must be one of {', '.join(_PROFILES)}, "
+                             f"got {profile!r}")
+        OPTIONS.precision, OPTIONS.threshold, OPTIONS.edgeitems, OPTIONS.linewidth = _PROFILES[profile]
+    for name, value in [("precision", precision), ("threshold", threshold), ("edgeitems", edgeitems),
+                        ("linewidth", linewidth)]:
+        if value is not None:
+            setattr(OPTIONS, name, value)
+    OPTIONS.sci_mode = sci_mode
+
+
+def get_printoptions() -> dict:
+    """The current print options, as torch.get_printoptions gives them."""
+    return {"precision": OPTIONS.precision, "threshold": OPTIONS.threshold, "edgeitems": OPTIONS.edgeitems,
+            "linewidth": OPTIONS.linewidth, "sci_mode": OPTIONS.sci_mode}
 
 
 class _Formatter:
@@ -26,12 +61,14 @@ class _Formatter:
             return
         lo, hi = np.abs(finite).min(), np.abs(finite).max()
         self.int_mode = bool(np.all(finite == np.ceil(finite)))
+        self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
+        if OPTIONS.sci_mode is not None:
+            self.sci_mode = bool(OPTIONS.sci_mode)
+        precision = OPTIONS.precision
         if self.int_mode:
-            self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8
-            widths = [len(f"{v:.{PRECISION}e}") if self.sci_mode else len(f"{v:.0f}") + 1 for v in finite]
+            widths = [len(f"{v:.{precision}e}") if self.sci_mode else len(f"{v:.0f}") + 1 for v in finite]
         else:
-            self.sci_mode = hi / lo > 1000.0 or hi > 1.0e8 or lo < 1.0e-4
-            fmt = f".{PRECISION}e" if self.sci_mode else f".{PRECISION}f"
+            fmt = f".{precision}e" if self.sci_mode else f".{precision}f"
             widths = [len(format(v, fmt)) for v in finite]
         self.max_width = max(self.max_width, *widths)
 
@@ -42,11 +79,11 @@ class _Formatter:
         if self.floating:
             v = float(v)
             if self.sci_mode:
-                s = f"{v:{self.max_width}.{PRECISION}e}"
+                s = f"{v:{self.max_width}.{OPTIONS.precision}e}"
             elif self.int_mode:
                 s = f"{v:.0f}" + ("" if math.isinf(v) or math.isnan(v) else ".")
             else:
-                s = f"{v:.{PRECISION}f}"
+                s = f"{v:.{OPTIONS.precision}f}"
         else:
             s = self._plain(v.item() if hasattr(v, "item") else v)
         return " " * (self.max_width - len(s)) + s
@@ -55,8 +92,8 @@ class _Formatter:
 def _summarized(a: np.ndarray) -> np.ndarray:
     if a.ndim == 0:
         return a
-    if a.shape[0] > 2 * EDGEITEMS:
-        a = np.concatenate([a[:EDGEITEMS], a[-EDGEITEMS:]])
+    if a.shape[0] > 2 * OPTIONS.edgeitems:
+        a = np.concatenate([a[:OPTIONS.edgeitems], a[-OPTIONS.edgeitems:]])
     return np.stack([_summarized(x) for x in a]) if a.ndim > 1 else a
 
 
@@ -65,23 +102,24 @@ def _body(a: np.ndarray, indent: int, fmt: _Formatter, summarize: bool) -> str:
         return fmt.format(a.item())
     if a.ndim == 1:
         width = fmt.max_width + 2
-        per_line = max(1, (LINEWIDTH - indent) // width)
-        if summarize and a.shape[0] > 2 * EDGEITEMS:
-            items = [fmt.format(v) for v in a[:EDGEITEMS]] + [" ..."] + \
-                    [fmt.format(v) for v in a[-EDGEITEMS:]]
+        per_line = max(1, (OPTIONS.linewidth - indent) // width)
+        if summarize and a.shape[0] > 2 * OPTIONS.edgeitems:
+            items = [fmt.format(v) for v in a[:OPTIONS.edgeitems]] + [" ..."] + \
+                    [fmt.format(v) for v in a[-OPTIONS.edgeitems:]]
         else:
             items = [fmt.format(v) for v in a]
         lines = [", ".join(items[i:i + per_line]) for i in range(0, len(items), per_line)]
         return "[" + (",\n" + " " * (indent + 1)).join(lines) + "]"
     rows = range(a.shape[0])
-    if summarize and a.shape[0] > 2 * EDGEITEMS:
-        rows = list(range(EDGEITEMS)) + [None] + list(range(a.shape[0] - EDGEITEMS, a.shape[0]))
+    if summarize and a.shape[0] > 2 * OPTIONS.edgeitems:
+        edge = OPTIONS.edgeitems
+        rows = list(range(edge)) + [None] + list(range(a.shape[0] - edge, a.shape[0]))
     parts = ["..." if i is None else _body(a[i], indent + 1, fmt, summarize) for i in rows]
     return "[" + ("," + "\n" * (a.ndim - 1) + " " * (indent + 1)).join(parts) + "]"
 
 
 def array_str(a: np.ndarray, indent: int = 7) -> str:
-    summarize = a.size > THRESHOLD
+    summarize = a.size > OPTIONS.threshold
     fmt = _Formatter(_summarized(a) if summarize else a)
     return _body(a, indent, fmt, summarize)
 
@@ -110,7 +148,7 @@ def variable_repr(v) -> str:
     text = prefix + body
     last = len(text) - text.rfind("\n") + 1
     for s in suffixes:
-        if last + len(s) + 2 > LINEWIDTH:
+        if last + len(s) + 2 > OPTIONS.linewidth:
             text += ",\n" + " " * len(prefix) + s
             last = len(prefix) + len(s)
         else:

@@ -642,7 +642,7 @@ def stack(tensors, dim=0):
         raise ValueError("stack: needs at least one Variable")
     shapes = {t.shape for t in tensors}
     if len(shapes) > 1:
-        raise ValueError(f"stack: all inputs need one shape, got {sorted(shapes)}")
+        raise ValueError(f"stack: all inputs need one shape, got {sorted(tuple(s) for s in shapes)}")
     nd = tensors[0].ndim + 1
     if not -nd <= dim < nd:
         raise IndexError(f"stack: dim {dim} out of range for stacking Variables of shape "

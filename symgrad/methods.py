@@ -1,11 +1,12 @@
 """Variable's math methods and operators, all delegating to `symgrad.functional`."""
 from __future__ import annotations
 
+import inspect
 from numbers import Number
 
 from symgrad import devices, dtypes
 from symgrad import functional as F
-from symgrad import indexing, selection
+from symgrad import indexing, selection, tensor_math
 from symgrad.variable import Variable, _to_array
 
 
@@ -34,6 +35,10 @@ def _inplace(name, fn):
         return self._inplace(name, lambda x, *a: fn(x, *a, **kwargs), *args)
     method.__name__ = name
     method.__doc__ = f"In-place version of {name[:-1]}: the Variable itself takes the result."
+    try:        # the out-of-place function's parameters, for PyTorch's keyword names (signatures.py)
+        method.__signature__ = inspect.signature(fn)
+    except (TypeError, ValueError):
+        pass
     return method
 
 
@@ -65,7 +70,7 @@ for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "a
               "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "sum", "mean",
               "max", "min", "amax", "amin", "argmax", "argmin", "norm", "logsumexp", "softmax",
               "log_softmax", "matmul", "mm", "bmm", "dot", "mv", "permute", "transpose", "t", "remainder",
-              "fmod", "floor_divide", "floor", "softplus",
+              "fmod", "floor_divide", "floor", "ceil", "softplus",
               "reshape", "view", "squeeze", "unsqueeze", "flatten", "expand", "broadcast_to"]:
     setattr(Variable, _name, getattr(F, _name))
 Variable.subtract, Variable.multiply, Variable.divide = F.sub, F.mul, F.div
@@ -88,7 +93,9 @@ def _clone(self):
 
 
 Variable.clone = _clone
-Variable.square = lambda self: F.mul(self, self)
+for _name in ["var", "std", "reciprocal", "rsqrt", "square", "unique", "all", "any", "outer", "repeat"]:
+    setattr(Variable, _name, getattr(tensor_math, _name))
+Variable.is_contiguous = lambda self, memory_format=None: True     # values are always laid out densely
 
 
 def _to(self, *args, **kwargs):
@@ -151,7 +158,7 @@ for _name, _dt in [("float", "float32"), ("double", "float64"), ("long", "int64"
 
 for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "sin",
               "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "square",
-              "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "floor"]:
+              "clamp_min", "clamp_max", "remainder", "fmod", "floor_divide", "floor", "ceil"]:
     setattr(Variable, f"{_name}_", _inplace(f"{_name}_", getattr(Variable, _name)))
 Variable.subtract_, Variable.multiply_, Variable.divide_ = Variable.sub_, Variable.mul_, Variable.div_
 Variable.is_floating_point = lambda self: dtypes.is_float(self.dtype)

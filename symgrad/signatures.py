@@ -49,6 +49,7 @@ FUNCTIONS = {
     "abs": "input, *, out=None",
     "sign": "input, *, out=None",
     "floor": "input, *, out=None",
+    "ceil": "input, *, out=None",
     "sin": "input, *, out=None",
     "cos": "input, *, out=None",
     "tanh": "input, *, out=None",
@@ -102,6 +103,22 @@ FUNCTIONS = {
     "scatter": "input, dim, index, src",
     "scatter_add": "input, dim, index, src",
     "take_along_dim": "input, indices, dim=None, *, out=None",
+    # made of other operations (symgrad/tensor_math.py)
+    "var": "input, dim=None, *, correction=1, keepdim=False, out=None",
+    "std": "input, dim=None, *, correction=1, keepdim=False, out=None",
+    "reciprocal": "input, *, out=None",
+    "rsqrt": "input, *, out=None",
+    "unique": "input, sorted=True, return_inverse=False, return_counts=False, dim=None",
+    "var_mean": "input, dim=None, *, correction=1, keepdim=False",
+    "std_mean": "input, dim=None, *, correction=1, keepdim=False",
+    "all": "input, dim=None, keepdim=False",
+    "outer": "input, vec2, *, out=None",
+    "any": "input, dim=None, keepdim=False",
+    # questions about a Variable, and printing
+    "numel": "input",
+    "is_floating_point": "input",
+    "set_printoptions": "precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None, "
+                        "sci_mode=None",
     # creation
     "tensor": "data, *, dtype=None, device=None, requires_grad=False, pin_memory=False",
     "as_tensor": "data, dtype=None, device=None",
@@ -162,6 +179,11 @@ NOT_IN_TABLE = {
     "set_default_dtype": "(d): the same name as PyTorch's already",
     "get_default_dtype": "no parameters",
     "get_default_device": "no parameters",
+    "get_printoptions": "no parameters",
+    "is_tensor": "(obj, /): positional only, as PyTorch's",
+ **{name: "torch's in-place function: (input, *args) as the method x." + name
+       for name in ("abs_", "ceil_", "clamp_", "cos_", "exp_", "fill_", "floor_", "log_", "neg_", "relu_",
+                    "sigmoid_", "sin_", "sqrt_", "tanh_", "zero_")},
     "set_grad_enabled": "(mode): the same name as PyTorch's already",
     "FloatTensor": "legacy constructor: (*sizes) or (data)",
     "DoubleTensor": "legacy constructor: (*sizes) or (data)",
@@ -172,6 +194,10 @@ NOT_IN_TABLE = {
                                         "reduction=, pos_weight=None) as torch.nn.functional's, without "
                                         "the deprecated size_average and reduce",
 }
+
+
+# Keyword names PyTorch accepts in place of its own, as numpy spells them.
+NUMPY_ALIASES = {"axis": "dim", "keepdims": "keepdim"}
 
 
 class Parameter:
@@ -231,6 +257,9 @@ def method_spec(name: str):
     """The PyTorch signature of the method `Tensor.<name>`, or None when the table has none."""
     if name in METHODS:
         return METHODS[name]
+    if name.endswith("_") and not name.endswith("__") and name not in FUNCTIONS:
+        # an in-place method (`x.add_(other, *, alpha=1)`) takes the out-of-place one's parameters
+        return method_spec(name[:-1])
     spec = FUNCTIONS.get(name)
     if spec is None:
         return None
@@ -295,8 +324,11 @@ def adapt(fn, spec: str, public_name: str, method: bool = False):
             raise TypeError(f"signatures: {public_name}'s parameter {p.name!r} has no counterpart in "
                             f"{fn.__qualname__}{inspect.signature(fn)}")
     by_position = [n for n in positional_names if n not in rename]     # bound to *args
+    # numpy's names, which PyTorch also takes for these: x.sum(axis=0, keepdims=True)
+    aliases = {alias: name for alias, name in NUMPY_ALIASES.items()
+               if name in rename or name in positional_names}
     if not takes_out and not by_position and all(k == v for k, v in rename.items()):
-        return fn
+        return _with_aliases(fn, public_name, aliases) if aliases else fn
     sig = signature_of(spec)
     if method:
         sig = sig.replace(parameters=[inspect.Parameter("self", inspect.Parameter.POSITIONAL_ONLY)]
@@ -310,6 +342,7 @@ def adapt(fn, spec: str, public_name: str, method: bool = False):
         if kwargs:
             if takes_out and "out" in kwargs:
                 out = kwargs.pop("out")
+            _take_aliases(public_name, aliases, kwargs)
             for key in kwargs:
                 if key not in rename and key not in slots:
                     raise TypeError(f"{public_name}() got an unexpected keyword argument {key!r}; "
@@ -365,6 +398,23 @@ def write_out(name: str, out, result, requires_grad: bool = False):
         out.data = result.value().astype(out.dtype)
         return out
     return out.copy_(result)
+
+
+def _take_aliases(public_name: str, aliases: dict, kwargs: dict) -> None:
+    for alias in aliases.keys() & kwargs.keys():
+        if aliases[alias] in kwargs:
+            raise TypeError(f"{public_name}() got both {alias!r} and {aliases[alias]!r}")
+        kwargs[aliases[alias]] = kwargs.pop(alias)
+
+
+def _with_aliases(fn, public_name: str, aliases: dict):
+    """`fn`, which already has PyTorch's names, also taking numpy's (`axis=` for `dim=`)."""
+    @functools.wraps(fn)
+    def adapter(*args, **kwargs):
+        if kwargs:
+            _take_aliases(public_name, aliases, kwargs)
+        return fn(*args, **kwargs)
+    return adapter
 
 
 def install(namespace: dict, variable_class) -> None:

@@ -6,6 +6,7 @@ graph is called."""
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import weakref
 
@@ -223,6 +224,8 @@ class Variable(Node):
         self._value, self.shape, self.dtype = arr, arr.shape, arr.dtype
 
     def numpy(self) -> np.ndarray:
+        # Lenient where PyTorch raises for a Variable that requires grad (see np.asarray, which
+        # does raise): the test suite and symgrad's users read results this way.
         return self.value()
 
     def item(self):
@@ -263,6 +266,15 @@ class Variable(Node):
         return (self[i] for i in range(len(self)))
 
     # --- shape facts -------------------------------------------------------------------
+
+    @property
+    def shape(self):
+        """The static shape, a `Size` (a tuple that prints as torch.Size)."""
+        return self._shape
+
+    @shape.setter
+    def shape(self, shape):
+        self._shape = shape if shape is None or type(shape) is Size else Size(shape)
 
     def size(self, dim=None):
         if dim is None:
@@ -391,11 +403,36 @@ class Variable(Node):
                 self._writable()[...] = new.value()
             self._vbox[0] += 1
             return self
+        if self.op is not None and not self._requires_grad and not new._requires_grad and self.is_concrete:
+            self._become_leaf(new)
+            return self
         # An operand that is `self` itself (y.mul_(y)) was read at the old version, as PyTorch
         # saves it: its gradient then needs a value that is gone.
         aliased = any(a is self for a in args)
         self._become(new, start, new if aliased else None)
         return self
+
+    def _become_leaf(self, new: "Variable") -> None:
+        """An in-place result on a value without gradient history (`b = a.reshape(2, 3)`,
+        `a[0]`): as in PyTorch, such a value is a leaf whose storage the operation writes, so
+        views see the change (`a[0][1] = 5` changes `a`; `n = b.numpy()` sees `b[1, 1] = 7`).
+        The nodes that used it keep the node it was."""
+        storage = self._writable()
+        old = Variable.__new__(Variable)
+        old.__dict__.update(self.__dict__)
+        old._value = None if self._value is storage else self._value     # recomputed if needed
+        old._grad_fn = old._accumulate = None
+        old_ref, self_ref = weakref.ref(old), weakref.ref(self)
+        for i in old.inputs:
+            i._users = [old_ref if r() is self else r for r in i._users]
+        self._hand_users_to(old, self._vbox[0] + 1, serial())
+        with np.errstate(all="ignore"):
+            storage[...] = new.value()
+        self.op, self.inputs, self.attrs, self._fn, self._seen = None, (), {}, None, ()
+        self._users, self._prune_at, self._concrete = [], 8, None
+        self._grad_fn = self._accumulate = None
+        self._vbox = [self._vbox[0] + 1]
+        del self_ref
 
     def _become(self, new: "Variable", start: int, only=None) -> None:
         """Make this object stand for the node `new`. Its old node moves to a fresh object,
@@ -452,7 +489,8 @@ class Variable(Node):
     __str__ = __repr__
 
     def __format__(self, spec):
-        if self.numel() == 1 and spec:
+        # As PyTorch: a 0-d Variable formats as its number (f"{x}" is "3.5"); others print
+        if self.is_concrete and (self.ndim == 0 or (self.numel() == 1 and spec)):
             return format(self.item(), spec)
         return repr(self)
 
@@ -477,12 +515,21 @@ def _copied(x: Variable, src) -> Variable:
 
 
 class Size(tuple):
-    """`x.size()`: a tuple that prints as PyTorch's torch.Size does."""
+    """`x.shape`, `x.size()`: a tuple that prints as PyTorch's torch.Size does.
+
+    symgrad's own messages (f-strings in symgrad's modules) show it as the plain tuple
+    `(3, 4)` that they have always named; a user's f-string shows `torch.Size([3, 4])`."""
 
     def __repr__(self):
         return f"torch.Size([{', '.join(map(str, self))}])"
 
     __str__ = __repr__
+
+    def __format__(self, spec):
+        caller = sys._getframe(1).f_globals.get("__name__", "")
+        if caller == "symgrad" or caller.startswith("symgrad."):
+            return format(tuple(self), spec)
+        return format(repr(self), spec)
 
     def numel(self) -> int:
         return math.prod(self)

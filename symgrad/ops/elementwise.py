@@ -100,6 +100,9 @@ _unary("sign", _sign, lambda g, y, x: _zero_cotangent(g), "({{ ct }})(({{ a }} >
 _unary("floor", lambda x: np.floor(x) if x.dtype.kind == "f" else x, lambda g, y, x: _zero_cotangent(g),
        "{% if is_float %}{{ libm.floor }}({{ a }}){% else %}{{ a }}{% endif %}", ("floor",),
        no_bool="floor", doc="The largest integer not above x, elementwise.")
+_unary("ceil", lambda x: np.ceil(x) if x.dtype.kind == "f" else x, lambda g, y, x: _zero_cotangent(g),
+       "{% if is_float %}{{ libm.ceil }}({{ a }}){% else %}{{ a }}{% endif %}", ("ceil",),
+       no_bool="ceil", doc="The smallest integer not below x, elementwise.")
 _unary("sin", np.sin, lambda g, y, x: G.mul(g, G.cos(x)), _libm_call("sin"), ("sin",), public="float",
        doc="The sine, elementwise.")
 _unary("cos", np.cos, lambda g, y, x: G.neg(G.mul(g, G.sin(x))), _libm_call("cos"), ("cos",),

@@ -1,0 +1,166 @@
+"""Functions tutorials use in passing, made of other symgrad operations (so their gradients
+come from those): `var`, `std`, `reciprocal`, `rsqrt`, `square`, and `unique` (values only,
+no gradient, as in PyTorch)."""
+from __future__ import annotations
+
+import builtins
+import math
+
+import numpy as np
+
+from symgrad import dtypes
+from symgrad import functional as F
+from symgrad.variable import Variable
+
+
+def _correction(name: str, unbiased, correction) -> float:
+    if unbiased is not None and correction is not None:
+        raise TypeError(f"{name}(): give unbiased= or correction=, not both")
+    if unbiased is not None:
+        return 1.0 if unbiased else 0.0
+    return 1.0 if correction is None else float(correction)
+
+
+def _var(name: str, input, dim, unbiased, keepdim, correction):
+    x = F.tensor_arg(name, "input", input)
+    if isinstance(dim, bool):            # var(input, unbiased): PyTorch's older form
+        dim, unbiased = None, dim
+    if not dtypes.is_float(x.dtype):
+        raise RuntimeError(f"{name}(): needs a floating point input, got {x.dtype}")
+    axes = F._axes(x, dim, name)
+    count = math.prod(x.shape[a] for a in axes)
+    centred = F.sub(x, F.mean(x, dim=axes, keepdim=True))
+    total = F.sum(F.mul(centred, centred), dim=axes, keepdim=keepdim)
+    dof = count - _correction(name, unbiased, correction)
+    return x, F.mul(total, 1.0 / dof if dof > 0 else math.inf)
+
+
+def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Variable:
+    """The variance over `dim` (all elements by default), dividing by N - correction (N - 1
+    unless correction= or unbiased=False says otherwise), as torch.var."""
+    x, out = _var("var", input, dim, unbiased, keepdim, correction)
+    return F._mark(out, "Var", [x])
+
+
+def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Variable:
+    """The standard deviation: the square root of `var` with the same arguments."""
+    x, out = _var("std", input, dim, unbiased, keepdim, correction)
+    return F._mark(F.sqrt(out), "Std", [x])
+
+
+def reciprocal(input) -> Variable:
+    """1 / x, elementwise (integers become floats)."""
+    x = F.tensor_arg("reciprocal", "input", input)
+    return F._mark(F.div(1, x), "Reciprocal", [x])
+
+
+def rsqrt(input) -> Variable:
+    """1 / sqrt(x), elementwise."""
+    x = F.tensor_arg("rsqrt", "input", input)
+    return F._mark(F.div(1, F.sqrt(x)), "Rsqrt", [x])
+
+
+def square(input) -> Variable:
+    """x * x, elementwise (PyTorch records it as x ** 2)."""
+    x = F.tensor_arg("square", "input", input)
+    return F._mark(F.pow(x, 2), "Pow", [x])
+
+
+def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
+    """The distinct values of a Variable with values, in increasing order (and, when asked, the
+    index of each element's value among them and how often each occurs). Not differentiable."""
+    x = F.tensor_arg("unique", "input", input)
+    if not x.is_concrete:
+        raise RuntimeError(f"unique(): the result's size depends on the values, and {x._describe()} "
+                           f"has none; compute it on values")
+    if dim is not None:
+        raise NotImplementedError("unique(): dim= is not supported; flatten first")
+    values, inverse, counts = np.unique(x.value(), return_inverse=True, return_counts=True)
+    out = [Variable(values)]
+    if return_inverse:
+        out.append(Variable(inverse.reshape(x.shape).astype(np.int64)))
+    if return_counts:
+        out.append(Variable(counts.astype(np.int64)))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(var, mean) with var's arguments, as torch.var_mean."""
+    x = F.tensor_arg("var_mean", "input", input)
+    out = (var(x, dim, unbiased, keepdim, correction=correction),
+           F.mean(x, dim=dim if not isinstance(dim, bool) else None, keepdim=keepdim))
+    return tuple(F._mark(o, "VarMean", [x]) for o in out)
+
+
+def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
+    """(std, mean) with std's arguments, as torch.std_mean."""
+    x = F.tensor_arg("std_mean", "input", input)
+    out = (std(x, dim, unbiased, keepdim, correction=correction),
+           F.mean(x, dim=dim if not isinstance(dim, bool) else None, keepdim=keepdim))
+    return tuple(F._mark(o, "StdMean", [x]) for o in out)
+
+
+def _truth_count(name, input, dim, keepdim):
+    x = F.tensor_arg(name, "input", input)
+    truth = x if x.dtype == dtypes.bool_ else F.ne(x, 0)
+    axes = F._axes(truth, dim, name)
+    count = math.prod(x.shape[a] for a in axes)
+    return F.sum(F.cast(truth, dtypes.int64), dim=axes, keepdim=keepdim), count
+
+
+def all(input, dim=None, keepdim=False):
+    """Whether every element (along `dim`) is true (non-zero): a bool Variable."""
+    trues, count = _truth_count("all", input, dim, keepdim)
+    return F.eq(trues, count)
+
+
+def any(input, dim=None, keepdim=False):
+    """Whether some element (along `dim`) is true (non-zero): a bool Variable."""
+    trues, _ = _truth_count("any", input, dim, keepdim)
+    return F.gt(trues, 0)
+
+
+# `torch.sin_(x)`: the in-place methods as functions of the namespace, as PyTorch has them.
+IN_PLACE = ("abs_", "ceil_", "clamp_", "cos_", "exp_", "fill_", "floor_", "log_", "neg_", "relu_",
+            "sigmoid_", "sin_", "sqrt_", "tanh_", "zero_")
+
+
+def _in_place_function(name: str):
+    def fn(input, *args, **kwargs):
+        x = F.tensor_arg(name, "input", input)
+        return getattr(x, name)(*args, **kwargs)
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"`{name}(x, ...)` is `x.{name}(...)`: x itself takes the result."
+    return fn
+
+
+IN_PLACE_FUNCTIONS = {name: _in_place_function(name) for name in IN_PLACE}
+
+
+def outer(input, vec2) -> Variable:
+    """The outer product of two vectors: out[i, j] = input[i] * vec2[j]."""
+    a = F.tensor_arg("outer", "input", input)
+    b = F.tensor_arg("outer", "vec2", vec2)
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"outer: both arguments must be vectors, got input of shape {a.shape} and vec2 "
+                           f"of shape {b.shape}")
+    return F._mark(F.mul(F.reshape(a, (a.shape[0], 1)), F.reshape(b, (1, b.shape[0]))), "Mul", [a, b])
+
+
+def repeat(self, *repeats) -> Variable:
+    """`x.repeat(2, 3)`: the Variable tiled that many times along each dimension (leading
+    counts beyond its dimensions add new ones), as Tensor.repeat."""
+    if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)):
+        repeats = tuple(repeats[0])
+    repeats = tuple(int(r) for r in repeats)
+    if len(repeats) < self.ndim:
+        raise RuntimeError(f"repeat: the number of repeats ({len(repeats)}) can't be smaller than the "
+                           f"number of dimensions of {self._describe()}")
+    shape = (1,) * (len(repeats) - self.ndim) + tuple(self.shape)
+    if builtins.any(r < 0 for r in repeats):
+        raise RuntimeError(f"repeat: repeats must be non-negative, got {repeats}")
+    # each dimension d of size n becomes (r, n) broadcast, then merged into r * n
+    x = F.reshape(self, tuple(v for n in shape for v in (1, n)))
+    x = F.broadcast_to(x, tuple(v for r, n in zip(repeats, shape) for v in (r, n)))
+    out = F.reshape(x, tuple(r * n for r, n in zip(repeats, shape)))
+    return F._mark(out, "Repeat", [self])
