@@ -122,7 +122,8 @@ class Function:
         """An argument updated in place must share no memory with another (it is written while
         they are read). The arrays are contiguous: sorting their byte ranges finds overlaps in
         n log n, not one numpy call per pair (a training step's 40 arguments took 25 us)."""
-        spans = sorted((a.__array_interface__["data"][0], a.nbytes, k) for k, a in enumerate(arrays) if a.nbytes)
+        spans = sorted((a.__array_interface__["data"][0], a.nbytes, k)
+                       for k, a in enumerate(arrays) if a.nbytes)
         reach, owner = -1, None
         for start, nbytes, k in spans:
             if start < reach and (k in updated or owner in updated):
