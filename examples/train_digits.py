@@ -141,15 +141,16 @@ def main(argv=None):
     batches = batch_indices(len(data[0]), args.steps, args.seed)
     print(f"digits: {len(data[0])} train, {len(data[2])} test images; MLP 64-{N_HIDDEN}-10 "
           f"({args.activation}), Adam lr={args.lr}, batch {BATCH}, {args.steps} steps")
-    runs = [("symgrad eager", lambda: run_symgrad(data, state, batches, args.lr, args.activation, False)),
-            ("symgrad compile_step", lambda: run_symgrad(data, state, batches, args.lr, args.activation, True))]
+    common = (data, state, batches, args.lr, args.activation)
+    runs = [("symgrad eager", lambda: run_symgrad(*common, compiled=False)),
+            ("symgrad compile_step", lambda: run_symgrad(*common, compiled=True))]
     if not args.skip_torch:
         try:
             import torch  # noqa: F401
         except ImportError:
             print("PyTorch eager: skipped (torch is not installed)")
         else:
-            runs.append(("PyTorch eager", lambda: run_torch(data, state, batches, args.lr, args.activation)))
+            runs.append(("PyTorch eager", lambda: run_torch(*common)))
     for name, run in runs:
         loss, accuracy, first, rate = run()
         print(f"{name:21s} test accuracy {accuracy:.4f}   final loss {loss:.4f}   "
