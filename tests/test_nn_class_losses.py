@@ -200,3 +200,31 @@ def test_bad_weights_smoothing_and_labels_raise_clearly():
         F.cross_entropy(x, sg.tensor([-1, 5]), ignore_index=-1)
     with pytest.raises(IndexError, match=r"\[0, 3\)"):
         F.cross_entropy(x, sg.tensor([-100, -7]))          # -7 is not the ignore_index
+
+
+def test_compile_step_with_a_weighted_smoothed_loss_follows_torch():
+    """The loss module's weight buffer reaches the compiled training step (captured from the
+    loss function, which is not the model); ten Adam steps give torch's losses."""
+    rng = np.random.default_rng(12)
+    x, y = rng.normal(size=(16, 5)), rng.integers(0, 3, 16)
+    state = {"weight": rng.normal(size=(3, 5)) * 0.5, "bias": np.zeros(3)}
+    w = np.array([0.5, 2.0, 1.0])
+    losses = {}
+    for T in (sg, torch):
+        model = T.nn.Linear(5, 3).double()
+        model.load_state_dict({k: T.tensor(v.copy()) for k, v in state.items()})
+        opt = T.optim.Adam(model.parameters(), lr=0.05)
+        loss_fn = T.nn.CrossEntropyLoss(weight=T.tensor(w), label_smoothing=0.1)
+        if T is sg:
+            step = sg.compile_step(model, loss_fn, opt)
+            losses["sg"] = [step(x, y) for _ in range(10)]
+            continue
+        losses["torch"] = []
+        for _ in range(10):
+            opt.zero_grad()
+            loss = loss_fn(model(torch.tensor(x)), torch.tensor(y))
+            loss.backward()
+            opt.step()
+            losses["torch"].append(loss.item())
+    np.testing.assert_allclose(losses["sg"], losses["torch"], rtol=1e-9)
+    assert losses["sg"][-1] < losses["sg"][0]
