@@ -1,21 +1,26 @@
-"""Training-step throughput: a 64-128-10 MLP (tanh hidden layer, cross-entropy) trained with
-Adam at batch 128, in steps per second, for
+"""Training-step throughput: a 64-128-10 MLP (nn.Sequential of Linear, Tanh, Linear;
+cross-entropy) trained with Adam at batch 128, in steps per second, at 1 and at 2 threads, for
 
   - symgrad compile_step   (forward, backward and Adam's update in one compiled C call)
   - symgrad eager          (loss.backward() then optimizer.step(), as a PyTorch loop reads)
-  - PyTorch eager          (torch.optim.Adam, single-tensor CPU path)
-  - torch.compile          (the same step function, fullgraph, compiled once)
-  - JAX                    (jit of value_and_grad plus an Adam update written by hand)
+  - PyTorch eager          (torch.nn.Sequential, torch.optim.Adam, single-tensor CPU path)
+  - torch.compile          (the same step function, compiled once)
+  - JAX jit                (value_and_grad of the same MLP plus an Adam update written by hand)
 
-    PYTHONPATH=. python3 benchmarks/train_step.py [--seconds 2] [--skip torch.compile,jax]
+    PYTHONPATH=. python3 benchmarks/train_step.py [--seconds 2] [--threads 1,2] [--skip torch.compile,jax]
 
-Every run starts from the same weights and data; the losses after the timed steps are printed
-next to the rates, so a fast wrong step shows. Ratios are compile_step's rate / the other's.
-Not a test: numbers depend on the machine."""
+Each thread count runs in its own child process, started with its CPU affinity cut to that
+many CPUs and OMP/OpenBLAS/MKL capped (and, at one thread, XLA's CPU thread pool off through
+XLA_FLAGS); inside it `sg.set_num_threads` and `torch.set_num_threads` are set too. Every run
+starts from the same weights and data; the losses after CHECK_STEPS steps are printed next to
+the rates, so a fast wrong step shows. Ratios are compile_step's rate / the other's, at the
+same thread count. Not a test: numbers depend on the machine (and on what else it runs)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import time
 
@@ -26,16 +31,19 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 N_IN, N_HIDDEN, N_OUT, BATCH, LR = 64, 128, 10, 128, 1e-3
+KEYS = ("0.weight", "0.bias", "2.weight", "2.bias")       # nn.Sequential's state_dict names
 
 
 def init(seed=0):
+    """The initial state_dict (nn.Linear's layout: weight (out, in), PyTorch's uniform bounds),
+    one batch of inputs and labels; float32 numpy arrays (int64 labels)."""
     rng = np.random.default_rng(seed)
     bound1, bound2 = 1 / np.sqrt(N_IN), 1 / np.sqrt(N_HIDDEN)
-    weights = [rng.uniform(-bound1, bound1, (N_IN, N_HIDDEN)), rng.uniform(-bound1, bound1, N_HIDDEN),
-               rng.uniform(-bound2, bound2, (N_HIDDEN, N_OUT)), rng.uniform(-bound2, bound2, N_OUT)]
+    weights = [rng.uniform(-bound1, bound1, (N_HIDDEN, N_IN)), rng.uniform(-bound1, bound1, N_HIDDEN),
+               rng.uniform(-bound2, bound2, (N_OUT, N_HIDDEN)), rng.uniform(-bound2, bound2, N_OUT)]
     x = rng.normal(size=(BATCH, N_IN))
     y = rng.integers(0, N_OUT, BATCH)
-    return [w.astype(np.float32) for w in weights], x.astype(np.float32), y.astype(np.int64)
+    return dict(zip(KEYS, (w.astype(np.float32) for w in weights))), x.astype(np.float32), y.astype(np.int64)
 
 
 CHECK_STEPS = 20
@@ -60,86 +68,70 @@ def timed(step, seconds):
             return n / elapsed, check
 
 
-class MLP:
-    def __init__(self, T, weights):
-        self.T = T
-        self.params = [T.tensor(w.copy(), requires_grad=True) for w in weights]
-
-    def parameters(self):
-        return self.params
-
-    def named_parameters(self):
-        return list(zip(["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"], self.params))
-
-    def __call__(self, x):
-        w1, b1, w2, b2 = self.params
-        return self.T.tanh(x @ w1 + b1) @ w2 + b2
+def model_of(T, state):
+    """nn.Sequential(Linear(64, 128), Tanh(), Linear(128, 10)) of module `T` (symgrad or
+    torch), loaded with the shared initial weights."""
+    model = T.nn.Sequential(T.nn.Linear(N_IN, N_HIDDEN), T.nn.Tanh(), T.nn.Linear(N_HIDDEN, N_OUT))
+    model.load_state_dict({k: T.tensor(v.copy()) for k, v in state.items()})
+    return model
 
 
-def symgrad_compiled(weights, x, y, seconds, threads=None):
+def symgrad_compiled(state, x, y, seconds):
     import symgrad as sg
-    model = MLP(sg, weights)
-    step = sg.compile_step(model, sg.cross_entropy, sg.optim.Adam(model.parameters(), lr=LR))
-    before = sg.get_num_threads()
-    if threads:
-        sg.set_num_threads(threads)
-    try:
-        return timed(lambda: step(x, y), seconds)
-    finally:
-        sg.set_num_threads(before)
+    model = model_of(sg, state)
+    step = sg.compile_step(model, sg.nn.CrossEntropyLoss(), sg.optim.Adam(model.parameters(), lr=LR))
+    return timed(lambda: step(x, y), seconds)
 
 
-def symgrad_compiled_one_thread(weights, x, y, seconds):
-    return symgrad_compiled(weights, x, y, seconds, threads=1)
-
-
-def symgrad_eager(weights, x, y, seconds):
+def symgrad_eager(state, x, y, seconds):
     import symgrad as sg
-    model = MLP(sg, weights)
+    model = model_of(sg, state)
     opt = sg.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = sg.nn.CrossEntropyLoss()
     xv, yv = sg.tensor(x), sg.tensor(y)
 
     def step():
         opt.zero_grad()
-        loss = sg.cross_entropy(model(xv), yv)
+        loss = loss_fn(model(xv), yv)
         loss.backward()
         opt.step()
         return loss.item()
     return timed(step, seconds)
 
 
-def _torch_step(weights, x, y):
+def _torch_step(state, x, y):
     import torch
-    model = MLP(torch, weights)
+    model = model_of(torch, state)
     opt = torch.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = torch.nn.CrossEntropyLoss()
     xv, yv = torch.from_numpy(x), torch.from_numpy(y)
 
     def step():
         opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(model(xv), yv)
+        loss = loss_fn(model(xv), yv)
         loss.backward()
         opt.step()
         return loss.detach()
     return step
 
 
-def torch_eager(weights, x, y, seconds):
-    return timed(_torch_step(weights, x, y), seconds)
+def torch_eager(state, x, y, seconds):
+    return timed(_torch_step(state, x, y), seconds)
 
 
-def torch_compiled(weights, x, y, seconds):
+def torch_compiled(state, x, y, seconds):
     import torch
-    compiled = torch.compile(_torch_step(weights, x, y))
+    compiled = torch.compile(_torch_step(state, x, y))
     return timed(compiled, seconds)
 
 
-def jax_jit(weights, x, y, seconds):
+def jax_jit(state, x, y, seconds):
     import jax
     import jax.numpy as jnp
 
     def loss_fn(params, x, y):
         w1, b1, w2, b2 = params
-        logits = jnp.tanh(x @ w1 + b1) @ w2 + b2
+        logits = jnp.tanh(x @ w1.T + b1) @ w2.T + b2
         logp = jax.nn.log_softmax(logits)
         return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=1))
 
@@ -155,49 +147,102 @@ def jax_jit(weights, x, y, seconds):
         params = [p - step_size * mi / (jnp.sqrt(vi) / root + eps) for p, mi, vi in zip(params, m, v)]
         return params, m, v, t, loss
 
+    weights = [state[k] for k in KEYS]
     zeros = [jnp.zeros_like(jnp.asarray(w)) for w in weights]
-    state = {"params": [jnp.asarray(w) for w in weights], "m": zeros, "v": list(zeros), "t": jnp.float32(0)}
+    s = {"params": [jnp.asarray(w) for w in weights], "m": zeros, "v": list(zeros), "t": jnp.float32(0)}
     xj, yj = jnp.asarray(x), jnp.asarray(y.astype(np.int32))
 
     def run():
-        s = state
         s["params"], s["m"], s["v"], s["t"], loss = step(s["params"], s["m"], s["v"], s["t"], xj, yj)
         return loss.block_until_ready()
     return timed(run, seconds)
 
 
-RUNS = {"symgrad compile_step": symgrad_compiled, "compile_step, 1 thread": symgrad_compiled_one_thread,
-        "symgrad eager": symgrad_eager,
+RUNS = {"symgrad compile_step": symgrad_compiled, "symgrad eager": symgrad_eager,
         "PyTorch eager": torch_eager, "torch.compile": torch_compiled, "JAX jit": jax_jit}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per run")
-    parser.add_argument("--skip", default="", help="runs to leave out: torch.compile,jax,...")
-    args = parser.parse_args()
-    skip = {s.strip().lower() for s in args.skip.split(",") if s.strip()}
-    weights, x, y = init()
-    print(f"MLP {N_IN}-{N_HIDDEN}-{N_OUT}, batch {BATCH}, Adam lr={LR}, float32; "
-          f"{os.cpu_count()} CPUs, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}")
+def thread_env(n):
+    """The environment of a child that runs on n threads (read by the libraries at import)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(n), OPENBLAS_NUM_THREADS=str(n), MKL_NUM_THREADS=str(n))
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join([ROOT] + paths)
+    if n == 1:
+        env["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
+                            " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1").strip()
+    return env
+
+
+def child(threads, seconds, skip):
+    """Run every implementation on `threads` threads; one JSON line {name: [rate, loss] or error}."""
+    if hasattr(os, "sched_setaffinity"):
+        cpus = sorted(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, cpus[:threads])
+    import symgrad as sg
+    sg.set_num_threads(threads)
+    try:
+        import torch
+        torch.set_num_threads(threads)
+    except ImportError:
+        pass
+    state, x, y = init()
     results = {}
     for name, run in RUNS.items():
         if any(s in name.lower() for s in skip):
             continue
         try:
-            results[name] = run(weights, x, y, args.seconds)
+            results[name] = list(run(state, x, y, seconds))
         except ImportError as e:
-            print(f"{name:22s} skipped ({e})")
+            results[name] = f"skipped ({e})"
+        except Exception as e:  # noqa: BLE001 - one failing library must not hide the others
+            results[name] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
+        print(f"  [{threads} thread{'s' * (threads > 1)}] {name}: {results[name]}", file=sys.stderr,
+              flush=True)
+    print(json.dumps(results))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="timed seconds per run")
+    parser.add_argument("--threads", default="1,2", help="thread counts, comma-separated")
+    parser.add_argument("--skip", default="", help="runs to leave out: torch.compile,jax,...")
+    parser.add_argument("--child", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    skip = {s.strip().lower() for s in args.skip.split(",") if s.strip()}
+    if args.child:
+        return child(args.child, args.seconds, skip)
+    counts = [int(t) for t in args.threads.split(",") if t.strip()]
+    print(f"MLP {N_IN}-{N_HIDDEN}-{N_OUT} (nn.Sequential, tanh), cross-entropy, batch {BATCH}, "
+          f"Adam lr={LR}, float32; {os.cpu_count()} CPUs")
+    table = {}
+    for n in counts:
+        done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", str(n),
+                               "--seconds", str(args.seconds), "--skip", args.skip],
+                              stdout=subprocess.PIPE, text=True, env=thread_env(n), timeout=1800)
+        lines = done.stdout.strip().splitlines()
+        if done.returncode or not lines:
+            print(f"{n} threads: the child failed (exit {done.returncode})")
             continue
-        rate, loss = results[name]
-        print(f"{name:22s} {rate:10.1f} steps/s   loss at step {CHECK_STEPS}: {loss:.6f}")
-    mine = [results[k][0] for k in ("symgrad compile_step", "compile_step, 1 thread") if k in results]
-    if mine:
-        best = max(mine)
-        print(f"\nratios: symgrad compile_step's best rate ({best:.1f} steps/s) / each other run's")
-        for name, (rate, _) in results.items():
-            if "compile_step" not in name:
-                print(f"  / {name:20s} {best / rate:6.2f}x")
+        table[n] = json.loads(lines[-1])
+    names = [name for name in RUNS if any(name in r for r in table.values())]
+    print(f"\n{'steps/s':22s}" + "".join(f"{f'{n} thread' + 's' * (n > 1):>24s}" for n in table))
+    for name in names:
+        cells = []
+        for r in table.values():
+            got = r.get(name)
+            cells.append(f"{got[0]:9.1f} (loss {got[1]:.5f})" if isinstance(got, list) else str(got)[:22])
+        print(f"{name:22s}" + "".join(f"{c:>24s}" for c in cells))
+    print(f"\nratios: symgrad compile_step's rate / each other run's, at the same thread count\n"
+          f"{'':22s}" + "".join(f"{f'{n} thread' + 's' * (n > 1):>24s}" for n in table))
+    for name in names:
+        if name == "symgrad compile_step":
+            continue
+        cells = []
+        for r in table.values():
+            mine, other = r.get("symgrad compile_step"), r.get(name)
+            ok = isinstance(mine, list) and isinstance(other, list)
+            cells.append(f"{mine[0] / other[0]:8.2f}x" if ok else "-")
+        print(f"  / {name:18s}" + "".join(f"{c:>24s}" for c in cells))
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "a
               "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "sum", "mean",
               "max", "min", "amax", "amin", "argmax", "argmin", "norm", "logsumexp", "softmax",
               "log_softmax", "matmul", "mm", "bmm", "dot", "mv", "permute", "transpose", "t", "remainder",
-              "fmod", "floor_divide", "floor", "ceil", "softplus",
+              "fmod", "floor_divide", "floor", "ceil", "softplus", "erf",
               "reshape", "view", "squeeze", "unsqueeze", "flatten", "expand", "broadcast_to"]:
     setattr(Variable, _name, getattr(F, _name))
 Variable.subtract, Variable.multiply, Variable.divide = F.sub, F.mul, F.div

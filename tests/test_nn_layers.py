@@ -438,8 +438,6 @@ def test_bad_input_errors():
         nn.L1Loss()(sg.ones(2, 3), sg.ones(3, 2))
     with pytest.raises(ValueError, match="approximate"):
         nn.GELU(approximate="erf")
-    with pytest.raises(NotImplementedError, match="label_smoothing"):
-        nn.CrossEntropyLoss(label_smoothing=0.1)
     with pytest.raises(TypeError, match="floating point"):
         nn.Linear(2, 2, dtype=sg.int64)
 

@@ -13,6 +13,7 @@ from symgrad import losses as _losses
 from symgrad.functional import sigmoid, softplus, tanh
 from symgrad.losses import binary_cross_entropy_with_logits as _bce_logits
 from symgrad.losses import one_hot
+from symgrad.nn import class_losses as _class_losses
 from symgrad.variable import Variable
 
 _REDUCTIONS = ("mean", "sum", "none")
@@ -216,11 +217,13 @@ def _unsupported(fn: str, **given):
 
 
 def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
-    """-input[n, target[n]] for log-probabilities `input`, averaged or summed."""
-    _unsupported("nll_loss", weight=(weight, None))
+    """-input[n, target[n]] for log-probabilities `input`, averaged or summed; `weight` weighs
+    each class, and rows whose label is `ignore_index` count for nothing (as PyTorch's)."""
     input, target = _tensor("nll_loss", "input", input), _tensor("nll_loss", "target", target)
     reduction = _reduction("nll_loss", reduction)
     flat, labels, shape = _classes_last("nll_loss", input, target)
+    if _class_losses.uses_general_path(labels, weight, ignore_index, 0.0):
+        return _class_losses.class_nll("nll_loss", flat, labels, shape, reduction, weight, ignore_index)
     labels = _check_labels("nll_loss", labels, flat.shape[1])
     picked = F.sum(F.mul(flat, one_hot(labels, flat.shape[1], flat.dtype)), 1)
     loss = F.neg(picked)
@@ -232,8 +235,8 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
 def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
                   label_smoothing: float = 0.0):
     """log_softmax over the classes (dimension 1), then nll_loss of integer labels; a float
-    `target` of the input's shape holds class probabilities."""
-    _unsupported("cross_entropy", weight=(weight, None), label_smoothing=(label_smoothing, 0.0))
+    `target` of the input's shape holds class probabilities. `weight`, `ignore_index` and
+    `label_smoothing` as PyTorch's (symgrad/nn/class_losses.py)."""
     input, target = _tensor("cross_entropy", "input", input), _tensor("cross_entropy", "target", target)
     reduction = _reduction("cross_entropy", reduction)
     if dtypes.is_float(target.dtype):
@@ -241,10 +244,16 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
             raise TypeError(f"cross_entropy: labels must be integers, got {target.dtype} of shape "
                             f"{target.shape} (class probabilities would have the input's shape "
                             f"{input.shape})")
+        if weight is not None or label_smoothing:
+            return _class_losses.probability_cross_entropy("cross_entropy", input, target, reduction,
+                                                           weight, label_smoothing)
         dim = 0 if input.ndim == 1 else 1
         loss = F.neg(F.sum(F.mul(F.log_softmax(input, dim), target), dim))
         return _reduce(loss, reduction)
     flat, labels, shape = _classes_last("cross_entropy", input, target)
+    if _class_losses.uses_general_path(labels, weight, ignore_index, label_smoothing):
+        return _class_losses.class_nll("cross_entropy", F.log_softmax(flat, 1), labels, shape, reduction,
+                                       weight, ignore_index, label_smoothing)
     loss = _losses.cross_entropy(flat, labels, reduction=reduction)
     return F.reshape(loss, shape) if reduction == "none" else loss
 

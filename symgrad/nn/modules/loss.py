@@ -24,26 +24,32 @@ class L1Loss(_Loss):
         return NF.l1_loss(input, target, reduction=self.reduction)
 
 
-class NLLLoss(_Loss):
+class _WeightedLoss(_Loss):
+    def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
+        super().__init__(size_average, reduce, reduction)
+        self.register_buffer("weight", weight)      # a buffer, as PyTorch's (follows .to() and state_dict)
+
+
+class NLLLoss(_WeightedLoss):
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean"):
-        super().__init__(size_average, reduce, reduction)
-        NF._unsupported("NLLLoss", weight=(weight, None))
+        super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = ignore_index
 
     def forward(self, input, target):
-        return NF.nll_loss(input, target, reduction=self.reduction)
+        return NF.nll_loss(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                           reduction=self.reduction)
 
 
-class CrossEntropyLoss(_Loss):
+class CrossEntropyLoss(_WeightedLoss):
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean", label_smoothing: float = 0.0):
-        super().__init__(size_average, reduce, reduction)
-        NF._unsupported("CrossEntropyLoss", weight=(weight, None), label_smoothing=(label_smoothing, 0.0))
+        super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index, self.label_smoothing = ignore_index, label_smoothing
 
     def forward(self, input, target):
-        return NF.cross_entropy(input, target, reduction=self.reduction)
+        return NF.cross_entropy(input, target, weight=self.weight, ignore_index=self.ignore_index,
+                                reduction=self.reduction, label_smoothing=self.label_smoothing)
 
 
 class BCEWithLogitsLoss(_Loss):
