@@ -37,6 +37,7 @@ static unsigned job_team;
 static unsigned long generation;
 static unsigned remaining;
 static int sleeping;                    /* workers waiting on `wake` */
+static int resting;                     /* set when a compiled call returns: stop looking, sleep */
 
 static __thread int my_num = 0, my_team = 1, my_depth = 0;
 
@@ -65,7 +66,8 @@ static void *worker(void *arg)
     for (;;) {
         /* a loop often follows a loop: look for the next one a little while, then sleep */
         unsigned long now = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
-        for (int spin = 0; now == seen && spin < SG_RT_SPIN; ++spin) {
+        for (int spin = 0; now == seen && spin < SG_RT_SPIN && !__atomic_load_n(&resting, __ATOMIC_RELAXED);
+             ++spin) {
             pause_briefly();
             now = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
         }
@@ -135,6 +137,7 @@ void sg_rt_parallel(sg_rt_fn fn, void *data, unsigned n)
         my_num = num, my_team = team, --my_depth;
         return;
     }
+    __atomic_store_n(&resting, 0, __ATOMIC_RELAXED);
     pthread_mutex_lock(&busy);        /* another Python thread's loop: wait for it (the same
                                          team size every time, so sums add up the same way) */
     pthread_mutex_lock(&lock);
@@ -160,6 +163,9 @@ void sg_rt_parallel(sg_rt_fn fn, void *data, unsigned n)
 static pthread_mutex_t atomic_lock = PTHREAD_MUTEX_INITIALIZER;
 void sg_rt_atomic_start(void) { pthread_mutex_lock(&atomic_lock); }
 void sg_rt_atomic_end(void) { pthread_mutex_unlock(&atomic_lock); }
+
+/* A compiled call is over: workers looking for a next loop sleep now. */
+void sg_rt_rest(void) { __atomic_store_n(&resting, 1, __ATOMIC_RELAXED); }
 
 int sg_rt_thread_num(void) { return my_num; }
 int sg_rt_num_threads(void) { return my_team; }
