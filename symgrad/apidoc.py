@@ -99,13 +99,17 @@ def public_api() -> list[Entry]:
 
 
 def signature_text(obj) -> str:
-    """`(x, dim=None) -> Variable`, or `(...)` where Python can't tell."""
+    """`(input, dim=None, keepdim=False)`: the parameters a caller passes, with their defaults
+    and without type hints (which `help()` shows); `(...)` where Python can't tell."""
     if isinstance(obj, property):
         obj = obj.fget
     try:
-        return str(inspect.signature(obj))
+        sig = inspect.signature(obj)
     except (TypeError, ValueError):
         return "(...)"
+    empty = inspect.Parameter.empty
+    plain = [p.replace(annotation=empty) for p in sig.parameters.values() if p.name != "self"]
+    return str(sig.replace(parameters=plain, return_annotation=inspect.Signature.empty))
 
 
 def first_line(obj) -> str:
@@ -133,7 +137,9 @@ def render(entries: list[Entry] | None = None) -> str:
         lines += [f"## {head}", ""]
         for e in items:
             short = e.name.rsplit(".", 1)[1]
-            sig = "" if e.kind == "property" else signature_text(e.obj)
+            # fn.forward and fn.backward are objects: they are called as their __call__ is
+            called = e.obj.__call__ if e.kind == "method" and inspect.isclass(e.obj) else e.obj
+            sig = "" if e.kind == "property" else signature_text(called)
             label = f"{e.kind} " if e.kind in ("class", "property") else ""
             lines.append(f"- {label}`{short}{sig}`: {_fence(first_line(e.obj))}")
         lines.append("")

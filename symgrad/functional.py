@@ -11,20 +11,16 @@ import functools
 import math
 from collections import namedtuple
 from numbers import Number
-from typing import Any, Callable, Sequence, Union
+from typing import Callable, Sequence
 
 import numpy as np
 
 from symgrad import dtypes
+from symgrad.hints import Dims, DTypeLike, TensorLike
 from symgrad.shapes import ShapeError, as_dim, as_shape
 from symgrad.ops.primitives import OPS
 from symgrad.functional_docs import attach as _attach_docs, elementwise_doc
 from symgrad.variable import Variable, apply, no_grad
-
-# The types of the public functions' hints: a tensor argument may also be a number or an array.
-TensorLike = Union[Variable, Number, np.ndarray, list]
-Dims = Union[int, tuple, list, None]
-DTypeLike = Any                 # a dtype, its name, or None
 
 # --- arguments ------------------------------------------------------------------------------
 

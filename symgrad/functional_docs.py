@@ -5,9 +5,9 @@ symgrad/signatures.py) and the PyTorch function it matches. `attach` sets them."
 from __future__ import annotations
 
 DOCS = {
-    "cast": """Returns `input` converted to `dtype` (a symgrad/numpy dtype or its name).
+    "cast": """Returns the Variable `x` converted to `dtype` (a symgrad/numpy dtype or its name).
 
-    Casting to an integer or bool dtype carries no gradient. PyTorch: `input.to(dtype)`.""",
+    Casting to an integer or bool dtype carries no gradient. PyTorch: `x.to(dtype)`.""",
     "add": """Returns input + alpha * other, elementwise, broadcasting, with PyTorch's type promotion.
 
     `input` and `other` are Variables or numbers; `alpha` scales `other`. PyTorch: `torch.add`.""",

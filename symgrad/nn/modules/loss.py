@@ -15,16 +15,22 @@ class _Loss(Module):
 
 
 class MSELoss(_Loss):
+    """The mean squared error of `(input, target)`, reduced by `reduction`. PyTorch: `torch.nn.MSELoss`."""
+
     def forward(self, input, target):
         return NF.mse_loss(input, target, reduction=self.reduction)
 
 
 class L1Loss(_Loss):
+    """The mean absolute error of `(input, target)`, reduced by `reduction`. PyTorch: `torch.nn.L1Loss`."""
+
     def forward(self, input, target):
         return NF.l1_loss(input, target, reduction=self.reduction)
 
 
 class NLLLoss(_Loss):
+    """The negative log likelihood of log-probabilities and integer labels. PyTorch: `torch.nn.NLLLoss`."""
+
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean"):
         super().__init__(size_average, reduce, reduction)
@@ -36,6 +42,10 @@ class NLLLoss(_Loss):
 
 
 class CrossEntropyLoss(_Loss):
+    """The cross entropy of logits and labels (or class probabilities).
+
+    PyTorch: `torch.nn.CrossEntropyLoss`."""
+
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__(size_average, reduce, reduction)
@@ -47,6 +57,10 @@ class CrossEntropyLoss(_Loss):
 
 
 class BCEWithLogitsLoss(_Loss):
+    """Binary cross entropy of logits against 0/1 targets, computed stably.
+
+    `weight` and `pos_weight` are kept as buffers. PyTorch: `torch.nn.BCEWithLogitsLoss`."""
+
     def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean",
                  pos_weight=None):
         super().__init__(size_average, reduce, reduction)
