@@ -2,6 +2,8 @@
 The gradient graph is built from the same ops, so it can be differentiated again."""
 from __future__ import annotations
 
+from typing import Any, Callable, Sequence
+
 import numpy as np
 
 from symgrad import dtypes
@@ -30,12 +32,17 @@ def _seed(output: Variable, given) -> Variable:
     return G.cast(g, output.dtype)
 
 
-def grad(outputs, inputs, grad_outputs=None, allow_unused=False, retain_graph=None,
-         create_graph=True):
-    """Gradients of `outputs` (weighted by `grad_outputs`) with respect to `inputs`, as Variables.
+def grad(outputs: Variable | Sequence[Variable], inputs: Variable | Sequence[Variable],
+         grad_outputs: Variable | Sequence[Variable | None] | None = None, allow_unused: bool = False,
+         retain_graph: bool | None = None, create_graph: bool = True) -> tuple[Variable | None, ...]:
+    """Returns the gradients of `outputs` (weighted by `grad_outputs`) with respect to `inputs`, as Variables.
 
-    The result is a graph over the same nodes; where the inputs hold values, the gradients'
-    values are computed when read."""
+    The result is a graph over the same nodes (graph-to-graph differentiation, so it can be
+    differentiated again or compiled); where the inputs hold values, the gradients' values
+    are computed when read. `grad_outputs` defaults to ones for scalar outputs; with
+    `allow_unused` an input the outputs don't depend on gets None instead of an error.
+    `retain_graph` and `create_graph` are accepted for PyTorch's signature (the graph is
+    always kept). PyTorch: `torch.autograd.grad`; JAX: `jax.vjp`."""
     outputs, inputs = _as_list(outputs), _as_list(inputs)
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
@@ -173,10 +180,11 @@ def _as_tuple(x):
     return tuple(x) if isinstance(x, (list, tuple)) else (x,)
 
 
-def gradcheck(func, inputs, *, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True, nondet_tol=0.0,
-              check_undefined_grad=True, check_grad_dtypes=False, check_batched_grad=False,
-              check_batched_forward_grad=False, check_forward_ad=False, check_backward_ad=True,
-              fast_mode=False, masked=None) -> bool:
+def gradcheck(func: Callable, inputs: Any, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
+              raise_exception: bool = True, nondet_tol: float = 0.0, check_undefined_grad: bool = True,
+              check_grad_dtypes: bool = False, check_batched_grad: bool = False,
+              check_batched_forward_grad: bool = False, check_forward_ad: bool = False,
+              check_backward_ad: bool = True, fast_mode: bool = False, masked: bool | None = None) -> bool:
     """PyTorch's `gradcheck`: the Jacobians of `func(*inputs)` from `sg.grad` (every output
     element's gradient, through every pullback, custom functions' included) against central
     finite differences, in float64: |analytical - numerical| <= atol + rtol * |numerical|.
@@ -265,10 +273,12 @@ def _numeric_jacobians(outputs, arrays, wrt, eps):
     return result
 
 
-def gradgradcheck(func, inputs, grad_outputs=None, *, eps=1e-6, atol=1e-5, rtol=1e-3,
-                  gen_non_contig_grad_outputs=False, raise_exception=True, nondet_tol=0.0,
-                  check_undefined_grad=True, check_grad_dtypes=False, check_batched_grad=False,
-                  check_fwd_over_rev=False, check_rev_over_rev=True, fast_mode=False, masked=False) -> bool:
+def gradgradcheck(func: Callable, inputs: Any, grad_outputs: Any = None, *, eps: float = 1e-6,
+                  atol: float = 1e-5, rtol: float = 1e-3, gen_non_contig_grad_outputs: bool = False,
+                  raise_exception: bool = True, nondet_tol: float = 0.0, check_undefined_grad: bool = True,
+                  check_grad_dtypes: bool = False, check_batched_grad: bool = False,
+                  check_fwd_over_rev: bool = False, check_rev_over_rev: bool = True, fast_mode: bool = False,
+                  masked: bool = False) -> bool:
     """PyTorch's `gradgradcheck`: second derivatives of `func(*inputs)`, by `gradcheck` of
     the function (inputs, grad_outputs) -> sg.grad(func(*inputs), inputs, grad_outputs). The
     grad_outputs default to random float64 values (which are checked too)."""

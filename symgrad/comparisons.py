@@ -8,6 +8,7 @@ import numpy as np
 
 from symgrad import dtypes
 from symgrad import functional as F
+from symgrad.hints import TensorLike
 from symgrad.variable import Variable, no_grad
 
 
@@ -22,7 +23,8 @@ def _pair(name: str, input, other):
     return a, b
 
 
-def isclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> Variable:
+def isclose(input: TensorLike, other: TensorLike, rtol: float = 1e-05, atol: float = 1e-08,
+            equal_nan: bool = False) -> Variable:
     """Elementwise |input - other| <= atol + rtol * |other|, as torch.isclose: equal values
     (infinities of one sign included) are close, NaN is close to NaN only with `equal_nan`.
     A bool Variable, without gradient; works on symbolic Variables too (it is a graph)."""
@@ -52,13 +54,14 @@ def _value(name: str, v: Variable) -> np.ndarray:
     return v.value()
 
 
-def allclose(input, other, rtol: float = 1e-05, atol: float = 1e-08, equal_nan: bool = False) -> bool:
+def allclose(input: TensorLike, other: TensorLike, rtol: float = 1e-05, atol: float = 1e-08,
+             equal_nan: bool = False) -> bool:
     """Whether every element of `input` is close to `other`'s (see isclose): a Python bool."""
     close = isclose(input, other, rtol, atol, equal_nan)
     return bool(np.all(_value("allclose", close)))
 
 
-def equal(input, other) -> bool:
+def equal(input: TensorLike, other: TensorLike) -> bool:
     """True iff `input` and `other` have the same shape and the same elements (NaN equals nothing)."""
     a = F.tensor_arg("equal", "input", input)
     b = F.tensor_arg("equal", "other", other)
@@ -68,7 +71,7 @@ def equal(input, other) -> bool:
     return bool(np.array_equal(x, y))
 
 
-def div(input, other, *, rounding_mode=None) -> Variable:
+def div(input: TensorLike, other: TensorLike, *, rounding_mode: str | None = None) -> Variable:
     """input / other; with rounding_mode "trunc" rounded toward zero, "floor" toward minus
     infinity (as floor_divide). Integers divide exactly in those modes (x // 0 is 0, numpy's)."""
     if rounding_mode is None:
@@ -91,8 +94,8 @@ def div(input, other, *, rounding_mode=None) -> Variable:
         return F.add(q, F.cast(up, dt))
 
 
-def true_divide(input, other) -> Variable:
-    """input / other (torch.true_divide)."""
+def true_divide(input: TensorLike, other: TensorLike) -> Variable:
+    """Returns input / other, elementwise, broadcasting: true division (`torch.true_divide`)."""
     return F.div(input, other)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -300,7 +301,9 @@ class CompiledFunction:
     def __call__(self, *args):
         return self.call_forward(*args)
 
-    def call_forward(self, *args):
+    def call_forward(self, *args: Any) -> np.ndarray | list:
+        """Returns the outputs for the input values `args` (arrays or numbers, in the order of
+        `inputs`): one array for a single output, a list for a list. Also `fn(*args)`."""
         outs = self.forward_fn(*args)
         return outs[0] if self.single else outs
 
@@ -348,7 +351,9 @@ class CompiledFunction:
         return value, tuple(outs[n:])
 
     @property
-    def source(self):
+    def source(self) -> str:
+        """The generated C (or CUDA) of `forward`; `fn.backward.source` and
+        `fn.value_and_grad.source` are theirs."""
         return self.forward.source
 
     def __reduce__(self):
@@ -357,7 +362,7 @@ class CompiledFunction:
         from symgrad.pickling import compiled_state
         return rebuild_compiled, (compiled_state(self),)
 
-    def export(self, directory, prefix: str = "name", blas: bool = False) -> dict:
+    def export(self, directory: str | Path, prefix: str = "name", blas: bool = False) -> dict:
         """Write this function as plain C99 for programs without Python: `<prefix>.c`,
         `<prefix>.h` (each entry point `<prefix>_forward`, `<prefix>_backward`,
         `<prefix>_value_and_grad` with its arguments' order, names, shapes and dtypes, and which
@@ -468,8 +473,12 @@ def _differentiable(outputs, wrt):
 
 
 class _Forward:
-    """`fn.forward`: called, it is `fn(...)` (one array for a single output, a list for a list);
-    otherwise it is the compiled Function (`.source`, `.path`, ...)."""
+    """`fn.forward(*inputs)`: the outputs for the given input values, as `fn(*inputs)`.
+
+    The arguments are arrays (or numbers, or objects with `__dlpack__` or
+    `__array_interface__`) in the order of sg.compile's `inputs`; the result is one array for a
+    single output, a list for a list. `.source` is the generated code and `.path` the library.
+    PyTorch/JAX: calling the function itself (`jax.jit(f)(*args)`)."""
 
     def __init__(self, owner):
         self._owner = owner
@@ -485,7 +494,14 @@ class _Forward:
 
 
 class _Entry:
-    """`fn.backward` / `fn.value_and_grad`: callable, with `.source` and `.path`."""
+    """`fn.backward(*inputs, grad_outputs=None)` and `fn.value_and_grad(*inputs, grad_outputs=None)`.
+
+    `backward` returns the gradients of the outputs with respect to `wrt` (an array for a
+    single `wrt` Variable, else a tuple); `value_and_grad` returns (outputs, gradients) from
+    one call. The inputs are as `fn.forward` takes them. A scalar output is differentiated
+    as is; otherwise `grad_outputs` (arrays of the outputs' shapes) weighs each output, as
+    PyTorch's `torch.autograd.grad(outputs, inputs, grad_outputs)`. JAX: `jax.value_and_grad`
+    and `jax.grad`. `.source` is the generated code and `.path` the library."""
 
     def __init__(self, owner, which):
         self.owner, self.which = owner, which
@@ -508,7 +524,8 @@ class _Entry:
     def graph_outputs(self):
         return self._fn().graph_outputs
 
-    def __call__(self, *args, grad_outputs=None):
+    def __call__(self, *args: Any, grad_outputs: Any = None) -> Any:
+        """The gradients (or values and gradients) for the input values `args`; see the class."""
         if grad_outputs is None:
             fast = self.__dict__.get("_fast")
             if fast is not None:
@@ -532,9 +549,17 @@ def rebuild_compiled(state) -> CompiledFunction:
     return CompiledFunction(**compile_arguments(state))
 
 
-def compile(inputs, outputs, wrt=None, backend="c", updates=None) -> CompiledFunction:
-    """Compile the graph from `inputs` to `outputs` (a Variable or a list). `wrt` (default: the
-    inputs that require grad) are what `backward` differentiates with respect to.
+def compile(inputs: Variable | Sequence[Variable], outputs: Variable | Sequence[Variable],
+            wrt: Variable | Sequence[Variable] | None = None, backend: str = "c",
+            updates: dict | Sequence | None = None) -> CompiledFunction:
+    """Compile the graph from `inputs` to `outputs` (a Variable or a list) to C (or CUDA).
+
+    Returns a function object: `fn(*values)` / `fn.forward(*values)` computes the outputs,
+    `fn.backward(*values)` the gradients with respect to `wrt` (default: the inputs that
+    require grad), `fn.value_and_grad(*values)` both, `fn.source` shows the generated code
+    and `fn.export(directory)` writes it as plain C. `backend` is "c", "interp" (the numpy
+    reference interpreter) or "cuda". JAX: `jax.jit` of a function and its `jax.value_and_grad`;
+    PyTensor: `pytensor.function(inputs, outputs, updates=...)`.
 
     `updates` ({input: new value}, as PyTensor's function takes them) makes every call of
     `fn(...)` / `fn.forward(...)` write each new value over the array given for its input, in

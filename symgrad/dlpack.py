@@ -4,6 +4,8 @@ object (torch tensors with or without requires_grad, JAX arrays, CuPy-free numpy
 Duck-typed: symgrad imports neither torch nor JAX."""
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from symgrad.variable import Variable
@@ -40,7 +42,7 @@ def to_array(obj, who: str = "argument") -> np.ndarray:
     return np.asarray(obj)
 
 
-def from_dlpack(ext_tensor) -> Variable:
+def from_dlpack(ext_tensor: Any) -> Variable:
     """Like torch.from_dlpack: a Variable holding the values of any object with `__dlpack__`
     (a torch CPU tensor, a JAX array, a numpy array...) or `__array_interface__`; its data is
     a copy, so later writes to either side are not shared."""

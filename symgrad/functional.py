@@ -11,13 +11,15 @@ import functools
 import math
 from collections import namedtuple
 from numbers import Number
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from symgrad import dtypes
+from symgrad.hints import Dims, DTypeLike, TensorLike
 from symgrad.shapes import ShapeError, as_dim, as_shape
 from symgrad.ops.primitives import OPS
+from symgrad.functional_docs import attach as _attach_docs, elementwise_doc
 from symgrad.variable import Variable, apply, no_grad
 
 # --- arguments ------------------------------------------------------------------------------
@@ -137,7 +139,7 @@ def _elementwise(op, *args, float_only=False, name=None):
     return out
 
 
-def cast(x: Variable, dtype) -> Variable:
+def cast(x: Variable, dtype: DTypeLike) -> Variable:
     dtype = dtypes.as_dtype(dtype)
     if x.dtype == dtype:
         return x
@@ -151,15 +153,15 @@ def cast(x: Variable, dtype) -> Variable:
 
 # --- elementwise ----------------------------------------------------------------------------
 
-def add(a, b, alpha=1):
+def add(a: TensorLike, b: TensorLike, alpha: Number = 1) -> Variable:
     return _elementwise("add", a, b if alpha == 1 else mul(b, alpha))
 
 
-def sub(a, b, alpha=1):
+def sub(a: TensorLike, b: TensorLike, alpha: Number = 1) -> Variable:
     return _elementwise("sub", a, b if alpha == 1 else mul(b, alpha))
 
 
-def pow(a, b):
+def pow(a: TensorLike, b: TensorLike) -> Variable:
     if isinstance(a, Variable) and isinstance(b, float) and b == 0.5 and dtypes.is_float(a.dtype):
         return _mark(sqrt(a), "Pow", [a])       # PyTorch's x ** 0.5 is sqrt (-0.0 at -0.0)
     out = _elementwise("pow", a, b)
@@ -171,21 +173,21 @@ def pow(a, b):
     return _mark(out, "Pow1", [a, b])
 
 
-def remainder(a, b):
+def remainder(a: TensorLike, b: TensorLike) -> Variable:
     """a % b with the sign of b, as Python and PyTorch (`torch.remainder`)."""
     out = _elementwise("remainder", a, b)
     return _mark(out, "Remainder1" if isinstance(a, Variable) and isinstance(b, Variable) else "Remainder",
                  [v for v in (a, b) if isinstance(v, Variable)])
 
 
-def fmod(a, b):
+def fmod(a: TensorLike, b: TensorLike) -> Variable:
     """C's fmod: the remainder with the sign of a."""
     out = _elementwise("fmod", a, b)
     return _mark(out, "Fmod1" if isinstance(a, Variable) and isinstance(b, Variable) else "Fmod",
                  [v for v in (a, b) if isinstance(v, Variable)])
 
 
-def floor_divide(a, b):
+def floor_divide(a: TensorLike, b: TensorLike) -> Variable:
     """a // b rounded toward minus infinity (PyTorch's floor_divide); no gradient."""
     (a, b), dt = _promote("floor_divide", [a, b])
     if not dtypes.is_float(dt):
@@ -206,7 +208,9 @@ def _public_elementwise(op) -> Callable:
         def fn(a, b):
             return _elementwise(op.name, a, b, float_only=float_only)
     fn.__name__ = fn.__qualname__ = op.name
-    fn.__doc__ = op.doc + (" Integer inputs become float32 first." if float_only else "")
+    fn.__doc__ = elementwise_doc(op.name, op.doc, op.arity, float_only)
+    fn.__annotations__ = {**{p: "TensorLike" for p in ("x",) if op.arity == 1},
+                          **{p: "TensorLike" for p in ("a", "b") if op.arity == 2}, "return": "Variable"}
     return fn
 
 
@@ -219,7 +223,7 @@ globals().update(ELEMENTWISE)
     "mul", "div", "exp", "log", "sqrt", "abs", "maximum", "minimum", "lt", "le", "gt", "ge", "eq", "ne"))
 
 
-def where(condition, x, y):
+def where(condition: TensorLike, x: TensorLike, y: TensorLike) -> Variable:
     cond = as_variable(condition)
     if cond.dtype != dtypes.bool_:
         raise TypeError(f"where: condition must be bool, got {cond.dtype}")
@@ -238,7 +242,7 @@ def _or(a, b):
 
 
 @composite("Clamp1")
-def clamp(x, min=None, max=None):
+def clamp(x: Variable, min: TensorLike | None = None, max: TensorLike | None = None) -> Variable:
     if min is None and max is None:
         raise ValueError("clamp: give min, max or both")
     # Value min(max(x, lo), hi): NaN anywhere gives NaN, hi wins when lo > hi. Gradient as
@@ -274,7 +278,7 @@ def zeros_like_scalar(x: Variable) -> Variable:
     return Variable.literal(0, x.dtype)
 
 
-def stop_gradient(x):
+def stop_gradient(x: Variable) -> Variable:
     return apply("stop_gradient", x)
 
 
@@ -309,7 +313,7 @@ def _user_reduce(op, x, axes, keepdim=False):
     return reduce(op, x, axes, keepdim)
 
 
-def sum(x, dim=None, keepdim=False, dtype=None):
+def sum(x: Variable, dim: Dims = None, keepdim: bool = False, dtype: DTypeLike = None) -> Variable:
     x = as_variable(x)
     if dtype is not None:
         x = cast(x, dtype)
@@ -319,7 +323,7 @@ def sum(x, dim=None, keepdim=False, dtype=None):
     return _mark(out, "Sum" if dim is None else "Sum1", [x])
 
 
-def mean(x, dim=None, keepdim=False, dtype=None):
+def mean(x: Variable, dim: Dims = None, keepdim: bool = False, dtype: DTypeLike = None) -> Variable:
     return _mark(_mean(x, dim, keepdim, dtype), "Mean" if dim is None else "Mean1", [x])
 
 
@@ -387,36 +391,36 @@ def _extreme(op, x, dim=None, keepdim=False):
 _RETURN = {"max": MaxReturn, "min": MinReturn}
 
 
-def max(x, dim=None, keepdim=False):
+def max(x: Variable, dim: Dims = None, keepdim: bool = False) -> Variable | MinMax:
     return _extreme("max", x, dim, keepdim)
 
 
-def min(x, dim=None, keepdim=False):
+def min(x: Variable, dim: Dims = None, keepdim: bool = False) -> Variable | MinMax:
     return _extreme("min", x, dim, keepdim)
 
 
-def amax(x, dim=None, keepdim=False):
+def amax(x: Variable, dim: Dims = None, keepdim: bool = False) -> Variable:
     return _mark(_user_reduce("max", x, _axes(x, dim, "amax"), keepdim), "Amax", [x])
 
 
-def amin(x, dim=None, keepdim=False):
+def amin(x: Variable, dim: Dims = None, keepdim: bool = False) -> Variable:
     return _mark(_user_reduce("min", x, _axes(x, dim, "amin"), keepdim), "Amin", [x])
 
 
-def argmax(x, dim=None, keepdim=False):
+def argmax(x: Variable, dim: int | None = None, keepdim: bool = False) -> Variable:
     if dim is None:
         return apply("argmax", reshape(x, (-1,)), axis=0, keepdim=False)
     return apply("argmax", x, axis=_axes(x, dim, "argmax")[0], keepdim=keepdim)
 
 
-def argmin(x, dim=None, keepdim=False):
+def argmin(x: Variable, dim: int | None = None, keepdim: bool = False) -> Variable:
     if dim is None:
         return apply("argmin", reshape(x, (-1,)), axis=0, keepdim=False)
     return apply("argmin", x, axis=_axes(x, dim, "argmin")[0], keepdim=keepdim)
 
 
 @composite("LinalgVectorNorm")
-def norm(x, p=2, dim=None, keepdim=False):
+def norm(x: Variable, p: float | str = 2, dim: Dims = None, keepdim: bool = False) -> Variable:
     axes = _axes(x, dim, "norm")
     keep = keepdim and dim is not None
     if p == 1:
@@ -439,7 +443,7 @@ def _max_detached(x, axes):
 
 
 @composite("Logsumexp")
-def logsumexp(x, dim=None, keepdim=False):
+def logsumexp(x: Variable, dim: Dims = None, keepdim: bool = False) -> Variable:
     x = cast(x, dtypes.DEFAULT_FLOAT) if not dtypes.is_float(x.dtype) else x
     axes = _axes(x, dim, "logsumexp")
     m = _max_detached(x, axes)
@@ -451,7 +455,7 @@ def logsumexp(x, dim=None, keepdim=False):
 
 
 @composite("Softmax")
-def softmax(x, dim=-1, dtype=None):
+def softmax(x: Variable, dim: int = -1, dtype: DTypeLike = None) -> Variable:
     if dtype is not None:
         x = cast(x, dtype)
     axes = _axes(x, dim, "softmax")
@@ -460,7 +464,7 @@ def softmax(x, dim=-1, dtype=None):
 
 
 @composite("LogSoftmax")
-def log_softmax(x, dim=-1, dtype=None):
+def log_softmax(x: Variable, dim: int = -1, dtype: DTypeLike = None) -> Variable:
     if dtype is not None:
         x = cast(x, dtype)
     axes = _axes(x, dim, "log_softmax")
@@ -470,13 +474,13 @@ def log_softmax(x, dim=-1, dtype=None):
 
 # --- linear algebra ----------------------------------------------------------------------------
 
-def swap_last(x):
+def swap_last(x: Variable) -> Variable:
     perm = list(range(x.ndim))
     perm[-1], perm[-2] = perm[-2], perm[-1]
     return apply("permute", x, perm=tuple(perm))
 
 
-def matmul(a, b):
+def matmul(a: TensorLike, b: TensorLike) -> Variable:
     a, b = as_variable(a), as_variable(b)
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError(f"matmul: both operands need at least 1 dim, got shapes {a.shape} and {b.shape}")
@@ -499,29 +503,29 @@ def matmul(a, b):
     return _mark(result, name, [a, b])
 
 
-def mm(a, b):
+def mm(a: Variable, b: Variable) -> Variable:
     if a.ndim != 2 or b.ndim != 2:
         raise ValueError(f"mm: needs 2-D operands, got {a.shape} and {b.shape}")
     return matmul(a, b)
 
 
-def bmm(a, b):
+def bmm(a: Variable, b: Variable) -> Variable:
     if a.ndim != 3 or b.ndim != 3:
         raise ValueError(f"bmm: needs 3-D operands, got {a.shape} and {b.shape}")
     return matmul(a, b)
 
 
-def dot(a, b):
+def dot(a: Variable, b: Variable) -> Variable:
     if a.ndim != 1 or b.ndim != 1:
         raise ValueError(f"dot: needs 1-D operands, got {a.shape} and {b.shape}")
     return matmul(a, b)
 
 
-def mv(a, b):
+def mv(a: Variable, b: Variable) -> Variable:
     return matmul(a, b)
 
 
-def permute(x, *dims):
+def permute(x: Variable, *dims: int | tuple[int, ...]) -> Variable:
     dims = tuple(dims[0]) if len(dims) == 1 and isinstance(dims[0], (list, tuple)) else dims
     if len(dims) != x.ndim:
         raise ShapeError(f"permute: {len(dims)} dims {dims} given for shape {x.shape}: the number of "
@@ -535,14 +539,14 @@ def permute(x, *dims):
     return apply("permute", x, perm=perm)
 
 
-def transpose(x, dim0, dim1):
+def transpose(x: Variable, dim0: int, dim1: int) -> Variable:
     perm = list(range(x.ndim))
     d0, d1 = (_axes(x, d, "transpose")[0] for d in (dim0, dim1))
     perm[d0], perm[d1] = perm[d1], perm[d0]
     return _mark(permute(x, perm), "Transpose", [x])
 
 
-def t(x):
+def t(x: Variable) -> Variable:
     if x.ndim > 2:
         raise ValueError(f"t(): needs at most 2 dims, got shape {x.shape}; use transpose")
     return _mark(permute(x, tuple(reversed(range(x.ndim)))), "T", [x]) if x.ndim == 2 else x
@@ -557,7 +561,7 @@ def _shape_arg(what, shape, keep=False):
     return as_shape(what, shape, infer=True, keep=keep)
 
 
-def reshape(x, *shape):
+def reshape(x: Variable, *shape: int | tuple[int, ...]) -> Variable:
     shape = _shape_arg("reshape", shape)
     if -1 in shape:
         known = math.prod(s for s in shape if s != -1)
@@ -572,7 +576,7 @@ def reshape(x, *shape):
 view = reshape
 
 
-def squeeze(x, dim=None):
+def squeeze(x: Variable, dim: Dims = None) -> Variable:
     if dim is None:
         shape = tuple(n for n in x.shape if n != 1)
     else:
@@ -582,14 +586,14 @@ def squeeze(x, dim=None):
     return _mark(reshape(x, shape), "Squeeze" + overload, [x])
 
 
-def unsqueeze(x, dim):
+def unsqueeze(x: Variable, dim: int) -> Variable:
     if not -x.ndim - 1 <= dim <= x.ndim:
         raise IndexError(f"unsqueeze: dim {dim} out of range for shape {x.shape}")
     dim = dim % (x.ndim + 1)
     return _mark(reshape(x, x.shape[:dim] + (1,) + x.shape[dim:]), "Unsqueeze", [x])
 
 
-def flatten(x, start_dim=0, end_dim=-1):
+def flatten(x: Variable, start_dim: int = 0, end_dim: int = -1) -> Variable:
     s, e = (as_dim("flatten", d, x.ndim, x.shape) for d in (start_dim, end_dim))
     if s > e:
         raise ShapeError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
@@ -600,7 +604,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     return _mark(reshape(x, shape), "View", [x])     # PyTorch's flatten is a view
 
 
-def broadcast_to(x, *shape):
+def broadcast_to(x: Variable, *shape: int | tuple[int, ...]) -> Variable:
     given = shape = _shape_arg("expand", shape, keep=True)
     lead = len(shape) - x.ndim
     if lead < 0:
@@ -618,7 +622,7 @@ def broadcast_to(x, *shape):
 expand = broadcast_to
 
 
-def cat(tensors, dim=0):
+def cat(tensors: Sequence[Variable], dim: int = 0) -> Variable:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: needs at least one Variable")
@@ -636,7 +640,7 @@ def cat(tensors, dim=0):
 concat = cat
 
 
-def stack(tensors, dim=0):
+def stack(tensors: Sequence[Variable], dim: int = 0) -> Variable:
     tensors = list(tensors)
     if not tensors:
         raise ValueError("stack: needs at least one Variable")
@@ -663,4 +667,5 @@ for _names, _fns in TENSOR_ARGUMENTS.items():
         globals()[_fn] = takes_tensors(globals()[_fn], _names.split())
 for _fn in ("cat", "stack"):
     globals()[_fn] = takes_tensors(globals()[_fn], (), sequences=("tensors",))
+_attach_docs(globals())
 view, expand, clip, concat = reshape, broadcast_to, clamp, cat

@@ -28,6 +28,8 @@ import functools
 import inspect
 import logging
 
+from typing import Callable, Sequence
+
 import numpy as np
 
 from symgrad.func.common import traced
@@ -266,10 +268,17 @@ def _why(old, new, jitted, args) -> str:
     return "; ".join(reasons) or "a new signature"
 
 
-def jit(fun=None, static_argnums=(), dynamic=False, backend="c", static_argnames=()):
-    """Compile `fun` by tracing (see the module's docstring); also `@sg.jit` and
-    `@sg.jit(static_argnums=...)`. `static_argnames` names static parameters, as JAX's;
-    `backend` is sg.compile's."""
+def jit(fun: Callable | None = None, static_argnums: int | Sequence[int] = (), dynamic: bool = False,
+        backend: str = "c",
+        static_argnames: str | Sequence[str] = ()) -> Jitted | Callable[[Callable], Jitted]:
+    """Compile the Python function `fun` by tracing it, as JAX's `jax.jit`: returns a `Jitted`.
+
+    Each call with new shapes, dtypes or static values traces `fun` on symbolic Variables
+    and compiles the graph (see the module's docstring); later calls with the same ones run
+    the compiled code. Also `@sg.jit` and `@sg.jit(static_argnums=...)`. `static_argnums`
+    and `static_argnames` name the static parameters (hashable values that key the cache,
+    as JAX's); `dynamic=True` (symbolic dimensions) is not implemented; `backend` is
+    sg.compile's."""
     if dynamic:
         raise NotImplementedError("symbolic dimensions are not implemented yet: sg.jit(dynamic=True)")
     if fun is None:

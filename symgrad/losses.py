@@ -2,6 +2,8 @@
 (checked to lie in range, also by the generated code), and binary cross-entropy on logits."""
 from __future__ import annotations
 
+from symgrad.hints import DTypeLike, TensorLike
+from symgrad.variable import Variable
 from symgrad.functional import (_mark, apply, as_variable, cast, composite, eq, log_softmax, mean, mul,
                                 neg, sub, sum, takes_tensors, unsqueeze)
 
@@ -17,20 +19,28 @@ def _reduce_loss(x, reduction):
 
 
 @composite("MseLoss")
-def mse_loss(input, target, reduction="mean"):
+def mse_loss(input: Variable, target: Variable, reduction: str = "mean") -> Variable:
+    """The mean (or with `reduction` the sum, or none) of (input - target) ** 2, elementwise.
+
+    `input` and `target` have one shape. PyTorch: `torch.nn.functional.mse_loss`."""
     if input.shape != target.shape:
         raise ValueError(f"mse_loss: input shape {input.shape} and target shape {target.shape} differ")
     d = sub(input, target)
     return _reduce_loss(mul(d, d), reduction)
 
 
-def one_hot(labels, num_classes, dtype="int64"):
+def one_hot(labels: TensorLike, num_classes: int, dtype: DTypeLike = "int64") -> Variable:
+    """Returns `labels` (integers in [0, num_classes)) as one-hot rows: a new last dimension of size
+    `num_classes`, 1 at each label and 0 elsewhere, of `dtype`.
+
+    PyTorch: `torch.nn.functional.one_hot` (which has no `dtype`: its result is int64)."""
     labels = as_variable(labels)
     classes = apply("iota", shape=(1,) * labels.ndim + (num_classes,), axis=labels.ndim, dtype="int64")
     return cast(eq(unsqueeze(cast(labels, "int64"), -1), classes), dtype)
 
 
-def cross_entropy(input, target, reduction="mean"):
+def cross_entropy(input: Variable, target: TensorLike, reduction: str = "mean") -> Variable:
+    """The cross entropy of logits `input` (N, C) and integer labels `target` (N,), reduced by `reduction`."""
     target = as_variable(target)
     if input.ndim != 2 or target.ndim != 1 or target.shape[0] != input.shape[0]:
         raise ValueError(f"cross_entropy: expects logits (N, C) and labels (N,), got {input.shape} "
@@ -52,7 +62,8 @@ def cross_entropy(input, target, reduction="mean"):
 
 
 @composite("BinaryCrossEntropyWithLogits")
-def binary_cross_entropy_with_logits(input, target, reduction="mean"):
+def binary_cross_entropy_with_logits(input: Variable, target: Variable, reduction: str = "mean") -> Variable:
+    """softplus(input) - input * target, reduced by `reduction`: the loss of logits against 0/1 targets."""
     if input.shape != target.shape:
         raise ValueError(f"binary_cross_entropy_with_logits: input shape {input.shape} and target "
                          f"shape {target.shape} differ")

@@ -69,6 +69,9 @@ class Node:
         return self._concrete
 
     def value(self) -> np.ndarray:
+        """This Variable's value as a numpy array, computed by the interpreter when first read.
+
+        A SymbolicValueError when an input upstream has no value (compile the graph instead)."""
         if self._value is None:
             if not self.is_concrete:
                 raise SymbolicValueError(
@@ -94,12 +97,15 @@ class Node:
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions, as PyTorch's `Tensor.ndim` (0 for a scalar)."""
         return len(self.shape)
 
     def dim(self) -> int:
+        """Returns the number of dimensions (0 for a scalar), as PyTorch's `Tensor.dim()`."""
         return len(self.shape)
 
     def numel(self) -> int:
+        """Returns the number of elements (the product of the shape), as PyTorch's `Tensor.numel()`."""
         return math.prod(self.shape)
 
     nelement = numel

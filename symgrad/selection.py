@@ -16,6 +16,7 @@ from symgrad import advanced, dtypes
 from symgrad import functional as F
 from symgrad.functional import _mark, apply, tensor_arg
 from symgrad.shapes import as_dim
+from symgrad.hints import TensorLike
 from symgrad.variable import Variable, no_grad
 
 __all__ = ["gather", "index_add", "index_put", "index_select", "masked_fill", "masked_select", "nonzero",
@@ -66,7 +67,7 @@ def _flat(x: Variable) -> Variable:
     return G.reshape(x, (x.numel(),))
 
 
-def index_select(input, dim: int, index) -> Variable:
+def index_select(input: TensorLike, dim: int, index: TensorLike) -> Variable:
     """The slices of `input` along `dim` at the positions in `index` (1-D), in that order."""
     x = tensor_arg("index_select", "input", input)
     i = _index("index_select", index)
@@ -80,7 +81,7 @@ def index_select(input, dim: int, index) -> Variable:
     return _mark(out, "IndexSelect", [x])
 
 
-def gather(input, dim: int, index, *, sparse_grad: bool = False) -> Variable:
+def gather(input: TensorLike, dim: int, index: TensorLike, *, sparse_grad: bool = False) -> Variable:
     """`out[i][j][k] = input[index[i][j][k]][j][k]` for dim 0 (and so on): values along `dim`
     read from where `index` says, of `index`'s shape."""
     x = tensor_arg("gather", "input", input)
@@ -93,7 +94,7 @@ def gather(input, dim: int, index, *, sparse_grad: bool = False) -> Variable:
     return _mark(out, "Gather", [x])
 
 
-def take_along_dim(input, indices, dim: int | None = None) -> Variable:
+def take_along_dim(input: TensorLike, indices: TensorLike, dim: int | None = None) -> Variable:
     """numpy's take_along_axis: `gather` with `input` and `indices` broadcast against each other
     along the other dims; with no `dim`, both are flattened first."""
     x = tensor_arg("take_along_dim", "input", input)
@@ -125,7 +126,7 @@ def _bool_mask(fn: str, mask) -> Variable:
     return m
 
 
-def masked_fill(input, mask, value) -> Variable:
+def masked_fill(input: TensorLike, mask: TensorLike, value: TensorLike) -> Variable:
     """`input` with `value` (a number or a 0-d Variable, which then gets a gradient) where
     `mask` (bool, broadcast) holds."""
     x = tensor_arg("masked_fill", "input", input)
@@ -147,7 +148,7 @@ def masked_fill(input, mask, value) -> Variable:
     return _mark(out, "MaskedFill", [x] + ([value] if isinstance(value, Variable) else []))
 
 
-def nonzero(input, *, as_tuple: bool = False):
+def nonzero(input: TensorLike, *, as_tuple: bool = False) -> Variable | tuple:
     """The indices of the non-zero elements of `input` (which needs a value: their number
     makes the shape): an int64 Variable of shape (n, ndim), or one per dim with `as_tuple`."""
     x = tensor_arg("nonzero", "input", input)
@@ -160,7 +161,7 @@ def nonzero(input, *, as_tuple: bool = False):
     return Variable(np.ascontiguousarray(np.stack(found, axis=1), dtype=np.int64))
 
 
-def masked_select(input, mask) -> Variable:
+def masked_select(input: TensorLike, mask: TensorLike) -> Variable:
     """The elements of `input` where `mask` holds (both broadcast), as a 1-D Variable; the mask
     needs a value (the result's size comes from it)."""
     x = tensor_arg("masked_select", "input", input)
@@ -170,7 +171,8 @@ def masked_select(input, mask) -> Variable:
     return _mark(out, "MaskedSelect", [x])
 
 
-def where(condition, input=None, other=None) -> Variable | tuple:
+def where(condition: TensorLike, input: TensorLike | None = None,
+          other: TensorLike | None = None) -> Variable | tuple:
     """`input` where `condition` holds, else `other` (Variables or numbers, broadcast and
     promoted); `where(condition)` alone is `nonzero(condition, as_tuple=True)`."""
     if input is None and other is None:
@@ -208,13 +210,14 @@ def _scatter(fn, input, dim, index, src, accumulate):
     return _mark(out, "ScatterAdd" if accumulate else "Scatter", [x] + ([s] if s.ndim else []))
 
 
-def scatter_add(input, dim: int, index, src) -> Variable:
+def scatter_add(input: TensorLike, dim: int, index: TensorLike, src: TensorLike) -> Variable:
     """`input` with each element of `src` added at the place `index` names along `dim` (and its
     own place along the other dims); repeated places add up."""
     return _scatter("scatter_add", input, dim, index, src, True)
 
 
-def scatter(input, dim: int, index, src=None, *, value=None) -> Variable:
+def scatter(input: TensorLike, dim: int, index: TensorLike, src: TensorLike | None = None, *,
+            value: TensorLike | None = None) -> Variable:
     """`input` with each element of `src` (or the number `value`) written at the place `index`
     names along `dim`; a place named twice keeps the last value given."""
     if (src is None) == (value is None):
@@ -222,7 +225,8 @@ def scatter(input, dim: int, index, src=None, *, value=None) -> Variable:
     return _scatter("scatter", input, dim, index, src if value is None else value, False)
 
 
-def index_add(input, dim: int, index, source, *, alpha=1) -> Variable:
+def index_add(input: TensorLike, dim: int, index: TensorLike, source: TensorLike, *,
+              alpha: float = 1) -> Variable:
     """`input` with the slices of `source` along `dim` added (times `alpha`) to the slices that
     `index` (1-D) names; repeated indices add up."""
     x = tensor_arg("index_add", "input", input)
@@ -241,7 +245,7 @@ def index_add(input, dim: int, index, source, *, alpha=1) -> Variable:
     return _mark(G.add(x, added), "IndexAdd", [x, s])
 
 
-def index_put(input, indices, values, accumulate: bool = False) -> Variable:
+def index_put(input: TensorLike, indices: tuple, values: TensorLike, accumulate: bool = False) -> Variable:
     """`input` with `input[indices] = values` (or `+=` with `accumulate`, where repeated
     indices add up); `indices` is a tuple of index Variables."""
     x = tensor_arg("index_put", "input", input)

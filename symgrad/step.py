@@ -13,9 +13,15 @@ per dtype. A change of what the update records (momentum turned on, amsgrad, a n
 parameter group) compiles the step again."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Callable
+
 import numpy as np
 
 from symgrad.variable import Variable
+
+if TYPE_CHECKING:
+    from symgrad.nn.modules.module import Module
+    from symgrad.optim.optimizer import Optimizer
 
 
 def _tensors(model) -> list[tuple[str, Variable]]:
@@ -280,7 +286,7 @@ def _probe_state(opt, group, p) -> dict:
     return state
 
 
-def compile_step(model, loss_fn, optimizer, backend: str = "c") -> CompiledStep:
+def compile_step(model: Module, loss_fn: Callable, optimizer: Optimizer, backend: str = "c") -> CompiledStep:
     """One compiled C call per training step: `loss = step(*inputs, target)` computes
     `loss_fn(model(*inputs), target)`, its gradients with respect to the model's parameters,
     and `optimizer`'s update of the parameters and of its state, all in place, and returns the

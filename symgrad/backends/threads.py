@@ -90,7 +90,9 @@ def set_num_threads(n: int) -> None:
 
 
 def get_num_threads() -> int:
-    """The threads a compiled loop runs on."""
+    """Returns the number of threads a compiled loop runs on (`sg.set_num_threads` sets it).
+
+    PyTorch: `torch.get_num_threads`."""
     rt = runtime()
     if rt is not None:
         return int(rt[1].sg_rt_get_threads())

@@ -13,6 +13,7 @@ from symgrad import losses as _losses
 from symgrad.functional import sigmoid, softplus, tanh
 from symgrad.losses import binary_cross_entropy_with_logits as _bce_logits
 from symgrad.losses import one_hot
+from symgrad.hints import DTypeLike, TensorLike
 from symgrad.nn import class_losses as _class_losses
 from symgrad.variable import Variable
 
@@ -40,20 +41,27 @@ def _tensor(fn: str, name: str, x):
 
 # --- activations --------------------------------------------------------------------------------
 
-def relu(input, inplace: bool = False):
-    """max(x, 0), elementwise (`inplace` writes the result into `input`)."""
+def relu(input: Variable, inplace: bool = False) -> Variable:
+    """Returns max(input, 0), elementwise; `inplace` writes the result into `input`.
+
+    PyTorch: `torch.nn.functional.relu`."""
     out = F.relu(input)
     return input.copy_(out) if inplace else out
 
 
-def leaky_relu(input, negative_slope: float = 0.01, inplace: bool = False):
+def leaky_relu(input: Variable, negative_slope: float = 0.01, inplace: bool = False) -> Variable:
+    """Returns input where it is positive and negative_slope * input elsewhere, elementwise.
+
+    `inplace` writes the result into `input`. PyTorch: `torch.nn.functional.leaky_relu`."""
     out = F.where(F.gt(input, 0), input, F.mul(input, negative_slope))
     return input.copy_(out) if inplace else out
 
 
-def gelu(input, approximate: str = "none"):
-    """x * Phi(x), with Phi the normal distribution's cdf: 0.5 (1 + erf(x / sqrt 2)), or with
-    `approximate='tanh'` 0.5 (1 + tanh(sqrt(2 / pi) (x + 0.044715 x**3))), as PyTorch's."""
+def gelu(input: TensorLike, approximate: str = "none") -> Variable:
+    """Returns x * Phi(x) of `input`, elementwise, with Phi the normal distribution's cdf.
+
+    Phi(x) is 0.5 (1 + erf(x / sqrt 2)), or with `approximate='tanh'`
+    0.5 (1 + tanh(sqrt(2 / pi) (x + 0.044715 x**3))), as PyTorch's `torch.nn.functional.gelu`."""
     input = _tensor("gelu", "input", input)
     if approximate == "none":
         return F.mul(F.mul(input, 0.5), F.add(1.0, F.erf(F.mul(input, math.sqrt(0.5)))))
@@ -64,7 +72,10 @@ def gelu(input, approximate: str = "none"):
     raise ValueError(f"gelu: approximate argument must be either none or tanh, got {approximate!r}")
 
 
-def silu(input, inplace: bool = False):
+def silu(input: Variable, inplace: bool = False) -> Variable:
+    """Returns input * sigmoid(input), elementwise; `inplace` writes the result into `input`.
+
+    PyTorch: `torch.nn.functional.silu`."""
     out = F.mul(input, F.sigmoid(input))
     return input.copy_(out) if inplace else out
 
@@ -75,13 +86,23 @@ def _softmax_dim(name: str, ndim: int) -> int:
     return 0 if ndim in (0, 1, 3) else 1
 
 
-def softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+def softmax(input: Variable, dim: int | None = None, _stacklevel: int = 3,
+            dtype: DTypeLike = None) -> Variable:
+    """Returns exp(input) / sum(exp(input)) along `dim`, computed stably; `dtype` casts first.
+
+    Without `dim`, PyTorch's deprecated implicit choice (with its warning). `_stacklevel` is
+    accepted for PyTorch's signature and unused. PyTorch: `torch.nn.functional.softmax`."""
     if dim is None:
         dim = _softmax_dim("softmax", input.ndim)
     return F.softmax(input, dim, dtype=dtype)
 
 
-def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
+def log_softmax(input: Variable, dim: int | None = None, _stacklevel: int = 3,
+                dtype: DTypeLike = None) -> Variable:
+    """Returns input - logsumexp(input) along `dim`, computed stably; `dtype` casts first.
+
+    Without `dim`, PyTorch's deprecated implicit choice (with its warning). `_stacklevel` is
+    accepted for PyTorch's signature and unused. PyTorch: `torch.nn.functional.log_softmax`."""
     if dim is None:
         dim = _softmax_dim("log_softmax", input.ndim)
     return F.log_softmax(input, dim, dtype=dtype)
@@ -89,15 +110,20 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
 
 # --- layers ----------------------------------------------------------------------------------------
 
-def linear(input, weight, bias=None):
-    """input @ weight.T + bias."""
+def linear(input: TensorLike, weight: Variable, bias: Variable | None = None) -> Variable:
+    """Returns input @ weight.T + bias (no bias when `bias` is None).
+
+    `weight` is (out_features, in_features). PyTorch: `torch.nn.functional.linear`."""
     out = F.matmul(input, F.t(weight))
     return out if bias is None else F.add(out, bias)
 
 
-def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-5):
-    """Normalise over the trailing `normalized_shape` dimensions (biased variance), then scale
-    by `weight` and shift by `bias`."""
+def layer_norm(input: TensorLike, normalized_shape: int | tuple[int, ...], weight: Variable | None = None,
+               bias: Variable | None = None, eps: float = 1e-5) -> Variable:
+    """Returns `input` normalised over its trailing `normalized_shape` dimensions, then scaled and shifted.
+
+    The variance is the biased one, `eps` is added to it; `weight` scales and `bias` shifts
+    (each optional). PyTorch: `torch.nn.functional.layer_norm`."""
     input = _tensor("layer_norm", "input", input)
     shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
     k = len(shape)
@@ -119,9 +145,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     return out
 
 
-def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
-    """Zero each element with probability `p` and scale the rest by 1 / (1 - p), in training;
-    the identity otherwise. The mask comes from symgrad's generator (sg.manual_seed)."""
+def dropout(input: Variable, p: float = 0.5, training: bool = True, inplace: bool = False) -> Variable:
+    """Returns `input` with each element zeroed with probability `p` and the rest scaled by 1 / (1 - p).
+
+    Only when `training`; the identity otherwise. The mask comes from symgrad's generator
+    (sg.manual_seed); `inplace` writes the result into `input`. PyTorch: `torch.nn.functional.dropout`."""
     if not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     input = _tensor("dropout", "input", input)
@@ -143,9 +171,10 @@ def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False)
     return input.copy_(out) if inplace else out
 
 
-def embedding(input, weight, padding_idx=None):
-    """Rows of `weight` picked by the integer `input` (any shape); the row `padding_idx`
-    gets no gradient, as PyTorch's."""
+def embedding(input: TensorLike, weight: Variable, padding_idx: int | None = None) -> Variable:
+    """Returns the rows of `weight` picked by the integer `input` (any shape).
+
+    The row `padding_idx` gets no gradient, as in PyTorch's `torch.nn.functional.embedding`."""
     input = _tensor("embedding", "input", input)
     if input.dtype.kind not in "iu":
         raise TypeError(f"embedding: indices must be integers (int32 or int64), got {input.dtype}")
@@ -169,12 +198,17 @@ def embedding(input, weight, padding_idx=None):
 
 # --- losses ------------------------------------------------------------------------------------------
 
-def mse_loss(input, target, reduction: str = "mean"):
+def mse_loss(input: Variable, target: Variable, reduction: str = "mean") -> Variable:
+    """Returns the mean (`reduction="sum"`: the sum; `"none"`: each) of (input - target) ** 2.
+
+    PyTorch: `torch.nn.functional.mse_loss`."""
     return _losses.mse_loss(input, target, reduction=_reduction("mse_loss", reduction))
 
 
-def l1_loss(input, target, reduction: str = "mean"):
-    """The mean (or sum) absolute difference."""
+def l1_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> Variable:
+    """Returns the mean (`reduction="sum"`: the sum; `"none"`: each) of |input - target|.
+
+    PyTorch: `torch.nn.functional.l1_loss`."""
     input, target = _tensor("l1_loss", "input", input), _tensor("l1_loss", "target", target)
     if input.shape != target.shape:
         raise ValueError(f"l1_loss: input shape {input.shape} and target shape {target.shape} differ")
@@ -216,9 +250,12 @@ def _unsupported(fn: str, **given):
             raise NotImplementedError(f"{fn}: {name}= is not supported by symgrad (only {default!r})")
 
 
-def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean"):
-    """-input[n, target[n]] for log-probabilities `input`, averaged or summed; `weight` weighs
-    each class, and rows whose label is `ignore_index` count for nothing (as PyTorch's)."""
+def nll_loss(input: TensorLike, target: TensorLike, weight: TensorLike | None = None, ignore_index: int = -100,
+             reduction: str = "mean") -> Variable:
+    """Returns -input[n, target[n]] for log-probabilities `input`, averaged or summed by `reduction`.
+
+    `weight` weighs each class, and rows whose label is `ignore_index` count for nothing, as
+    PyTorch's. PyTorch: `torch.nn.functional.nll_loss`."""
     input, target = _tensor("nll_loss", "input", input), _tensor("nll_loss", "target", target)
     reduction = _reduction("nll_loss", reduction)
     flat, labels, shape = _classes_last("nll_loss", input, target)
@@ -232,11 +269,13 @@ def nll_loss(input, target, weight=None, ignore_index: int = -100, reduction: st
     return _reduce(loss, reduction)
 
 
-def cross_entropy(input, target, weight=None, ignore_index: int = -100, reduction: str = "mean",
-                  label_smoothing: float = 0.0):
-    """log_softmax over the classes (dimension 1), then nll_loss of integer labels; a float
-    `target` of the input's shape holds class probabilities. `weight`, `ignore_index` and
-    `label_smoothing` as PyTorch's (symgrad/nn/class_losses.py)."""
+def cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+                  ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0) -> Variable:
+    """Returns the cross entropy of logits `input`: log_softmax over dimension 1, then nll_loss.
+
+    `target` holds integer labels, or is a float Variable of the input's shape holding class
+    probabilities. `weight`, `ignore_index` and `label_smoothing` as PyTorch's
+    (symgrad/nn/class_losses.py). PyTorch: `torch.nn.functional.cross_entropy`."""
     input, target = _tensor("cross_entropy", "input", input), _tensor("cross_entropy", "target", target)
     reduction = _reduction("cross_entropy", reduction)
     if dtypes.is_float(target.dtype):
@@ -258,9 +297,13 @@ def cross_entropy(input, target, weight=None, ignore_index: int = -100, reductio
     return F.reshape(loss, shape) if reduction == "none" else loss
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction: str = "mean",
-                                     pos_weight=None):
-    """softplus(x) - x t, with `pos_weight` weighing the positive term and `weight` each element."""
+def binary_cross_entropy_with_logits(input: TensorLike, target: TensorLike,
+                                     weight: TensorLike | None = None, reduction: str = "mean",
+                                     pos_weight: TensorLike | None = None) -> Variable:
+    """Returns softplus(x) - x t of logits x = `input` and targets t = `target`, reduced by `reduction`.
+
+    `pos_weight` weighs the positive term and `weight` each element.
+    PyTorch: `torch.nn.functional.binary_cross_entropy_with_logits`."""
     reduction = _reduction("binary_cross_entropy_with_logits", reduction)
     if weight is None and pos_weight is None:
         return _bce_logits(input, target, reduction=reduction)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -69,33 +70,58 @@ def _calculate_correct_fan(tensor: Variable, mode: str) -> int:
     return fan_in if mode == "fan_in" else fan_out
 
 
-def uniform_(tensor: Variable, a: float = 0.0, b: float = 1.0, generator=None) -> Variable:
+def uniform_(tensor: Variable, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Variable:
+    """Fills `tensor` in place with numbers drawn uniformly from [a, b) and returns it.
+
+    `generator` is accepted for PyTorch's signature: the numbers come from symgrad's generator
+    (sg.manual_seed). PyTorch: `torch.nn.init.uniform_`."""
     return _fill(tensor, _draw("uniform", tensor, a, b))
 
 
-def normal_(tensor: Variable, mean: float = 0.0, std: float = 1.0, generator=None) -> Variable:
+def normal_(tensor: Variable, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Variable:
+    """Fills `tensor` in place with numbers drawn from N(mean, std ** 2) and returns it.
+
+    `generator` is accepted for PyTorch's signature: the numbers come from symgrad's generator
+    (sg.manual_seed). PyTorch: `torch.nn.init.normal_`."""
     return _fill(tensor, _draw("normal", tensor, mean, std))
 
 
 def constant_(tensor: Variable, val: float) -> Variable:
+    """Fills `tensor` in place with the value `val` and returns it.
+
+    PyTorch: `torch.nn.init.constant_`."""
     return _fill(tensor, np.full(tensor.shape, val))
 
 
 def ones_(tensor: Variable) -> Variable:
+    """Fills `tensor` in place with ones and returns it.
+
+    PyTorch: `torch.nn.init.ones_`."""
     return constant_(tensor, 1.0)
 
 
 def zeros_(tensor: Variable) -> Variable:
+    """Fills `tensor` in place with zeros and returns it.
+
+    PyTorch: `torch.nn.init.zeros_`."""
     return constant_(tensor, 0.0)
 
 
-def xavier_uniform_(tensor: Variable, gain: float = 1.0, generator=None) -> Variable:
+def xavier_uniform_(tensor: Variable, gain: float = 1.0, generator: Any = None) -> Variable:
+    """Fills `tensor` in place from U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)), and returns it.
+
+    Glorot and Bengio's initialisation. `generator` is accepted for PyTorch's signature: the
+    numbers come from symgrad's generator (sg.manual_seed). PyTorch: `torch.nn.init.xavier_uniform_`."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
     return uniform_(tensor, -bound, bound)
 
 
-def xavier_normal_(tensor: Variable, gain: float = 1.0, generator=None) -> Variable:
+def xavier_normal_(tensor: Variable, gain: float = 1.0, generator: Any = None) -> Variable:
+    """Fills `tensor` in place from N(0, s ** 2), s = gain * sqrt(2 / (fan_in + fan_out)), and returns it.
+
+    Glorot and Bengio's initialisation. `generator` is accepted for PyTorch's signature: the
+    numbers come from symgrad's generator (sg.manual_seed). PyTorch: `torch.nn.init.xavier_normal_`."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)))
 
@@ -107,8 +133,14 @@ def _kaiming_std(tensor, a, mode, nonlinearity) -> float | None:
     return calculate_gain(nonlinearity, a) / math.sqrt(_calculate_correct_fan(tensor, mode))
 
 
-def kaiming_uniform_(tensor: Variable, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                     generator=None) -> Variable:
+def kaiming_uniform_(tensor: Variable, a: float = 0, mode: str = "fan_in",
+                     nonlinearity: str = "leaky_relu", generator: Any = None) -> Variable:
+    """Fills `tensor` in place from U(-b, b), b = gain * sqrt(3 / fan), and returns it.
+
+    He et al.'s initialisation: `fan` is the fan_in or fan_out by `mode`, the gain is
+    calculate_gain(nonlinearity, a) (`a` the negative slope of leaky_relu).
+    `generator` is accepted for PyTorch's signature: the numbers come from symgrad's generator
+    (sg.manual_seed). PyTorch: `torch.nn.init.kaiming_uniform_`."""
     std = _kaiming_std(tensor, a, mode, nonlinearity)
     if std is None:
         return tensor
@@ -116,13 +148,22 @@ def kaiming_uniform_(tensor: Variable, a: float = 0, mode: str = "fan_in", nonli
     return uniform_(tensor, -bound, bound)
 
 
-def kaiming_normal_(tensor: Variable, a: float = 0, mode: str = "fan_in", nonlinearity: str = "leaky_relu",
-                    generator=None) -> Variable:
+def kaiming_normal_(tensor: Variable, a: float = 0, mode: str = "fan_in",
+                    nonlinearity: str = "leaky_relu", generator: Any = None) -> Variable:
+    """Fills `tensor` in place from N(0, s ** 2), s = gain / sqrt(fan), and returns it.
+
+    He et al.'s initialisation: `fan` is the fan_in or fan_out by `mode`, the gain is
+    calculate_gain(nonlinearity, a) (`a` the negative slope of leaky_relu).
+    `generator` is accepted for PyTorch's signature: the numbers come from symgrad's generator
+    (sg.manual_seed). PyTorch: `torch.nn.init.kaiming_normal_`."""
     std = _kaiming_std(tensor, a, mode, nonlinearity)
     return tensor if std is None else normal_(tensor, 0.0, std)
 
 
 def eye_(tensor: Variable) -> Variable:
+    """Fills the 2-d `tensor` in place with the identity matrix and returns it.
+
+    PyTorch: `torch.nn.init.eye_`."""
     if tensor.ndim != 2:
         raise ValueError("Only tensors with 2 dimensions are supported")
     return _fill(tensor, np.eye(*tensor.shape))

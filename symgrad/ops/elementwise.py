@@ -64,7 +64,8 @@ def _libm_call(name):
     return "{{ libm.%s }}({{ a }})" % name
 
 
-_unary("neg", np.negative, lambda g, y, x: G.neg(g), "(-{{ a }})", no_bool="negation", doc="-x, elementwise.")
+_unary("neg", np.negative, lambda g, y, x: G.neg(g), "(-{{ a }})", no_bool="negation",
+       doc="The negation -x, elementwise.")
 _unary("exp", np.exp, lambda g, y, x: G.mul(g, y), _libm_call("exp"), ("exp",), public="float",
        doc="e ** x, elementwise.")
 _unary("log", np.log, lambda g, y, x: G.div(g, x), _libm_call("log"), ("log",), public="float",
@@ -82,7 +83,8 @@ def _step_sign(x):
 # sign so that NaN gives 0 rather than NaN).
 _unary("abs", np.abs, lambda g, y, x: G.mul(g, _step_sign(x)),
        "{% if is_float %}{{ libm.fabs }}({{ a }}){% elif ct == 'uint8_t' %}{{ a }}"
-       "{% else %}({{ a }} < 0 ? -{{ a }} : {{ a }}){% endif %}", ("fabs",), doc="|x|, elementwise.")
+       "{% else %}({{ a }} < 0 ? -{{ a }} : {{ a }}){% endif %}", ("fabs",),
+       doc="The absolute value |x|, elementwise.")
 
 
 def _sign(x):

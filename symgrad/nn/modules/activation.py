@@ -8,6 +8,8 @@ from symgrad.nn.modules.module import Module
 
 
 class ReLU(Module):
+    """max(x, 0) elementwise as a module; `inplace` writes into the input. PyTorch: `torch.nn.ReLU`."""
+
     def __init__(self, inplace: bool = False):
         super().__init__()
         self.inplace = inplace
@@ -20,6 +22,8 @@ class ReLU(Module):
 
 
 class LeakyReLU(Module):
+    """x where positive, negative_slope * x elsewhere, as a module. PyTorch: `torch.nn.LeakyReLU`."""
+
     def __init__(self, negative_slope: float = 0.01, inplace: bool = False):
         super().__init__()
         self.negative_slope, self.inplace = negative_slope, inplace
@@ -32,16 +36,22 @@ class LeakyReLU(Module):
 
 
 class Tanh(Module):
+    """The hyperbolic tangent, elementwise, as a module. PyTorch: `torch.nn.Tanh`."""
+
     def forward(self, input):
         return F.tanh(input)
 
 
 class Sigmoid(Module):
+    """1 / (1 + exp(-x)), elementwise, as a module. PyTorch: `torch.nn.Sigmoid`."""
+
     def forward(self, input):
         return F.sigmoid(input)
 
 
 class SiLU(Module):
+    """x * sigmoid(x), elementwise, as a module; `inplace` writes into the input. PyTorch: `torch.nn.SiLU`."""
+
     def __init__(self, inplace: bool = False):
         super().__init__()
         self.inplace = inplace
@@ -70,6 +80,8 @@ class GELU(Module):
 
 
 class Softmax(Module):
+    """softmax along `dim`, as a module (see `nn.functional.softmax`). PyTorch: `torch.nn.Softmax`."""
+
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim
@@ -82,6 +94,10 @@ class Softmax(Module):
 
 
 class LogSoftmax(Module):
+    """log_softmax along `dim`, as a module (see `nn.functional.log_softmax`).
+
+    PyTorch: `torch.nn.LogSoftmax`."""
+
     def __init__(self, dim=None):
         super().__init__()
         self.dim = dim

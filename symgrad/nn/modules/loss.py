@@ -15,22 +15,30 @@ class _Loss(Module):
 
 
 class MSELoss(_Loss):
+    """The mean squared error of `(input, target)`, reduced by `reduction`. PyTorch: `torch.nn.MSELoss`."""
+
     def forward(self, input, target):
         return NF.mse_loss(input, target, reduction=self.reduction)
 
 
 class L1Loss(_Loss):
+    """The mean absolute error of `(input, target)`, reduced by `reduction`. PyTorch: `torch.nn.L1Loss`."""
+
     def forward(self, input, target):
         return NF.l1_loss(input, target, reduction=self.reduction)
 
 
 class _WeightedLoss(_Loss):
+    """A loss with per-class weights, held as a buffer (as PyTorch's _WeightedLoss)."""
+
     def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean"):
         super().__init__(size_average, reduce, reduction)
         self.register_buffer("weight", weight)      # a buffer, as PyTorch's (follows .to() and state_dict)
 
 
 class NLLLoss(_WeightedLoss):
+    """The negative log likelihood of log-probabilities and integer labels. PyTorch: `torch.nn.NLLLoss`."""
+
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean"):
         super().__init__(weight, size_average, reduce, reduction)
@@ -42,6 +50,10 @@ class NLLLoss(_WeightedLoss):
 
 
 class CrossEntropyLoss(_WeightedLoss):
+    """The cross entropy of logits and labels (or class probabilities).
+
+    PyTorch: `torch.nn.CrossEntropyLoss`."""
+
     def __init__(self, weight=None, size_average=None, ignore_index: int = -100, reduce=None,
                  reduction: str = "mean", label_smoothing: float = 0.0):
         super().__init__(weight, size_average, reduce, reduction)
@@ -53,6 +65,10 @@ class CrossEntropyLoss(_WeightedLoss):
 
 
 class BCEWithLogitsLoss(_Loss):
+    """Binary cross entropy of logits against 0/1 targets, computed stably.
+
+    `weight` and `pos_weight` are kept as buffers. PyTorch: `torch.nn.BCEWithLogitsLoss`."""
+
     def __init__(self, weight=None, size_average=None, reduce=None, reduction: str = "mean",
                  pos_weight=None):
         super().__init__(size_average, reduce, reduction)
