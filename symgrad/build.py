@@ -58,7 +58,7 @@ def build_dir() -> Path:
         return Path(env)
     top = Path(__file__).resolve().parent.parent
     if (top / "pyproject.toml").exists() and (top / "templates").is_dir():
-        return top / "build"
+        return top / "build" / "cache"      # (apart from setuptools' build/lib, build/bdist...)
     cache = config.xdg_cache_home() or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(cache) / "symgrad"
 

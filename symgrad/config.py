@@ -63,7 +63,8 @@ SETTINGS = {s.name: s for s in (
     # calling, the build cache, eager backward, logging
     Setting("SYMGRAD_FAST_CALL", "1", "0: every call takes the general path (no generated caller, no "
             "output pool, no remembered pointers)"),
-    Setting("SYMGRAD_BUILD_DIR", "", "the build cache (else build/ in a source checkout, else "
+    Setting("SYMGRAD_BUILD_DIR", "", "the build cache (else build/cache/ in a source checkout, apart from "
+            "setuptools' build/lib, else "
             "$XDG_CACHE_HOME/symgrad or ~/.cache/symgrad)"),
     Setting("XDG_CACHE_HOME", "", "where the build cache goes outside a source checkout (else ~/.cache)"),
     Setting("SYMGRAD_CACHE_MAX_BYTES", "", "a limit on the build cache's size in bytes (suffixes k, M, G "
