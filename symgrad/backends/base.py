@@ -12,6 +12,21 @@ if TYPE_CHECKING:
     from symgrad.compile import Function
 
 
+def overlapping(arrays, updated):
+    """The first pair (updated, other) of `arrays` whose memory overlaps, an updated one among
+    them, else None. Arguments updated in place are written while the others are read, so
+    they may share no memory. The arrays are contiguous: their byte ranges are sorted and
+    swept once (n log n), not compared a pair at a time."""
+    spans = sorted((a.__array_interface__["data"][0], a.nbytes, k) for k, a in enumerate(arrays) if a.nbytes)
+    reach, owner = -1, None
+    for start, nbytes, k in spans:
+        if start < reach and (k in updated or owner in updated):
+            return (k, owner) if k in updated else (owner, k)
+        if start + nbytes > reach:
+            reach, owner = start + nbytes, k
+    return None
+
+
 class Backend:
     """The defaults: a backend that generates nothing (the interpreter's). C and CUDA override
     the rendering facets (`module_template`, `reserved_words`, `column_sums`,

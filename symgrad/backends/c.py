@@ -14,7 +14,7 @@ import numpy as np
 
 from symgrad import config
 from symgrad.backends import threads
-from symgrad.backends.base import Backend
+from symgrad.backends.base import Backend, overlapping
 from symgrad.build import Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
 
 LARGE_LOOP = 1 << 20            # a loop nest this long makes the function worth -O3
@@ -155,7 +155,7 @@ def fast_caller(fn, returns=None):
     n_in, n_const = len(fn.args), len(fn.consts)
     names = [f"a{k}" for k in range(n_in)]
     env = {"ndarray": np.ndarray, "empty": np.empty, "view": lib.ffi._backend.from_buffer,
-           "may_share": np.may_share_memory,
+           "overlapping": overlapping, "updated": frozenset(fn.updates.values()),
            "chars": lib.ffi.BCharA, "entry": lib.entry, "local": fn._local, "general": fn._general_call,
            "pointers": lambda: pointers(fn)}
     lines = ["def call(*args):",
@@ -169,8 +169,8 @@ def fast_caller(fn, returns=None):
         checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
                       f"or a{k}.strides != st{k}" +
                       (f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""))
-    for k in sorted(set(fn.updates.values())):     # written while the others are read: no overlap
-        checks += [f"may_share(a{k}, a{j})" for j in range(n_in) if j != k]
+    if fn.updates:                                  # written while the others are read: no overlap
+        checks.append("overlapping(args, updated) is not None")
     if checks:
         lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
         lines.append("        return general(*args)")
