@@ -21,12 +21,15 @@ OPTIONS = _PrintOptions()
 _PROFILES = {"default": (4, 1000, 3, 80), "short": (2, 1000, 2, 80), "full": (4, math.inf, 3, 80)}
 
 
-def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None,
-                     sci_mode=None) -> None:
-    """As torch.set_printoptions: digits after the point, the element count above which a
-    value is summarised with `...`, items shown at each end then, characters per line, a
-    profile ("default", "short", "full") setting all four first, and scientific notation
-    forced on (True), off (False) or chosen from the values (None)."""
+def set_printoptions(precision: int | None = None, threshold: int | None = None, edgeitems: int | None = None,
+                     linewidth: int | None = None, profile: str | None = None,
+                     sci_mode: bool | None = None) -> None:
+    """Sets how Variables print their values. PyTorch: `torch.set_printoptions`.
+
+    The options: digits after the point, the element count above which a value is summarised
+    with `...`, items shown at each end then, characters per line, a profile ("default",
+    "short", "full") setting all four first, and scientific notation forced on (True), off
+    (False) or chosen from the values (None)."""
     if profile is not None:
         if profile not in _PROFILES:
             raise ValueError(f"set_printoptions: profile must be one of {', '.join(_PROFILES)}, "
@@ -40,7 +43,8 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
 
 
 def get_printoptions() -> dict:
-    """The current print options, as torch.get_printoptions gives them."""
+    """The current print options, as a dict of their names and values. PyTorch:
+    `torch.get_printoptions`."""
     return {"precision": OPTIONS.precision, "threshold": OPTIONS.threshold, "edgeitems": OPTIONS.edgeitems,
             "linewidth": OPTIONS.linewidth, "sci_mode": OPTIONS.sci_mode}
 

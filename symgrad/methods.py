@@ -95,7 +95,13 @@ def _clone(self):
 Variable.clone = _clone
 for _name in ["var", "std", "reciprocal", "rsqrt", "square", "unique", "all", "any", "outer", "repeat"]:
     setattr(Variable, _name, getattr(tensor_math, _name))
-Variable.is_contiguous = lambda self, memory_format=None: True     # values are always laid out densely
+def _is_contiguous(self, memory_format=None) -> bool:
+    """Whether the values are laid out contiguously in memory: always True, since symgrad keeps
+    every value dense. PyTorch: `Tensor.is_contiguous`."""
+    return True
+
+
+Variable.is_contiguous = _is_contiguous
 
 
 def _to(self, *args, **kwargs):

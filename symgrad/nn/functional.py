@@ -250,8 +250,8 @@ def _unsupported(fn: str, **given):
             raise NotImplementedError(f"{fn}: {name}= is not supported by symgrad (only {default!r})")
 
 
-def nll_loss(input: TensorLike, target: TensorLike, weight: TensorLike | None = None, ignore_index: int = -100,
-             reduction: str = "mean") -> Variable:
+def nll_loss(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
+             ignore_index: int = -100, reduction: str = "mean") -> Variable:
     """Returns -input[n, target[n]] for log-probabilities `input`, averaged or summed by `reduction`.
 
     `weight` weighs each class, and rows whose label is `ignore_index` count for nothing, as
@@ -270,7 +270,8 @@ def nll_loss(input: TensorLike, target: TensorLike, weight: TensorLike | None = 
 
 
 def cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
-                  ignore_index: int = -100, reduction: str = "mean", label_smoothing: float = 0.0) -> Variable:
+                  ignore_index: int = -100, reduction: str = "mean",
+                  label_smoothing: float = 0.0) -> Variable:
     """Returns the cross entropy of logits `input`: log_softmax over dimension 1, then nll_loss.
 
     `target` holds integer labels, or is a float Variable of the input's shape holding class
