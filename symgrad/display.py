@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -179,7 +180,7 @@ def _label(v) -> str:
     return f"{v.op}({attrs})" if attrs else v.op
 
 
-def debugprint(obj, file=None, after: str | None = None) -> str:
+def debugprint(obj: Any, file: TextIO | None = None, after: str | None = None) -> str:
     """The graph as indented text, one node a line, outputs first, with shapes and dtypes.
     A node already printed is referred to by its number.
 
@@ -245,8 +246,8 @@ def _args_and_outputs(obj):
     return [v for v in toposort(outputs) if v.op is None and v._value is None], outputs
 
 
-def to_dot(obj) -> str:
-    """Graphviz source of the graph (render with `dot -Tsvg`)."""
+def to_dot(obj: Any) -> str:
+    """Graphviz source of the graph of `obj`'s outputs (render it with `dot -Tsvg`)."""
     outputs = _outputs_of(obj)
     order = toposort(outputs)
     ids = {id(v): f"n{k}" for k, v in enumerate(order)}
