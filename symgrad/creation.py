@@ -3,11 +3,19 @@
 and have one meaning here). Floats take the default dtype (`sg.set_default_dtype`)."""
 from __future__ import annotations
 
+from typing import Any, Sequence, Union
+
 import numpy as np
 
 from symgrad import devices, dtypes
+from symgrad.hints import DTypeLike, TensorLike
 from symgrad.shapes import as_shape
 from symgrad.variable import Variable
+
+# A shape: ints (`zeros(2, 3)`), one sequence of them (`zeros((2, 3))`), or one int.
+ShapeLike = Union[int, Sequence[int]]
+# A device: symgrad's `sg.device`, its name ("cpu", "cuda:0"), or None for the default.
+DeviceLike = Union[devices.device, str, None]
 
 _rng = np.random.default_rng()
 
@@ -46,16 +54,21 @@ def _finish(name, arr, dtype, requires_grad, device, out=None) -> Variable:
     return Variable(arr, requires_grad=requires_grad)
 
 
-def tensor(data, *, dtype=None, device=None, requires_grad=False, pin_memory=False) -> Variable:
-    """Like torch.tensor: ints stay int64, floats take the default dtype, numpy arrays keep theirs."""
+def tensor(data: Any, *, dtype: DTypeLike = None, device: DeviceLike = None, requires_grad: bool = False,
+           pin_memory: bool = False) -> Variable:
+    """A new Variable holding a copy of `data` (a number, nested lists, an array). PyTorch: `torch.tensor`.
+
+    Ints stay int64, floats take the default dtype, numpy arrays keep theirs."""
     from symgrad.variable import _to_array
     devices.check("tensor()", device)
     arr = np.array(_to_array(data, dtype), copy=True)
     return Variable(arr, requires_grad=requires_grad)
 
 
-def as_tensor(data, dtype=None, device=None) -> Variable:
-    """Like torch.as_tensor: a Variable stays itself (cast if `dtype` says so)."""
+def as_tensor(data: Any, dtype: DTypeLike = None, device: DeviceLike = None) -> Variable:
+    """`data` as a Variable, without a copy where it already is one. PyTorch: `torch.as_tensor`.
+
+    A Variable stays itself (cast if `dtype` says so)."""
     devices.check("as_tensor()", device)
     if isinstance(data, Variable):
         return data if dtype is None or data.dtype == dtypes.as_dtype(dtype) else data.to(dtype)
@@ -64,34 +77,42 @@ def as_tensor(data, dtype=None, device=None) -> Variable:
 
 
 def from_numpy(ndarray: np.ndarray) -> Variable:
-    """A Variable of a numpy array, keeping its dtype."""
+    """A Variable of a numpy array, keeping its dtype. PyTorch: `torch.from_numpy`."""
     if not isinstance(ndarray, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy array, got {type(ndarray).__name__}")
     return Variable(ndarray)
 
 
-def zeros(*shape, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Variable:
-    """A Variable of zeros of shape `size` (ints, a sequence, or size=)."""
+def zeros(*shape: ShapeLike, size: ShapeLike | None = None, out: Variable | None = None,
+          dtype: DTypeLike = None, layout: Any = None, device: DeviceLike = None,
+          requires_grad: bool = False) -> Variable:
+    """A Variable of zeros of shape `size` (ints, a sequence, or size=). PyTorch: `torch.zeros`."""
     shape = _shape(shape, "zeros", size)
     return _finish("zeros", np.zeros(shape, _float(dtype)), None, requires_grad, device, out)
 
 
-def ones(*shape, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Variable:
-    """A Variable of ones of shape `size` (ints, a sequence, or size=)."""
+def ones(*shape: ShapeLike, size: ShapeLike | None = None, out: Variable | None = None,
+         dtype: DTypeLike = None, layout: Any = None, device: DeviceLike = None,
+         requires_grad: bool = False) -> Variable:
+    """A Variable of ones of shape `size` (ints, a sequence, or size=). PyTorch: `torch.ones`."""
     shape = _shape(shape, "ones", size)
     return _finish("ones", np.ones(shape, _float(dtype)), None, requires_grad, device, out)
 
 
-def empty(*shape, size=None, out=None, dtype=None, layout=None, device=None, requires_grad=False,
-          pin_memory=False, memory_format=None) -> Variable:
-    """As torch.empty; symgrad's memory is always initialised (to zeros)."""
+def empty(*shape: ShapeLike, size: ShapeLike | None = None, out: Variable | None = None,
+          dtype: DTypeLike = None, layout: Any = None, device: DeviceLike = None, requires_grad: bool = False,
+          pin_memory: bool = False, memory_format: Any = None) -> Variable:
+    """A Variable of shape `size` whose values are not to be relied on. PyTorch: `torch.empty`.
+
+    symgrad's memory is always initialised (to zeros)."""
     shape = _shape(shape, "empty", size)
     return _finish("empty", np.zeros(shape, _float(dtype)), None, requires_grad, device, out)
 
 
-def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
-         requires_grad=False) -> Variable:
-    """A Variable of shape `size` filled with `fill_value` (its dtype: a bool, int or float's)."""
+def full(size: ShapeLike, fill_value: Any, *, out: Variable | None = None, dtype: DTypeLike = None,
+         layout: Any = None, device: DeviceLike = None, requires_grad: bool = False) -> Variable:
+    """A Variable of shape `size` filled with `fill_value` (its dtype: a bool, int or float's).
+    PyTorch: `torch.full`."""
     if dtype is not None:
         dt = dtypes.as_dtype(dtype)
     elif isinstance(fill_value, Variable):
@@ -102,23 +123,31 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
     return _finish("full", np.full(_shape((size,), "full"), value, dt), None, requires_grad, device, out)
 
 
-def rand(*shape, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
-         requires_grad=False, pin_memory=False) -> Variable:
-    """Uniform samples in [0, 1)."""
+def rand(*shape: ShapeLike, size: ShapeLike | None = None, generator: Any = None, out: Variable | None = None,
+         dtype: DTypeLike = None, layout: Any = None, device: DeviceLike = None, requires_grad: bool = False,
+         pin_memory: bool = False) -> Variable:
+    """A Variable of shape `size` of samples drawn uniformly from [0, 1). PyTorch: `torch.rand`.
+
+    They come from the generator `manual_seed` seeds (numpy's numbers, not PyTorch's)."""
     shape = _shape(shape, "rand", size)
     return _finish("rand", _rng.random(shape), _float(dtype), requires_grad, device, out)
 
 
-def randn(*shape, size=None, generator=None, out=None, dtype=None, layout=None, device=None,
-          requires_grad=False, pin_memory=False) -> Variable:
-    """Standard normal samples."""
+def randn(*shape: ShapeLike, size: ShapeLike | None = None, generator: Any = None,
+          out: Variable | None = None, dtype: DTypeLike = None, layout: Any = None, device: DeviceLike = None,
+          requires_grad: bool = False, pin_memory: bool = False) -> Variable:
+    """A Variable of shape `size` of standard normal samples (mean 0, variance 1). PyTorch: `torch.randn`.
+
+    They come from the generator `manual_seed` seeds (numpy's numbers, not PyTorch's)."""
     shape = _shape(shape, "randn", size)
     return _finish("randn", _rng.standard_normal(shape), _float(dtype), requires_grad, device, out)
 
 
-def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
-            device=None, requires_grad=False) -> Variable:
-    """Integers drawn uniformly from [low, high): `randint(high, size)` or `randint(low, high, size)`."""
+def randint(low: int = 0, high: int | ShapeLike | None = None, size: ShapeLike | None = None, *,
+            generator: Any = None, out: Variable | None = None, dtype: DTypeLike = None, layout: Any = None,
+            device: DeviceLike = None, requires_grad: bool = False) -> Variable:
+    """Integers drawn uniformly from [low, high): `randint(high, size)` or `randint(low, high, size)`.
+    PyTorch: `torch.randint`."""
     if size is None and isinstance(high, (tuple, list)):      # randint(high, size)
         low, high, size = 0, low, high
     elif high is None:                                         # randint(high, size=...)
@@ -129,9 +158,11 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
                    requires_grad, device, out)
 
 
-def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
-           requires_grad=False) -> Variable:
-    """Values from start (0) up to end, step apart: int64 for ints, the default float dtype else."""
+def arange(start: float = 0, end: float | None = None, step: float = 1, *, out: Variable | None = None,
+           dtype: DTypeLike = None, layout: Any = None, device: DeviceLike = None,
+           requires_grad: bool = False) -> Variable:
+    """Values from start (0) up to end, step apart: int64 for ints, the default float dtype else.
+    PyTorch: `torch.arange`."""
     if end is None:
         start, end = 0, start
     ints = all(isinstance(v, (int, np.integer)) for v in (start, end, step))
@@ -177,16 +208,19 @@ def _linspace_values(start, end, steps: int, dtype: np.dtype) -> np.ndarray:
     return np.concatenate([up, down]).astype(dtype)
 
 
-def linspace(start, end, steps, *, out=None, dtype=None, layout=None, device=None,
-             requires_grad=False) -> Variable:
-    """`steps` values evenly spaced from start to end inclusive (PyTorch's values exactly)."""
+def linspace(start: float, end: float, steps: int, *, out: Variable | None = None, dtype: DTypeLike = None,
+             layout: Any = None, device: DeviceLike = None, requires_grad: bool = False) -> Variable:
+    """`steps` values evenly spaced from start to end inclusive (PyTorch's values exactly).
+    PyTorch: `torch.linspace`."""
     dtype = _float(dtype)
     return _finish("linspace", _linspace_values(float(start), float(end), int(steps), dtype), dtype,
                    requires_grad, device, out)
 
 
-def eye(n, m=None, *, out=None, dtype=None, layout=None, device=None, requires_grad=False) -> Variable:
-    """The n x m (n x n) identity."""
+def eye(n: int, m: int | None = None, *, out: Variable | None = None, dtype: DTypeLike = None,
+        layout: Any = None, device: DeviceLike = None, requires_grad: bool = False) -> Variable:
+    """The n x m identity matrix (n x n without `m`): ones on the diagonal, zeros elsewhere.
+    PyTorch: `torch.eye`."""
     return _finish("eye", np.eye(n, m), _float(dtype), requires_grad, device, out)
 
 
@@ -197,27 +231,28 @@ def _template(name, x) -> Variable:
 
 
 def _like(fn):
-    def like(input, *, dtype=None, layout=None, device=None, requires_grad=False,
-             memory_format=None) -> Variable:
+    def like(input: TensorLike, *, dtype: DTypeLike = None, layout: Any = None, device: DeviceLike = None,
+             requires_grad: bool = False, memory_format: Any = None) -> Variable:
         x = _template(fn.__name__ + "_like", input)
         return fn(*x.shape, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
     like.__name__ = like.__qualname__ = fn.__name__ + "_like"
-    like.__doc__ = f"As {fn.__name__}, with the shape and dtype of `input`."
+    like.__doc__ = (f"As {fn.__name__}, with the shape and dtype of `input` (dtype= may say otherwise). "
+                    f"PyTorch: `torch.{fn.__name__}_like`.")
     return like
 
 
 zeros_like, ones_like, rand_like, randn_like, empty_like = map(_like, [zeros, ones, rand, randn, empty])
 
 
-def full_like(input, fill_value, *, dtype=None, layout=None, device=None, requires_grad=False,
-              memory_format=None) -> Variable:
-    """As full, with the shape and dtype of `input`."""
+def full_like(input: TensorLike, fill_value: Any, *, dtype: DTypeLike = None, layout: Any = None,
+              device: DeviceLike = None, requires_grad: bool = False, memory_format: Any = None) -> Variable:
+    """As full, with the shape and dtype of `input` (dtype= may say otherwise). PyTorch: `torch.full_like`."""
     x = _template("full_like", input)
     return full(x.shape, fill_value, dtype=dtype or x.dtype, device=device, requires_grad=requires_grad)
 
 
 def _typed(name, dtype):
-    def make(*args, device=None):
+    def make(*args: Any, device: DeviceLike = None) -> Variable:
         devices.check(f"{name}()", device)
         if all(isinstance(a, (int, np.integer)) and not isinstance(a, bool) for a in args):
             return zeros(*args, dtype=dtype)
@@ -225,7 +260,7 @@ def _typed(name, dtype):
             raise TypeError(f"{name}() takes a shape (ints) or one sequence of data")
         return Variable(args[0], dtype=dtype)
     make.__name__ = name
-    make.__doc__ = f"torch.{name}: a shape (zeros) or data, as {dtype}."
+    make.__doc__ = f"A Variable of {dtype}: of a shape (zeros) or of data. PyTorch: `torch.{name}`."
     return make
 
 

@@ -104,19 +104,24 @@ def is_device(obj) -> bool:
     return False
 
 
-def set_default_device(dev) -> None:
-    """As torch.set_default_device: only "cpu" (or None) is possible for eager Variables."""
+def set_default_device(dev: device | str | None) -> None:
+    """Sets the device new Variables are made on: only "cpu" (or None) is possible for eager
+    Variables. PyTorch: `torch.set_default_device`."""
     global _default_device
     _default_device = check("set_default_device", dev) if dev is not None else CPU
 
 
 def get_default_device() -> device:
+    """The device new Variables are made on: always the CPU for eager Variables. PyTorch:
+    `torch.get_default_device`."""
     return _default_device
 
 
-def set_default_dtype(d) -> None:
-    """As torch.set_default_dtype: float32 or float64 becomes the dtype of Python floats, of
-    `sg.tensor([1.0])`, of `zeros`, `randn`, ... and of integers promoted to floats."""
+def set_default_dtype(d: np.dtype | str | type) -> None:
+    """Sets the default floating point dtype, float32 or float64. PyTorch: `torch.set_default_dtype`.
+
+    It becomes the dtype of Python floats, of `sg.tensor([1.0])`, of `zeros`, `randn`, ... and
+    of integers promoted to floats."""
     d = dtypes.as_dtype(d)
     if not dtypes.is_float(d):
         raise TypeError(f"set_default_dtype: only floating point types are supported as the default "
@@ -125,4 +130,6 @@ def set_default_dtype(d) -> None:
 
 
 def get_default_dtype() -> np.dtype:
+    """The default floating point dtype (float32 unless set_default_dtype changed it). PyTorch:
+    `torch.get_default_dtype`."""
     return dtypes.DEFAULT_FLOAT

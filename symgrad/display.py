@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any, TextIO
 
 import numpy as np
 
@@ -21,12 +22,15 @@ OPTIONS = _PrintOptions()
 _PROFILES = {"default": (4, 1000, 3, 80), "short": (2, 1000, 2, 80), "full": (4, math.inf, 3, 80)}
 
 
-def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=None, profile=None,
-                     sci_mode=None) -> None:
-    """As torch.set_printoptions: digits after the point, the element count above which a
-    value is summarised with `...`, items shown at each end then, characters per line, a
-    profile ("default", "short", "full") setting all four first, and scientific notation
-    forced on (True), off (False) or chosen from the values (None)."""
+def set_printoptions(precision: int | None = None, threshold: int | None = None, edgeitems: int | None = None,
+                     linewidth: int | None = None, profile: str | None = None,
+                     sci_mode: bool | None = None) -> None:
+    """Sets how Variables print their values. PyTorch: `torch.set_printoptions`.
+
+    The options: digits after the point, the element count above which a value is summarised
+    with `...`, items shown at each end then, characters per line, a profile ("default",
+    "short", "full") setting all four first, and scientific notation forced on (True), off
+    (False) or chosen from the values (None)."""
     if profile is not None:
         if profile not in _PROFILES:
             raise ValueError(f"set_printoptions: profile must be one of {', '.join(_PROFILES)}, "
@@ -40,7 +44,8 @@ def set_printoptions(precision=None, threshold=None, edgeitems=None, linewidth=N
 
 
 def get_printoptions() -> dict:
-    """The current print options, as torch.get_printoptions gives them."""
+    """The current print options, as a dict of their names and values. PyTorch:
+    `torch.get_printoptions`."""
     return {"precision": OPTIONS.precision, "threshold": OPTIONS.threshold, "edgeitems": OPTIONS.edgeitems,
             "linewidth": OPTIONS.linewidth, "sci_mode": OPTIONS.sci_mode}
 
@@ -175,7 +180,7 @@ def _label(v) -> str:
     return f"{v.op}({attrs})" if attrs else v.op
 
 
-def debugprint(obj, file=None, after: str | None = None) -> str:
+def debugprint(obj: Any, file: TextIO | None = None, after: str | None = None) -> str:
     """The graph as indented text, one node a line, outputs first, with shapes and dtypes.
     A node already printed is referred to by its number.
 
@@ -241,8 +246,8 @@ def _args_and_outputs(obj):
     return [v for v in toposort(outputs) if v.op is None and v._value is None], outputs
 
 
-def to_dot(obj) -> str:
-    """Graphviz source of the graph (render with `dot -Tsvg`)."""
+def to_dot(obj: Any) -> str:
+    """Graphviz source of the graph of `obj`'s outputs (render it with `dot -Tsvg`)."""
     outputs = _outputs_of(obj)
     order = toposort(outputs)
     ids = {id(v): f"n{k}" for k, v in enumerate(order)}

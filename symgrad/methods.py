@@ -75,7 +75,9 @@ for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "a
     setattr(Variable, _name, getattr(F, _name))
 Variable.subtract, Variable.multiply, Variable.divide = F.sub, F.mul, F.div
 Variable.T = property(lambda self: F._mark(F.permute(self, tuple(reversed(range(self.ndim)))),
-                                           "Permute", [self]))
+                                           "Permute", [self]),
+                      doc="This Variable with its dimensions in reverse order (the transpose of a matrix). "
+                          "PyTorch: `Tensor.T`.")
 Variable.mT = property(F.swap_last)
 Variable.view_as = lambda self, other: F.reshape(self, F.tensor_arg("view_as", "other", other).shape)
 Variable.reshape_as = Variable.view_as
@@ -84,6 +86,17 @@ Variable.where = lambda self, condition, other: F.where(condition, self, other)
 Variable.clamp_min = lambda self, m: F.clamp(self, min=m)
 Variable.clamp_max = lambda self, m: F.clamp(self, max=m)
 Variable.contiguous = lambda self: self
+Variable.view_as.__doc__ = ("This Variable reshaped to the shape of `other` (view_as and reshape_as alike). "
+                            "PyTorch: `Tensor.view_as`, `Tensor.reshape_as`.")
+Variable.expand_as.__doc__ = "This Variable broadcast to the shape of `other`. PyTorch: `Tensor.expand_as`."
+Variable.where.__doc__ = ("This Variable's elements where `condition` holds, `other`'s elsewhere. "
+                          "PyTorch: `Tensor.where`.")
+Variable.clamp_min.__doc__ = ("Each element clamped from below at `min`: max(x, min). "
+                              "PyTorch: `Tensor.clamp_min`.")
+Variable.clamp_max.__doc__ = ("Each element clamped from above at `max`: min(x, max). "
+                              "PyTorch: `Tensor.clamp_max`.")
+Variable.contiguous.__doc__ = ("This Variable itself: its values are always laid out densely. "
+                               "PyTorch: `Tensor.contiguous`.")
 def _clone(self):
     """A copy: a new leaf holding the value, or, where the graph must go on through it (it
     requires grad, or it is symbolic), an identity node. Not `self + 0`, which turns -0.0 into +0.0."""
@@ -95,7 +108,13 @@ def _clone(self):
 Variable.clone = _clone
 for _name in ["var", "std", "reciprocal", "rsqrt", "square", "unique", "all", "any", "outer", "repeat"]:
     setattr(Variable, _name, getattr(tensor_math, _name))
-Variable.is_contiguous = lambda self, memory_format=None: True     # values are always laid out densely
+def _is_contiguous(self, memory_format=None) -> bool:
+    """Whether the values are laid out contiguously in memory: always True, since symgrad keeps
+    every value dense. PyTorch: `Tensor.is_contiguous`."""
+    return True
+
+
+Variable.is_contiguous = _is_contiguous
 
 
 def _to(self, *args, **kwargs):
@@ -132,10 +151,17 @@ def _cuda(self, device=None, non_blocking=False, memory_format=None):
 
 Variable.to = _to
 Variable.cpu = lambda self, memory_format=None: self
+Variable.cpu.__doc__ = "This Variable itself: eager values always live on the CPU. PyTorch: `Tensor.cpu`."
+_cuda.__doc__ = ("Raises an error that says how to reach a GPU: eager Variables live on the CPU, and "
+                 "compiled functions run on CUDA (backend=\"cuda\"). PyTorch: `Tensor.cuda`.")
 Variable.cuda = _cuda
-Variable.is_cuda = property(lambda self: False)
-Variable.is_cpu = property(lambda self: True)
+Variable.is_cuda = property(lambda self: False, doc="Always False: eager values live in host memory. "
+                                                    "PyTorch: `Tensor.is_cuda`.")
+Variable.is_cpu = property(lambda self: True, doc="Always True: eager values live in host memory. "
+                                                  "PyTorch: `Tensor.is_cpu`.")
 Variable.get_device = lambda self: -1
+Variable.get_device.__doc__ = ("The CUDA device index, or -1 on the CPU: always -1. "
+                               "PyTorch: `Tensor.get_device`.")
 
 
 def _new(fill):
@@ -149,12 +175,20 @@ def _new(fill):
 Variable.new_zeros, Variable.new_ones, Variable.new_empty = _new(0), _new(1), _new(0)
 Variable.new_full = lambda self, size, fill_value, dtype=None, device=None, requires_grad=False: \
     _new(fill_value)(self, size, dtype=dtype, device=device, requires_grad=requires_grad)
+for _name, _what in [("new_zeros", "zeros"), ("new_ones", "ones"),
+                     ("new_empty", "uninitialised values (zeros here)"), ("new_full", "`fill_value`")]:
+    getattr(Variable, _name).__doc__ = (f"A new Variable of shape `size` filled with {_what}, of this one's "
+                                        f"dtype unless dtype= says otherwise. PyTorch: `Tensor.{_name}`.")
 _TYPE_NAMES = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}
 Variable.type = lambda self, dtype=None: (f"torch.{_TYPE_NAMES[self.dtype.name]}Tensor"
                                          if dtype is None else F.cast(self, dtype))
+Variable.type.__doc__ = ("The type's name (\"torch.FloatTensor\") without `dtype`, else this Variable cast "
+                         "to `dtype`. PyTorch: `Tensor.type`.")
 for _name, _dt in [("float", "float32"), ("double", "float64"), ("long", "int64"), ("int", "int32"),
                    ("bool", "bool")]:
     setattr(Variable, _name, (lambda dt: lambda self: F.cast(self, dt))(_dt))
+    getattr(Variable, _name).__doc__ = (f"This Variable cast to {_dt} (`x.to({_dt})`). "
+                                        f"PyTorch: `Tensor.{_name}`.")
 
 for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "abs", "sign", "sin",
               "cos", "tanh", "sigmoid", "relu", "maximum", "minimum", "clamp", "clip", "square",
@@ -162,7 +196,11 @@ for _name in ["add", "sub", "mul", "div", "pow", "neg", "exp", "log", "sqrt", "a
     setattr(Variable, f"{_name}_", _inplace(f"{_name}_", getattr(Variable, _name)))
 Variable.subtract_, Variable.multiply_, Variable.divide_ = Variable.sub_, Variable.mul_, Variable.div_
 Variable.is_floating_point = lambda self: dtypes.is_float(self.dtype)
+Variable.is_floating_point.__doc__ = ("Whether this Variable's dtype is a floating point one. "
+                                      "PyTorch: `Tensor.is_floating_point`.")
 Variable.new_tensor = lambda self, data: Variable(_to_array(data, self.dtype))
+Variable.new_tensor.__doc__ = ("A new Variable of `data`, in this Variable's dtype. "
+                               "PyTorch: `Tensor.new_tensor`.")
 
 # Selection by index (symgrad.selection), and the in-place forms.
 for _name in ["index_select", "gather", "take_along_dim", "masked_fill", "masked_select", "nonzero",

@@ -2,12 +2,15 @@
 `torch.numel(x)` and `torch.is_floating_point(x)`."""
 from __future__ import annotations
 
+from typing import Any
+
 from symgrad import dtypes
+from symgrad.hints import TensorLike
 from symgrad.variable import Variable
 
 
-def is_tensor(obj) -> bool:
-    """Whether `obj` is a Variable (symgrad's Tensor)."""
+def is_tensor(obj: Any) -> bool:
+    """Whether `obj` is a Variable (symgrad's Tensor). PyTorch: `torch.is_tensor`."""
     return isinstance(obj, Variable)
 
 
@@ -17,11 +20,12 @@ def _variable(name: str, input) -> Variable:
     return input
 
 
-def numel(input) -> int:
-    """The number of elements of `input`."""
+def numel(input: TensorLike) -> int:
+    """The number of elements of the Variable `input`. PyTorch: `torch.numel`."""
     return _variable("numel", input).numel()
 
 
-def is_floating_point(input) -> bool:
-    """Whether `input`'s dtype is a floating point one."""
+def is_floating_point(input: TensorLike) -> bool:
+    """Whether the dtype of the Variable `input` is a floating point one. PyTorch:
+    `torch.is_floating_point`."""
     return dtypes.is_float(_variable("is_floating_point", input).dtype)

@@ -6,10 +6,13 @@ from __future__ import annotations
 import builtins
 import math
 
+from typing import Any, Callable, Union
+
 import numpy as np
 
 from symgrad import dtypes
 from symgrad import functional as F
+from symgrad.hints import Dims, TensorLike
 from symgrad.variable import Variable
 
 
@@ -35,40 +38,47 @@ def _var(name: str, input, dim, unbiased, keepdim, correction):
     return x, F.mul(total, 1.0 / dof if dof > 0 else math.inf)
 
 
-def var(input, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Variable:
-    """The variance over `dim` (all elements by default), dividing by N - correction (N - 1
-    unless correction= or unbiased=False says otherwise), as torch.var."""
+def var(input: TensorLike, dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: float | None = None) -> Variable:
+    """The variance of `input` over `dim` (all elements by default). PyTorch: `torch.var`.
+
+    It divides by N - correction: N - 1 unless correction= or unbiased=False says otherwise."""
     x, out = _var("var", input, dim, unbiased, keepdim, correction)
     return F._mark(out, "Var", [x])
 
 
-def std(input, dim=None, unbiased=None, keepdim=False, *, correction=None) -> Variable:
-    """The standard deviation: the square root of `var` with the same arguments."""
+def std(input: TensorLike, dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False, *,
+        correction: float | None = None) -> Variable:
+    """The standard deviation of `input` over `dim`: the square root of `var` with the same
+    arguments. PyTorch: `torch.std`."""
     x, out = _var("std", input, dim, unbiased, keepdim, correction)
     return F._mark(F.sqrt(out), "Std", [x])
 
 
-def reciprocal(input) -> Variable:
-    """1 / x, elementwise (integers become floats)."""
+def reciprocal(input: TensorLike) -> Variable:
+    """The reciprocal 1 / x of each element (integers become floats). PyTorch: `torch.reciprocal`."""
     x = F.tensor_arg("reciprocal", "input", input)
     return F._mark(F.div(1, x), "Reciprocal", [x])
 
 
-def rsqrt(input) -> Variable:
-    """1 / sqrt(x), elementwise."""
+def rsqrt(input: TensorLike) -> Variable:
+    """The reciprocal of the square root, 1 / sqrt(x), of each element. PyTorch: `torch.rsqrt`."""
     x = F.tensor_arg("rsqrt", "input", input)
     return F._mark(F.div(1, F.sqrt(x)), "Rsqrt", [x])
 
 
-def square(input) -> Variable:
-    """x * x, elementwise (PyTorch records it as x ** 2)."""
+def square(input: TensorLike) -> Variable:
+    """The square x * x of each element (recorded as x ** 2, as PyTorch does). PyTorch: `torch.square`."""
     x = F.tensor_arg("square", "input", input)
     return F._mark(F.pow(x, 2), "Pow", [x])
 
 
-def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=None):
-    """The distinct values of a Variable with values, in increasing order (and, when asked, the
-    index of each element's value among them and how often each occurs). Not differentiable."""
+def unique(input: TensorLike, sorted: bool = True, return_inverse: bool = False, return_counts: bool = False,
+           dim: int | None = None) -> Union[Variable, tuple[Variable, ...]]:
+    """The distinct values of a Variable with values, in increasing order. PyTorch: `torch.unique`.
+
+    When asked, also the index of each element's value among them (return_inverse=) and how
+    often each occurs (return_counts=), as a tuple. Not differentiable."""
     x = F.tensor_arg("unique", "input", input)
     if not x.is_concrete:
         raise RuntimeError(f"unique(): the result's size depends on the values, and {x._describe()} "
@@ -84,16 +94,20 @@ def unique(input, sorted=True, return_inverse=False, return_counts=False, dim=No
     return out[0] if len(out) == 1 else tuple(out)
 
 
-def var_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """(var, mean) with var's arguments, as torch.var_mean."""
+def var_mean(input: TensorLike, dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False, *,
+             correction: float | None = None) -> tuple[Variable, Variable]:
+    """The variance and the mean of `input` over `dim`, as a pair, with var's arguments.
+    PyTorch: `torch.var_mean`."""
     x = F.tensor_arg("var_mean", "input", input)
     out = (var(x, dim, unbiased, keepdim, correction=correction),
            F.mean(x, dim=dim if not isinstance(dim, bool) else None, keepdim=keepdim))
     return tuple(F._mark(o, "VarMean", [x]) for o in out)
 
 
-def std_mean(input, dim=None, unbiased=None, keepdim=False, *, correction=None):
-    """(std, mean) with std's arguments, as torch.std_mean."""
+def std_mean(input: TensorLike, dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False, *,
+             correction: float | None = None) -> tuple[Variable, Variable]:
+    """The standard deviation and the mean of `input` over `dim`, as a pair, with std's arguments.
+    PyTorch: `torch.std_mean`."""
     x = F.tensor_arg("std_mean", "input", input)
     out = (std(x, dim, unbiased, keepdim, correction=correction),
            F.mean(x, dim=dim if not isinstance(dim, bool) else None, keepdim=keepdim))
@@ -108,14 +122,14 @@ def _truth_count(name, input, dim, keepdim):
     return F.sum(F.cast(truth, dtypes.int64), dim=axes, keepdim=keepdim), count
 
 
-def all(input, dim=None, keepdim=False):
-    """Whether every element (along `dim`) is true (non-zero): a bool Variable."""
+def all(input: TensorLike, dim: Dims = None, keepdim: bool = False) -> Variable:
+    """Whether every element (along `dim`) is true (non-zero), as a bool Variable. PyTorch: `torch.all`."""
     trues, count = _truth_count("all", input, dim, keepdim)
     return F.eq(trues, count)
 
 
-def any(input, dim=None, keepdim=False):
-    """Whether some element (along `dim`) is true (non-zero): a bool Variable."""
+def any(input: TensorLike, dim: Dims = None, keepdim: bool = False) -> Variable:
+    """Whether some element (along `dim`) is true (non-zero), as a bool Variable. PyTorch: `torch.any`."""
     trues, _ = _truth_count("any", input, dim, keepdim)
     return F.gt(trues, 0)
 
@@ -125,20 +139,48 @@ IN_PLACE = ("abs_", "ceil_", "clamp_", "cos_", "exp_", "fill_", "floor_", "log_"
             "sigmoid_", "sin_", "sqrt_", "tanh_", "zero_")
 
 
-def _in_place_function(name: str):
-    def fn(input, *args, **kwargs):
+# What each one computes into x, for its docstring.
+IN_PLACE_DOCS = {
+    "abs_": "the absolute value of each element",
+    "ceil_": "each element rounded up to an integer",
+    "clamp_": "each element clamped into [min, max]",
+    "cos_": "the cosine of each element",
+    "exp_": "e ** x of each element",
+    "fill_": "the given value in every element",
+    "floor_": "each element rounded down to an integer",
+    "log_": "the natural logarithm of each element",
+    "neg_": "the negation -x of each element",
+    "relu_": "max(x, 0) of each element",
+    "sigmoid_": "the logistic sigmoid of each element",
+    "sin_": "the sine of each element",
+    "sqrt_": "the square root of each element",
+    "tanh_": "the hyperbolic tangent of each element",
+    "zero_": "zero in every element",
+}
+
+
+def _in_place_function(name: str, doc: str | None = None,
+                       annotations: dict[str, Any] | None = None) -> Callable[..., Variable]:
+    """The namespace function `name(x, ...)`, which is `x.name(...)`; `doc` and `annotations`
+    become its `__doc__` and `__annotations__` (as functools.wraps would set them)."""
+    def fn(input: TensorLike, *args: Any, **kwargs: Any) -> Variable:
         x = F.tensor_arg(name, "input", input)
         return getattr(x, name)(*args, **kwargs)
     fn.__name__ = fn.__qualname__ = name
-    fn.__doc__ = f"`{name}(x, ...)` is `x.{name}(...)`: x itself takes the result."
+    what = IN_PLACE_DOCS.get(name, f"the result of `x.{name[:-1]}(...)`")
+    fn.__doc__ = doc if doc is not None else (
+        f"Writes into `input` itself {what}, and returns it. PyTorch: `torch.{name}`.\n\n"
+        f"`{name}(x, ...)` is `x.{name}(...)`: the arguments after x are the method's.")
+    if annotations is not None:
+        fn.__annotations__ = dict(annotations)
     return fn
 
 
 IN_PLACE_FUNCTIONS = {name: _in_place_function(name) for name in IN_PLACE}
 
 
-def outer(input, vec2) -> Variable:
-    """The outer product of two vectors: out[i, j] = input[i] * vec2[j]."""
+def outer(input: TensorLike, vec2: TensorLike) -> Variable:
+    """The outer product of two vectors, out[i, j] = input[i] * vec2[j]. PyTorch: `torch.outer`."""
     a = F.tensor_arg("outer", "input", input)
     b = F.tensor_arg("outer", "vec2", vec2)
     if a.ndim != 1 or b.ndim != 1:
@@ -147,7 +189,7 @@ def outer(input, vec2) -> Variable:
     return F._mark(F.mul(F.reshape(a, (a.shape[0], 1)), F.reshape(b, (1, b.shape[0]))), "Mul", [a, b])
 
 
-def repeat(self, *repeats) -> Variable:
+def repeat(self: Variable, *repeats: int | tuple | list) -> Variable:
     """`x.repeat(2, 3)`: the Variable tiled that many times along each dimension (leading
     counts beyond its dimensions add new ones), as Tensor.repeat."""
     if len(repeats) == 1 and isinstance(repeats[0], (tuple, list)):

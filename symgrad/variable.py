@@ -89,6 +89,8 @@ def _hook(name: str):
 
 
 def is_grad_enabled() -> bool:
+    """Whether results made now record the graph for gradients (False under no_grad). PyTorch:
+    `torch.is_grad_enabled`."""
     return mode.grad_enabled
 
 
@@ -206,12 +208,16 @@ class Variable(Node):
 
     @classmethod
     def literal(cls, value, dtype) -> "Variable":
+        """A constant Variable of `value` in `dtype` that graphs print as its number (a literal
+        such as the 2 of `x * 2`), not as a named input. symgrad's own; PyTorch has none."""
         v = cls(np.asarray(value, dtype=dtype))
         v._literal = True
         return v
 
     @property
     def data(self) -> "Variable":
+        """The value as a new leaf Variable outside the graph; assigning to it replaces a leaf's
+        value. PyTorch: `Tensor.data`."""
         out = Variable(self.value())
         out.name = self.name
         return out
@@ -224,17 +230,20 @@ class Variable(Node):
         self._value, self.shape, self.dtype = arr, arr.shape, arr.dtype
 
     def numpy(self) -> np.ndarray:
+        """The value as a numpy array (also for a Variable that requires grad). PyTorch: `Tensor.numpy`."""
         # Lenient where PyTorch raises for a Variable that requires grad (see np.asarray, which
         # does raise): the test suite and symgrad's users read results this way.
         return self.value()
 
     def item(self):
+        """The value of a one-element Variable as a Python number. PyTorch: `Tensor.item`."""
         if self.numel() != 1:
             raise ValueError(f"item(): only one-element Variables can become a Python number, "
                              f"this one has shape {self.shape}")
         return self.value().reshape(()).item()
 
     def tolist(self):
+        """The value as (nested) Python lists of Python numbers. PyTorch: `Tensor.tolist`."""
         return self.value().tolist()
 
     def __float__(self):
@@ -277,16 +286,21 @@ class Variable(Node):
         self._shape = shape if shape is None or type(shape) is Size else Size(shape)
 
     def size(self, dim=None):
+        """The shape as a `Size`, or with `dim` the length of that dimension. PyTorch: `Tensor.size`."""
         if dim is None:
             return Size(self.shape)
         return self.shape[dim]
 
     @property
     def volatile(self) -> bool:
+        """Always False: PyTorch's old flag for graph-free Variables, now no_grad. PyTorch:
+        `Tensor.volatile`."""
         return False
 
     @property
     def is_leaf(self) -> bool:
+        """Whether this Variable is a leaf of the graph: made from data, or not requiring grad.
+        PyTorch: `Tensor.is_leaf`."""
         return self.op is None or not self.requires_grad
 
     @property
@@ -299,6 +313,8 @@ class Variable(Node):
 
     @property
     def requires_grad(self) -> bool:
+        """Whether gradients are computed for this Variable (settable on leaves). PyTorch:
+        `Tensor.requires_grad`."""
         return self._requires_grad
 
     @requires_grad.setter
@@ -306,6 +322,8 @@ class Variable(Node):
         self.requires_grad_(requires_grad)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Variable":
+        """Sets whether gradients are computed for this Variable, in place, and returns it.
+        PyTorch: `Tensor.requires_grad_`."""
         requires_grad = bool(requires_grad)
         if self.op is not None and not requires_grad and self._requires_grad:
             raise RuntimeError(f"requires_grad can be changed only on leaf Variables, and "
@@ -323,15 +341,21 @@ class Variable(Node):
         return self
 
     def retain_grad(self) -> None:
+        """Keeps this non-leaf Variable's gradient in `.grad` after backward. PyTorch:
+        `Tensor.retain_grad`."""
         if not self.requires_grad:
             raise RuntimeError("retain_grad() on a Variable that does not require grad")
         self._retains_grad = True
 
     @property
     def retains_grad(self) -> bool:
+        """Whether retain_grad() was called, so backward fills this non-leaf's `.grad`. PyTorch:
+        `Tensor.retains_grad`."""
         return self._retains_grad
 
     def detach(self) -> "Variable":
+        """A new Variable with the same value, cut off from the graph (it requires no grad).
+        PyTorch: `Tensor.detach`."""
         if self._value is not None or self.is_concrete:
             out = Variable(self.value())
             out._vbox = self._vbox           # one storage: in place on either shows in both
@@ -342,6 +366,8 @@ class Variable(Node):
         return out
 
     def detach_(self) -> "Variable":
+        """Cuts this Variable off from the graph in place, making it a leaf, and returns it.
+        PyTorch: `Tensor.detach_`."""
         if self.is_concrete:
             self._value = self.value()
         self.op, self.inputs, self.attrs, self._fn = None, (), {}, None
@@ -350,6 +376,8 @@ class Variable(Node):
 
     @property
     def grad_fn(self):
+        """The backward node that made this Variable (None for a leaf or without grad). PyTorch:
+        `Tensor.grad_fn`."""
         if self.op is None or not self.requires_grad:
             return None
         if self._grad_fn is None:
@@ -358,6 +386,11 @@ class Variable(Node):
         return self._grad_fn
 
     def backward(self, gradient=None, retain_graph=None, create_graph=False, inputs=None):
+        """Computes the gradients of this Variable with respect to the graph's leaves into their
+        `.grad`. PyTorch: `Tensor.backward`.
+
+        `gradient` is d(out)/d(self) for a non-scalar; `create_graph` records the backward pass
+        for higher derivatives; `inputs` limits which leaves accumulate."""
         if self.requires_grad and not self.is_concrete:
             raise RuntimeError(
                 f"backward() needs values, but {self._describe()} is symbolic{self._symbolic_inputs()}. "
@@ -469,12 +502,16 @@ class Variable(Node):
             i._add_user(ref)
 
     def zero_(self) -> "Variable":
+        """Fills this Variable with zeros in place and returns it. PyTorch: `Tensor.zero_`."""
         return self.fill_(0)
 
     def fill_(self, value) -> "Variable":
+        """Fills this Variable with `value` in place and returns it. PyTorch: `Tensor.fill_`."""
         return self._inplace("fill_", _filled, value)
 
     def copy_(self, src) -> "Variable":
+        """Copies the values of `src` (broadcast, cast to this dtype) into this Variable in place.
+        PyTorch: `Tensor.copy_`."""
         return self._inplace("copy_", _copied, src)
 
     def __setitem__(self, key, value):

@@ -29,29 +29,7 @@ DEFERRED_MODULES = {"symgrad.display", "symgrad.creation", "symgrad.methods", "s
 
 # Names of those modules still without a docstring (`doc:`), with a summary that is not a sentence
 # (`sentence:`), or, for top-level functions, without type hints (`hints:`).
-KNOWN_MISSING: set[str] = {
-    "doc:Variable.T", "doc:Variable.backward", "doc:Variable.bool", "doc:Variable.clamp_max",
-    "doc:Variable.clamp_min", "doc:Variable.contiguous", "doc:Variable.copy_", "doc:Variable.cpu",
-    "doc:Variable.cuda", "doc:Variable.data", "doc:Variable.detach", "doc:Variable.detach_",
-    "doc:Variable.double", "doc:Variable.expand_as", "doc:Variable.fill_", "doc:Variable.float",
-    "doc:Variable.get_device", "doc:Variable.grad_fn", "doc:Variable.int", "doc:Variable.is_cpu",
-    "doc:Variable.is_cuda", "doc:Variable.is_floating_point", "doc:Variable.is_leaf", "doc:Variable.item",
-    "doc:Variable.literal", "doc:Variable.long", "doc:Variable.new_empty", "doc:Variable.new_full",
-    "doc:Variable.new_ones", "doc:Variable.new_tensor", "doc:Variable.new_zeros", "doc:Variable.numpy",
-    "doc:Variable.requires_grad", "doc:Variable.requires_grad_", "doc:Variable.reshape_as",
-    "doc:Variable.retain_grad", "doc:Variable.retains_grad", "doc:Variable.size", "doc:Variable.square",
-    "doc:Variable.tolist", "doc:Variable.type", "doc:Variable.view_as", "doc:Variable.volatile",
-    "doc:Variable.where", "doc:Variable.zero_", "doc:symgrad.eye", "doc:symgrad.get_default_device",
-    "doc:symgrad.get_default_dtype", "doc:symgrad.is_grad_enabled", "doc:symgrad.rand", "doc:symgrad.randn",
-    "hints:symgrad.BoolTensor", "hints:symgrad.DoubleTensor", "hints:symgrad.FloatTensor",
-    "hints:symgrad.IntTensor", "hints:symgrad.LongTensor", "hints:symgrad.arange",
-    "hints:symgrad.as_tensor", "hints:symgrad.debugprint", "hints:symgrad.empty",
-    "hints:symgrad.empty_like", "hints:symgrad.eye", "hints:symgrad.full", "hints:symgrad.full_like",
-    "hints:symgrad.linspace", "hints:symgrad.manual_seed", "hints:symgrad.ones", "hints:symgrad.ones_like",
-    "hints:symgrad.rand", "hints:symgrad.rand_like", "hints:symgrad.randint", "hints:symgrad.randn",
-    "hints:symgrad.randn_like", "hints:symgrad.set_default_device", "hints:symgrad.set_default_dtype",
-    "hints:symgrad.tensor", "hints:symgrad.to_dot", "hints:symgrad.zeros", "hints:symgrad.zeros_like",
-}
+KNOWN_MISSING: set[str] = set()
 
 
 def _target(obj):
