@@ -359,9 +359,29 @@ def adapt(fn, spec: str, public_name: str, method: bool = False):
             return write_out(public_name, out, result)
         return result
 
-    adapter.__signature__ = sig
+    adapter.__signature__ = _annotated(sig, fn, rename)
     adapter.__wrapped__ = fn
     return adapter
+
+
+def _annotated(sig: inspect.Signature, fn, rename: dict) -> inspect.Signature:
+    """PyTorch's signature carrying the implementation's type hints: each parameter takes the
+    annotation of the one it is renamed to, `out` is an optional Variable, and the return is
+    the implementation's."""
+    try:
+        impl = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return sig
+    params = []
+    for p in sig.parameters.values():
+        target = impl.parameters.get(rename.get(p.name, p.name))
+        if p.name == "out" and target is None:
+            params.append(p.replace(annotation="Variable | None"))
+        elif target is not None and target.annotation is not inspect.Parameter.empty:
+            params.append(p.replace(annotation=target.annotation))
+        else:
+            params.append(p)
+    return sig.replace(parameters=params, return_annotation=impl.return_annotation)
 
 
 def _to_positions(public_name, sig, slots, args, kwargs):

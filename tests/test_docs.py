@@ -213,3 +213,16 @@ def test_package_ships_py_typed_and_every_subpackage():
     packages = set(tool["packages"])
     on_disk = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "symgrad").rglob("__init__.py")}
     assert on_disk - packages == set(), f"packages missing from pyproject.toml: {sorted(on_disk - packages)}"
+
+
+def test_pytorchs_signatures_carry_the_type_hints():
+    """The signature adapter (symgrad/signatures.py) shows PyTorch's parameter names with the
+    implementation's hints, so help() and editors see both."""
+    import inspect
+
+    import symgrad as sg
+    for fn in (sg.add, sg.matmul, sg.sum):
+        sig = inspect.signature(fn)
+        assert sig.return_annotation is not inspect.Signature.empty, fn
+        assert all(p.annotation is not inspect.Parameter.empty for p in sig.parameters.values()), sig
+    assert list(inspect.signature(sg.add).parameters)[:2] == ["input", "other"]
