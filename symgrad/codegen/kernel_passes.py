@@ -272,6 +272,20 @@ COLUMN_PART_MAX = 4096          # columns summed inside the rows (each thread a 
 COLUMN_HOST_LOOKBACK = 8        # kernels looked back over for the rows a column sum joins
 
 
+def _written_at(parts) -> dict:
+    """{id(buffer): [indexes]}: where the parts of a rows kernel write each buffer (a column
+    sum's: anywhere, None)."""
+    written = {}
+    for p in parts:
+        for entry in p.extra.get("stores", ()):
+            written.setdefault(id(entry["buf"]), []).append(entry["index"])
+        for entry in p.extra.get("accs", ()):
+            written.setdefault(id(entry["out"]), []).append(entry["index"])
+        if p.kind == "colpart":
+            written.setdefault(id(p.out), []).append(None)
+    return written
+
+
 def _column_host(out: list, k: Kernel):
     """The latest rows kernel in `out` that column sums `k` can join as a part, looking back
     over kernels that neither write what k reads nor read what it writes (k moves before them)."""
@@ -297,14 +311,7 @@ def _column_part(rows: Kernel, k: Kernel) -> bool:
     row_vars = {v for v, _ in rows.loops[:o]}
     if any(isinstance(atom, Idx) and atom.name in row_vars for atom, _ in affine(k.out_index).terms):
         return False
-    written = {}
-    for p in rows.extra["parts"]:
-        for entry in p.extra.get("stores", ()):
-            written.setdefault(id(entry["buf"]), []).append(entry["index"])
-        for entry in p.extra.get("accs", ()):
-            written.setdefault(id(entry["out"]), []).append(entry["index"])
-        if p.kind == "colpart":
-            written.setdefault(id(p.out), []).append(None)
+    written = _written_at(rows.extra["parts"])
     for ld in loads(k.value, *(let.expr for let in k.lets)):
         if id(ld.buf) in written and ld.index not in written[id(ld.buf)]:
             return False
@@ -343,14 +350,7 @@ def _rows_prefix(prev: Kernel, k: Kernel):
         return None
     if not any(len(p.loops) > o for p in parts + [k]):
         return None
-    written = {}
-    for p in parts:
-        for entry in p.extra.get("stores", ()):
-            written.setdefault(id(entry["buf"]), []).append(entry["index"])
-        for entry in p.extra.get("accs", ()):
-            written.setdefault(id(entry["out"]), []).append(entry["index"])
-        if p.kind == "colpart":
-            written.setdefault(id(p.out), []).append(None)
+    written = _written_at(parts)
     exprs = [let.expr for let in k.lets]
     for ld in loads(*exprs):
         if id(ld.buf) in written and ld.index not in written[id(ld.buf)]:
