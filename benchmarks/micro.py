@@ -8,6 +8,7 @@ Each line: the best of 7 runs of 30 value_and_grad calls, and the page faults on
 (steady state: 0). `chain` adds the compile time of a 1,000-op chain."""
 from __future__ import annotations
 
+import os
 import resource
 import sys
 import time
@@ -15,6 +16,9 @@ import time
 import numpy as np
 
 import symgrad as sg
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import models  # noqa: E402  (the workloads' definitions, shared with run.py)
 
 
 def measure(name, inputs, out, arrays, n=30):
@@ -39,13 +43,10 @@ def main():
     measure("logsumexp 4096x2048", [x], sg.logsumexp(x, 1).sum(), [big])
     measure("log_softmax 4096x2048", [x], sg.log_softmax(x, 1).sum(), [big])
     x = sg.Variable(shape=(2048, 1024), name="x", requires_grad=True)
-    m = x.mean(1, keepdim=True)
-    v = ((x - m) ** 2).mean(1, keepdim=True)
-    measure("layer norm + tanh 2048x1024", [x], sg.tanh((x - m) / sg.sqrt(v + 1e-5)).sum(),
+    measure("layer norm + tanh 2048x1024", [x], sg.tanh(models.layer_norm(sg, x)).sum(),
             [rng.normal(size=(2048, 1024)).astype(np.float32)])
     x = sg.Variable(shape=(128, 1024), name="x", requires_grad=True)
-    gelu = 0.5 * x * (1 + sg.tanh(0.7978845608 * (x + 0.044715 * x * x * x)))
-    measure("GELU 128x1024", [x], gelu.sum(), [rng.normal(size=(128, 1024)).astype(np.float32)])
+    measure("GELU 128x1024", [x], models.gelu(sg, x).sum(), [rng.normal(size=(128, 1024)).astype(np.float32)])
     if "chain" in sys.argv[1:]:
         x = sg.Variable(shape=(64,), name="x", requires_grad=True)
         y = x

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 from symgrad import config
-from symgrad.build import build_dir, c_compiler, cache_key, templates_dir
+from symgrad.build import _publish, build_dir, c_compiler, cache_key, templates_dir
 
 MAX_THREADS = 256                # runtime.c's SG_RT_MAX_THREADS
 _requested: list[int] = []       # set_num_threads before the pool was loaded
@@ -53,10 +53,7 @@ def runtime() -> tuple[Path, ctypes.CDLL] | None:
                 log.warning("symgrad: the thread pool did not compile (%s); loops use libgomp",
                             done.stdout + done.stderr)
                 return None
-            try:
-                os.rename(tmp, folder)          # published whole, or another process was first
-            except OSError:
-                pass
+            _publish(tmp, folder)               # published whole, or another process was first
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     lib = ctypes.CDLL(str(path))

@@ -260,6 +260,10 @@ def merge_rows(kernels: list) -> list:
         if o is None:
             out.append(k)
             continue
+        if k.extra["accs"] and k.outer != o:     # a loss: its sums run on across the rows,
+            for a in k.extra["accs"]:               # per row it is a part like any other
+                a["global"] = True
+            k.outer = o
         if prev.kind != "rows":
             prev = out[-1] = Kernel("rows", prev.comment, prev.out, list(prev.loops[:o]), o,
                                     extra={"parts": [prev], "reads": list(prev.extra.get("reads", ()))})
@@ -358,10 +362,6 @@ def _rows_prefix(prev: Kernel, k: Kernel):
     read_before = {id(ld.buf) for p in parts for ld in loads(*(let.expr for let in p.lets))}
     if any(id(b) in read_before for b in _written(k)):
         return None
-    if whole:                   # its sums run on across the rows; per row it is a part like any
-        for a in k.extra["accs"]:
-            a["global"] = True
-        k.outer = o
     return o
 
 
