@@ -185,12 +185,17 @@ def cache_key(source: str, cc: str, flags: list[str], extra: str = "") -> str:
     return h.hexdigest()[:32]
 
 
+def _symbols(symbol) -> list[str]:
+    """A library's entry points: one name, or several."""
+    return [symbol] if isinstance(symbol, str) else list(symbol)
+
+
 class Library:
     """A loaded shared library and its entry points (`symbols`: one per function the library
     holds; `entry` and `workspace_bytes` are the first's, `entry_point(symbol)` any one's)."""
 
     def __init__(self, path: Path, source_path: Path, symbols):
-        symbols = [symbols] if isinstance(symbols, str) else list(symbols)
+        symbols = _symbols(symbols)
         self.path, self.source_path, self.symbol, self.symbols = path, source_path, symbols[0], symbols
         self.ffi = cffi.FFI()
         decls = ["extern int sg_serial;"]
@@ -409,7 +414,7 @@ class Build:
     def __init__(self, source: str, symbol: str, suffix=".c", compiler=None, flags=None, link=(),
                  large=False):
         self.source = source
-        self.symbols = [symbol] if isinstance(symbol, str) else list(symbol)    # its entry points
+        self.symbols = _symbols(symbol)    # its entry points
         self.symbol = self.symbols[0]
         self.cc = compiler or c_compiler()
         self.flags = flags if flags is not None else c_flags(large)
@@ -647,7 +652,7 @@ class CachedBuild:
 
     def __init__(self, entry: Path, symbol: str, suffix=".c"):
         self.entry = entry
-        self.symbols = [symbol] if isinstance(symbol, str) else list(symbol)
+        self.symbols = _symbols(symbol)
         self.symbol = self.symbols[0]
         self.key = entry.name
         self.source_path = entry / f"kernel{suffix}"

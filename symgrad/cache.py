@@ -136,8 +136,6 @@ def clear_cache() -> dict:
     return {"removed": removed, "freed_bytes": max(0, before["bytes"] - after["bytes"])}
 
 
-touch = build.touch
-
 
 def auto_prune(keep=()):
     """After a compile: keep the cache under SYMGRAD_CACHE_MAX_BYTES, if it is set (the entry

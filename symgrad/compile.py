@@ -1,8 +1,8 @@
 """`sg.compile`: forward, backward and value_and_grad of a graph as compiled functions.
 
 A `Function` is one graph compiled for one backend (symgrad.backends): it generates the
-module (codegen.render.generate), starts its build or finds it through the graph index, and
-calls it through the backend, whose caller it keeps once looked up."""
+module (codegen.render.schedule_function, render_module), starts its build or finds it
+through the graph index, and calls it through the backend, whose caller it keeps once looked up."""
 from __future__ import annotations
 
 import threading
@@ -54,7 +54,6 @@ class Function:
             self._source, self.path, self._build, self.consts = None, None, None, []
             return
         self._local = threading.local()     # per-thread call state, the backend's
-        self._title = title
         if start:               # alone in its library (else a Unit of several starts it)
             Unit([self], self._backend).start()
         if not keep_graph:
@@ -82,9 +81,7 @@ class Function:
     def source(self):
         """The generated text of this function: the module's shared part (includes, helpers)
         and this function's entry points, without the other functions of its library."""
-        if self._source is None and self.path is not None:
-            self._source = self.path.read_text()
-        text = self._source
+        text = self.module_source
         marker = f"/* ==== symgrad_{self.name} ==== */"
         if text is None or marker not in text:
             return text
@@ -236,7 +233,7 @@ class CompiledFunction:
         self._grad_names = ["d" + (v.name or f"input{position[id(v)]}") for v in self.wrt]
         self._update_pairs = [] if not updates else \
             (list(updates.items()) if isinstance(updates, dict) else list(updates))
-        new_values, aliases = _updates(updates, self.inputs, position, backend)
+        new_values, aliases = _updates(self._update_pairs, self.inputs, position, backend)
         _check_inputs_given(self.inputs, new_values)
         self.forward_fn = Function(self.inputs, self.outputs + new_values, "forward",
                                    f"forward: ({names}) -> ({outs})", backend,
@@ -378,15 +375,14 @@ def _start(functions, backend, title):
             Unit([f], backend).start()
 
 
-def _updates(updates, inputs, position, backend):
-    """`updates` ({input: new value} or (input, new value) pairs, PyTensor's) as the new values
-    (cast to their inputs' dtypes) and the positions of the inputs they overwrite."""
-    if not updates:
+def _updates(pairs, inputs, position, backend):
+    """`pairs` (sg.compile's `updates` as (input, new value) pairs, PyTensor's) as the new
+    values (cast to their inputs' dtypes) and the positions of the inputs they overwrite."""
+    if not pairs:
         return [], []
     if backend == "cuda":
         raise NotImplementedError("sg.compile(..., updates=...): in-place updates are not supported by "
                                   "the CUDA backend yet; use backend='c' or 'interp'")
-    pairs = list(updates.items()) if isinstance(updates, dict) else list(updates)
     values, aliases = [], []
     for k, pair in enumerate(pairs):
         if not (isinstance(pair, tuple) and len(pair) == 2):

@@ -63,7 +63,7 @@ def _shard(k):
 
 def _check_sum(results):
     value, grads = torch_grads()
-    assert len({pid for *_, pid in results}) >= 1
+    assert os.getpid() not in {pid for *_, pid in results}     # computed in the workers
     np.testing.assert_allclose(sum(r[0] for r in results), value, rtol=1e-5)
     for j in range(2):
         np.testing.assert_allclose(sum(r[1][j] for r in results), grads[j], rtol=1e-4, atol=1e-5)
@@ -159,11 +159,14 @@ def test_jit_functions_pickle_and_run_in_worker_processes(method):
     import jit_pickle_workers as J
     r = np.random.default_rng(3)
     w, x = r.normal(size=(5, 3)), r.normal(size=(7, 5))
-    want = [np.asarray(J.jitted_loss(w, x)), np.asarray(J.jitted_grad(w, x))]
+    tw = torch.tensor(w, requires_grad=True)                  # the oracle: torch in float64
+    t_loss = torch.sum(torch.tanh(torch.tensor(x) @ tw) ** 2)
+    t_loss.backward()
+    want = [t_loss.detach().numpy(), tw.grad.numpy()]
     back = pickle.loads(pickle.dumps(J.jitted_grad))
-    assert back.traces == 0 and np.allclose(back(w, x), want[1], rtol=1e-12)
+    assert back.traces == 0 and np.allclose(back(w, x), want[1], rtol=1e-10)
     ctx = multiprocessing.get_context(method)
     with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as pool:
         got = [pool.submit(J.call, f, w, x).result(timeout=180) for f in (J.jitted_loss, J.jitted_grad)]
     for g, wv in zip(got, want):
-        np.testing.assert_allclose(g, wv, rtol=1e-12)
+        np.testing.assert_allclose(g, wv, rtol=1e-10)

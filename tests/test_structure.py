@@ -192,7 +192,7 @@ def cycles(edges: list[Edge]) -> list[str]:
 
 # Imports that close a cycle and live in files other engineers are changing (issue 10). Each
 # is named with its reason; the test below them checks that nothing else makes a cycle.
-# None remain: render.generate takes a backend object (symgrad.backends) instead of importing
+# None remain: render.schedule_function takes a backend object (symgrad.backends) instead of importing
 # the CUDA backend, which imports render.
 KNOWN_CYCLE_IMPORTS: dict[tuple[str, str], str] = {}
 
@@ -221,7 +221,7 @@ def test_the_graph_node_reaches_the_engine_through_a_hook():
 
 
 def test_the_renderer_imports_no_backend():
-    """codegen is backend-neutral: a backend object is handed to render.generate."""
+    """codegen is backend-neutral: a backend object is handed to render.schedule_function."""
     bad = [str(e) for e in import_edges() if e.source.startswith("symgrad.codegen")
            and (e.target.startswith("symgrad.backends") or e.target == "symgrad.cuda")]
     assert not bad, "symgrad/codegen imports a backend:\n" + "\n".join(bad)

@@ -179,12 +179,3 @@ def render_module(functions: list, title: str, backend: Backend, export: bool = 
                            export=export, **{k: v for k, v in merged.items() if k != "title"},
                            title=functions[0]["title"] if len(functions) == 1 else comment_safe(title))
 
-
-def generate(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None, aliases=None):
-    """Lower, schedule and render one function for `backend` (a symgrad.backends.Backend: its
-    module template, the names it reserves, whether sums may run column-wise, and what its
-    template needs besides the schedule). Returns (source, schedule, graph). `out_names` name
-    the outputs' buffers (a gradient is d<its input>); `aliases` ({output: argument}) are
-    outputs written over an argument, updating it in place."""
-    context, schedule, graph = schedule_function(args, outputs, fn_name, title, backend, out_names, aliases)
-    return render_module([context], title, backend), schedule, graph
