@@ -282,7 +282,8 @@ def _probe_state(opt, group, p) -> dict:
     """A state like the one `_scalars` sees at a step, to learn the names of its scalars."""
     state = {}
     opt._prepare(group, p, state)
-    opt._advance(state) if state else None
+    if state:
+        opt._advance(state)
     return state
 
 

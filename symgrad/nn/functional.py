@@ -27,10 +27,6 @@ def _reduction(fn: str, reduction: str) -> str:
     return reduction
 
 
-def _reduce(x, reduction):
-    return _losses._reduce_loss(x, reduction)
-
-
 def _tensor(fn: str, name: str, x):
     if isinstance(x, Variable):
         return x
@@ -212,7 +208,7 @@ def l1_loss(input: TensorLike, target: TensorLike, reduction: str = "mean") -> V
     input, target = _tensor("l1_loss", "input", input), _tensor("l1_loss", "target", target)
     if input.shape != target.shape:
         raise ValueError(f"l1_loss: input shape {input.shape} and target shape {target.shape} differ")
-    return _reduce(F.abs(F.sub(input, target)), _reduction("l1_loss", reduction))
+    return _losses._reduce_loss(F.abs(F.sub(input, target)), _reduction("l1_loss", reduction))
 
 
 def _classes_last(fn: str, input, target):
@@ -266,7 +262,7 @@ def nll_loss(input: TensorLike, target: TensorLike, weight: TensorLike | None = 
     loss = F.neg(picked)
     if reduction == "none":
         return F.reshape(loss, shape)
-    return _reduce(loss, reduction)
+    return _losses._reduce_loss(loss, reduction)
 
 
 def cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,
@@ -289,7 +285,7 @@ def cross_entropy(input: TensorLike, target: TensorLike, weight: TensorLike | No
                                                            weight, label_smoothing)
         dim = 0 if input.ndim == 1 else 1
         loss = F.neg(F.sum(F.mul(F.log_softmax(input, dim), target), dim))
-        return _reduce(loss, reduction)
+        return _losses._reduce_loss(loss, reduction)
     flat, labels, shape = _classes_last("cross_entropy", input, target)
     if _class_losses.uses_general_path(labels, weight, ignore_index, label_smoothing):
         return _class_losses.class_nll("cross_entropy", F.log_softmax(flat, 1), labels, shape, reduction,
@@ -322,7 +318,7 @@ def binary_cross_entropy_with_logits(input: TensorLike, target: TensorLike,
                      F.mul(log_weight, F.sub(F.softplus(input), input)))
     if weight is not None:
         loss = F.mul(loss, weight)
-    return _reduce(loss, reduction)
+    return _losses._reduce_loss(loss, reduction)
 
 
 __all__ = ["binary_cross_entropy_with_logits", "cross_entropy", "dropout", "embedding", "gelu",

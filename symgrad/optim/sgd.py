@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from symgrad.functional import where
 from symgrad.optim.optimizer import Optimizer
 
 
@@ -52,12 +53,8 @@ class SGD(Optimizer):
             else:
                 running = buf * s["momentum"] + s["one_minus_dampening"] * g
                 # in a compiled step the buffer exists from the start; "fresh" marks its first step
-                buf = running if "fresh" not in s else _where(s["fresh"], g, running)
+                buf = running if "fresh" not in s else where(s["fresh"], g, running)
             new_state["momentum_buffer"] = buf
             g = g + s["momentum"] * buf if nesterov else buf
         return p + s["neg_lr"] * g, new_state
 
-
-def _where(condition, a, b):
-    from symgrad.selection import where
-    return where(condition, a, b)
