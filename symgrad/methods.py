@@ -26,7 +26,7 @@ def _rtruediv(self, other):
     ReciprocalBackward0 and the constant)."""
     if not isinstance(other, Number):
         return F.div(other, self)
-    return F.mul(F._mark(F.div(1, self), "Reciprocal", [self]), other)
+    return F.mul(tensor_math.reciprocal(self), other)
 
 
 def _inplace(name, fn):

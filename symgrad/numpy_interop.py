@@ -9,15 +9,8 @@ from numbers import Number
 import numpy as np
 
 from symgrad import functional as F
+from symgrad import tensor_math
 from symgrad.variable import Variable
-
-
-def _square(x):
-    return F.mul(x, x)
-
-
-def _reciprocal(x):
-    return F.div(1, x)
 
 
 def _positive(x):
@@ -34,7 +27,7 @@ UFUNCS = {
     "not_equal": F.ne,
     "negative": F.neg, "positive": _positive, "absolute": F.abs, "fabs": F.abs, "exp": F.exp,
     "log": F.log, "sqrt": F.sqrt, "sin": F.sin, "cos": F.cos, "tanh": F.tanh, "floor": F.floor,
-    "sign": F.sign, "square": _square, "reciprocal": _reciprocal,
+    "sign": F.sign, "square": tensor_math.square, "reciprocal": tensor_math.reciprocal,
 }
 
 _OPERANDS = (Variable, np.ndarray, np.generic, Number, list, tuple)

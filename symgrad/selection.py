@@ -34,10 +34,6 @@ def _index(fn: str, index) -> Variable:
     return i
 
 
-def _strides(shape):
-    return dtypes.contiguous_strides(shape)
-
-
 def _flat_positions(fn, x, dim, index):
     """For gather and scatter: the position in `x` flattened of each element of `index`, which
     names a place along `dim` (and is its own place along the other dims)."""
@@ -49,7 +45,7 @@ def _flat_positions(fn, x, dim, index):
         i = Variable(i)
     with no_grad():
         out = None
-        for d, st in enumerate(_strides(x.shape)):
+        for d, st in enumerate(dtypes.contiguous_strides(x.shape)):
             term = i if d == dim else apply("iota", shape=index.shape, axis=d, dtype="int64")
             term = G.mul(term, st) if st != 1 else term
             out = term if out is None else G.add(out, term)
