@@ -176,10 +176,6 @@ def _numeric(x) -> bool:
         return False
 
 
-def _as_tuple(x):
-    return tuple(x) if isinstance(x, (list, tuple)) else (x,)
-
-
 def gradcheck(func: Callable, inputs: Any, *, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               raise_exception: bool = True, nondet_tol: float = 0.0, check_undefined_grad: bool = True,
               check_grad_dtypes: bool = False, check_batched_grad: bool = False,
@@ -193,7 +189,7 @@ def gradcheck(func: Callable, inputs: Any, *, eps: float = 1e-6, atol: float = 1
     are); the Variables that require grad are checked, or every floating one when none does.
     `func` returns a Variable or a tuple of them. Returns True, or raises GradcheckError
     (False with `raise_exception=False`). The other keywords are PyTorch's, accepted."""
-    given = _as_tuple(inputs)
+    given = _as_list(inputs)
     wrt = [n for n, x in enumerate(given) if isinstance(x, Variable) and x.requires_grad]
     # With no Variable that requires grad, every input that numpy makes numbers of is data
     # (symgrad's older convention: gradcheck(fn, [array, [1.0, 2.0]])).
@@ -209,10 +205,10 @@ def gradcheck(func: Callable, inputs: Any, *, eps: float = 1e-6, atol: float = 1
         return [Variable(a, requires_grad=n in wrt) if is_array[n] else a for n, a in enumerate(vals)]
 
     def outputs(vals):
-        return [o for o in _as_tuple(func(*variables(vals)))]
+        return _as_list(func(*variables(vals)))
 
     xs = variables(arrays)
-    outs = _as_tuple(func(*xs))
+    outs = _as_list(func(*xs))
     analytic = _analytic_jacobians(outs, [xs[n] for n in wrt])
     numeric = _numeric_jacobians(outputs, arrays, wrt, eps)
     for j, out in enumerate(outs):
@@ -282,24 +278,24 @@ def gradgradcheck(func: Callable, inputs: Any, grad_outputs: Any = None, *, eps:
     """PyTorch's `gradgradcheck`: second derivatives of `func(*inputs)`, by `gradcheck` of
     the function (inputs, grad_outputs) -> sg.grad(func(*inputs), inputs, grad_outputs). The
     grad_outputs default to random float64 values (which are checked too)."""
-    given = _as_tuple(inputs)
+    given = _as_list(inputs)
     is_array = [isinstance(x, (Variable, np.ndarray)) for x in given]
     wrt = [n for n, x in enumerate(given) if isinstance(x, Variable) and x.requires_grad]
     if not wrt:
         wrt = [n for n, x in enumerate(given) if is_array[n] and _float64(x).dtype.kind == "f"]
     probe = [Variable(_float64(x), requires_grad=n in wrt) if is_array[n] else x for n, x in enumerate(given)]
-    outs = _as_tuple(func(*probe))
+    outs = _as_list(func(*probe))
     diff = [j for j, o in enumerate(outs) if isinstance(o, Variable) and o.requires_grad]
     if grad_outputs is None:
         rng = np.random.default_rng(0)
         grad_outputs = [rng.uniform(-1, 1, outs[j].shape) for j in diff]
     else:
-        grad_outputs = [_float64(g) for g in _as_tuple(grad_outputs)]
+        grad_outputs = [_float64(g) for g in _as_list(grad_outputs)]
     n_in = len(given)
 
     def first_derivatives(*args):
         ins, gos = args[:n_in], args[n_in:]
-        outs = _as_tuple(func(*ins))
+        outs = _as_list(func(*ins))
         targets = [ins[n] for n in wrt]
         gs = grad([outs[j] for j in diff], targets, list(gos), allow_unused=True)
         return tuple(g for g in gs if g is not None)

@@ -146,7 +146,7 @@ class Jitted:
     # --- tracing ------------------------------------------------------------------------------
     def _trace(self, key, dyn, plan):
         from symgrad.compile import compile as sg_compile
-        places, names, it = [], {}, None
+        places, names = [], {}
         for label, k, value in dyn:
             p = Variable(shape=value.shape, dtype=value.dtype, name=label)
             places.append(p)

@@ -288,3 +288,12 @@ def test_results_require_grad_only_through_what_the_user_made_require_grad():
     g.sum().backward()
     tg.sum().backward()
     np.testing.assert_array_equal(w.grad.numpy(), tw.grad.numpy())
+
+
+def test_python_lists_take_the_default_float_dtype_as_torch_tensor_does():
+    """A list given where a transform wants an array (a cotangent, a tangent) becomes a
+    Variable as torch.tensor makes one: float32 for floats (it was float64)."""
+    torch = pytest.importorskip("torch")
+    from symgrad.func.common import as_variable
+    for given in ([1.0, 2.0], [[1, 2]], 2.5):
+        assert str(as_variable(given).dtype) == str(torch.tensor(given).dtype).replace("torch.", "")

@@ -21,13 +21,11 @@ class TracedValueError(RuntimeError):
 
 
 def as_variable(x):
-    """A transform's array argument as a Variable: Variables as they are, numpy arrays keeping
-    their dtype, Python numbers and lists as `sg.tensor` makes them (float32, int64)."""
-    if isinstance(x, Variable):
-        return x
-    if isinstance(x, (np.ndarray, np.generic)):
-        return Variable(np.asarray(x))
-    return Variable(np.asarray(x, dtype=dtypes.DEFAULT_FLOAT) if isinstance(x, float) else np.asarray(x))
+    """A transform's array argument as a Variable, as `sg.as_tensor` makes it: Variables as
+    they are, numpy arrays keeping their dtype, Python numbers and lists as `sg.tensor` makes
+    them (the default float dtype, int64)."""
+    from symgrad.creation import as_tensor
+    return as_tensor(x)
 
 
 def is_array(x) -> bool:

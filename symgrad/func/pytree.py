@@ -35,9 +35,7 @@ def _flatten(tree, leaves) -> Tree:
 
 
 def unflatten(tree: Tree, leaves):
-    it = iter(leaves)
-    out = _unflatten(tree, it)
-    return out
+    return _unflatten(tree, iter(leaves))
 
 
 def _unflatten(tree: Tree, it):
