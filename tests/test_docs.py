@@ -215,6 +215,33 @@ def test_package_ships_py_typed_and_every_subpackage():
     assert on_disk - packages == set(), f"packages missing from pyproject.toml: {sorted(on_disk - packages)}"
 
 
+def test_the_wheel_ships_py_typed_the_templates_and_the_licence(tmp_path):
+    """A wheel built from the checkout's sources (copied, so setuptools' build/ stays out of the
+    checkout) holds py.typed, the C templates and the licence, and its metadata names the licence."""
+    import shutil
+    import subprocess
+    import sys
+    import zipfile
+
+    src = tmp_path / "src"
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        src.mkdir(exist_ok=True)
+        shutil.copy(ROOT / name, src / name)
+    for name in ("symgrad", "templates"):
+        shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"),
+                           str(src)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    wheel, = (tmp_path / "dist").glob("symgrad-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "symgrad/py.typed" in names
+    assert "symgrad/templates/c/module.c.j2" in names
+    assert any(n.endswith("licenses/LICENSE") for n in names), names
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "License-Expression: BSD-3-Clause" in metadata
+    assert "Classifier: Typing :: Typed" in metadata
+
+
 def test_pytorchs_signatures_carry_the_type_hints():
     """The signature adapter (symgrad/signatures.py) shows PyTorch's parameter names with the
     implementation's hints, so help() and editors see both."""
