@@ -296,3 +296,23 @@ def test_layer_norm_forward_and_backward_run_row_by_row_in_one_pass():
     gx64 = (gy - gy.mean(1, keepdims=True) - y64 * (gy * y64).mean(1, keepdims=True)) / s64
     np.testing.assert_allclose(gx, gx64, rtol=1e-3, atol=1e-5)
     np.testing.assert_allclose(gw, ((1 - t64 * t64) * y64).sum(0), rtol=1e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (4, 8), (3, 5)])
+def test_a_sum_over_every_row_is_read_only_after_the_last_row(shape):
+    """A reduction over all rows rides along a rows kernel as a cross-row accumulator; what
+    reads its result (a norm's sqrt, a loss's use) must wait for the last row, not read the
+    partial sum inside the row loop (found by tests/test_compile_random.py: NaN and wrong norms)."""
+    import torch
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(shape).astype(np.float32)
+
+    def case(T, x):
+        s = T.softmax(x, 1)
+        whole = T.norm(T.tanh(s) + 1.5, dim=(0, 1), keepdim=True)
+        return whole, s * whole + T.sum(s * x, dim=(0, 1), keepdim=True) * x
+    x = sg.Variable(shape=shape, dtype="float32", name="x")
+    f = sg.compile([x], list(case(sg, x)))
+    expected = [t.numpy() for t in case(torch, torch.tensor(a))]
+    for got, want in zip(f(a), expected):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -290,6 +290,18 @@ def _written_at(parts) -> dict:
     return written
 
 
+def _reads_a_cross_row_sum(parts, k: Kernel) -> bool:
+    """Whether `k` reads what a part's cross-row accumulator (a loss summed over every row,
+    `global`) writes: that value is complete only after the last row, so no part of the same
+    rows kernel may read it."""
+    finals = {id(a["out"]) for p in parts for a in p.extra.get("accs", ()) if a.get("global")}
+    written = k.extra.get("stores", []) + k.extra.get("accs", [])
+    exprs = [let.expr for let in k.lets] + [x["value"] for x in written]
+    if k.value is not None:
+        exprs.append(k.value)
+    return bool(finals) and any(id(ld.buf) in finals for ld in loads(*exprs))
+
+
 def _column_host(out: list, k: Kernel):
     """The latest rows kernel in `out` that column sums `k` can join as a part, looking back
     over kernels that neither write what k reads nor read what it writes (k moves before them)."""
@@ -314,6 +326,8 @@ def _column_part(rows: Kernel, k: Kernel) -> bool:
         return False
     row_vars = {v for v, _ in rows.loops[:o]}
     if any(isinstance(atom, Idx) and atom.name in row_vars for atom, _ in affine(k.out_index).terms):
+        return False
+    if _reads_a_cross_row_sum(rows.extra["parts"], k):
         return False
     written = _written_at(rows.extra["parts"])
     for ld in loads(k.value, *(let.expr for let in k.lets)):
@@ -352,7 +366,7 @@ def _rows_prefix(prev: Kernel, k: Kernel):
         return None
     if any(p.extra.get("accs") and p.outer != o for p in parts) or k.loops[:o] != parts[0].loops[:o]:
         return None
-    if not any(len(p.loops) > o for p in parts + [k]):
+    if not any(len(p.loops) > o for p in parts + [k]) or _reads_a_cross_row_sum(parts, k):
         return None
     written = _written_at(parts)
     exprs = [let.expr for let in k.lets]
