@@ -3,11 +3,13 @@
 and have one meaning here). Floats take the default dtype (`sg.set_default_dtype`)."""
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence, Union
 
 import numpy as np
 
 from symgrad import devices, dtypes
+from symgrad.generator import generator_of
 from symgrad.hints import DTypeLike, TensorLike
 from symgrad.shapes import as_shape
 from symgrad.variable import Variable
@@ -16,17 +18,6 @@ from symgrad.variable import Variable
 ShapeLike = Union[int, Sequence[int]]
 # A device: symgrad's `sg.device`, its name ("cpu", "cuda:0"), or None for the default.
 DeviceLike = Union[devices.device, str, None]
-
-_rng = np.random.default_rng()
-
-
-def manual_seed(seed: int) -> np.random.Generator:
-    """Seed the generator that rand, randn and randint draw from; returns it (as PyTorch
-    returns its generator). Its numbers are numpy's, not PyTorch's."""
-    global _rng
-    _rng = np.random.default_rng(seed)
-    return _rng
-
 
 def _shape(size, what, keyword=None):
     """`zeros(2, 3)`, `zeros((2, 3))`, `zeros([2, 3])` or `zeros(size=(2, 3))` (PyTorch's `*size`:
@@ -128,9 +119,10 @@ def rand(*shape: ShapeLike, size: ShapeLike | None = None, generator: Any = None
          pin_memory: bool = False) -> Variable:
     """A Variable of shape `size` of samples drawn uniformly from [0, 1). PyTorch: `torch.rand`.
 
-    They come from the generator `manual_seed` seeds (numpy's numbers, not PyTorch's)."""
-    shape = _shape(shape, "rand", size)
-    return _finish("rand", _rng.random(shape), _float(dtype), requires_grad, device, out)
+    They come from `generator` or the default generator (`manual_seed`): PyTorch's numbers."""
+    shape, dt = _shape(shape, "rand", size), _float(dtype)
+    values = generator_of(generator).uniform(math.prod(shape), dt).reshape(shape)
+    return _finish("rand", values, dt, requires_grad, device, out)
 
 
 def randn(*shape: ShapeLike, size: ShapeLike | None = None, generator: Any = None,
@@ -138,24 +130,59 @@ def randn(*shape: ShapeLike, size: ShapeLike | None = None, generator: Any = Non
           requires_grad: bool = False, pin_memory: bool = False) -> Variable:
     """A Variable of shape `size` of standard normal samples (mean 0, variance 1). PyTorch: `torch.randn`.
 
-    They come from the generator `manual_seed` seeds (numpy's numbers, not PyTorch's)."""
-    shape = _shape(shape, "randn", size)
-    return _finish("randn", _rng.standard_normal(shape), _float(dtype), requires_grad, device, out)
+    They come from `generator` or the default generator (`manual_seed`): PyTorch's numbers."""
+    shape, dt = _shape(shape, "randn", size), _float(dtype)
+    values = generator_of(generator).normal(math.prod(shape), dt).reshape(shape)
+    return _finish("randn", values, dt, requires_grad, device, out)
 
 
 def randint(low: int = 0, high: int | ShapeLike | None = None, size: ShapeLike | None = None, *,
             generator: Any = None, out: Variable | None = None, dtype: DTypeLike = None, layout: Any = None,
             device: DeviceLike = None, requires_grad: bool = False) -> Variable:
     """Integers drawn uniformly from [low, high): `randint(high, size)` or `randint(low, high, size)`.
-    PyTorch: `torch.randint`."""
+    PyTorch: `torch.randint` (and its numbers, from `generator` or the default generator)."""
     if size is None and isinstance(high, (tuple, list)):      # randint(high, size)
         low, high, size = 0, low, high
     elif high is None:                                         # randint(high, size=...)
         low, high = 0, low
     if size is None or high is None:
         raise TypeError("randint(): give high and size: randint(high, size) or randint(low, high, size)")
-    return _finish("randint", _rng.integers(low, high, _shape((size,), "randint")), dtype or "int64",
-                   requires_grad, device, out)
+    shape = _shape((size,), "randint")
+    values = generator_of(generator).integers(low, high, math.prod(shape)).reshape(shape)
+    return _finish("randint", values, dtype or "int64", requires_grad, device, out)
+
+
+def randperm(n: int, *, generator: Any = None, out: Variable | None = None, dtype: DTypeLike = None,
+             layout: Any = None, device: DeviceLike = None, requires_grad: bool = False,
+             pin_memory: bool = False) -> Variable:
+    """A random permutation of 0 .. n - 1 (int64). PyTorch: `torch.randperm`, and its numbers."""
+    if not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"randperm(): n must be a non-negative int, got {n!r}")
+    return _finish("randperm", generator_of(generator).permutation(int(n)), dtype or "int64", requires_grad,
+                   device, out)
+
+
+def normal(mean: Any, std: Any, size: ShapeLike | None = None, *, generator: Any = None,
+           out: Variable | None = None, dtype: DTypeLike = None, device: DeviceLike = None,
+           requires_grad: bool = False) -> Variable:
+    """Samples from N(mean, std ** 2) of shape `size` (numbers for mean and std), or of the
+    broadcast shape of Variables `mean` and `std`. PyTorch: `torch.normal`, and its numbers."""
+    gen = generator_of(generator)
+    if isinstance(mean, Variable) or isinstance(std, Variable):
+        m, s = (np.asarray(v.value() if isinstance(v, Variable) else v) for v in (mean, std))
+        shape = np.broadcast_shapes(m.shape, s.shape)
+        dt = dtypes.result_dtype([v.dtype for v in (mean, std) if isinstance(v, Variable)])
+        if np.any(s < 0):
+            raise RuntimeError("normal expects all elements of std >= 0.0")
+        values = gen.normal(math.prod(shape), dt).reshape(shape) * s.astype(dt) + m.astype(dt)
+        return _finish("normal", values, dt, requires_grad, device, out)
+    if size is None:
+        raise TypeError("normal(): with numbers for mean and std, give size=")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    shape, dt = _shape((size,), "normal"), _float(dtype)
+    return _finish("normal", gen.normal(math.prod(shape), dt, mean, std).reshape(shape), dt, requires_grad,
+                   device, out)
 
 
 def arange(start: float = 0, end: float | None = None, step: float = 1, *, out: Variable | None = None,

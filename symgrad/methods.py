@@ -4,6 +4,8 @@ from __future__ import annotations
 import inspect
 from numbers import Number
 
+import numpy as np
+
 from symgrad import devices, dtypes
 from symgrad import functional as F
 from symgrad import indexing, selection, tensor_math
@@ -208,3 +210,46 @@ for _name in ["index_select", "gather", "take_along_dim", "masked_fill", "masked
     setattr(Variable, _name, getattr(selection, _name))
 for _name in ["masked_fill", "index_add", "scatter", "scatter_add", "index_put"]:
     setattr(Variable, f"{_name}_", _inplace(f"{_name}_", getattr(selection, _name)))
+
+
+# --- filling in place from PyTorch's random distributions (symgrad/generator.py) ---------------
+
+def _random_fill(name, draw, doc):
+    def method(self, *args, generator=None, **kwargs):
+        from symgrad.generator import generator_of
+        values = draw(generator_of(generator), self, *args, **kwargs)
+        self.copy_(Variable(np.asarray(values).reshape(self.shape).astype(self.dtype)))
+        return self
+    method.__name__, method.__doc__ = name, doc + f" PyTorch: `Tensor.{name}`."
+    return method
+
+
+def _uniform(gen, x, from_=0.0, to=1.0, **kw):
+    low, high = kw.pop("from", from_), to
+    if not dtypes.is_float(x.dtype):
+        raise TypeError(f"uniform_ fills a floating point Variable; {x._describe()} is {x.dtype}")
+    return gen.uniform(x.numel(), x.dtype, low, high)
+
+
+def _normal(gen, x, mean=0.0, std=1.0):
+    if not dtypes.is_float(x.dtype):
+        raise TypeError(f"normal_ fills a floating point Variable; {x._describe()} is {x.dtype}")
+    if std < 0:
+        raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
+    return gen.normal(x.numel(), x.dtype, mean, std)
+
+
+def _random(gen, x, from_=0, to=None, **kw):
+    low = kw.pop("from", from_)
+    if to is None:                 # random_(to) or random_(): [0, to) or [0, 2**mantissa]
+        full = {"f": 2 ** np.finfo(x.dtype).nmant + 2}.get(x.dtype.kind, None)
+        low, to = (0, low) if low else (0, full or int(np.iinfo(x.dtype).max) + 1)
+    return gen.integers(low, to, x.numel())
+
+
+Variable.uniform_ = _random_fill("uniform_", _uniform,
+                                 "Fills the Variable in place from U(from, to), as PyTorch draws it.")
+Variable.normal_ = _random_fill("normal_", _normal,
+                                "Fills the Variable in place from N(mean, std ** 2), as PyTorch draws it.")
+Variable.random_ = _random_fill("random_", _random,
+                                "Fills it in place with integers in [from, to), as PyTorch draws them.")

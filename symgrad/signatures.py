@@ -135,6 +135,9 @@ FUNCTIONS = {
              "requires_grad=False, pin_memory=False",
     "randint": "low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None, "
                "device=None, requires_grad=False",
+    "randperm": "n, *, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False, "
+                "pin_memory=False",
+    "normal": "mean, std, size=None, *, generator=None, out=None",
     "arange": "start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, "
               "requires_grad=False",
     "linspace": "start, end, steps, *, out=None, dtype=None, layout=None, device=None, requires_grad=False",
@@ -171,6 +174,10 @@ NOT_IN_TABLE = {
     "compile": "symgrad's compiler, not torch.compile",
     "jit": "symgrad's tracing compiler (as jax.jit), not the torch.jit module",
     "manual_seed": "(seed): the same name as PyTorch's already",
+    "seed": "no parameters",
+    "initial_seed": "no parameters",
+    "get_rng_state": "no parameters",
+    "set_rng_state": "(new_state): the same name as PyTorch's already",
     "is_grad_enabled": "no parameters",
     "is_inference_mode_enabled": "no parameters",
     "get_num_threads": "no parameters",

@@ -229,10 +229,11 @@ def test_the_wheel_ships_py_typed_the_templates_and_the_licence(tmp_path):
         shutil.copy(ROOT / name, src / name)
     for name in ("symgrad", "templates"):
         shutil.copytree(ROOT / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"),
-                           str(src)], capture_output=True, text=True, timeout=300)
+    dist = tmp_path / "dist"
+    command = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(src)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
-    wheel, = (tmp_path / "dist").glob("symgrad-*.whl")
+    wheel, = dist.glob("symgrad-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "symgrad/py.typed" in names
     assert "symgrad/templates/c/module.c.j2" in names

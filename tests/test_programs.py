@@ -5,8 +5,8 @@ its import lines swapped for symgrad, and the two printed outputs must agree.
 Agreement: line for line, the text between numbers is identical (object addresses masked, and
 symgrad's `symgrad.` where PyTorch prints `torch.`), and each printed number equals PyTorch's
 as printed (one unit of the last digit is allowed for floats of 6 or more significant digits:
-float32 sums taken in another order). The programs print no values drawn from PyTorch's
-random generator (only shapes of random tensors).
+float32 sums taken in another order). Values drawn after `manual_seed` are printed too:
+symgrad's generator draws PyTorch's numbers (symgrad/generator.py).
 
 Below them, each fix these programs needed, checked against PyTorch directly."""
 from __future__ import annotations

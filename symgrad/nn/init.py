@@ -1,5 +1,5 @@
-"""`nn.init`: fill a Variable in place from a distribution (symgrad's generator, seeded by
-sg.manual_seed), with PyTorch's formulas for the bounds and standard deviations."""
+"""`nn.init`: fill a Variable in place from a distribution (PyTorch's numbers, from the
+generator seeded by sg.manual_seed), with PyTorch's formulas for the bounds and standard deviations."""
 from __future__ import annotations
 
 import math
@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from symgrad.autograd.grad_mode import no_grad
+from symgrad.generator import generator_of
 from symgrad.variable import Variable
 
 
@@ -21,15 +22,12 @@ def _fill(tensor: Variable, values) -> Variable:
     return tensor
 
 
-def _draw(kind: str, tensor: Variable, *params) -> np.ndarray:
-    from symgrad.creation import rand, randn
-    if tensor.numel() == 0:
-        return np.zeros(tensor.shape)
-    if kind == "uniform":
-        a, b = params
-        return a + (b - a) * rand(*tensor.shape, dtype="float64").numpy()
-    mean, std = params
-    return mean + std * randn(*tensor.shape, dtype="float64").numpy()
+def _draw(kind: str, tensor: Variable, generator, *params) -> np.ndarray:
+    """PyTorch's `tensor.uniform_(a, b)` / `tensor.normal_(mean, std)` numbers for `tensor`."""
+    if not isinstance(tensor, Variable):
+        raise TypeError(f"nn.init: expected a Variable, got {type(tensor).__name__}")
+    draw = getattr(generator_of(generator), kind)
+    return draw(tensor.numel(), tensor.dtype, *params).reshape(tensor.shape)
 
 
 def calculate_gain(nonlinearity: str, param=None) -> float:
@@ -73,17 +71,17 @@ def _calculate_correct_fan(tensor: Variable, mode: str) -> int:
 def uniform_(tensor: Variable, a: float = 0.0, b: float = 1.0, generator: Any = None) -> Variable:
     """Fills `tensor` in place with numbers drawn uniformly from [a, b) and returns it.
 
-    `generator` is accepted for PyTorch's signature: the numbers come from symgrad's generator
-    (sg.manual_seed). PyTorch: `torch.nn.init.uniform_`."""
-    return _fill(tensor, _draw("uniform", tensor, a, b))
+    The numbers come from `generator` or the default one (sg.manual_seed), as PyTorch draws them.
+    PyTorch: `torch.nn.init.uniform_`."""
+    return _fill(tensor, _draw("uniform", tensor, generator, a, b))
 
 
 def normal_(tensor: Variable, mean: float = 0.0, std: float = 1.0, generator: Any = None) -> Variable:
     """Fills `tensor` in place with numbers drawn from N(mean, std ** 2) and returns it.
 
-    `generator` is accepted for PyTorch's signature: the numbers come from symgrad's generator
-    (sg.manual_seed). PyTorch: `torch.nn.init.normal_`."""
-    return _fill(tensor, _draw("normal", tensor, mean, std))
+    The numbers come from `generator` or the default one (sg.manual_seed), as PyTorch draws them.
+    PyTorch: `torch.nn.init.normal_`."""
+    return _fill(tensor, _draw("normal", tensor, generator, mean, std))
 
 
 def constant_(tensor: Variable, val: float) -> Variable:
@@ -110,20 +108,22 @@ def zeros_(tensor: Variable) -> Variable:
 def xavier_uniform_(tensor: Variable, gain: float = 1.0, generator: Any = None) -> Variable:
     """Fills `tensor` in place from U(-b, b), b = gain * sqrt(6 / (fan_in + fan_out)), and returns it.
 
-    Glorot and Bengio's initialisation. `generator` is accepted for PyTorch's signature: the
-    numbers come from symgrad's generator (sg.manual_seed). PyTorch: `torch.nn.init.xavier_uniform_`."""
+    Glorot and Bengio's initialisation. The numbers come from `generator` or the
+    default one (sg.manual_seed), as PyTorch draws them.
+    PyTorch: `torch.nn.init.xavier_uniform_`."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     bound = math.sqrt(3.0) * gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def xavier_normal_(tensor: Variable, gain: float = 1.0, generator: Any = None) -> Variable:
     """Fills `tensor` in place from N(0, s ** 2), s = gain * sqrt(2 / (fan_in + fan_out)), and returns it.
 
-    Glorot and Bengio's initialisation. `generator` is accepted for PyTorch's signature: the
-    numbers come from symgrad's generator (sg.manual_seed). PyTorch: `torch.nn.init.xavier_normal_`."""
+    Glorot and Bengio's initialisation. The numbers come from `generator` or the
+    default one (sg.manual_seed), as PyTorch draws them.
+    PyTorch: `torch.nn.init.xavier_normal_`."""
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
-    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)))
+    return normal_(tensor, 0.0, gain * math.sqrt(2.0 / float(fan_in + fan_out)), generator)
 
 
 def _kaiming_std(tensor, a, mode, nonlinearity) -> float | None:
@@ -139,13 +139,13 @@ def kaiming_uniform_(tensor: Variable, a: float = 0, mode: str = "fan_in",
 
     He et al.'s initialisation: `fan` is the fan_in or fan_out by `mode`, the gain is
     calculate_gain(nonlinearity, a) (`a` the negative slope of leaky_relu).
-    `generator` is accepted for PyTorch's signature: the numbers come from symgrad's generator
-    (sg.manual_seed). PyTorch: `torch.nn.init.kaiming_uniform_`."""
+    The numbers come from `generator` or the default one (sg.manual_seed), as PyTorch draws them.
+    PyTorch: `torch.nn.init.kaiming_uniform_`."""
     std = _kaiming_std(tensor, a, mode, nonlinearity)
     if std is None:
         return tensor
     bound = math.sqrt(3.0) * std
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor: Variable, a: float = 0, mode: str = "fan_in",
@@ -154,10 +154,10 @@ def kaiming_normal_(tensor: Variable, a: float = 0, mode: str = "fan_in",
 
     He et al.'s initialisation: `fan` is the fan_in or fan_out by `mode`, the gain is
     calculate_gain(nonlinearity, a) (`a` the negative slope of leaky_relu).
-    `generator` is accepted for PyTorch's signature: the numbers come from symgrad's generator
-    (sg.manual_seed). PyTorch: `torch.nn.init.kaiming_normal_`."""
+    The numbers come from `generator` or the default one (sg.manual_seed), as PyTorch draws them.
+    PyTorch: `torch.nn.init.kaiming_normal_`."""
     std = _kaiming_std(tensor, a, mode, nonlinearity)
-    return tensor if std is None else normal_(tensor, 0.0, std)
+    return tensor if std is None else normal_(tensor, 0.0, std, generator)
 
 
 def eye_(tensor: Variable) -> Variable:
