@@ -23,7 +23,7 @@ from symgrad.compile import compile
 from symgrad.step import compile_step
 from symgrad.creation import (BoolTensor, DoubleTensor, FloatTensor, IntTensor, LongTensor, arange,
                               as_tensor, empty, empty_like, eye, from_numpy, full, full_like, linspace,
-                              normal, ones, ones_like, rand, rand_like, randint, randn,
+                              bernoulli, normal, ones, ones_like, rand, rand_like, randint, randn,
                               randn_like, randperm, tensor, zeros, zeros_like)
 from symgrad import generator as random  # noqa: E402  (torch.random: manual_seed, seed, ...)
 from symgrad.generator import (Generator, default_generator, get_rng_state, initial_seed, manual_seed,

@@ -162,6 +162,25 @@ def randperm(n: int, *, generator: Any = None, out: Variable | None = None, dtyp
                    device, out)
 
 
+def bernoulli(input: Any, p: float | None = None, *, generator: Any = None,
+              out: Variable | None = None) -> Variable:
+    """0 or 1 for each element, 1 with the probability `input` gives there (or `p` for every
+    element, when given), in input's dtype. PyTorch: `torch.bernoulli`, and its numbers."""
+    probs = np.asarray(input.value() if isinstance(input, Variable) else input)
+    if probs.dtype.kind != "f":
+        raise TypeError(f"bernoulli(): input must be floating point, got {probs.dtype}")
+    gen = generator_of(generator)
+    if p is None:
+        if np.any((probs < 0) | (probs > 1)):
+            raise RuntimeError("Expected p_in >= 0 && p_in <= 1 to be true, but got false.")
+        u = gen.uniform(probs.size, probs.dtype).reshape(probs.shape)
+        return _finish("bernoulli", (u < probs).astype(probs.dtype), None, False, None, out)
+    if not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+    u = gen.uniform(probs.size, np.float64).reshape(probs.shape)
+    return _finish("bernoulli", (u < p).astype(probs.dtype), None, False, None, out)
+
+
 def normal(mean: Any, std: Any, size: ShapeLike | None = None, *, generator: Any = None,
            out: Variable | None = None, dtype: DTypeLike = None, device: DeviceLike = None,
            requires_grad: bool = False) -> Variable:

@@ -247,6 +247,14 @@ def _random(gen, x, from_=0, to=None, **kw):
     return gen.integers(low, to, x.numel())
 
 
+def _bernoulli(gen, x, p=0.5):
+    if not 0 <= p <= 1:
+        raise RuntimeError(f"bernoulli_ expects p to be in [0, 1], but got p={p}")
+    return gen.uniform(x.numel(), "float64") < p
+
+
+Variable.bernoulli_ = _random_fill("bernoulli_", _bernoulli,
+                                   "Fills the Variable in place with 1 (with probability p) or 0.")
 Variable.uniform_ = _random_fill("uniform_", _uniform,
                                  "Fills the Variable in place from U(from, to), as PyTorch draws it.")
 Variable.normal_ = _random_fill("normal_", _normal,

@@ -138,6 +138,7 @@ FUNCTIONS = {
     "randperm": "n, *, generator=None, out=None, dtype=None, layout=None, device=None, requires_grad=False, "
                 "pin_memory=False",
     "normal": "mean, std, size=None, *, generator=None, out=None",
+    "bernoulli": "input, p=None, *, generator=None, out=None",
     "arange": "start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None, "
               "requires_grad=False",
     "linspace": "start, end, steps, *, out=None, dtype=None, layout=None, device=None, requires_grad=False",

@@ -56,6 +56,20 @@ def test_in_place_fills_and_generators():
     _same(case)
 
 
+def test_dropout_and_bernoulli_draw_pytorchs_masks():
+    def case(T):
+        T.manual_seed(4)
+        x = T.randn(40)
+        out = [T.nn.functional.dropout(x, 0.3), T.nn.Dropout(0.5)(x),
+               T.nn.functional.dropout(x, 0.1, training=False),
+               T.bernoulli(T.full((9,), 0.4)), T.bernoulli(T.rand(3, 4, dtype=T.float64)),
+               T.bernoulli(T.zeros(5), p=0.7)]
+        y = T.zeros(8)
+        y.bernoulli_(0.25)
+        return out + [y]
+    _same(case)
+
+
 def test_normal_samples_pair_up_across_calls():
     """Fewer than 16 normals come in float64 Box-Muller pairs; the second of a pair waits in
     the generator for the next call, as in PyTorch."""

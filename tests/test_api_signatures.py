@@ -26,6 +26,7 @@ torch = pytest.importorskip("torch")
 DOC_ERRATA = {
     "broadcast_to": lambda: torch.broadcast_to(torch.ones(2), size=(3, 2)),  # doc: shape
     "true_divide": lambda: torch.true_divide(input=torch.ones(2), other=2),  # doc: dividend, divisor
+    "bernoulli": lambda: torch.bernoulli(input=torch.ones(2), p=0.5),  # doc: no p (an overload)
 }
 
 

@@ -161,7 +161,7 @@ def dropout(input: Variable, p: float = 0.5, training: bool = True, inplace: boo
     if p == 1.0:
         scale = np.zeros(input.shape, input.dtype)
     else:
-        keep = rand(*input.shape, dtype="float64").numpy() >= p
+        keep = rand(*input.shape, dtype="float64").numpy() < 1.0 - p      # PyTorch's bernoulli_(1 - p)
         scale = (keep / (1.0 - p)).astype(input.dtype)
     out = F.mul(input, Variable(scale))
     return input.copy_(out) if inplace else out
