@@ -82,10 +82,15 @@ def release(leaves) -> list:
     compute(leaves)
     if _depth.n:
         return leaves
+    variables = [v for v in leaves if isinstance(v, Variable)]
+    grad_leaf_below = {}                 # id(node) -> whether a leaf that requires grad feeds it
+    for u in toposort(variables):        # inputs first: one pass for all the results
+        grad_leaf_below[id(u)] = (u.op is None and u._requires_grad) or \
+            any(grad_leaf_below[id(i)] for i in u.inputs)
     out = []
     for v in leaves:
         if isinstance(v, Variable) and v._requires_grad and v._value is not None and v.op is not None \
-                and not any(u.op is None and u._requires_grad for u in toposort([v])):
+                and not grad_leaf_below[id(v)]:
             free = Variable(v._value)
             free.name = v.name
             v = free
