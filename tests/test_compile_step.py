@@ -55,6 +55,8 @@ OPTIMIZERS = {
                                                   weight_decay=0.01),
     "adam": lambda T, ps: T.optim.Adam(ps, lr=0.01),
     "adamw-amsgrad": lambda T, ps: T.optim.AdamW(ps, lr=0.01, amsgrad=True),
+    "rmsprop-centered-momentum": lambda T, ps: T.optim.RMSprop(ps, lr=0.005, momentum=0.5, centered=True),
+    "adagrad-decay": lambda T, ps: T.optim.Adagrad(ps, lr=0.05, lr_decay=0.1),
 }
 
 

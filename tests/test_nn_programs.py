@@ -1,8 +1,8 @@
 """Programs in the style of PyTorch's `examples_nn` tutorials (written here, not copied): each
 runs in a subprocess once with `import torch` and once with `import symgrad as torch` put in
 its place, and the numbers they print must agree (float32 programs to rtol 1e-4, float64 to
-1e-6). Initial weights are set by the programs themselves (torch's generator cannot be
-matched)."""
+1e-6). Some set their initial weights themselves; the seeded ones start from the default
+initialisation or torch.randn after torch.manual_seed, which symgrad's generator reproduces."""
 from __future__ import annotations
 
 import json
@@ -178,7 +178,71 @@ copy.load_state_dict(model.state_dict())
 print('copy', torch.nn.functional.cross_entropy(copy(X), Y).item(), list(model.state_dict())[:4])
 '''
 
+POLYNOMIAL_OPTIM = '''
+import math
+import torch
+
+torch.manual_seed(0)
+x = torch.linspace(-math.pi, math.pi, 2000)
+y = torch.sin(x)
+p = torch.tensor([1, 2, 3])
+xx = x.unsqueeze(-1).pow(p)
+model = torch.nn.Sequential(torch.nn.Linear(3, 1), torch.nn.Flatten(0, 1))
+print(model[0].weight, model[0].bias)
+loss_fn = torch.nn.MSELoss(reduction='sum')
+optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-3)
+for t in range(300):
+    y_pred = model(xx)
+    loss = loss_fn(y_pred, y)
+    if t % 60 == 59:
+        print(t, loss.item())
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+linear_layer = model[0]
+print(f'Result: y = {linear_layer.bias.item()} + {linear_layer.weight[:, 0].item()} x + '
+      f'{linear_layer.weight[:, 1].item()} x^2 + {linear_layer.weight[:, 2].item()} x^3')
+'''
+
+SEEDED_MODULE = '''
+import math
+import torch
+
+
+class Polynomial3(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = torch.nn.Parameter(torch.randn(()))
+        self.b = torch.nn.Parameter(torch.randn(()))
+        self.c = torch.nn.Parameter(torch.randn(()))
+        self.d = torch.nn.Parameter(torch.randn(()))
+
+    def forward(self, x):
+        return self.a + self.b * x + self.c * x ** 2 + self.d * x ** 3
+
+    def string(self):
+        return f'y = {self.a.item()} + {self.b.item()} x + {self.c.item()} x^2 + {self.d.item()} x^3'
+
+
+torch.manual_seed(1)
+x = torch.linspace(-math.pi, math.pi, 2000)
+y = torch.sin(x)
+model = Polynomial3()
+print(model.string())
+criterion = torch.nn.MSELoss(reduction='sum')
+optimizer = torch.optim.SGD(model.parameters(), lr=1e-6, momentum=0.5)
+for t in range(200):
+    loss = criterion(model(x), y)
+    if t % 50 == 49:
+        print(t, loss.item())
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+print(f'Result: {model.string()}')
+'''
+
 PROGRAMS = {"polynomial_sequential": (POLYNOMIAL_SEQUENTIAL, 1e-4),
+            "polynomial_optim": (POLYNOMIAL_OPTIM, 1e-4), "seeded_module": (SEEDED_MODULE, 1e-4),
             "polynomial_module": (POLYNOMIAL_MODULE, 1e-6),
             "dynamic_net": (DYNAMIC_NET, 1e-6), "classifier": (CLASSIFIER, 1e-4)}
 NUMBER = re.compile(r"-?\d+\.?\d*(?:e[-+]?\d+)?")

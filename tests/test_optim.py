@@ -27,7 +27,21 @@ CASES = {
     "adam-betas-maximize": ("Adam", dict(lr=0.02, betas=(0.3, 0.8), eps=1e-6, maximize=True)),
     "adamw": ("AdamW", dict(lr=0.05)),
     "adamw-amsgrad": ("AdamW", dict(lr=0.05, weight_decay=0.3, amsgrad=True)),
+    "rmsprop": ("RMSprop", dict(lr=0.01)),
+    "rmsprop-centered-momentum": ("RMSprop", dict(lr=0.005, alpha=0.9, momentum=0.8, centered=True,
+                                                  weight_decay=0.1)),
+    "rmsprop-small-alpha-centered": ("RMSprop", dict(lr=0.002, alpha=0.3, centered=True)),
+    "rmsprop-maximize": ("RMSprop", dict(lr=0.002, maximize=True)),
+    "adagrad": ("Adagrad", dict(lr=0.1)),
+    "adagrad-decay": ("Adagrad", dict(lr=0.1, lr_decay=0.05, weight_decay=0.1, initial_accumulator_value=0.2,
+                                      eps=1e-6)),
 }
+
+
+# Cases whose float32 trajectories are ill-conditioned: centred RMSprop with a short average
+# subtracts two nearly equal numbers (E[g^2] - E[g]^2), so torch's fused multiply-adds and our
+# separate roundings part by more than rounding after a few steps. float64 checks the formula.
+FLOAT64_ONLY = {"rmsprop-small-alpha-centered"}
 
 
 def _data(dtype, seed=0):
@@ -88,6 +102,8 @@ def _close(ours, theirs, rtol, what):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 @pytest.mark.parametrize("name", list(CASES))
 def test_twenty_steps_follow_torch(name, dtype):
+    if name in FLOAT64_ONLY and dtype == np.float32:
+        pytest.skip("ill-conditioned in float32 (see FLOAT64_ONLY)")
     ours, theirs = trajectory(sg, name, dtype), trajectory(torch, name, dtype)
     rtol = RTOL[dtype]
     _close(ours[0], theirs[0], rtol, "losses")
@@ -111,7 +127,8 @@ def test_the_update_itself_matches_torch_to_the_last_bits_with_given_gradients()
     w0 = rng.normal(size=(257,)).astype(np.float32)
     grads = [rng.normal(size=(257,)).astype(np.float32) for _ in range(6)]
     for cls, kw in [("SGD", dict(lr=0.1, momentum=0.9, dampening=0.2, weight_decay=0.1)),
-                    ("Adam", dict(lr=0.05, amsgrad=True, weight_decay=0.1)), ("AdamW", dict(lr=0.05))]:
+                    ("Adam", dict(lr=0.05, amsgrad=True, weight_decay=0.1)), ("AdamW", dict(lr=0.05)),
+                    ("RMSprop", dict(lr=0.01, momentum=0.5, centered=True)), ("Adagrad", dict(lr=0.1))]:
         out = []
         for T in (sg, torch):
             w = T.tensor(w0.copy(), requires_grad=True)
