@@ -325,7 +325,7 @@ def test_deepcopy_gives_independent_parameters():
     twin = copy.deepcopy(net)
     with sg.no_grad():
         twin[0].weight.fill_(1.0)
-    assert net[0].weight.numpy().tolist() != twin[0].weight.numpy().tolist()
+    assert net[0].weight.detach().numpy().tolist() != twin[0].weight.detach().numpy().tolist()
     assert isinstance(twin[0].weight, sg.nn.Parameter) and twin[0].weight.requires_grad
 
 
