@@ -8,20 +8,21 @@ class dtype:
     `torch.float32`), has PyTorch's attributes (`is_floating_point`, `is_signed`, `itemsize`)
     and one instance per dtype (`x.dtype is symgrad.float32`).
 
-    It stands for the numpy dtype in its `dtype` attribute, which numpy (and JAX) read wherever
-    they take a dtype (`np.zeros(2, sg.float32)`, `a.astype(x.dtype)`, `np.dtype(x.dtype)`). It
-    equals that numpy dtype, and what it equals (numpy types, names such as "float32"), with the
-    same hash, so code written for numpy dtypes (and dicts keyed by them) keeps working; numpy
-    attributes it has not copied (`str`, `byteorder`, `newbyteorder` ...) are the numpy dtype's."""
+    It stands for the numpy dtype in its `dtype` attribute (and `__numpy_dtype__`, which numpy
+    2.4 reads first), which numpy (and JAX) read wherever they take a dtype (`np.zeros(2,
+    sg.float32)`, `a.astype(x.dtype)`, `np.dtype(x.dtype)`). It equals that numpy dtype, and
+    what that equals (numpy types, names such as "float32"), with the same hash, so code
+    written for numpy dtypes (and dicts keyed by them) keeps working; numpy attributes it has
+    not copied (`str`, `byteorder`, `newbyteorder` ...) are the numpy dtype's."""
 
-    __slots__ = ("dtype", "name", "kind", "char", "type", "itemsize", "is_floating_point",
-                 "is_complex", "is_signed", "abbr", "_hash")
+    __slots__ = ("dtype", "__numpy_dtype__", "name", "kind", "char", "type", "itemsize",
+                 "is_floating_point", "is_complex", "is_signed", "abbr", "_hash")
 
     def __init__(self, name: str, abbr: str):
         d = np.dtype(name)
-        fields = {"dtype": d, "name": d.name, "kind": d.kind, "char": d.char, "type": d.type,
-                  "itemsize": d.itemsize, "is_floating_point": d.kind == "f", "is_complex": False,
-                  "is_signed": d.kind in "fi", "abbr": abbr, "_hash": hash(d)}
+        fields = {"dtype": d, "__numpy_dtype__": d, "name": d.name, "kind": d.kind, "char": d.char,
+                  "type": d.type, "itemsize": d.itemsize, "is_floating_point": d.kind == "f",
+                  "is_complex": False, "is_signed": d.kind in "fi", "abbr": abbr, "_hash": hash(d)}
         for k, v in fields.items():
             object.__setattr__(self, k, v)
 
@@ -38,7 +39,9 @@ class dtype:
         return getattr(object.__getattribute__(self, "dtype"), name)
 
     def __eq__(self, other):
-        return other is self or self.dtype == other
+        if type(other) is dtype:        # one instance per dtype
+            return other is self
+        return self.dtype == other
 
     def __ne__(self, other):
         return not self.__eq__(other)
@@ -119,7 +122,7 @@ def as_dtype(dtype_) -> dtype:
 
 def category(d: dtype) -> int:
     """0 for bool, 1 for integers, 2 for floats: PyTorch promotes by category first."""
-    if d == bool_:
+    if d.kind == "b":
         return 0
     return 2 if d.kind == "f" else 1
 
