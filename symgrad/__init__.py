@@ -53,7 +53,7 @@ _variable.connect(functional=_F, indexing=_indexing, variable_repr=_display.vari
 
 Tensor = Variable
 # The dtypes, as PyTorch names them (torch.int is int32, torch.long int64).
-dtype = dtypes.dtype
+dtype, finfo, iinfo = dtypes.dtype, dtypes.finfo, dtypes.iinfo
 float32, float64, int32, int64 = dtypes.float32, dtypes.float64, dtypes.int32, dtypes.int64
 bool = dtypes.bool_
 float, double, long, int = float32, float64, int64, int32

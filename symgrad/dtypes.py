@@ -120,6 +120,42 @@ def as_dtype(dtype_) -> dtype:
     return _BY_NUMPY[d]
 
 
+class finfo:
+    """The limits of a floating point dtype (the default dtype without one), as Python floats.
+    PyTorch: `torch.finfo`."""
+
+    def __init__(self, type=None):
+        d = DEFAULT_FLOAT if type is None else as_dtype(type)
+        if not d.is_floating_point:
+            raise TypeError(f"symgrad.finfo() requires a floating point dtype, got {d}; symgrad.iinfo "
+                            f"gives the limits of integer dtypes")
+        info = np.finfo(d.dtype)
+        self.bits, self.dtype = info.bits, d.name
+        self.eps, self.max, self.min = float(info.eps), float(info.max), float(info.min)
+        self.tiny = self.smallest_normal = float(info.smallest_normal)
+        self.resolution = 10.0 ** -info.precision
+
+    def __repr__(self):
+        return (f"finfo(resolution={self.resolution:g}, min={self.min:g}, max={self.max:g}, "
+                f"eps={self.eps:g}, smallest_normal={self.smallest_normal:g}, tiny={self.tiny:g}, "
+                f"dtype={self.dtype})")
+
+
+class iinfo:
+    """The limits of an integer dtype, as Python ints. PyTorch: `torch.iinfo`."""
+
+    def __init__(self, type):
+        d = as_dtype(type)
+        if d.kind != "i":
+            other = "" if d.kind == "b" else "; symgrad.finfo gives the limits of floating point dtypes"
+            raise TypeError(f"symgrad.iinfo() requires an integer dtype, got {d}{other}")
+        info = np.iinfo(d.dtype)
+        self.bits, self.min, self.max, self.dtype = info.bits, int(info.min), int(info.max), d.name
+
+    def __repr__(self):
+        return f"iinfo(min={self.min:g}, max={self.max:g}, dtype={self.dtype})"
+
+
 def category(d: dtype) -> int:
     """0 for bool, 1 for integers, 2 for floats: PyTorch promotes by category first."""
     if d.kind == "b":

@@ -535,6 +535,11 @@ class Variable(Node):
         return repr(self)
 
 
+# PyTorch's Variable is its Tensor class: `type(x)` prints <class 'symgrad.Tensor'> as PyTorch's
+# prints <class 'torch.Tensor'> (symgrad.Tensor and symgrad.Variable are this class).
+Variable.__module__, Variable.__name__, Variable.__qualname__ = "symgrad", "Tensor", "Tensor"
+
+
 def _filled(x: Variable, value) -> Variable:
     """`x.fill_(value)` as a node: the value everywhere, no gradient to the old one."""
     F = _hook("functional")

@@ -174,3 +174,40 @@ def test_numpy_error_names_the_variable():
         w.numpy()
     with pytest.raises(RuntimeError, match="requires grad"):
         np.asarray(w * 2)
+
+
+def limits(T) -> list:
+    out = []
+    for d in (T.float32, T.float64, None):
+        f = T.finfo(d) if d is not None else T.finfo()
+        out += [repr(f), f.eps, f.max, f.min, f.tiny, f.smallest_normal, f.resolution, f.bits, f.dtype,
+                type(f.eps).__name__]
+    for d in (T.int32, T.int64):
+        i = T.iinfo(d)
+        out += [repr(i), i.min, i.max, i.bits, i.dtype, type(i.max).__name__]
+    out.append(T.finfo(T.tensor([1.0], dtype=T.float64).dtype).eps)
+    return out
+
+
+def test_finfo_and_iinfo_as_torch():
+    assert limits(sg) == limits(torch)
+
+
+@BOTH
+def test_finfo_and_iinfo_refuse_the_other_kind(T):
+    with pytest.raises(TypeError, match="floating point"):
+        T.finfo(T.int32)
+    with pytest.raises(TypeError, match="integer"):
+        T.iinfo(T.float32)
+    with pytest.raises(TypeError):
+        T.iinfo(T.bool)
+
+
+@BOTH
+def test_the_type_of_a_variable_prints_as_the_modules_tensor(T):
+    x = T.ones(2)
+    assert shown(T, type(x)) == "<class 'M.Tensor'>" and type(x).__name__ == "Tensor"
+    assert isinstance(x, T.Tensor) and type(x) is T.Tensor
+    assert type(T.nn.Parameter(T.ones(1))).__qualname__ == "Parameter"
+    y = pickle.loads(pickle.dumps(T.tensor([1.5, 2.0], dtype=T.float64)))
+    assert type(y) is T.Tensor and y.dtype is T.float64 and y.tolist() == [1.5, 2.0]
