@@ -55,9 +55,11 @@ from symgrad.autograd.grad_mode import inference_mode, is_inference_mode_enabled
 _variable.connect(functional=_F, indexing=_indexing, variable_repr=_display.variable_repr)
 
 Tensor = Variable
+# The dtypes, as PyTorch names them (torch.int is int32, torch.long int64).
+dtype, finfo, iinfo = dtypes.dtype, dtypes.finfo, dtypes.iinfo
 float32, float64, int32, int64 = dtypes.float32, dtypes.float64, dtypes.int32, dtypes.int64
 bool = dtypes.bool_
-float, double, long = float32, float64, int64
+float, double, long, int = float32, float64, int64, int32
 subtract, multiply, divide = sub, mul, div
 
 # Devices, the default dtype, whole-Variable comparisons, division's rounding modes, numpy's

@@ -48,7 +48,7 @@ class Function:
         self._lock = threading.Lock()
         self._lib = None
         self._unit = None
-        self._specs = [(a.shape, a.dtype) for a in self.args]
+        self._specs = [(a.shape, np.dtype(a.dtype)) for a in self.args]     # numpy's own: `is` checks them
         self._title = title
         if not self._backend.compiles:
             self._source, self.path, self._build, self.consts = None, None, None, []
@@ -133,14 +133,15 @@ class Function:
             arr = to_array(value, f"{self.name}: {who}") if given_array else np.asarray(value)
         except ValueError as e:        # a ragged list
             raise ValueError(f"{self.name}: {who} expects an array of shape {spec.shape} and dtype "
-                             f"{spec.dtype}, got a {type(value).__name__} that is not one ({e})") from None
+                             f"{spec.dtype.name}, got a {type(value).__name__} that is not one ({e})"
+                             ) from None
         if arr.dtype != spec.dtype:
             ok = (not given_array and np.can_cast(arr.dtype, spec.dtype, "same_kind")) or \
                 (arr.dtype.kind == spec.dtype.kind == "b") or \
                 arr.dtype.newbyteorder("=") == spec.dtype      # the other byte order: same values
             if not ok:
-                raise TypeError(f"{self.name}: {who} expects dtype {spec.dtype}, got {arr.dtype} "
-                                f"(shape {arr.shape}); convert it with .astype('{spec.dtype}')")
+                raise TypeError(f"{self.name}: {who} expects dtype {spec.dtype.name}, got {arr.dtype} "
+                                f"(shape {arr.shape}); convert it with .astype('{spec.dtype.name}')")
             arr = arr.astype(spec.dtype)
         if arr.shape != spec.shape:
             raise ValueError(f"{self.name}: {who} expects shape {spec.shape}, got {arr.shape} "
@@ -159,7 +160,7 @@ class Function:
                    f"dtype {arr.dtype}") if isinstance(arr, np.ndarray) else f"a {type(value).__name__}"
             raise TypeError(f"{self.name}: {who} is updated in place (sg.compile(..., updates=...)), so it "
                             f"must be a writable C-contiguous numpy array of shape {spec.shape} and dtype "
-                            f"{spec.dtype}; got {got}")
+                            f"{spec.dtype.name}; got {got}")
         return arr
 
     def run(self, arrays):

@@ -254,7 +254,7 @@ def to_dot(obj: Any) -> str:
     out_ids = {id(o) for o in outputs}
     lines = ["digraph symgrad {", "  rankdir=BT;", '  node [fontname="monospace", fontsize=10];']
     for v in order:
-        label = f"{_label(v)}\\n{v.shape} {v.dtype}".replace('"', '\\"')
+        label = f"{_label(v)}\\n{v.shape} {v.dtype.name}".replace('"', '\\"')
         if v.name:
             label = f"{v.name}\\n" + label
         shape = "box" if v.op is None else "ellipse"

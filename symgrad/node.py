@@ -14,6 +14,8 @@ import math
 
 import numpy as np
 
+from symgrad import dtypes
+
 _serials = itertools.count()
 
 
@@ -33,6 +35,16 @@ class SymbolicValueError(RuntimeError):
 
 class Node:
     __hash__ = object.__hash__
+
+    @property
+    def dtype(self):
+        """The dtype of the node's values: a symgrad dtype (`symgrad.float32`), which numpy
+        takes wherever it takes a dtype; whatever is assigned (a numpy dtype, a name) becomes one."""
+        return self._dtype
+
+    @dtype.setter
+    def dtype(self, d):
+        self._dtype = dtypes.of(d)
 
     def _init_graph(self, op, inputs, attrs, shape, dtype, value=None):
         self.op, self.inputs, self.attrs = op, inputs, attrs

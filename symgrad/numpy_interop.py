@@ -58,10 +58,7 @@ def array_ufunc(self, ufunc, method, *inputs, **kwargs):
 def array(self, dtype=None, copy=None):
     """`np.asarray(v)`: the value, as `v.numpy()`; refused, as in PyTorch, where `v` requires
     grad (an array would not carry its gradient)."""
-    if self.requires_grad:
-        raise RuntimeError("Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy() "
-                           "instead.")
-    arr = self.value()
+    arr = self.numpy()
     if dtype is not None and arr.dtype != dtype:
         return arr.astype(dtype)
     return arr.copy() if copy else arr

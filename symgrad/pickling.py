@@ -22,7 +22,7 @@ def graph_state(roots, inputs) -> tuple[list, dict]:
         refs = () if id(v) in given else tuple(index[id(i)] for i in v.inputs)
         op = None if id(v) in given else v.op
         value = None if id(v) in given else v._value
-        nodes.append((op, refs, dict(v.attrs) if op is not None else {}, tuple(v.shape), str(v.dtype),
+        nodes.append((op, refs, dict(v.attrs) if op is not None else {}, tuple(v.shape), v.dtype.name,
                       v.name, bool(v._requires_grad), value, bool(getattr(v, "_literal", False))))
         index[id(v)] = len(nodes) - 1
     return nodes, index

@@ -85,7 +85,8 @@ class Unit:
             f._source = None
             f.consts = [np.ascontiguousarray(v.value()) for v in captured_constants(f.graph_outputs, f.args)]
             f.checks, f.n_kernels = e["checks"], e["n_kernels"]
-            f._out_specs = [(o.shape, o.dtype) for k, o in enumerate(f.graph_outputs) if k not in f.updates]
+            f._out_specs = [(o.shape, np.dtype(o.dtype))
+                            for k, o in enumerate(f.graph_outputs) if k not in f.updates]
             f._build = self.build
             f.path = self.build.source_path
         return True
@@ -126,7 +127,7 @@ def _note_compile(unit):
     dtypes in this process, what changed."""
     f = unit.functions[0]
     names = tuple(a.name or f"input{k}" for k, a in enumerate(f.args))
-    specs = tuple((tuple(a.shape), str(a.dtype)) for a in f.args)
+    specs = tuple((tuple(a.shape), a.dtype.name) for a in f.args)
     key = (unit.backend.name, unit.title, tuple(g.name for g in unit.functions), names)
     before = _seen.get(key)
     _seen[key] = specs

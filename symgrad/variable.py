@@ -229,10 +229,13 @@ class Variable(Node):
             raise RuntimeError("only leaf Variables can have their data replaced")
         self._value, self.shape, self.dtype = arr, arr.shape, arr.dtype
 
-    def numpy(self) -> np.ndarray:
-        """The value as a numpy array (also for a Variable that requires grad). PyTorch: `Tensor.numpy`."""
-        # Lenient where PyTorch raises for a Variable that requires grad (see np.asarray, which
-        # does raise): the test suite and symgrad's users read results this way.
+    def numpy(self, *, force: bool = False) -> np.ndarray:
+        """The value as a numpy array (the Variable's own: in-place changes show in it). PyTorch:
+        `Tensor.numpy`. As in PyTorch, a RuntimeError where the Variable requires grad (the array
+        would not carry its gradient): `x.detach().numpy()` (or `force=True`) says it is meant."""
+        if self.requires_grad and not force:
+            raise RuntimeError(f"Can't call numpy() on Tensor that requires grad. Use "
+                               f"tensor.detach().numpy() instead. (It was called on {self._describe()}.)")
         return self.value()
 
     def item(self):
@@ -530,6 +533,11 @@ class Variable(Node):
         if self.is_concrete and (self.ndim == 0 or (self.numel() == 1 and spec)):
             return format(self.item(), spec)
         return repr(self)
+
+
+# PyTorch's Variable is its Tensor class: `type(x)` prints <class 'symgrad.Tensor'> as PyTorch's
+# prints <class 'torch.Tensor'> (symgrad.Tensor and symgrad.Variable are this class).
+Variable.__module__, Variable.__name__, Variable.__qualname__ = "symgrad", "Tensor", "Tensor"
 
 
 def _filled(x: Variable, value) -> Variable:

@@ -37,7 +37,7 @@ def value(v) -> np.ndarray:
     """A symgrad or torch result as a numpy array."""
     if hasattr(v, "detach") and type(v).__module__.startswith("torch"):
         return v.detach().cpu().numpy()
-    return np.asarray(v.numpy())
+    return np.asarray(v.detach().numpy() if hasattr(v, "detach") else v.numpy())
 
 
 def normalize_output(text: str) -> str:

@@ -23,7 +23,7 @@ def program(fn):
 
 
 def dtype_name(d) -> str:
-    return str(d).replace("torch.", "")
+    return str(d).replace("torch.", "").replace("symgrad.", "")
 
 
 @program

@@ -204,7 +204,7 @@ def creation_keywords(T):
         tuple(T.empty(size=(1, 2)).shape),
         tuple(T.randint(low=0, high=5, size=(3,)).shape),
         tuple(T.randint(5, (2, 2)).shape),
-        str(T.randint(high=3, size=(2,)).dtype).replace("torch.", ""),
+        str(T.randint(high=3, size=(2,)).dtype).replace(f"{T.__name__}.", ""),
     ]
     return {
         "z": z,

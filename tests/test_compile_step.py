@@ -94,7 +94,8 @@ def test_thirty_compiled_steps_equal_the_eager_loop_and_torch(name, dtype):
     assert compiled[-1] < 0.8 * compiled[0]             # it trains
     for (key, p), q in zip(model.named_parameters(), eager_model.parameters()):
         assert p.dtype == dtype
-        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=TOL[dtype] * 10, atol=TOL[dtype], err_msg=key)
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=TOL[dtype] * 10,
+                                   atol=TOL[dtype], err_msg=key)
     ours, reference = _state(opt), _state(eager_opt)
     assert ours.keys() == reference.keys() == {0, 1, 2, 3}
     for i in reference:
@@ -114,12 +115,12 @@ def test_other_options_follow_the_eager_loop(name):
     compiled = [step(*batches[k % 4]) for k in range(20)]
     np.testing.assert_allclose(compiled, eager_losses(sg, eager_model, eager_opt, batches, 20), rtol=1e-10)
     for p, q in zip(model.parameters(), eager_model.parameters()):
-        np.testing.assert_allclose(p.numpy(), q.numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-9, atol=1e-12)
 
 
 def test_parameters_and_state_are_updated_in_place_and_the_c_is_one_function():
     model = MLP(sg, np.float32)
-    storage = [p.numpy() for p in model.parameters()]
+    storage = [p.detach().numpy() for p in model.parameters()]
     before = [a.copy() for a in storage]
     opt = sg.optim.Adam(model.parameters(), lr=0.01)
     step = sg.compile_step(model, mse, opt)
@@ -128,7 +129,7 @@ def test_parameters_and_state_are_updated_in_place_and_the_c_is_one_function():
     x, y = _batches(np.float32, 1)[0]
     step(x, y)
     for p, arr, old in zip(model.parameters(), storage, before):
-        assert p.numpy() is arr and not np.array_equal(arr, old)     # written over, same array
+        assert p.detach().numpy() is arr and not np.array_equal(arr, old)     # written over, same array
     exp_avg = opt.state[model.params["fc1.weight"]]["exp_avg"].numpy()
     step(x, y)
     assert opt.state[model.params["fc1.weight"]]["exp_avg"].numpy() is exp_avg
@@ -155,7 +156,7 @@ def test_a_scheduler_changes_the_rate_without_recompiling():
             else:
                 losses += eager_losses(sg, model, opt, batches[k % 4:k % 4 + 1], 1)
             sched.step()
-        runs.append((losses, fns, model.params["fc2.bias"].numpy().copy()))
+        runs.append((losses, fns, model.params["fc2.bias"].detach().numpy().copy()))
     (compiled, fns, bias), (eager, _, eager_bias) = runs
     np.testing.assert_allclose(compiled, eager, rtol=1e-5)
     np.testing.assert_allclose(bias, eager_bias, rtol=1e-5, atol=1e-7)
@@ -181,7 +182,7 @@ def test_eager_and_compiled_steps_share_the_optimizer_state():
     # the state loads into torch and carries on as ours does
     tmodel = MLP(torch, np.float64, seed=6)
     for p, q in zip(tmodel.parameters(), model.parameters()):
-        p.data.copy_(torch.from_numpy(q.numpy().copy()))
+        p.data.copy_(torch.from_numpy(q.detach().numpy().copy()))
     topt = torch.optim.Adam(tmodel.parameters(), lr=0.02)
     sd = opt.state_dict()
     topt.load_state_dict({"state": {i: {k: torch.tensor(v.numpy()) for k, v in s.items()}
@@ -310,7 +311,7 @@ def test_a_parameter_without_gradient_is_left_alone_as_the_eager_step_leaves_it(
             losses = [step(*batches[k]) for k in range(4)]
         else:
             losses = eager_losses(sg, model, opt, batches, 4)
-        np.testing.assert_array_equal(model.spare.numpy(), 1.0)        # decay would have moved it
+        np.testing.assert_array_equal(model.spare.detach().numpy(), 1.0)        # decay would have moved it
         assert model.spare not in opt.state and sorted(opt.state_dict()["state"]) == [0, 1, 2, 3]
         runs.append(losses)
     np.testing.assert_allclose(runs[0], runs[1], rtol=1e-10)

@@ -22,7 +22,7 @@ def case(fn):
 
 
 def numbers(v):
-    return v.detach().numpy() if isinstance(v, torch.Tensor) else np.asarray(v.numpy())
+    return v.detach().numpy() if isinstance(v, torch.Tensor) else np.asarray(v.detach().numpy())
 
 
 def _inputs(T, dtype, shape, seed):

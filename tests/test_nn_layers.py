@@ -25,7 +25,7 @@ def program(fn):
 
 
 def numbers(v):
-    return v.detach().numpy() if isinstance(v, torch.Tensor) else np.asarray(v.numpy())
+    return v.detach().numpy() if isinstance(v, torch.Tensor) else np.asarray(v.detach().numpy())
 
 
 class Run:
@@ -329,7 +329,7 @@ def test_torch_initial_weights_copied_as_numpy():
     ours = sg.nn.Sequential(sg.nn.Linear(3, 4), sg.nn.GELU(), sg.nn.LayerNorm(4), sg.nn.Linear(4, 2)).double()
     ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
     x = np.random.default_rng(0).normal(size=(5, 3))
-    np.testing.assert_allclose(ours(sg.tensor(x)).numpy(), theirs(torch.tensor(x)).detach().numpy(),
+    np.testing.assert_allclose(ours(sg.tensor(x)).detach().numpy(), theirs(torch.tensor(x)).detach().numpy(),
                                rtol=1e-6)
     for (k, a), (k2, b) in zip(ours.state_dict().items(), theirs.state_dict().items()):
         assert k == k2 and a.dtype == np.float64
@@ -342,7 +342,7 @@ def test_erf_matches_torch():
         x = sg.tensor(a.astype(dt), requires_grad=True)
         t = torch.tensor(a.astype(dt), requires_grad=True)
         y, u = sg.erf(x), torch.erf(t)
-        np.testing.assert_allclose(y.numpy(), u.detach().numpy(), rtol=RTOL[dt] / 10, atol=1e-7)
+        np.testing.assert_allclose(y.detach().numpy(), u.detach().numpy(), rtol=RTOL[dt] / 10, atol=1e-7)
         y.sum().backward()
         u.sum().backward()
         np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=RTOL[dt], atol=1e-30)
@@ -405,14 +405,14 @@ def test_model_on_symbolic_inputs_compiles():
     y = sg.Variable(shape=(5,), dtype="int64", name="y")
     fn = sg.compile([x, y] + params, sg.nn.CrossEntropyLoss()(m(x), y))
     xv, yv = np.random.default_rng(0).normal(size=(5, 3)), np.array([0, 1, 1, 0, 1])
-    loss, grads = fn.value_and_grad(xv, yv, *[p.numpy() for p in params])
+    loss, grads = fn.value_and_grad(xv, yv, *[p.detach().numpy() for p in params])
     eager = sg.nn.CrossEntropyLoss()(m(sg.tensor(xv)), sg.tensor(yv))
     eager.backward()
     assert loss == pytest.approx(eager.item(), rel=1e-12)
     for g, p in zip(grads, params):
         np.testing.assert_allclose(g, p.grad.numpy(), rtol=1e-10, atol=1e-14)
     with pytest.raises((IndexError, ValueError, RuntimeError), match="labels"):
-        fn.forward(xv, np.array([0, 1, 2, 0, 1]), *[p.numpy() for p in params])     # 2 is not a class
+        fn.forward(xv, np.array([0, 1, 2, 0, 1]), *[p.detach().numpy() for p in params])  # 2 is not a class
 
 
 # --- bad input: clear errors naming shapes and dtypes -------------------------------------------------------
@@ -420,7 +420,7 @@ def test_model_on_symbolic_inputs_compiles():
 
 def test_bad_input_errors():
     nn = sg.nn
-    with pytest.raises(ValueError, match=r"\(2, 4\) and dtype float32 does not end in in_features=3"):
+    with pytest.raises(ValueError, match=r"\(2, 4\) and dtype symgrad.float32 does not end in in_features=3"):
         nn.Linear(3, 2)(sg.ones(2, 4))
     with pytest.raises(ValueError, match=r"normalized_shape=\[4\].*\[2, 3\]"):
         nn.LayerNorm(4)(sg.ones(2, 3))

@@ -360,7 +360,7 @@ def test_forward_float32_matches_numpy(case):
     assert out.shape == expected.shape
     assert out.requires_grad
     assert out.grad_fn is not None and not out.is_leaf
-    np.testing.assert_allclose(out.numpy(), expected, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(out.detach().numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("name, fn, ref", COMPARISONS, ids=[c[0] for c in COMPARISONS])
@@ -406,7 +406,7 @@ def test_max_min_with_dim_and_ties_send_the_gradient_to_the_index(op, torch):
         v, i = getattr(x, op)(dim)
         tv, ti = getattr(t, op)(dim)
         np.testing.assert_array_equal(i.numpy(), ti.numpy())
-        np.testing.assert_array_equal(v.numpy(), tv.detach().numpy())
+        np.testing.assert_array_equal(v.detach().numpy(), tv.detach().numpy())
         w = np.array([1.0, 2.0, 3.0], np.float32)
         v.backward(sg.tensor(w))
         tv.backward(torch.tensor(w))
@@ -431,8 +431,8 @@ def test_clamp_bounds(lo, hi, torch):
     a = np.array([-1.0, 0.0, 0.25, 0.5, 1.0, 3.0], np.float32)
     x, t = sg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
     y, ty = sg.clamp(x, lo, hi), torch.clamp(t, lo, hi)
-    np.testing.assert_array_equal(y.numpy(), np.minimum(np.maximum(a, lo), hi))
-    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(y.detach().numpy(), np.minimum(np.maximum(a, lo), hi))
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
     y.sum().backward()
     ty.sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
@@ -501,7 +501,7 @@ def test_grad_matches_finite_differences_of_numpy_reference(case):
     for n, g in zip(floats, grads):
         numeric = numeric_grad(lambda *a: float(np.sum(case.ref(*a) * w)), arrays, n)
         assert g.shape == arrays[n].shape
-        np.testing.assert_allclose(g.numpy(), numeric, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(g.detach().numpy(), numeric, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("case", GRAD_CASES, ids=lambda c: c.id)
@@ -515,7 +515,7 @@ def test_backward_accumulates_into_leaves(case):
     out.backward(sg.tensor(w))        # a static graph: backward again, gradients add up
     for x, g in zip([x for x in xs if x.requires_grad], expected):
         assert x.grad is not None and x.grad.shape == x.shape and x.grad.dtype == x.dtype
-        np.testing.assert_allclose(x.grad.numpy(), 2 * g.numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(x.grad.detach().numpy(), 2 * g.detach().numpy(), rtol=1e-12, atol=1e-12)
     for x in xs:
         if not x.requires_grad:
             assert x.grad is None
@@ -552,11 +552,11 @@ def test_second_derivative_matches_finite_differences(case):
 
     def first_sum(*a):
         _, _, gg = _first_grads(case, list(a), w)
-        return float(gg[0].numpy().sum())
+        return float(gg[0].detach().numpy().sum())
 
     for n, h in zip(floats, second):
         numeric = numeric_grad(first_sum, arrays, n, eps=1e-5)
-        got = np.zeros_like(arrays[n]) if h is None else h.numpy()
+        got = np.zeros_like(arrays[n]) if h is None else h.detach().numpy()
         np.testing.assert_allclose(got, numeric, rtol=1e-5, atol=1e-6)
 
 
@@ -572,7 +572,7 @@ def test_second_derivative_matches_torch(case, torch):
     tg = torch.autograd.grad((tout * torch.tensor(w)).sum(), tfl, create_graph=True)
     theirs = torch.autograd.grad(tg[0].sum(), tfl, allow_unused=True)
     for a, b, x in zip(ours, theirs, tfl):
-        a = np.zeros(x.shape) if a is None else a.numpy()
+        a = np.zeros(x.shape) if a is None else a.detach().numpy()
         b = np.zeros(x.shape) if b is None else b.numpy()
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
 
@@ -582,8 +582,8 @@ def test_second_derivative_of_sin_is_minus_sin():
     x = sg.tensor(a, requires_grad=True)
     (g,) = sg.grad(sg.sin(x).sum(), x)
     (h,) = sg.grad(g.sum(), x)
-    np.testing.assert_allclose(g.numpy(), np.cos(a), rtol=1e-12)
-    np.testing.assert_allclose(h.numpy(), -np.sin(a), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(g.detach().numpy(), np.cos(a), rtol=1e-12)
+    np.testing.assert_allclose(h.detach().numpy(), -np.sin(a), rtol=1e-12, atol=1e-15)
 
 
 @pytest.mark.parametrize("fn, d3", [
@@ -600,7 +600,7 @@ def test_third_derivative(fn, d3):
     (g1,) = sg.grad(fn(x).sum(), x)
     (g2,) = sg.grad(g1.sum(), x)
     (g3,) = sg.grad(g2.sum(), x)
-    np.testing.assert_allclose(g3.numpy(), d3(a), rtol=1e-10)
+    np.testing.assert_allclose(g3.detach().numpy(), d3(a), rtol=1e-10)
 
 
 def test_third_derivative_matches_torch(torch):
@@ -615,7 +615,7 @@ def test_third_derivative_matches_torch(torch):
     y = f(sg, x)
     for _ in range(3):
         (g,) = sg.grad(y, x)
-        gs.append(g.numpy())
+        gs.append(g.detach().numpy())
         y = g.sum()
     t = torch.tensor(a, requires_grad=True)
     y = f(torch, t)
@@ -631,8 +631,8 @@ def test_mixed_second_derivative():
     a, b = sg.tensor(av, requires_grad=True), sg.tensor(bv, requires_grad=True)
     (gb,) = sg.grad((a * b ** 2).sum(), b)
     ga, gb2 = sg.grad(gb.sum(), [a, b])
-    np.testing.assert_allclose(ga.numpy(), 2 * bv)
-    np.testing.assert_allclose(gb2.numpy(), 2 * av)
+    np.testing.assert_allclose(ga.detach().numpy(), 2 * bv)
+    np.testing.assert_allclose(gb2.detach().numpy(), 2 * av)
 
 
 def test_grad_with_respect_to_an_intermediate_and_its_leaf():
@@ -643,9 +643,9 @@ def test_grad_with_respect_to_an_intermediate_and_its_leaf():
     z = sg.tanh(h)
     gx, gh, gz = sg.grad((z ** 2).sum(), [x, h, z])
     t = np.tanh(2 * av + 1)
-    np.testing.assert_allclose(gz.numpy(), 2 * t, rtol=1e-12)
-    np.testing.assert_allclose(gh.numpy(), 2 * t * (1 - t ** 2), rtol=1e-12)
-    np.testing.assert_allclose(gx.numpy(), 4 * t * (1 - t ** 2), rtol=1e-12)
+    np.testing.assert_allclose(gz.detach().numpy(), 2 * t, rtol=1e-12)
+    np.testing.assert_allclose(gh.detach().numpy(), 2 * t * (1 - t ** 2), rtol=1e-12)
+    np.testing.assert_allclose(gx.detach().numpy(), 4 * t * (1 - t ** 2), rtol=1e-12)
 
 
 def test_retain_grad_with_leaf_upstream():
@@ -663,7 +663,7 @@ def test_backward_through_a_gradient():
     av = np.array([0.5, -1.0, 2.0], np.float32)
     x = sg.tensor(av, requires_grad=True)
     (g,) = sg.grad((x ** 3).sum(), x)
-    np.testing.assert_allclose(g.numpy(), 3 * av ** 2, rtol=1e-6)
+    np.testing.assert_allclose(g.detach().numpy(), 3 * av ** 2, rtol=1e-6)
     g.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), 6 * av, rtol=1e-6)
 
@@ -681,8 +681,8 @@ def test_matches_torch(case, dtype, rtol, atol, torch):
     out = case.fn(sg, *xs)
     tout = (case.torch_fn or case.fn)(torch, *ts)
     assert tuple(out.shape) == tuple(tout.shape)
-    assert str(out.dtype) == str(tout.dtype).replace("torch.", "")
-    np.testing.assert_allclose(out.numpy(), value(tout), rtol=rtol, atol=atol)
+    assert str(out.dtype) == str(tout.dtype).replace("torch.", "symgrad.")
+    np.testing.assert_allclose(out.detach().numpy(), value(tout), rtol=rtol, atol=atol)
     if not case.grad:
         return
     w = weights_for(out.shape, dtype)
@@ -742,10 +742,10 @@ def test_dtype_promotion_like_torch(torch):
                 continue
             ours = getattr(sg, op)(sg.tensor(a), sg.tensor(b) if isinstance(b, np.ndarray) else b)
             theirs = getattr(torch, op)(torch.tensor(a), torch.tensor(b) if isinstance(b, np.ndarray) else b)
-            assert str(ours.dtype) == str(theirs.dtype).replace("torch.", ""), (a.dtype, b, op)
+            assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "symgrad."), (a.dtype, b, op)
             np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
         ours, theirs = sg.tensor(a) / 2, torch.tensor(a) / 2
-        assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+        assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "symgrad.")
         np.testing.assert_allclose(ours.numpy(), theirs.numpy())
 
 
@@ -774,7 +774,7 @@ if given is not None:
         ts = [torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)]
         out, tout = BINARY[op](sg, *xs), BINARY[op](torch, *ts)
         assert out.shape == tuple(tout.shape) == shapes.result_shape
-        np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-12, atol=1e-12)
         w = r.uniform(0.5, 1.5, out.shape)
         out.backward(sg.tensor(w))
         tout.backward(torch.tensor(w))
@@ -802,7 +802,7 @@ if given is not None:
         x, t = sg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
         out, tout = REDUCE[op](sg, x, dim, keepdim), REDUCE[op](torch, t, dim, keepdim)
         assert out.shape == tuple(tout.shape)
-        np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(out.detach().numpy(), tout.detach().numpy(), rtol=1e-12)
         w = np.linspace(0.5, 1.5, out.numel()).reshape(out.shape)
         out.backward(sg.tensor(w))
         tout.backward(torch.tensor(w))

@@ -150,7 +150,7 @@ def test_parameters_are_updated_in_place_and_steps_skip_parameters_without_gradi
     (w * w).sum().backward()
     opt.step()
     np.testing.assert_array_equal(storage, [0.0, 0.0])     # the same array, written over
-    np.testing.assert_array_equal(u.numpy(), [5.0])
+    np.testing.assert_array_equal(u.detach().numpy(), [5.0])
     assert w.requires_grad and w.is_leaf and w.grad is not None
     opt.zero_grad()
     assert w.grad is None
@@ -175,7 +175,7 @@ def test_state_dict_round_trips_and_resumes_the_same_trajectory():
     sd = opt.state_dict()
     assert sorted(sd) == ["param_groups", "state"] and sorted(sd["state"]) == [0, 1, 2]
     assert sorted(sd["state"][0]) == ["exp_avg", "exp_avg_sq", "max_exp_avg_sq", "step"]
-    copies = [sg.tensor(p.numpy().copy(), requires_grad=True) for p in params]
+    copies = [sg.tensor(p.detach().numpy().copy(), requires_grad=True) for p in params]
     other = sg.optim.Adam(copies, lr=0.5)
     other.load_state_dict(sd)
     assert other.param_groups[0]["lr"] == 0.03 and other.param_groups[0]["params"][0] is copies[0]
@@ -185,7 +185,7 @@ def test_state_dict_round_trips_and_resumes_the_same_trajectory():
     b = _train(sg, other, copies, d, 5)
     assert a == b
     for p, q in zip(params, copies):
-        np.testing.assert_array_equal(p.numpy(), q.numpy())
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
 
 
 def test_a_torch_state_dict_loads_into_ours_and_continues_as_torch_does():
@@ -198,7 +198,7 @@ def test_a_torch_state_dict_loads_into_ours_and_continues_as_torch_does():
     theirs = _train(torch, topt, tparams, d, 6)
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
     # and ours loads into torch
-    fresh = [torch.tensor(p.numpy().copy(), requires_grad=True) for p in params]
+    fresh = [torch.tensor(p.detach().numpy().copy(), requires_grad=True) for p in params]
     topt2 = torch.optim.Adam(fresh)
     sd = opt.state_dict()
     topt2.load_state_dict({"state": {i: {k: torch.tensor(v.numpy()) for k, v in s.items()}
@@ -311,5 +311,5 @@ def test_a_momentum_buffer_saved_as_none_starts_from_the_gradient():
     opt.load_state_dict({"state": {0: {"momentum_buffer": None}}, "param_groups": groups})
     (w * w).sum().backward()
     opt.step()
-    np.testing.assert_allclose(w.numpy(), [0.8, 1.6], rtol=1e-6)
+    np.testing.assert_allclose(w.detach().numpy(), [0.8, 1.6], rtol=1e-6)
     np.testing.assert_allclose(opt.state[w]["momentum_buffer"].numpy(), [2.0, 4.0])

@@ -470,7 +470,7 @@ def test_runs_without_torch(name):
     assert results
     for key, v in results.items():
         if isinstance(v, sg.Variable):
-            assert np.all(np.isfinite(v.numpy().astype(np.float64))), key
+            assert np.all(np.isfinite(v.detach().numpy().astype(np.float64))), key
 
 
 def test_enough_programs():
@@ -522,7 +522,7 @@ def _describe(v):
         return v
     if isinstance(v, tuple):
         return tuple(v)
-    return (str(v.dtype).replace("torch.", ""), tuple(v.shape), v.requires_grad, v.is_leaf,
+    return (str(v.dtype).partition(".")[2], tuple(v.shape), v.requires_grad, v.is_leaf,
             None if v.grad_fn is None else type(v.grad_fn).__name__, value(v).tolist())
 
 

@@ -25,7 +25,7 @@ def _outcome(T, case):
         elif hasattr(r, "detach") and type(r).__module__.startswith("torch"):
             out.append(r.detach().numpy().astype(np.float64))
         elif isinstance(r, sg.Variable):
-            out.append(np.asarray(r.numpy(), dtype=np.float64))
+            out.append(np.asarray(r.detach().numpy(), dtype=np.float64))
         else:
             out.append(np.asarray(r, dtype=np.float64))
     return ("values", out)

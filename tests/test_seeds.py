@@ -412,8 +412,8 @@ def test_003_notebook():
         """)
     assert ns["tensor"].dtype == np.float32
     assert ns["s"].item() == 10
-    np.testing.assert_allclose(ns["r"].numpy(), np.sqrt([[1, 2], [3, 4]]), rtol=1e-6)
-    np.testing.assert_array_equal(ns["p"].numpy(), [[1, 4], [9, 16]])
+    np.testing.assert_allclose(ns["r"].detach().numpy(), np.sqrt([[1, 2], [3, 4]]), rtol=1e-6)
+    np.testing.assert_array_equal(ns["p"].detach().numpy(), [[1, 4], [9, 16]])
     assert ns["attrs"] == (True, None, None, False)
     np.testing.assert_array_equal(ns["data"].numpy(), [[1, 2], [3, 4]])
     assert ns["data"].requires_grad is False
@@ -424,7 +424,7 @@ def test_003_notebook():
     np.testing.assert_array_equal(ns["zeroed"], [0.0])
     np.testing.assert_array_equal(ns["g0"], [0.0])
     np.testing.assert_array_equal(ns["g2"], [6.0])
-    np.testing.assert_array_equal(ns["y2"].numpy(), [3.0, 3.0])
+    np.testing.assert_array_equal(ns["y2"].detach().numpy(), [3.0, 3.0])
     assert ns["grads"][1] is None
     np.testing.assert_array_equal(ns["grads"][0].numpy(), [2.0, 2.0])
     assert ns["arr"].dtype == np.float32

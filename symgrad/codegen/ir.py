@@ -128,7 +128,7 @@ def format_graph(outputs, label=node_label) -> str:
     while stack:
         v, depth = stack.pop()
         pad = "  " * depth
-        desc = f"{label(v)}  {v.shape} {v.dtype}"
+        desc = f"{label(v)}  {v.shape} {v.dtype.name}"     # numpy's or symgrad's dtype: "float32"
         if id(v) in numbers:
             lines.append(f"{pad}#{numbers[id(v)]} {desc} (see above)")
             continue

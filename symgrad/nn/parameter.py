@@ -62,7 +62,7 @@ def typename(obj) -> str:
     """What PyTorch's messages call an object: `torch.FloatTensor` for a Variable of float32."""
     if isinstance(obj, Variable):
         names = {"float32": "Float", "float64": "Double", "int64": "Long", "int32": "Int", "bool": "Bool"}
-        return f"symgrad.{names.get(str(obj.dtype), str(obj.dtype))}Tensor"
+        return f"symgrad.{names.get(obj.dtype.name, obj.dtype.name)}Tensor"
     module = getattr(obj, "__module__", "") or ""
     name = getattr(obj, "__qualname__", None) or type(obj).__qualname__
     return name if module in ("", "builtins") else f"{module}.{name}"

@@ -6,7 +6,7 @@ import torch
 data = [[1, 2], [3, 4]]
 x_data = torch.tensor(data)
 print(x_data)
-print(x_data.dtype == torch.int64, x_data.shape)
+print(x_data.dtype, x_data.dtype == torch.int64, x_data.shape)
 
 np_array = np.array(data)
 x_np = torch.from_numpy(np_array)
@@ -27,7 +27,7 @@ print(f"Zeros Tensor: \n {zeros_tensor}")
 
 tensor = torch.rand(3, 4)
 print(f"Shape of tensor: {tensor.shape}")
-print(f"Datatype is float32: {tensor.dtype is torch.float32 or tensor.dtype == torch.float32}")
+print(f"Datatype of tensor: {tensor.dtype}")
 print(f"Device tensor is stored on: {tensor.device}")
 
 if torch.cuda.is_available():

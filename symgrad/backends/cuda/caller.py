@@ -27,12 +27,12 @@ def device_pointer(cai, spec, who: str, fname: str) -> tuple[int, int]:
     try:
         dtype = np.dtype(cai["typestr"])
     except TypeError:
-        raise TypeError(f"{fname}: {who} expects dtype {spec.dtype}, got a device array of typestr "
+        raise TypeError(f"{fname}: {who} expects dtype {spec.dtype.name}, got a device array of typestr "
                         f"{cai['typestr']!r} (shape {shape})") from None
     where = f"a CUDA device array of shape {shape} and dtype {dtype}"
     if dtype != spec.dtype:
-        raise TypeError(f"{fname}: {who} expects dtype {spec.dtype}, got {where}; convert it on the device "
-                        f"(x.to(torch.{spec.dtype}), x.astype('{spec.dtype}') in CuPy)")
+        raise TypeError(f"{fname}: {who} expects dtype {spec.dtype.name}, got {where}; convert it on the "
+                        f"device (x.to(torch.{spec.dtype.name}), x.astype('{spec.dtype.name}') in CuPy)")
     if shape != tuple(spec.shape):
         raise ValueError(f"{fname}: {who} expects shape {tuple(spec.shape)}, got {where}")
     strides = cai.get("strides")

@@ -77,7 +77,7 @@ class Embedding(Module):
     def reset_parameters(self) -> None:
         init.normal_(self.weight)
         if self.padding_idx is not None:
-            arr = self.weight.numpy().copy()
+            arr = self.weight.detach().numpy().copy()
             arr[self.padding_idx] = 0
             init._fill(self.weight, arr)
 
