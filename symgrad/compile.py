@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from symgrad import dtypes
 from symgrad.autodiff import grad
+from symgrad.dims import bind, names_in, specialise
 from symgrad.backends import NAMES as BACKENDS
 from symgrad.backends import backend as backend_named
 from symgrad.backends.base import overlapping
 from symgrad.dlpack import is_array_like, to_array
 from symgrad.unit import Unit
 from symgrad.variable import Variable
+
+
+class _Spec(NamedTuple):
+    """An input's shape and dtype at one call's sizes."""
+    shape: tuple
+    dtype: np.dtype
 
 
 def _spec_name(v, k):
@@ -49,6 +56,9 @@ class Function:
         self._lib = None
         self._unit = None
         self._specs = [(a.shape, a.dtype) for a in self.args]
+        # the symbolic dimensions of the inputs' shapes (symgrad.dims), sorted: the order of the
+        # size arguments the generated code takes
+        self.dims = names_in(*(a.shape for a in self.args))
         self._title = title
         if not self._backend.compiles:
             self._source, self.path, self._build, self.consts = None, None, None, []
@@ -111,11 +121,33 @@ class Function:
             raise TypeError(f"{self.name}() takes {len(self.args)} inputs "
                             f"({', '.join(self.describe_args)}), got {len(values)}")
         updated = set(self.updates.values())
+        specs = self.args
+        if self.dims:                   # the declared shapes at this call's sizes
+            env = self.bind_sizes([_shape_of(v) for v in values])
+            specs = [_Spec(specialise(a.shape, env), a.dtype) for a in self.args]
         arrays = [self.convert_one(value, spec, who, k in updated)
-                  for k, (value, spec, who) in enumerate(zip(values, self.args, self.describe_args))]
+                  for k, (value, spec, who) in enumerate(zip(values, specs, self.describe_args))]
         if updated:
             self._check_no_overlap(arrays, updated)
         return arrays
+
+    def bind_sizes(self, shapes) -> dict:
+        """The sizes of this function's symbolic dimensions, {name: size}, from the shapes of
+        the arguments of a call; a ValueError names the inputs that disagree on one."""
+        for shape, a, who in zip(shapes, self.args, self.describe_args):
+            if shape is not None and len(shape) != len(a.shape):
+                raise ValueError(f"{self.name}: {who} expects shape {a.shape}, got {tuple(shape)} "
+                                 f"({len(shape)} dims, not {len(a.shape)})")
+        try:
+            env = bind([a.shape for a in self.args], [s if s is not None else () for s in shapes],
+                       self.describe_args)
+        except ValueError as e:
+            raise ValueError(f"{self.name}: {e}") from None
+        missing = [d for d in self.dims if d not in env]
+        if missing:
+            raise ValueError(f"{self.name}: no input gives the size of {', '.join(missing)} by itself "
+                             f"(a dimension must be a whole dim of some input's shape)")
+        return env
 
     def _check_no_overlap(self, arrays, updated):
         """An argument updated in place shares no memory with another (backends.base.overlapping)."""

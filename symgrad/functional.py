@@ -20,6 +20,7 @@ from symgrad.hints import Dims, DTypeLike, TensorLike
 from symgrad.shapes import ShapeError, as_dim, as_shape
 from symgrad.ops.primitives import OPS
 from symgrad.functional_docs import attach as _attach_docs, elementwise_doc
+from symgrad.dims import Dim
 from symgrad.variable import Variable, apply, no_grad
 
 # --- arguments ------------------------------------------------------------------------------
@@ -335,7 +336,15 @@ def _mean(x, dim, keepdim, dtype):
         x = cast(x, dtype)
     axes = _axes(x, dim, "mean")
     count = math.prod(x.shape[a] for a in axes)
-    return mul(reduce("sum", x, axes, keepdim and dim is not None), 1.0 / count if count else math.nan)
+    return per_count(reduce("sum", x, axes, keepdim and dim is not None), count)
+
+
+def per_count(total: Variable, count: int) -> Variable:
+    """`total / count` for a mean: times the reciprocal when the count is known now, divided by
+    the size given at each call when it is symbolic (symgrad.dims)."""
+    if isinstance(count, Dim):
+        return div(total, Variable.literal(count, total.dtype))
+    return mul(total, 1.0 / count if count else math.nan)
 
 
 class MinMax(namedtuple("MinMax", ["values", "indices"])):

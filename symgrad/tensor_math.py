@@ -10,6 +10,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
+from symgrad.dims import Dim
 from symgrad import dtypes
 from symgrad import functional as F
 from symgrad.hints import Dims, TensorLike
@@ -35,6 +36,8 @@ def _var(name: str, input, dim, unbiased, keepdim, correction):
     centred = F.sub(x, F.mean(x, dim=axes, keepdim=True))
     total = F.sum(F.mul(centred, centred), dim=axes, keepdim=keepdim)
     dof = count - _correction(name, unbiased, correction)
+    if isinstance(dof, Dim):
+        return x, F.per_count(total, dof)
     return x, F.mul(total, 1.0 / dof if dof > 0 else math.inf)
 
 

@@ -49,8 +49,11 @@ class CBackend(Backend):
 
     def run(self, fn, arrays):
         lib = fn._lib or fn.library()
-        outs = [np.empty(shape, dtype) for shape, dtype in fn._out_specs]
         ptrs = pointers(fn)
+        out_specs = fn._out_specs
+        if fn.dims:
+            out_specs = at_sizes(fn, fn.bind_sizes([a.shape for a in arrays])).out_specs
+        outs = [np.empty(shape, dtype) for shape, dtype in out_specs]
         fn._local.last[:] = [None] * len(fn._local.last)   # the slots are overwritten below
         # cffi's from_buffer without its Python-level wrapper: this is the per-call hot path.
         view, chars, null = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.ffi.NULL
@@ -70,10 +73,14 @@ class CBackend(Backend):
         return outs
 
     def caller(self, fn):
+        if fn.dims:
+            return sized_caller(fn) if config.fast_call() else fn._general_call
         return fast_caller(fn) if config.fast_call() else fn._general_call
 
     def value_and_grad_caller(self, fn, n_values, single):
-        return fast_caller(fn, (n_values, single)) if config.fast_call() else None
+        if not config.fast_call():
+            return None
+        return sized_caller(fn, (n_values, single)) if fn.dims else fast_caller(fn, (n_values, single))
 
 
 BACKEND = CBackend()
@@ -89,18 +96,121 @@ def pointers(fn):
         ffi = lib.ffi
         n = len(fn.args)
         slots = n + len(fn.consts) + len(fn._out_specs)
-        ptrs = ffi.new("void *[]", slots + 1)
+        ptrs = ffi.new("void *[]", slots + 1 + bool(fn.dims))     # (then the sizes, if symbolic)
         local.keep = [ffi.from_buffer(c) if c.size else ffi.NULL for c in fn.consts]
         for k, c in enumerate(local.keep):
             ptrs[n + k] = c
         # The scratch: allocated once for this thread and reused by every call, so that a
         # call in steady state takes no page faults (a fresh malloc of it cost 8,000 a call).
-        local.workspace = np.empty(max(1, lib.workspace_bytes), np.uint8)
+        local.workspace = np.empty(max(1, lib.workspace_bytes), np.uint8)     # (-1: grown by at_sizes)
+        local.slots = slots
         local.workspace_ptr = ffi.from_buffer(local.workspace, require_writable=True)
         ptrs[slots] = local.workspace_ptr
         local.last = [None] * n      # inputs whose pointers are in place
         local.ptrs = ptrs
     return ptrs
+
+
+# --- symbolic sizes (symgrad.dims) -------------------------------------------------------------
+
+class AtSizes:
+    """What a function of symbolic dimensions needs at one set of sizes: its inputs' and
+    outputs' shapes, the size arguments (C int64_t) and the scratch it wants."""
+
+    def __init__(self, fn, env):
+        from symgrad.dims import specialise
+        lib = fn.library()
+        self.key = tuple(env[d] for d in fn.dims)
+        self.in_shapes = [specialise(a.shape, env) for a in fn.args]
+        self.out_specs = [(specialise(shape, env), dtype) for shape, dtype in fn._out_specs]
+        self.sizes = lib.ffi.new("int64_t[]", list(self.key))
+        self.workspace_bytes = int(lib.workspace_at(self.sizes))
+
+
+AT_SIZES_KEPT = 64          # sets of sizes remembered per function (a new one costs ~20 us)
+
+
+def at_sizes(fn, env) -> AtSizes:
+    """`fn` at the sizes `env`, its size arguments and scratch put in this thread's pointer
+    array: the workspace is reallocated only when these sizes need more than it has."""
+    local = fn._local
+    cache = local.__dict__.setdefault("at_sizes", {})
+    key = tuple(env[d] for d in fn.dims)
+    at = cache.get(key)
+    if at is None:
+        if len(cache) >= AT_SIZES_KEPT:
+            cache.pop(next(iter(cache)))
+        at = cache[key] = AtSizes(fn, env)
+    _point_at(fn, at)
+    return at
+
+
+def _point_at(fn, at):
+    ptrs = pointers(fn)
+    local = fn._local
+    if at.workspace_bytes > local.workspace.size:
+        local.workspace = np.empty(at.workspace_bytes, np.uint8)
+        local.workspace_ptr = fn.library().ffi.from_buffer(local.workspace, require_writable=True)
+        ptrs[local.slots] = local.workspace_ptr
+    ptrs[local.slots + 1] = at.sizes
+
+
+def sized_caller(fn, returns=None):
+    """The caller of a function of symbolic dimensions: C-contiguous arrays of the declared
+    dtypes, each named dimension read off the first input that has it, every input's shape
+    checked against the shapes at those sizes, outputs allocated at them; anything else (a
+    mismatch: its error names both inputs) takes the general path."""
+    lib = fn.library()
+    view, chars, entry = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.entry
+    n_in, n_const = len(fn.args), len(fn.consts)
+    dtypes_in = [dtype for _, dtype in fn._specs]
+    where = []                  # (input, axis) that gives each dimension its size
+    for d in fn.dims:
+        where.append(next((k, axis) for k, a in enumerate(fn.args) for axis, n in enumerate(a.shape)
+                          if getattr(n, "name", None) == d))
+    local = fn._local
+    first = n_in + n_const
+    if returns is None:
+        def wrap(outs):
+            return outs
+    else:
+        n, single = returns
+
+        def wrap(outs):
+            if not n:
+                return tuple(outs)
+            return (outs[0] if single else outs[:n]), tuple(outs[n:])
+
+    def general(*args):
+        return wrap(fn._general_call(*args))
+
+    def call(*args):
+        if len(args) != n_in:
+            return general(*args)
+        for a, dt in zip(args, dtypes_in):
+            if type(a) is not np.ndarray or a.dtype is not dt or not a.flags.c_contiguous:
+                return general(*args)
+        key = tuple(args[k].shape[axis] if axis < args[k].ndim else -1 for k, axis in where)
+        cache = local.__dict__.get("at_sizes")
+        at = cache.get(key) if cache else None
+        if at is None:
+            return general(*args)      # (binds, checks and remembers these sizes)
+        for a, shape in zip(args, at.in_shapes):
+            if a.shape != shape:
+                return general(*args)
+        ptrs = local.ptrs
+        _point_at(fn, at)
+        for k, a in enumerate(args):
+            ptrs[k] = view(chars, a, False) if a.size else lib.ffi.NULL
+        outs = []
+        for k, (shape, dtype) in enumerate(at.out_specs):
+            o = np.empty(shape, dtype)
+            ptrs[first + k] = view(chars, o, True) if o.size else lib.ffi.NULL
+            outs.append(o)
+        if entry(ptrs):
+            return general(*args)
+        return wrap(outs)
+    return call
 
 
 # --- the output pool ---------------------------------------------------------------------------
