@@ -14,6 +14,7 @@ Dims is by expression, never by hint; a Dim never equals a plain int. Users see 
 Where a hint could reach a result silently (`float(d)`), a Dim raises instead."""
 from __future__ import annotations
 
+import contextlib
 import itertools
 from dataclasses import dataclass
 
@@ -30,6 +31,22 @@ def _primes_from(n: int):
 
 
 _NEXT_HINT = _primes_from(10007)
+
+
+@contextlib.contextmanager
+def hints_from(start: int):
+    """Within the block, names not seen before take hints from the primes at `start` on (a
+    test compiles one graph under two sets of hints: text that differs shows a hint baked in)."""
+    global _NEXT_HINT
+    saved, saved_next = dict(_HINTS), _NEXT_HINT
+    _HINTS.clear()
+    _NEXT_HINT = _primes_from(start)
+    try:
+        yield
+    finally:
+        _HINTS.clear()
+        _HINTS.update(saved)
+        _NEXT_HINT = saved_next
 
 
 def hint_of(name: str) -> int:

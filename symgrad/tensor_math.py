@@ -35,9 +35,10 @@ def _var(name: str, input, dim, unbiased, keepdim, correction):
     count = math.prod(x.shape[a] for a in axes)
     centred = F.sub(x, F.mean(x, dim=axes, keepdim=True))
     total = F.sum(F.mul(centred, centred), dim=axes, keepdim=keepdim)
+    if isinstance(count, Dim):          # a count given at each call (symgrad.dims)
+        dof = F.sub(Variable.literal(count, total.dtype), _correction(name, unbiased, correction))
+        return x, F.div(total, dof)
     dof = count - _correction(name, unbiased, correction)
-    if isinstance(dof, Dim):
-        return x, F.per_count(total, dof)
     return x, F.mul(total, 1.0 / dof if dof > 0 else math.inf)
 
 

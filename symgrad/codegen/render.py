@@ -123,7 +123,8 @@ def c_text(e) -> str:
     if isinstance(e, K.Lit):
         return _cnum(e.value, e.ctype)
     if isinstance(e, K.Call):
-        return c_expression(e.op, [c_text(a) for a in e.args], e.ctype, e.in_ctype, e.attr_dict)
+        attrs = {k: c_int(v) if isinstance(v, Dim) else v for k, v in e.attrs}    # (a range's bound)
+        return c_expression(e.op, [c_text(a) for a in e.args], e.ctype, e.in_ctype, attrs)
     if isinstance(e, K.Select):
         return f"({_operand(e.cond)} ? {_operand(e.a)} : {_operand(e.b)})"
     if isinstance(e, K.Bin):
