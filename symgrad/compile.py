@@ -59,6 +59,7 @@ class Function:
         # the symbolic dimensions of the inputs' shapes (symgrad.dims), sorted: the order of the
         # size arguments the generated code takes
         self.dims = names_in(*(a.shape for a in self.args))
+        self._nonempty = _extremes_over_dims(self.graph_outputs, self.args) if self.dims else []
         self._title = title
         if not self._backend.compiles:
             self._source, self.path, self._build, self.consts = None, None, None, []
@@ -147,6 +148,10 @@ class Function:
         if missing:
             raise ValueError(f"{self.name}: no input gives the size of {', '.join(missing)} by itself "
                              f"(a dimension must be a whole dim of some input's shape)")
+        for size, what in self._nonempty:
+            if size.evaluate(env) == 0:
+                raise ValueError(f"{self.name}: {what} over the dimension {size}, which is 0 in this call "
+                                 f"({', '.join(f'{k}={v}' for k, v in env.items())}): it has no value")
         return env
 
     def _check_no_overlap(self, arrays, updated):
@@ -441,6 +446,47 @@ def _updates(pairs, inputs, position, backend):
         values.append(new)
         aliases.append(position[id(var)])
     return values, aliases
+
+
+def _extremes_over_dims(outputs, args) -> list:
+    """[(size, what)]: the symbolic sizes that a max, min, argmax or argmin of the graph reduces
+    over (a max or min: where its value is seen); such a reduction of nothing has no value, so
+    a call where one is 0 is an error, as PyTorch's. A max only ever broadcast back over that
+    dim (softmax's) is never read when the dim is empty, and is no error."""
+    from symgrad.dims import Dim
+    from symgrad.graph import toposort
+    given = {id(a) for a in args}
+    order = toposort(outputs, lambda v: id(v) in given)
+    users: dict = {}
+    for v in order:
+        for i in v.inputs:
+            users.setdefault(id(i), []).append(v)
+    results = {id(o) for o in outputs}
+
+    def empty_with(shape, n) -> bool:   # is a value of `shape` empty when n is 0?
+        return any(isinstance(s, Dim) and s % n == 0 for s in shape)
+
+    def seen(v, n) -> bool:
+        """Whether v's value reaches a result through nodes that are not empty when n is 0."""
+        stack, visited = [v], set()
+        while stack:
+            u = stack.pop()
+            if id(u) in results:
+                return True
+            for w in users.get(id(u), ()):
+                if id(w) not in visited and not empty_with(w.shape, n):
+                    visited.add(id(w))
+                    stack.append(w)
+        return False
+    out = {}
+    for v in order:
+        if v.op in ("max", "min", "argmax", "argmin") and v.inputs:
+            axes = v.attrs.get("axes", (v.attrs.get("axis"),))
+            for a in axes:
+                n = v.inputs[0].shape[a] if a is not None else None
+                if isinstance(n, Dim) and (v.op.startswith("arg") or seen(v, n)):
+                    out.setdefault(n, f"a {v.op} of shape {v.inputs[0].shape} along dim {a}")
+    return list(out.items())
 
 
 def _check_inputs_given(inputs, outputs):

@@ -575,7 +575,9 @@ def reshape(x: Variable, *shape: int | tuple[int, ...]) -> Variable:
     if -1 in shape:
         known = math.prod(s for s in shape if s != -1)
         if known == 0 or x.numel() % known:
-            raise ShapeError(f"reshape: shape {x.shape} ({x.numel()} elements) cannot become {shape}")
+            named = " for every size of its named dimensions (the -1 would not be a whole expression " \
+                "of them)" if isinstance(x.numel(), Dim) else ""
+            raise ShapeError(f"reshape: shape {x.shape} ({x.numel()} elements) cannot become {shape}{named}")
         shape = tuple(x.numel() // known if s == -1 else s for s in shape)
     if shape == x.shape:
         return x

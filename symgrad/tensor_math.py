@@ -37,7 +37,7 @@ def _var(name: str, input, dim, unbiased, keepdim, correction):
     total = F.sum(F.mul(centred, centred), dim=axes, keepdim=keepdim)
     if isinstance(count, Dim):          # a count given at each call (symgrad.dims)
         dof = F.sub(Variable.literal(count, total.dtype), _correction(name, unbiased, correction))
-        return x, F.div(total, dof)
+        return x, F.div(total, F.maximum(dof, 0.0))      # (no degrees of freedom: total * inf, as below)
     dof = count - _correction(name, unbiased, correction)
     return x, F.mul(total, 1.0 / dof if dof > 0 else math.inf)
 
