@@ -236,3 +236,97 @@ def test_what_cannot_be_expressed_is_an_error():
         x[x > 0]                            # a boolean mask's count is known only from the values
     with pytest.raises(TypeError, match="symbolic dimension"):
         float(x.shape[0])
+
+
+ONE_LIBRARY = textwrap.dedent("""
+    import os, sys
+    from pathlib import Path
+    import numpy as np
+    import symgrad as sg
+
+    def files():
+        return sorted(str(p) for p in Path(os.environ["SYMGRAD_BUILD_DIR"]).rglob("*") if p.is_file())
+
+    x = sg.Variable(shape=("batch", 6), dtype="float64", name="x")
+    labels = sg.Variable(shape=("batch",), dtype="int64", name="labels")
+    w = sg.Variable(shape=(6, 3), dtype="float64", name="w", requires_grad=True)
+    fn = sg.compile([x, labels, w], sg.nn.functional.cross_entropy(sg.tanh(x @ w), labels))
+    rng = np.random.default_rng(0)
+    wv = rng.normal(size=(6, 3))
+    fn.value_and_grad(rng.normal(size=(3, 6)), rng.integers(0, 3, 3), wv)
+    before = files()
+    for b in (1, 2, 7, 64, 300):
+        fn.value_and_grad(rng.normal(size=(b, 6)), rng.integers(0, 3, b), wv)
+        fn(rng.normal(size=(b, 6)), rng.integers(0, 3, b), wv)
+    assert files() == before, sorted(set(files()) - set(before))
+
+    step = sg.jit(sg.func.value_and_grad(lambda w, x, y: sg.nn.functional.cross_entropy(x @ w, y)),
+                  dynamic=True)
+    step(wv, rng.normal(size=(5, 6)), rng.integers(0, 3, 5))
+    before = files()
+    for b in (1, 2, 7, 64, 300):
+        step(wv, rng.normal(size=(b, 6)), rng.integers(0, 3, b))
+    assert step.traces == 1, step.traces
+    assert files() == before, sorted(set(files()) - set(before))
+    print("ok", len(before))
+""")
+
+
+def test_one_library_serves_every_size(tmp_path):
+    """No file is added to a fresh build directory by calls at new sizes (sg.compile of named
+    dims, and sg.jit(dynamic=True))."""
+    env = dict(os.environ, SYMGRAD_BUILD_DIR=str(tmp_path / "build"), PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, "-c", ONE_LIBRARY], env=env, capture_output=True, text=True,
+                          timeout=300, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.startswith("ok ") and int(done.stdout.split()[1]) > 0
+
+
+def _mlp_loss(T, F, params, x, y):
+    w1, b1, w2, b2 = params
+    h = T.tanh(x @ w1 + b1)
+    return F.cross_entropy(T.relu(h) @ w2 + b2, y)
+
+
+def test_jit_dynamic_traces_once_and_matches_torch(caplog):
+    calls = []
+
+    def loss(params, x, y):
+        calls.append(1)
+        return _mlp_loss(sg, sg.nn.functional, params, x, y)
+    step = sg.jit(sg.func.value_and_grad(loss), dynamic=True)
+    rng = np.random.default_rng(1)
+    params = [rng.normal(size=(12, 8)) * 0.4, rng.normal(size=8) * 0.1, rng.normal(size=(8, 4)) * 0.4,
+              rng.normal(size=4) * 0.1]
+    for b in (5, 1, 2, 7, 64, 300):
+        x, y = rng.normal(size=(b, 12)), rng.integers(0, 4, b)
+        value, grads = step(params, x, y)
+        tp = [torch.tensor(p, requires_grad=True) for p in params]
+        want = _mlp_loss(torch, torch.nn.functional, tp, torch.tensor(x), torch.tensor(y))
+        want_grads = torch.autograd.grad(want, tp)
+        np.testing.assert_allclose(value, want.item(), rtol=1e-12, atol=1e-14)
+        for g, w in zip(grads, want_grads):
+            np.testing.assert_allclose(g, w.numpy(), rtol=1e-10, atol=1e-13)
+    assert step.traces == 1 and len(calls) == 1
+    assert "b0" in step.lower(params, x, y).forward.source      # the batch is a size argument
+    # a non-leading dimension or a dtype that changes traces again, once, and says why
+    with caplog.at_level("INFO", logger="symgrad"):
+        step([p[:, :7] if p.ndim == 2 and p.shape[1] == 8 else p[:7] if p.shape == (8,) else p[:7]
+              for p in params], rng.normal(size=(3, 12)), rng.integers(0, 4, 3))
+        step([p[:, :7] if p.ndim == 2 and p.shape[1] == 8 else p[:7] if p.shape == (8,) else p[:7]
+              for p in params], rng.normal(size=(9, 12)), rng.integers(0, 4, 9))
+    assert step.traces == 2
+    assert "changed shape from (12, 8) to (12, 7)" in caplog.text
+    step(params, x.astype(np.float32), y)
+    assert step.traces == 3
+
+
+def test_jit_dynamic_shares_equal_leading_sizes():
+    f = sg.jit(lambda x, y: (x * y[:, None]).sum(), dynamic=True)
+    f(np.ones((4, 3)), np.ones(4))
+    assert f(np.ones((6, 3)), np.arange(6.0)) == 45.0 and f.traces == 1
+    with pytest.raises(ValueError, match="has b0=6 but"):       # sizes that shared a name must agree
+        f.lower(np.ones((4, 3)), np.ones(4))(np.ones((6, 3)), np.ones(5))
+    # a call whose sizes no longer agree is another pattern: traced again (and then broadcasting fails)
+    with pytest.raises(ValueError, match="broadcast"):
+        f(np.ones((6, 3)), np.ones(5))
