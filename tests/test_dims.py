@@ -203,7 +203,7 @@ def test_sizes_must_agree_across_inputs(backend, mlp_fn):
         fn(x, rng.integers(0, 3, (32, 1)), w)
     with pytest.raises(TypeError, match="dtype"):
         fn(x.astype(np.float32), rng.integers(0, 3, 32), w)
-    with pytest.raises(IndexError, match=r"out of range|must lie in \[0, 3\)"):     # labels: checked at run time
+    with pytest.raises(IndexError, match=r"out of range|must lie in \[0, 3\)"):   # checked at run time
         fn(x, np.full(32, 3), w)
 
 
