@@ -396,6 +396,14 @@ def specialise(obj, env: dict):
     return obj
 
 
+def round_up_terms(x, step: int):
+    """`x` with each coefficient of its polynomial rounded up to a multiple of `step`: at least
+    `x` for every size (each atom is >= 0), and a multiple of `step` at every size."""
+    if not isinstance(x, Dim):
+        return -(-x // step) * step
+    return _norm({m: -(-c // step) * step for m, c in x.terms})
+
+
 def provably_at_least(a, b) -> bool:
     """Whether size `a` >= size `b` for every value of the names (each >= 0): their difference
     has no negative coefficient (quotients count as atoms >= 0)."""

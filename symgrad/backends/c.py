@@ -8,6 +8,7 @@ or another code when its scratch memory could not be allocated."""
 from __future__ import annotations
 
 import builtins
+import math
 import sys
 
 import numpy as np
@@ -16,6 +17,7 @@ from symgrad import config
 from symgrad.backends import threads
 from symgrad.backends.base import Backend, overlapping
 from symgrad.build import Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
+from symgrad.dims import symbolic_shape
 
 LARGE_LOOP = 1 << 20            # a loop nest this long makes the function worth -O3
 SMALL_INPUT_BYTES = 1 << 20     # inputs up to this size have their pointer remembered
@@ -73,14 +75,10 @@ class CBackend(Backend):
         return outs
 
     def caller(self, fn):
-        if fn.dims:
-            return sized_caller(fn) if config.fast_call() else fn._general_call
         return fast_caller(fn) if config.fast_call() else fn._general_call
 
     def value_and_grad_caller(self, fn, n_values, single):
-        if not config.fast_call():
-            return None
-        return sized_caller(fn, (n_values, single)) if fn.dims else fast_caller(fn, (n_values, single))
+        return fast_caller(fn, (n_values, single)) if config.fast_call() else None
 
 
 BACKEND = CBackend()
@@ -104,6 +102,7 @@ def pointers(fn):
         # call in steady state takes no page faults (a fresh malloc of it cost 8,000 a call).
         local.workspace = np.empty(max(1, lib.workspace_bytes), np.uint8)     # (-1: grown by at_sizes)
         local.slots = slots
+        local.at = None              # the sizes the pointers hold (symbolic dims)
         local.workspace_ptr = ffi.from_buffer(local.workspace, require_writable=True)
         ptrs[slots] = local.workspace_ptr
         local.last = [None] * n      # inputs whose pointers are in place
@@ -125,6 +124,12 @@ class AtSizes:
         self.out_specs = [(specialise(shape, env), dtype) for shape, dtype in fn._out_specs]
         self.sizes = lib.ffi.new("int64_t[]", list(self.key))
         self.workspace_bytes = int(lib.workspace_at(self.sizes))
+        # for the fast caller: each input's shape and C-contiguous strides at these sizes, and
+        # whether it may take them at all (an empty array has no pointer: the general path)
+        self.check = tuple(x for shape, (_, dtype) in zip(self.in_shapes, fn._specs)
+                           for x in (shape, np.empty(shape, dtype).strides))
+        self.out_shapes = tuple(shape for shape, _ in self.out_specs)
+        self.fast = not any(0 in shape for shape in self.in_shapes + list(self.out_shapes))
 
 
 AT_SIZES_KEPT = 64          # sets of sizes remembered per function (a new one costs ~20 us)
@@ -148,69 +153,12 @@ def at_sizes(fn, env) -> AtSizes:
 def _point_at(fn, at):
     ptrs = pointers(fn)
     local = fn._local
+    local.at = at
     if at.workspace_bytes > local.workspace.size:
         local.workspace = np.empty(at.workspace_bytes, np.uint8)
         local.workspace_ptr = fn.library().ffi.from_buffer(local.workspace, require_writable=True)
         ptrs[local.slots] = local.workspace_ptr
     ptrs[local.slots + 1] = at.sizes
-
-
-def sized_caller(fn, returns=None):
-    """The caller of a function of symbolic dimensions: C-contiguous arrays of the declared
-    dtypes, each named dimension read off the first input that has it, every input's shape
-    checked against the shapes at those sizes, outputs allocated at them; anything else (a
-    mismatch: its error names both inputs) takes the general path."""
-    lib = fn.library()
-    view, chars, entry = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.entry
-    n_in, n_const = len(fn.args), len(fn.consts)
-    dtypes_in = [dtype for _, dtype in fn._specs]
-    where = []                  # (input, axis) that gives each dimension its size
-    for d in fn.dims:
-        where.append(next((k, axis) for k, a in enumerate(fn.args) for axis, n in enumerate(a.shape)
-                          if getattr(n, "name", None) == d))
-    local = fn._local
-    first = n_in + n_const
-    if returns is None:
-        def wrap(outs):
-            return outs
-    else:
-        n, single = returns
-
-        def wrap(outs):
-            if not n:
-                return tuple(outs)
-            return (outs[0] if single else outs[:n]), tuple(outs[n:])
-
-    def general(*args):
-        return wrap(fn._general_call(*args))
-
-    def call(*args):
-        if len(args) != n_in:
-            return general(*args)
-        for a, dt in zip(args, dtypes_in):
-            if type(a) is not np.ndarray or a.dtype is not dt or not a.flags.c_contiguous:
-                return general(*args)
-        key = tuple(args[k].shape[axis] if axis < args[k].ndim else -1 for k, axis in where)
-        cache = local.__dict__.get("at_sizes")
-        at = cache.get(key) if cache else None
-        if at is None:
-            return general(*args)      # (binds, checks and remembers these sizes)
-        for a, shape in zip(args, at.in_shapes):
-            if a.shape != shape:
-                return general(*args)
-        ptrs = local.ptrs
-        _point_at(fn, at)
-        for k, a in enumerate(args):
-            ptrs[k] = view(chars, a, False) if a.size else lib.ffi.NULL
-        outs = []
-        for k, (shape, dtype) in enumerate(at.out_specs):
-            o = np.empty(shape, dtype)
-            ptrs[first + k] = view(chars, o, True) if o.size else lib.ffi.NULL
-            outs.append(o)
-        if entry(ptrs):
-            return general(*args)
-        return wrap(outs)
-    return call
 
 
 # --- the output pool ---------------------------------------------------------------------------
@@ -274,7 +222,11 @@ def fast_caller(fn, returns=None):
              f"    {', '.join(names) + ',' if names else '_'} = args" if names else "    pass"]
     checks = []
     for k, (shape, dtype) in enumerate(fn._specs):
-        env[f"s{k}"], env[f"d{k}"] = shape, dtype
+        env[f"d{k}"] = dtype
+        if fn.dims and symbolic_shape(shape):      # shape and strides: those at this call's sizes
+            checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.ndim != {len(shape)}")
+            continue
+        env[f"s{k}"] = shape
         env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
         checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
                       f"or a{k}.strides != st{k}" +
@@ -284,16 +236,36 @@ def fast_caller(fn, returns=None):
     if checks:
         lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
         lines.append("        return general(*args)")
+    if fn.dims:
+        # The sizes, read off the first input that has each dimension whole, find what the
+        # function needs at them (AtSizes, made by a first call at those sizes, which takes
+        # the general path: it binds and checks every size and reports any disagreement).
+        where = [next((k, axis) for k, a in enumerate(fn.args) for axis, n in enumerate(a.shape)
+                      if getattr(n, "name", None) == d) for d in fn.dims]
+        env["point"] = lambda at: _point_at(fn, at)
+        lines.append("    known = local.__dict__.get('at_sizes')")
+        lines.append(f"    e = known.get(({''.join(f'a{k}.shape[{axis}], ' for k, axis in where)})) "
+                     f"if known else None")
+        lines.append("    if e is None or not e.fast:")
+        lines.append("        return general(*args)")
+        lines.append("    c = e.check")
+        sized = [k for k, (shape, _) in enumerate(fn._specs) if symbolic_shape(shape)]
+        same = [f"a{k}.shape != c[{2 * k}] or a{k}.strides != c[{2 * k + 1}]" for k in sized]
+        lines.append(f"    if {' or '.join(same)}:")
+        lines.append("        return general(*args)")
     outs = []
     for k, (shape, dtype) in enumerate(fn._out_specs):
         env[f"os{k}"], env[f"od{k}"] = shape, dtype
         outs.append(f"o{k}")
     lines.append("    p = getattr(local, 'ptrs', None) or pointers()")
     lines.append("    last = local.last")
+    if fn.dims:
+        lines.append("    if e is not local.at:")       # the size arguments and the scratch they need
+        lines.append("        point(e)")
     for k, (shape, dtype) in enumerate(fn._specs):
         if 0 in shape:
             continue
-        if np.dtype(dtype).itemsize * int(np.prod(shape)) <= SMALL_INPUT_BYTES:
+        if symbolic_shape(shape) or np.dtype(dtype).itemsize * math.prod(shape) <= SMALL_INPUT_BYTES:
             # The same array as last time: its pointer is already in place (we hold it,
             # so numpy will not resize or free it meanwhile).
             lines.append(f"    if a{k} is not last[{k}]:")
@@ -302,10 +274,14 @@ def fast_caller(fn, returns=None):
         else:
             lines.append(f"    p[{k}] = view(chars, a{k}, False)")
     for k, (shape, dtype) in enumerate(fn._out_specs):
+        if symbolic_shape(shape):       # allocated at this call's sizes
+            lines.append(f"    o{k} = empty(e.out_shapes[{k}], od{k})")
+            lines.append(f"    p[{n_in + n_const + k}] = view(chars, o{k}, True)")
+            continue
         if 0 in shape:
             lines.append(f"    o{k} = empty(os{k}, od{k})")
             continue
-        if np.dtype(dtype).itemsize * int(np.prod(shape)) >= POOL_MIN_BYTES:
+        if np.dtype(dtype).itemsize * math.prod(shape) >= POOL_MIN_BYTES:
             env[f"take{k}"] = _pooled(shape, dtype, k, fn._local, env["view"], env["chars"])
             lines.append(f"    o{k}, p[{n_in + n_const + k}] = take{k}()")
         else:      # small: a pool's bookkeeping would cost more than it saves

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 
 from symgrad import config, dtypes
-from symgrad.dims import Dim, provably_at_least
+from symgrad.dims import Dim, provably_at_least, round_up_terms
 from symgrad.codegen import gather
 from symgrad.codegen.names import comment_name
 from symgrad.codegen.ir import Graph, Node
@@ -391,9 +391,11 @@ class Scheduler:
 
 def _padded_bytes(nbytes):
     """A temporary's bytes rounded up to 64 (at least 64). A symbolic size (symgrad.dims) gets
-    a bound that is an expression of the sizes: nbytes + 64, rounded down to 64."""
+    each coefficient of its polynomial rounded up instead: a multiple of 64 at every size, at
+    least the bytes, and still a polynomial, so that planning can prove one block big enough
+    for another (dims.provably_at_least) and reuse it."""
     if isinstance(nbytes, Dim):
-        return (nbytes + 64) // 64 * 64
+        return round_up_terms(nbytes, 64)
     return -(-nbytes // 64) * 64 or 64
 
 
