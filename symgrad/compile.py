@@ -227,6 +227,12 @@ class CompiledFunction:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self._backend = backend_named(backend)
+        named = names_in(*(v.shape for v in (inputs if isinstance(inputs, (list, tuple)) else [inputs])
+                           if isinstance(v, Variable)))
+        if named and backend == "cuda":
+            raise NotImplementedError(f"sg.compile: the CUDA backend does not take sizes at run time yet, "
+                                      f"and the inputs have the named dimensions {', '.join(named)}; use "
+                                      f"backend='c' or 'interp', or compile for fixed sizes")
         self._backend.require()
         self.single = isinstance(outputs, Variable)
         if not self.single and not isinstance(outputs, (list, tuple)):

@@ -332,3 +332,62 @@ def test_jit_dynamic_shares_equal_leading_sizes():
     # a call whose sizes no longer agree is another pattern: traced again (and then broadcasting fails)
     with pytest.raises(ValueError, match="broadcast"):
         f(np.ones((6, 3)), np.ones(5))
+
+
+EXPORT_MAIN = r"""
+#include <stdio.h>
+#include <stdint.h>
+#include "mlp.h"
+int main(void) {
+    float x[7 * 6], w[6 * 3], loss, dw[6 * 3];
+    int64_t labels[7];
+    for (int i = 0; i < 7 * 6; i++) x[i] = (float)((i * 37 % 11) - 5) / 4.0f;
+    for (int i = 0; i < 6 * 3; i++) w[i] = (float)((i * 13 % 7) - 3) / 5.0f;
+    for (int i = 0; i < 7; i++) labels[i] = i % 3;
+    for (int64_t b = 1; b <= 7; b += 3) {
+        if (mlp_value_and_grad(x, labels, w, &loss, dw, NULL, b)) return 1;
+        printf("%lld %.9g", (long long)b, loss);
+        for (int i = 0; i < 6 * 3; i++) printf(" %.9g", dw[i]);
+        printf("\n");
+    }
+    return mlp_value_and_grad_workspace_bytes(7) < 0;
+}
+"""
+
+
+def test_export_takes_the_sizes_as_arguments(tmp_path):
+    from symgrad.build import c_compiler, have_c_compiler
+    if not have_c_compiler():
+        pytest.skip("no C compiler")
+    x = sg.Variable(shape=("batch", 6), name="x")
+    labels = sg.Variable(shape=("batch",), dtype="int64", name="labels")
+    w = sg.Variable(shape=(6, 3), name="w", requires_grad=True)
+    fn = sg.compile([x, labels, w], sg.nn.functional.cross_entropy(sg.tanh(x @ w), labels))
+    fn.export(tmp_path, prefix="mlp")
+    header = (tmp_path / "mlp.h").read_text()
+    assert "float *dw, void *workspace, int64_t n_batch);" in header
+    assert "mlp_value_and_grad_workspace_bytes(int64_t n_batch);" in header and "[batch][6]" in header
+    (tmp_path / "main.c").write_text(EXPORT_MAIN)
+    cc = c_compiler()
+    subprocess.run([cc, "-std=c99", "-O2", "main.c", "mlp.c", "-o", "main", "-lm"], cwd=tmp_path, check=True,
+                   capture_output=True, timeout=120)
+    done = subprocess.run(["./main"], cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
+    xs = np.array([((i * 37 % 11) - 5) / 4.0 for i in range(42)], np.float32).reshape(7, 6)
+    ws = np.array([((i * 13 % 7) - 3) / 5.0 for i in range(18)], np.float32).reshape(6, 3)
+    for line in done.stdout.splitlines():
+        b, loss, *grad = line.split()
+        b = int(b)
+        tw = torch.tensor(ws, requires_grad=True)
+        want = torch.nn.functional.cross_entropy(torch.tanh(torch.tensor(xs[:b]) @ tw),
+                                                 torch.arange(b) % 3)
+        np.testing.assert_allclose(float(loss), want.item(), rtol=2e-5)
+        want_grad = torch.autograd.grad(want, tw)[0].numpy().reshape(-1)
+        np.testing.assert_allclose(np.array(grad, float), want_grad, rtol=2e-4, atol=1e-6)
+    assert len(done.stdout.splitlines()) == 3
+
+
+def test_cuda_says_it_takes_no_named_dims():
+    x = sg.Variable(shape=("batch", 3), name="x")
+    with pytest.raises(NotImplementedError, match="named dimensions batch"):
+        sg.compile([x], x * 2.0, backend="cuda")
