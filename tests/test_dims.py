@@ -391,3 +391,50 @@ def test_cuda_says_it_takes_no_named_dims():
     x = sg.Variable(shape=("batch", 3), name="x")
     with pytest.raises(NotImplementedError, match="named dimensions batch"):
         sg.compile([x], x * 2.0, backend="cuda")
+
+
+def test_transforms_over_named_dims():
+    """sg.func: vmap(grad) per-example gradients under jit(dynamic=True), jvp of a function of
+    a named-dim input, each against torch.func; a Jacobian with a row per batch element raises."""
+    def loss(w, x, y):
+        return sg.nn.functional.cross_entropy((x @ w)[None], y[None])
+
+    def tloss(w, x, y):
+        return torch.nn.functional.cross_entropy((x @ w)[None], y[None])
+    per_example = sg.jit(sg.func.vmap(sg.func.grad(loss), in_dims=(None, 0, 0)), dynamic=True)
+    rng = np.random.default_rng(2)
+    w = rng.normal(size=(5, 3))
+    for b in (2, 1, 9):
+        x, y = rng.normal(size=(b, 5)), rng.integers(0, 3, b)
+        want = torch.func.vmap(torch.func.grad(tloss), in_dims=(None, 0, 0))(
+            torch.tensor(w), torch.tensor(x), torch.tensor(y))
+        np.testing.assert_allclose(per_example(w, x, y), want.numpy(), rtol=1e-10, atol=1e-14)
+    assert per_example.traces == 1
+
+    x = sg.Variable(shape=("n", 5), dtype="float64", name="x")
+    wv = sg.Variable(shape=(5,), dtype="float64", name="w")
+    v = sg.Variable(shape=(5,), dtype="float64", name="v")
+    out, tangent = sg.func.jvp(lambda w: sg.tanh(x @ w), (wv,), (v,))
+    fn = sg.compile([x, wv, v], [out, tangent])
+    for b in (1, 6):
+        xs, ws, vs = rng.normal(size=(b, 5)), rng.normal(size=5), rng.normal(size=5)
+        want = torch.func.jvp(lambda w: torch.tanh(torch.tensor(xs) @ w), (torch.tensor(ws),),
+                              (torch.tensor(vs),))
+        for got, w_ in zip(fn(xs, ws, vs), want):
+            np.testing.assert_allclose(got, w_.numpy(), rtol=1e-10, atol=1e-14)
+    with pytest.raises(NotImplementedError, match="n of them"):
+        sg.func.jacrev(lambda w: sg.tanh(x @ w))(wv)
+
+
+def test_creation_with_named_shapes():
+    """zeros/ones/full of a named shape are values of the graph, never arrays of a hint's size."""
+    x = sg.Variable(shape=("batch", 3), dtype="float64", name="x")
+    y = x + sg.ones(x.shape, dtype="float64") * 2.0 + sg.full(x.shape, 0.5, dtype="float64") + \
+        sg.zeros_like(x)
+    fn = sg.compile([x], y)
+    for b in (1, 4):
+        np.testing.assert_array_equal(fn(np.ones((b, 3))), np.full((b, 3), 3.5))
+    with pytest.raises(ValueError, match="named dimensions"):
+        sg.randn(x.shape)
+    with pytest.raises(ValueError, match="requires grad"):
+        sg.zeros(x.shape, requires_grad=True)
