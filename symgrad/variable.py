@@ -272,6 +272,9 @@ class Variable(Node):
     def __len__(self):
         if not self.shape:
             raise TypeError("len() of a 0-d Variable")
+        if isinstance(self.shape[0], Dim):   # Python's len() would make it the trace-time hint
+            raise TypeError(f"len() of {self._describe()}: its first dim is the named dimension "
+                            f"{self.shape[0]}, whose size is known only at each call; use x.shape[0]")
         return self.shape[0]
 
     def __iter__(self):

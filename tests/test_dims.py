@@ -246,6 +246,8 @@ def test_what_cannot_be_expressed_is_an_error():
         x[x > 0]                            # a boolean mask's count is known only from the values
     with pytest.raises(TypeError, match="symbolic dimension"):
         float(x.shape[0])
+    with pytest.raises(TypeError, match="named dimension batch"):
+        len(x)
 
 
 ONE_LIBRARY = textwrap.dedent("""
@@ -446,3 +448,40 @@ def test_creation_with_named_shapes():
         sg.randn(x.shape)
     with pytest.raises(ValueError, match="requires grad"):
         sg.zeros(x.shape, requires_grad=True)
+
+
+def _elementwise_graph(batch):
+    """Every elementwise op of the registry (float64 operands its rule accepts), on operands of
+    (batch, 4) and (4,), as one graph; the scalar adds up every float result (for gradients)."""
+    from symgrad.ops import OPS
+    from symgrad.variable import apply
+    ops = sorted(n for n, op in OPS.items() if op.kind == "elementwise" and n not in ("check_range", "cast"))
+    x = sg.Variable(shape=(batch, 4), dtype="float64", name="x", requires_grad=True)
+    y = sg.Variable(shape=(4,), dtype="float64", name="y", requires_grad=True)
+    c = sg.Variable(shape=(batch, 4), dtype="bool", name="c")
+    outs = []
+    for name in ops:
+        args = {1: [x], 2: [x, y], 3: [c, x, y] if name == "where" else [x, x, y]}[OPS[name].arity]
+        try:
+            outs.append(apply(name, *args))
+        except TypeError:                  # not for float64 (bitwise ops)
+            continue
+    floats = [o for o in outs if o.dtype.kind == "f" and o.requires_grad]
+    total = sum((o * sg.cos(o)).sum() for o in floats)
+    return [x, y, c], [o.detach() for o in outs] + [total]
+
+
+def test_every_elementwise_op_of_the_registry_runs_at_every_size():
+    """A walk over the registry: a named batch gives the numbers a static compile of that size
+    gives (the static code is checked against torch and numpy op by op in test_compile_ops and
+    test_registry), forward and gradients, for every elementwise op at once."""
+    named = sg.compile(*_elementwise_graph("B"))
+    rng = np.random.default_rng(5)
+    for b in (1, 7):
+        static = sg.compile(*_elementwise_graph(b))
+        arrays = [rng.uniform(0.5, 2.0, (b, 4)) * rng.choice([-1.0, 1.0], (b, 4)), rng.uniform(0.5, 2.0, 4),
+                  rng.random((b, 4)) > 0.5]
+        with np.errstate(all="ignore"):
+            got, want = named.value_and_grad(*arrays), static.value_and_grad(*arrays)
+        for k, (g, w) in enumerate(zip(got[0] + list(got[1]), want[0] + list(want[1]))):
+            np.testing.assert_allclose(g, w, rtol=1e-13, atol=0, equal_nan=True, err_msg=f"output {k} at B={b}")
