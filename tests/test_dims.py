@@ -484,4 +484,4 @@ def test_every_elementwise_op_of_the_registry_runs_at_every_size():
         with np.errstate(all="ignore"):
             got, want = named.value_and_grad(*arrays), static.value_and_grad(*arrays)
         for k, (g, w) in enumerate(zip(got[0] + list(got[1]), want[0] + list(want[1]))):
-            np.testing.assert_allclose(g, w, rtol=1e-13, atol=0, equal_nan=True, err_msg=f"output {k} at B={b}")
+            np.testing.assert_allclose(g, w, rtol=1e-13, atol=0, equal_nan=True, err_msg=f"output {k}, B={b}")
