@@ -65,7 +65,7 @@ class Quotient:
 
     @property
     def key(self) -> str:
-        return f"({_text(self.num)}){self.op}({_text(self.den)})"
+        return f"{_operand_text(self.num)}{self.op}{_operand_text(self.den)}"
 
 
 def _atom_key(a) -> str:
@@ -148,10 +148,17 @@ def _exact_division(p: dict, q: dict):
     return out
 
 
+def _operand_text(terms) -> str:
+    """Terms as an operand of // or %: a name or a number as is, anything else parenthesised."""
+    text = _text(terms) if terms else "0"
+    return text if text.isidentifier() or text.isdigit() else f"({text})"
+
+
 def _text(terms) -> str:
     parts = []
     for mono, c in terms:
-        names = [a if isinstance(a, str) else f"({a.key})" for a in mono]
+        alone = len(mono) == 1 and abs(c) == 1        # (a quotient in a product is parenthesised)
+        names = [a if isinstance(a, str) else a.key if alone else f"({a.key})" for a in mono]
         if not names:
             body = str(abs(c))
         else:
