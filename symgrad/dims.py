@@ -77,7 +77,7 @@ def _norm(poly: dict):
     items = [(m, c) for m, c in poly.items() if c]
     if all(not m for m, _ in items):
         return sum(c for _, c in items)
-    terms = tuple(sorted(items, key=lambda mc: (len(mc[0]), [_atom_key(a) for a in mc[0]])))
+    terms = tuple(sorted(items, key=lambda mc: (not mc[0], len(mc[0]), [_atom_key(a) for a in mc[0]])))
     return Dim._make(terms)
 
 
