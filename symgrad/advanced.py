@@ -19,6 +19,7 @@ import numpy as np
 
 import symgrad.ops.builders as G
 from symgrad import dtypes, slicing
+from symgrad.dims import Dim
 from symgrad.functional import _mark, apply, as_variable, broadcast_to, cast, where
 from symgrad.shapes import IndexTypeError
 from symgrad.variable import Variable, no_grad
@@ -128,8 +129,12 @@ def checked(x, index, n, dim, negative=True):
     """`index` checked against a dim of size `n` (in [-n, n), or [0, n) without `negative`)
     and wrapped into [0, n): a numpy array, or a Variable whose values the graph checks."""
     lo = -n if negative else 0
+    if isinstance(n, Dim) and not isinstance(index, Variable):
+        # a size given at each call (symgrad.dims): the graph checks even known indices then
+        index = Variable(np.asarray(index, np.int64))
     value = np.asarray(index.value()) if isinstance(index, Variable) and index.is_concrete else \
         index if isinstance(index, np.ndarray) else None
+    value = None if isinstance(n, Dim) else value
     if value is not None:
         bad = (value < lo) | (value >= n)
         if np.any(bad):

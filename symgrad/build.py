@@ -200,7 +200,8 @@ class Library:
         self.ffi = cffi.FFI()
         decls = ["extern int sg_serial;"]
         for symbol in symbols:
-            decls.append(f"int {symbol}(void **args); long long {_base(symbol)}_workspace_bytes(void);")
+            decls.append(f"int {symbol}(void **args); long long {_base(symbol)}_workspace_bytes(void); "
+                         f"long long {_base(symbol)}_workspace_bytes_at(const int64_t *sizes);")
         self.ffi.cdef(" ".join(decls))
         self.lib = self.ffi.dlopen(str(path))
         self._points = {}
@@ -242,6 +243,9 @@ class EntryPoint:
             self.workspace_bytes = int(getattr(self.lib, f"{_base(symbol)}_workspace_bytes")())
         except AttributeError:          # a module with no scratch of ours (CUDA's has its own)
             self.workspace_bytes = 0
+        # -1: symbolic sizes (symgrad.dims); the bytes at given sizes come from workspace_at
+        self.workspace_at = getattr(self.lib, f"{_base(symbol)}_workspace_bytes_at") \
+            if self.workspace_bytes < 0 else None
 
     def run_serially(self):
         self.library.run_serially()

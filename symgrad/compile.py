@@ -7,18 +7,25 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
 from symgrad import dtypes
 from symgrad.autodiff import grad
+from symgrad.dims import bind, names_in, specialise
 from symgrad.backends import NAMES as BACKENDS
 from symgrad.backends import backend as backend_named
 from symgrad.backends.base import overlapping
 from symgrad.dlpack import is_array_like, to_array
 from symgrad.unit import Unit
 from symgrad.variable import Variable
+
+
+class _Spec(NamedTuple):
+    """An input's shape and dtype at one call's sizes."""
+    shape: tuple
+    dtype: np.dtype
 
 
 def _spec_name(v, k):
@@ -49,6 +56,10 @@ class Function:
         self._lib = None
         self._unit = None
         self._specs = [(a.shape, np.dtype(a.dtype)) for a in self.args]     # numpy's own: `is` checks them
+        # the symbolic dimensions of the inputs' shapes (symgrad.dims), sorted: the order of the
+        # size arguments the generated code takes
+        self.dims = names_in(*(a.shape for a in self.args))
+        self._nonempty = _extremes_over_dims(self.graph_outputs, self.args) if self.dims else []
         self._title = title
         if not self._backend.compiles:
             self._source, self.path, self._build, self.consts = None, None, None, []
@@ -111,11 +122,37 @@ class Function:
             raise TypeError(f"{self.name}() takes {len(self.args)} inputs "
                             f"({', '.join(self.describe_args)}), got {len(values)}")
         updated = set(self.updates.values())
+        specs = self.args
+        if self.dims:                   # the declared shapes at this call's sizes
+            env = self.bind_sizes([_shape_of(v) for v in values])
+            specs = [_Spec(specialise(a.shape, env), a.dtype) for a in self.args]
         arrays = [self.convert_one(value, spec, who, k in updated)
-                  for k, (value, spec, who) in enumerate(zip(values, self.args, self.describe_args))]
+                  for k, (value, spec, who) in enumerate(zip(values, specs, self.describe_args))]
         if updated:
             self._check_no_overlap(arrays, updated)
         return arrays
+
+    def bind_sizes(self, shapes) -> dict:
+        """The sizes of this function's symbolic dimensions, {name: size}, from the shapes of
+        the arguments of a call; a ValueError names the inputs that disagree on one."""
+        for shape, a, who in zip(shapes, self.args, self.describe_args):
+            if shape is not None and len(shape) != len(a.shape):
+                raise ValueError(f"{self.name}: {who} expects shape {a.shape}, got {tuple(shape)} "
+                                 f"({len(shape)} dims, not {len(a.shape)})")
+        try:
+            env = bind([a.shape for a in self.args], [s if s is not None else () for s in shapes],
+                       self.describe_args)
+        except ValueError as e:
+            raise ValueError(f"{self.name}: {e}") from None
+        missing = [d for d in self.dims if d not in env]
+        if missing:
+            raise ValueError(f"{self.name}: no input gives the size of {', '.join(missing)} by itself "
+                             f"(a dimension must be a whole dim of some input's shape)")
+        for size, what in self._nonempty:
+            if size.evaluate(env) == 0:
+                raise ValueError(f"{self.name}: {what} over the dimension {size}, which is 0 in this call "
+                                 f"({', '.join(f'{k}={v}' for k, v in env.items())}): it has no value")
+        return env
 
     def _check_no_overlap(self, arrays, updated):
         """An argument updated in place shares no memory with another (backends.base.overlapping)."""
@@ -191,6 +228,12 @@ class CompiledFunction:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self._backend = backend_named(backend)
+        named = names_in(*(v.shape for v in (inputs if isinstance(inputs, (list, tuple)) else [inputs])
+                           if isinstance(v, Variable)))
+        if named and backend == "cuda":
+            raise NotImplementedError(f"sg.compile: the CUDA backend does not take sizes at run time yet, "
+                                      f"and the inputs have the named dimensions {', '.join(named)}; use "
+                                      f"backend='c' or 'interp', or compile for fixed sizes")
         self._backend.require()
         self.single = isinstance(outputs, Variable)
         if not self.single and not isinstance(outputs, (list, tuple)):
@@ -410,6 +453,47 @@ def _updates(pairs, inputs, position, backend):
         values.append(new)
         aliases.append(position[id(var)])
     return values, aliases
+
+
+def _extremes_over_dims(outputs, args) -> list:
+    """[(size, what)]: the symbolic sizes that a max, min, argmax or argmin of the graph reduces
+    over (a max or min: where its value is seen); such a reduction of nothing has no value, so
+    a call where one is 0 is an error, as PyTorch's. A max only ever broadcast back over that
+    dim (softmax's) is never read when the dim is empty, and is no error."""
+    from symgrad.dims import Dim
+    from symgrad.graph import toposort
+    given = {id(a) for a in args}
+    order = toposort(outputs, lambda v: id(v) in given)
+    users: dict = {}
+    for v in order:
+        for i in v.inputs:
+            users.setdefault(id(i), []).append(v)
+    results = {id(o) for o in outputs}
+
+    def empty_with(shape, n) -> bool:   # is a value of `shape` empty when n is 0?
+        return any(isinstance(s, Dim) and s % n == 0 for s in shape)
+
+    def seen(v, n) -> bool:
+        """Whether v's value reaches a result through nodes that are not empty when n is 0."""
+        stack, visited = [v], set()
+        while stack:
+            u = stack.pop()
+            if id(u) in results:
+                return True
+            for w in users.get(id(u), ()):
+                if id(w) not in visited and not empty_with(w.shape, n):
+                    visited.add(id(w))
+                    stack.append(w)
+        return False
+    out = {}
+    for v in order:
+        if v.op in ("max", "min", "argmax", "argmin") and v.inputs:
+            axes = v.attrs.get("axes", (v.attrs.get("axis"),))
+            for a in axes:
+                n = v.inputs[0].shape[a] if a is not None else None
+                if isinstance(n, Dim) and (v.op.startswith("arg") or seen(v, n)):
+                    out.setdefault(n, f"a {v.op} of shape {v.inputs[0].shape} along dim {a}")
+    return list(out.items())
 
 
 def _check_inputs_given(inputs, outputs):

@@ -9,6 +9,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from symgrad import devices, dtypes
+from symgrad.dims import symbolic_shape
 from symgrad.generator import generator_of
 from symgrad.hints import DTypeLike, TensorLike
 from symgrad.shapes import as_shape
@@ -28,7 +29,27 @@ def _shape(size, what, keyword=None):
         size = (keyword,)
     if len(size) == 1 and not isinstance(size[0], (int, np.integer)):
         size = size[0]
-    return as_shape(what, size)
+    shape = as_shape(what, size)
+    if symbolic_shape(shape) and what not in _FILLED:
+        raise ValueError(f"{what}(): the shape {shape} has named dimensions, whose sizes are given only "
+                         f"when a compiled function is called; values cannot be drawn for it now")
+    return shape
+
+
+_FILLED = ("zeros", "ones", "empty", "full")
+
+
+def _filled(name, shape, value, dtype, requires_grad, device, out) -> Variable:
+    """`value` in every element of `shape`: an array now, or, where the shape has named
+    dimensions (symgrad.dims), the value broadcast to it in the graph."""
+    if not symbolic_shape(shape):
+        return _finish(name, np.full(shape, value, dtype), None, requires_grad, device, out)
+    devices.check(f"{name}()", device)
+    if requires_grad or out is not None:
+        raise ValueError(f"{name}(): the shape {shape} has named dimensions: such a value is computed in "
+                         f"the graph, so it cannot be a leaf that requires grad or be written into out=")
+    from symgrad.functional import broadcast_to
+    return broadcast_to(Variable.literal(value, dtype), shape)
 
 
 def _float(dtype) -> np.dtype:
@@ -79,7 +100,7 @@ def zeros(*shape: ShapeLike, size: ShapeLike | None = None, out: Variable | None
           requires_grad: bool = False) -> Variable:
     """A Variable of zeros of shape `size` (ints, a sequence, or size=). PyTorch: `torch.zeros`."""
     shape = _shape(shape, "zeros", size)
-    return _finish("zeros", np.zeros(shape, _float(dtype)), None, requires_grad, device, out)
+    return _filled("zeros", shape, 0, _float(dtype), requires_grad, device, out)
 
 
 def ones(*shape: ShapeLike, size: ShapeLike | None = None, out: Variable | None = None,
@@ -87,7 +108,7 @@ def ones(*shape: ShapeLike, size: ShapeLike | None = None, out: Variable | None 
          requires_grad: bool = False) -> Variable:
     """A Variable of ones of shape `size` (ints, a sequence, or size=). PyTorch: `torch.ones`."""
     shape = _shape(shape, "ones", size)
-    return _finish("ones", np.ones(shape, _float(dtype)), None, requires_grad, device, out)
+    return _filled("ones", shape, 1, _float(dtype), requires_grad, device, out)
 
 
 def empty(*shape: ShapeLike, size: ShapeLike | None = None, out: Variable | None = None,
@@ -97,7 +118,7 @@ def empty(*shape: ShapeLike, size: ShapeLike | None = None, out: Variable | None
 
     symgrad's memory is always initialised (to zeros)."""
     shape = _shape(shape, "empty", size)
-    return _finish("empty", np.zeros(shape, _float(dtype)), None, requires_grad, device, out)
+    return _filled("empty", shape, 0, _float(dtype), requires_grad, device, out)
 
 
 def full(size: ShapeLike, fill_value: Any, *, out: Variable | None = None, dtype: DTypeLike = None,
@@ -111,7 +132,7 @@ def full(size: ShapeLike, fill_value: Any, *, out: Variable | None = None, dtype
     else:
         dt = dtypes.scalar_dtype(fill_value)
     value = fill_value.item() if isinstance(fill_value, Variable) else fill_value
-    return _finish("full", np.full(_shape((size,), "full"), value, dt), None, requires_grad, device, out)
+    return _filled("full", _shape((size,), "full"), value, dt, requires_grad, device, out)
 
 
 def rand(*shape: ShapeLike, size: ShapeLike | None = None, generator: Any = None, out: Variable | None = None,

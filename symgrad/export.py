@@ -5,11 +5,13 @@ OpenMP: built without -fopenmp its pragmas are ignored and the loops run seriall
 no cffi, no symgrad runtime, no BLAS unless `blas=True`. Every symbol it defines starts with
 the prefix, so exports with different prefixes link into one program. Each entry point is
 
-    int <prefix>_<name>(inputs..., outputs..., void *workspace)
+    int <prefix>_<name>(inputs..., outputs..., void *workspace[, int64_t n_<dim>...])
 
 returning 0, 1 when memory runs out, or 2 when a value the graph checks is out of range;
-`workspace` is scratch of `<prefix>_<name>_workspace_bytes()` bytes the caller may allocate
-once and reuse, or NULL (then each call allocates its own)."""
+`workspace` is scratch of `<prefix>_<name>_workspace_bytes([n_<dim>...])` bytes the caller may
+allocate once and reuse, or NULL (then each call allocates its own). A graph of symbolic
+dimensions (symgrad.dims) takes their sizes last, one int64_t each (`n_batch`), in the order
+of their names; the caller passes arrays of those sizes (checking them is the caller's)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -83,23 +85,32 @@ def export(compiled, directory, prefix: str = "name", blas: bool = False) -> dic
         consts = [b for b in context["params"] if b.kind == "const"]
         decl_args = [f"{'const ' if b.const else ''}{b.ctype} *{b.name}" for b in params]
         decl_args.append("void *workspace")
-        signature = f"int {public}({', '.join(decl_args)})"
+        # symbolic dimensions (symgrad.dims): their sizes are the last arguments, n_<name>
+        taken = {b.name for b in params} | {"workspace", "own", "status"}
+        sizes = [f"n_{d}" if f"n_{d}" not in taken else f"n_{d}_size" for d in context["dims"]]
+        size_args = [f"int64_t {n}" for n in sizes]
+        signature = f"int {public}({', '.join(decl_args + size_args)})"
         lines = [f"/* {comment_safe(fn._title)} */"]
         for k, b in enumerate(consts):
             lines.append(f"static const {b.ctype} {public}_k{k}[{max(1, b.size)}] = "
                          f"{_values(b.node.value, b.ctype)};")
         call = [b.name if b.kind != "const" else f"{public}_k{consts.index(b)}" for b in context["params"]]
-        lines += [f"long long {public}_workspace_bytes(void)", "{",
-                  f"    return {impl}_workspace_bytes();", "}", "",
-                  signature, "{",
+        if sizes:
+            pack = f"    const int64_t sg_sizes[{len(sizes)}] = {{{', '.join(sizes)}}};"
+            nbytes, call = f"{impl}_workspace_bytes_at(sg_sizes)", call + ["(char *)workspace", "sg_sizes"]
+        else:
+            pack, nbytes, call = None, f"{impl}_workspace_bytes()", call + ["(char *)workspace"]
+        lines += [f"long long {public}_workspace_bytes({', '.join(size_args) or 'void'})", "{"] + \
+            ([pack] if pack else []) + [f"    return {nbytes};", "}", "", signature, "{"] + \
+            ([pack] if pack else []) + [
                   "    void *own = NULL;",
                   "    int status;",
-                  f"    if (!workspace && {impl}_workspace_bytes() > 0) {{",
-                  f"        own = malloc((size_t){impl}_workspace_bytes());",
+                  f"    if (!workspace && {nbytes} > 0) {{",
+                  f"        own = malloc((size_t){nbytes});",
                   "        if (!own) return 1;",
                   "        workspace = own;",
                   "    }",
-                  f"    status = {impl}({', '.join(call + ['(char *)workspace'])});",
+                  f"    status = {impl}({', '.join(call)});",
                   "    free(own);",
                   "    return status;", "}", ""]
         publics.append("\n".join(lines))
@@ -108,11 +119,15 @@ def export(compiled, directory, prefix: str = "name", blas: bool = False) -> dic
             doc.append(f" *   {k}. {b.name:<12} {_role(b):<24} {b.ctype:<8} {_shape(b)} ({b.node.dtype}, "
                        f"{max(1, b.size)} element{'s' if b.size != 1 else ''}, C order)")
         checks = f" ({'; '.join(comment_safe(c) for c in schedule.checks)})" if schedule.checks else ""
-        doc += [f" *   {len(params)}. workspace    scratch of {public}_workspace_bytes() bytes, reused "
-                f"across calls, or NULL", " *",
+        doc += [f" *   {len(params)}. workspace    scratch of {public}_workspace_bytes({', '.join(sizes)}) "
+                f"bytes, reused across calls (while the sizes do not grow), or NULL"]
+        doc += [f" *   {len(params) + 1 + k}. {n:<12} the size of the dimension {d}"
+                for k, (n, d) in enumerate(zip(sizes, context["dims"]))]
+        doc += [" *",
                 " * Returns 0; 1 if memory ran out; 2 if a value the graph checks was out of range" +
                 checks + ".",
-                " */", signature + ";", f"long long {public}_workspace_bytes(void);", ""]
+                " */", signature + ";",
+                f"long long {public}_workspace_bytes({', '.join(size_args) or 'void'});", ""]
         header.append("\n".join(doc))
     title = f"{prefix}: " + ", ".join(names) + " exported by symgrad"
     body = render_module(contexts, title, c_backend, export=True)

@@ -20,6 +20,7 @@ from symgrad.hints import Dims, DTypeLike, TensorLike
 from symgrad.shapes import ShapeError, as_dim, as_shape
 from symgrad.ops.primitives import OPS
 from symgrad.functional_docs import attach as _attach_docs, elementwise_doc
+from symgrad.dims import Dim
 from symgrad.variable import Variable, apply, no_grad
 
 # --- arguments ------------------------------------------------------------------------------
@@ -335,7 +336,15 @@ def _mean(x, dim, keepdim, dtype):
         x = cast(x, dtype)
     axes = _axes(x, dim, "mean")
     count = math.prod(x.shape[a] for a in axes)
-    return mul(reduce("sum", x, axes, keepdim and dim is not None), 1.0 / count if count else math.nan)
+    return per_count(reduce("sum", x, axes, keepdim and dim is not None), count)
+
+
+def per_count(total: Variable, count: int) -> Variable:
+    """`total / count` for a mean: times the reciprocal when the count is known now, divided by
+    the size given at each call when it is symbolic (symgrad.dims)."""
+    if isinstance(count, Dim):
+        return div(total, Variable.literal(count, total.dtype))
+    return mul(total, 1.0 / count if count else math.nan)
 
 
 class MinMax(namedtuple("MinMax", ["values", "indices"])):
@@ -566,7 +575,9 @@ def reshape(x: Variable, *shape: int | tuple[int, ...]) -> Variable:
     if -1 in shape:
         known = math.prod(s for s in shape if s != -1)
         if known == 0 or x.numel() % known:
-            raise ShapeError(f"reshape: shape {x.shape} ({x.numel()} elements) cannot become {shape}")
+            named = " for every size of its named dimensions (the -1 would not be a whole expression " \
+                "of them)" if isinstance(x.numel(), Dim) else ""
+            raise ShapeError(f"reshape: shape {x.shape} ({x.numel()} elements) cannot become {shape}{named}")
         shape = tuple(x.numel() // known if s == -1 else s for s in shape)
     if shape == x.shape:
         return x

@@ -21,7 +21,20 @@ Variables with values that the function closes over are compiled in as constants
 values they had when it was traced. A Python `if`, `while`, `bool()`, `float()`, `int()`,
 `.item()` or `.numpy()` on a traced value raises sg.func.TracedValueError naming the argument.
 Each retrace logs (logger "symgrad", level INFO) which argument's shape or dtype changed.
-`dynamic=True` (symbolic dimensions) is not implemented yet."""
+
+`dynamic=True`: the leading dimension of each array argument is a symbolic dimension
+(symgrad.dims), so that one compiled function serves every batch size: a call with new leading
+sizes runs it again without tracing or compiling. The rule, decided from the sizes of each
+call (PyTorch's "duck sizing", for leading dims):
+- array arguments whose leading sizes are equal share one dimension (named `b0`, `b1`, ... in
+  order of first appearance): `x` of (32, 784) and `labels` of (32,) are both `b0` long, and a
+  later call must give them equal sizes too;
+- a leading size equal to a non-leading dimension of some argument stays static: it is a
+  feature size (the 784 rows of a weight matrix that meet the 784 columns of `x`), not a batch;
+- 0-d arrays have no leading dimension.
+A call whose sizes follow another pattern (two arguments that shared a size no longer do, a
+non-leading dimension or a dtype changed, a batch that equals a feature size) traces again,
+once per pattern, and logs why."""
 from __future__ import annotations
 
 import functools
@@ -67,8 +80,9 @@ class Jitted:
     def __reduce__(self):
         return _rebuild_jitted, (self.fun, self._options)
 
-    def __init__(self, fun, static_argnums=(), backend="c", static_argnames=()):
+    def __init__(self, fun, static_argnums=(), backend="c", static_argnames=(), dynamic=False):
         self.fun = fun
+        self.dynamic = bool(dynamic)
         self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else tuple(static_argnums)
         self.backend = backend
         self._cache: dict = {}
@@ -80,7 +94,8 @@ class Jitted:
         except (TypeError, ValueError):
             self._signature = None
         functools.update_wrapper(self, fun)
-        self._options = dict(static_argnums=static_argnums, backend=backend, static_argnames=static_argnames)
+        self._options = dict(static_argnums=static_argnums, backend=backend, static_argnames=static_argnames,
+                             dynamic=self.dynamic)
         names = (static_argnames,) if isinstance(static_argnames, str) else tuple(static_argnames)
         if names:
             params = [p.name for p in self._positional_params()]
@@ -135,22 +150,27 @@ class Jitted:
                 label = pname if tree.kind == "leaf" else f"{pname}[{j}]"
                 if _dynamic_leaf(leaf):
                     value = leaf.value() if isinstance(leaf, Variable) else np.asarray(leaf)
-                    spec.append(("array", value.shape, value.dtype.str))
+                    spec.append(("array", len(dyn), value.dtype.str))    # (the shape: below)
                     dyn.append((label, k, value))
                 else:
                     spec.append(("static", _hashable(leaf, label, self.__name__)))
-            key.append((tree, tuple(spec)))
+            key.append((tree, spec))
             plan.append(("tree", tree, leaves))
+        shapes = _duck_shapes([v.shape for _, _, v in dyn]) if self.dynamic else [v.shape for _, _, v in dyn]
+        key = [part if part[0] == "static" else
+               (part[0], tuple(s if s[0] != "array" else ("array", shapes[s[1]], s[2]) for s in part[1]))
+               for part in key]
+        dyn = [(label, k, value, shape) for (label, k, value), shape in zip(dyn, shapes)]
         return tuple(key), dyn, plan
 
     # --- tracing ------------------------------------------------------------------------------
     def _trace(self, key, dyn, plan):
         from symgrad.compile import compile as sg_compile
         places, names = [], {}
-        for label, k, value in dyn:
-            p = Variable(shape=value.shape, dtype=value.dtype, name=label)
+        for label, k, value, shape in dyn:
+            p = Variable(shape=shape, dtype=value.dtype, name=label)
             places.append(p)
-            names[id(p)] = f"argument '{label}' of {self.__name__} (shape {value.shape}, {value.dtype})"
+            names[id(p)] = f"argument '{label}' of {self.__name__} (shape {tuple(shape)}, {value.dtype})"
         it = iter(places)
         call = []
         for item in plan:
@@ -200,9 +220,9 @@ class Jitted:
         if any(_traced_leaf(leaf) for arg in args for leaf in flatten(arg)[0]):
             return self.fun(*args)            # inside another transform: a graph, not a compile
         entry, dyn = self._entry(args)
-        if plain:
+        if plain and len(self._fast) < FAST_KEYS:
             self._fast[fast_key] = entry
-        return self._run(entry, [v for _, _, v in dyn])
+        return self._run(entry, [v for _, _, v, _ in dyn])
 
     def _run(self, entry, arrays):
         results = []
@@ -226,6 +246,27 @@ class Jitted:
 
     def __repr__(self):
         return f"<sg.jit of {self.__name__}: {len(self._cache)} compiled signature(s)>"
+
+
+FAST_KEYS = 1024          # exact call signatures remembered for the numpy-arrays-only fast path
+
+
+def _duck_shapes(shapes) -> list:
+    """The shapes a dynamic trace gives its array arguments (see the module's docstring): each
+    leading size a symbolic dimension shared by the arguments of equal leading size, unless it
+    equals a non-leading dimension of some argument (a feature size, kept)."""
+    from symgrad.dims import Dim
+    features = {n for s in shapes for n in s[1:]}
+    names: dict = {}
+    out = []
+    for s in shapes:
+        if not s or s[0] in features:
+            out.append(tuple(s))
+            continue
+        if s[0] not in names:
+            names[s[0]] = Dim.named(f"b{len(names)}")
+        out.append((names[s[0]],) + tuple(s[1:]))
+    return out
 
 
 def _hashable(value, who, fname):
@@ -277,16 +318,15 @@ def jit(fun: Callable | None = None, static_argnums: int | Sequence[int] = (), d
     and compiles the graph (see the module's docstring); later calls with the same ones run
     the compiled code. Also `@sg.jit` and `@sg.jit(static_argnums=...)`. `static_argnums`
     and `static_argnames` name the static parameters (hashable values that key the cache,
-    as JAX's); `dynamic=True` (symbolic dimensions) is not implemented; `backend` is
-    sg.compile's."""
-    if dynamic:
-        raise NotImplementedError("symbolic dimensions are not implemented yet: sg.jit(dynamic=True)")
+    as JAX's); `dynamic=True` makes the leading dimension of each array argument symbolic, so
+    that new batch sizes run the same compiled code (the rule, duck sizing, is in the module's
+    docstring); `backend` is sg.compile's."""
     if fun is None:
         return lambda f: jit(f, static_argnums=static_argnums, dynamic=dynamic, backend=backend,
                              static_argnames=static_argnames)
     if not callable(fun):
         raise TypeError(f"sg.jit: expected a function, got {type(fun).__name__}")
-    return Jitted(fun, static_argnums, backend, static_argnames)
+    return Jitted(fun, static_argnums, backend, static_argnames, dynamic)
 
 
 def _rebuild_jitted(fun, options):

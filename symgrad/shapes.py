@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 
+from symgrad.dims import Dim
+
 MAX_ELEMENTS = 2 ** 63 - 1
 
 
@@ -22,7 +24,14 @@ class IndexTypeError(IndexError, TypeError):
     """An index that is neither an int, a slice, None nor `...` (PyTorch's IndexError)."""
 
 
-def _size(what, d, dims):
+def _size(what, d, dims, names=False):
+    if isinstance(d, Dim):
+        return d
+    if names and isinstance(d, str):
+        try:
+            return Dim.named(d)
+        except ValueError as e:
+            raise ValueError(f"{what}: {e}") from None
     if not isinstance(d, (int, np.integer)) or isinstance(d, (bool, np.bool_)):
         index = getattr(d, "__index__", None)
         if index is None or isinstance(d, (bool, np.bool_, float, np.floating)):
@@ -32,9 +41,11 @@ def _size(what, d, dims):
     return int(d)
 
 
-def as_shape(what: str, dims, infer: bool = False, keep: bool = False) -> tuple[int, ...]:
+def as_shape(what: str, dims, infer: bool = False, keep: bool = False,
+             names: bool = False) -> tuple[int, ...]:
     """`dims` as a tuple of sizes. With `infer`, one -1 may stand for a size to work out; with
-    `keep`, any number of -1 stand for sizes that stay (expand's)."""
+    `keep`, any number of -1 stand for sizes that stay (expand's); with `names`, a string names
+    a dimension whose size is given at each call (symgrad.dims)."""
     infer = infer or keep
     if isinstance(dims, (int, np.integer)) and not isinstance(dims, (bool, np.bool_)):
         dims = (dims,)
@@ -42,7 +53,7 @@ def as_shape(what: str, dims, infer: bool = False, keep: bool = False) -> tuple[
         dims = tuple(dims)
     except TypeError:
         raise TypeError(f"{what}: a shape is a sequence of ints, got {dims!r}") from None
-    shape = tuple(_size(what, d, dims) for d in dims)
+    shape = tuple(_size(what, d, dims, names) for d in dims)
     for k, n in enumerate(shape):
         if n < 0 and not (infer and n == -1):
             allowed = " (or -1 for a size to keep)" if keep else \

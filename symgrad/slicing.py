@@ -8,6 +8,7 @@ import builtins
 import numpy as np
 
 from symgrad import dtypes
+from symgrad.dims import Dim
 from symgrad.functional import _mark, apply, as_variable, broadcast_to, cast, reshape, where
 from symgrad.shapes import IndexTypeError
 from symgrad.variable import Variable, no_grad
@@ -44,6 +45,12 @@ def _basic_index(x, key):
             shape.append(1)
             continue
         n = x.shape[dim]
+        if isinstance(n, Dim):          # a size known at each call: only the whole of it
+            _whole_named(x, dim, k)
+            starts.append(0), stops.append(n), steps.append(1)
+            shape.append(n)
+            dim += 1
+            continue
         if isinstance(k, slice):
             a, b, c = (_index_int(x, dim, part) for part in (k.start, k.stop, k.step))
             a, b, c = slice(a, b, c).indices(n)
@@ -62,6 +69,19 @@ def _basic_index(x, key):
             selects = True
         dim += 1
     return (tuple(starts), tuple(stops), tuple(steps)), tuple(shape), selects
+
+
+def _whole_named(x, dim, k):
+    """`k` must take all of dim `dim`, whose size is a named dimension (symgrad.dims): a slice
+    of part of it, or one index into it, has bounds that only a call knows to be in range."""
+    n = x.shape[dim]
+    whole = isinstance(k, slice) and k.start in (None, 0) and k.step in (None, 1) and \
+        (k.stop is None or (isinstance(k.stop, Dim) and k.stop == n))
+    if not whole:
+        raise IndexError(f"indexing {x._describe()} of shape {x.shape}: dim {dim} is the named dimension "
+                         f"{n}, whose size is given only at each call, so it can only be taken whole "
+                         f"(`:`), not with {k!r}; slice a dim of fixed size, or index it with an integer "
+                         f"Variable")
 
 
 def _index_int(x, dim, k):

@@ -10,6 +10,7 @@ from typing import Any, Callable, Union
 
 import numpy as np
 
+from symgrad.dims import Dim
 from symgrad import dtypes
 from symgrad import functional as F
 from symgrad.hints import Dims, TensorLike
@@ -34,6 +35,9 @@ def _var(name: str, input, dim, unbiased, keepdim, correction):
     count = math.prod(x.shape[a] for a in axes)
     centred = F.sub(x, F.mean(x, dim=axes, keepdim=True))
     total = F.sum(F.mul(centred, centred), dim=axes, keepdim=keepdim)
+    if isinstance(count, Dim):          # a count given at each call (symgrad.dims)
+        dof = F.sub(Variable.literal(count, total.dtype), _correction(name, unbiased, correction))
+        return x, F.div(total, F.maximum(dof, 0.0))      # (no degrees of freedom: total * inf, as below)
     dof = count - _correction(name, unbiased, correction)
     return x, F.mul(total, 1.0 / dof if dof > 0 else math.inf)
 

@@ -13,6 +13,7 @@ import weakref
 import numpy as np
 
 from symgrad import dtypes
+from symgrad.dims import Dim, has_dims, symbolic_shape
 from symgrad.shapes import MAX_ELEMENTS, check_elements
 from symgrad.node import Node, serial  # noqa: F401  (serial: re-exported for autodiff)
 from symgrad.ops.registry import OPS
@@ -185,7 +186,7 @@ class Variable(Node):
             if shape is None:
                 raise TypeError("Variable needs data, or shape= (and dtype=) for a symbolic input")
             from symgrad.shapes import as_shape
-            self.shape = as_shape(f"Variable '{name}'" if name else "Variable", shape)
+            self.shape = as_shape(f"Variable '{name}'" if name else "Variable", shape, names=True)
             self.dtype = dtypes.as_dtype(dtype or "float32")
             self._value = None
         else:
@@ -210,6 +211,8 @@ class Variable(Node):
     def literal(cls, value, dtype) -> "Variable":
         """A constant Variable of `value` in `dtype` that graphs print as its number (a literal
         such as the 2 of `x * 2`), not as a named input. symgrad's own; PyTorch has none."""
+        if isinstance(value, Dim):       # a symbolic size: its value is known at each call
+            return apply("size_of", size=value, dtype=dtypes.as_dtype(dtype))
         v = cls(np.asarray(value, dtype=dtype))
         v._literal = True
         return v
@@ -272,6 +275,9 @@ class Variable(Node):
     def __len__(self):
         if not self.shape:
             raise TypeError("len() of a 0-d Variable")
+        if isinstance(self.shape[0], Dim):   # Python's len() would make it the trace-time hint
+            raise TypeError(f"len() of {self._describe()}: its first dim is the named dimension "
+                            f"{self.shape[0]}, whose size is known only at each call; use x.shape[0]")
         return self.shape[0]
 
     def __iter__(self):
@@ -658,7 +664,8 @@ def apply(op_name: str, *inputs: Variable, **attrs) -> Variable:
     for i in inputs:
         i._add_user(ref)
     # Known now, from the inputs' own flags: asking later would recurse through the graph.
-    out._concrete = all(i.is_concrete for i in inputs)
+    # A size given only at each call (symgrad.dims) makes a value that is not known now.
+    out._concrete = all(i.is_concrete for i in inputs) and not (symbolic_shape(shape) or has_dims(attrs))
     if out._concrete and not mode.lazy:
         with np.errstate(all="ignore"):     # inf and nan are values, as in PyTorch: no warnings
             value = op.impl(*(i.value() for i in inputs), **attrs)

@@ -128,7 +128,7 @@ def test_static_arguments_and_python_numbers_key_the_cache(caplog):
         JSCALED(x, 1.0, ["square"])
 
 
-def test_decorator_with_arguments_and_dynamic_not_yet():
+def test_decorator_with_arguments_and_dynamic():
     @sg.jit(static_argnums=1)
     def power(x, k):
         return x ** k
@@ -140,10 +140,12 @@ def test_decorator_with_arguments_and_dynamic_not_yet():
     assert power2.static_argnums == (1,)
     with pytest.raises(ValueError, match=r"static_argnames \['q'\]"):
         sg.jit(lambda x: x, static_argnames="q")
-    with pytest.raises(NotImplementedError, match="symbolic dimensions are not implemented yet"):
-        sg.jit(lambda x: x, dynamic=True)
-    with pytest.raises(NotImplementedError, match="symbolic dimensions"):
-        sg.jit(dynamic=True)
+    # dynamic=True (symbolic leading dims: tests/test_dims.py), also as a decorator's argument
+    double = sg.jit(dynamic=True)(lambda x: x * 2.0)
+    assert double.dynamic and sg.jit(lambda x: x, dynamic=True).dynamic
+    np.testing.assert_array_equal(double(np.ones(3)), [2.0] * 3)
+    np.testing.assert_array_equal(double(np.ones(5)), [2.0] * 5)
+    assert double.traces == 1
 
 
 def _branch(x):

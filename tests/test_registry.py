@@ -52,6 +52,7 @@ SPECIAL = {
     "pad_slice": ([(2, 2)], {"shape": (5, 6), "starts": (1, 0), "stops": (4, 6), "steps": (2, 3)}),
     "concat": ([(2, 3), (2, 2)], {"axis": 1}),
     "iota": ([], {"shape": (3, 4), "axis": 1, "dtype": "int64"}),
+    "size_of": ([], {"size": 7, "dtype": "float32"}),
     "take": ([(3, 5, 2), ("index", (2, 4))], {"axis": 1}),
     "scatter_add": ([(3, 2, 4, 2), ("index", (2, 4))], {"axis": 1, "size": 5}),
 }

@@ -8,6 +8,7 @@ or another code when its scratch memory could not be allocated."""
 from __future__ import annotations
 
 import builtins
+import math
 import sys
 
 import numpy as np
@@ -16,6 +17,7 @@ from symgrad import config
 from symgrad.backends import threads
 from symgrad.backends.base import Backend, overlapping
 from symgrad.build import Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
+from symgrad.dims import symbolic_shape
 
 LARGE_LOOP = 1 << 20            # a loop nest this long makes the function worth -O3
 SMALL_INPUT_BYTES = 1 << 20     # inputs up to this size have their pointer remembered
@@ -49,8 +51,11 @@ class CBackend(Backend):
 
     def run(self, fn, arrays):
         lib = fn._lib or fn.library()
-        outs = [np.empty(shape, dtype) for shape, dtype in fn._out_specs]
         ptrs = pointers(fn)
+        out_specs = fn._out_specs
+        if fn.dims:
+            out_specs = at_sizes(fn, fn.bind_sizes([a.shape for a in arrays])).out_specs
+        outs = [np.empty(shape, dtype) for shape, dtype in out_specs]
         fn._local.last[:] = [None] * len(fn._local.last)   # the slots are overwritten below
         # cffi's from_buffer without its Python-level wrapper: this is the per-call hot path.
         view, chars, null = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.ffi.NULL
@@ -89,18 +94,71 @@ def pointers(fn):
         ffi = lib.ffi
         n = len(fn.args)
         slots = n + len(fn.consts) + len(fn._out_specs)
-        ptrs = ffi.new("void *[]", slots + 1)
+        ptrs = ffi.new("void *[]", slots + 1 + bool(fn.dims))     # (then the sizes, if symbolic)
         local.keep = [ffi.from_buffer(c) if c.size else ffi.NULL for c in fn.consts]
         for k, c in enumerate(local.keep):
             ptrs[n + k] = c
         # The scratch: allocated once for this thread and reused by every call, so that a
         # call in steady state takes no page faults (a fresh malloc of it cost 8,000 a call).
-        local.workspace = np.empty(max(1, lib.workspace_bytes), np.uint8)
+        local.workspace = np.empty(max(1, lib.workspace_bytes), np.uint8)     # (-1: grown by at_sizes)
+        local.slots = slots
+        local.at = None              # the sizes the pointers hold (symbolic dims)
         local.workspace_ptr = ffi.from_buffer(local.workspace, require_writable=True)
         ptrs[slots] = local.workspace_ptr
         local.last = [None] * n      # inputs whose pointers are in place
         local.ptrs = ptrs
     return ptrs
+
+
+# --- symbolic sizes (symgrad.dims) -------------------------------------------------------------
+
+class AtSizes:
+    """What a function of symbolic dimensions needs at one set of sizes: its inputs' and
+    outputs' shapes, the size arguments (C int64_t) and the scratch it wants."""
+
+    def __init__(self, fn, env):
+        from symgrad.dims import specialise
+        lib = fn.library()
+        self.key = tuple(env[d] for d in fn.dims)
+        self.in_shapes = [specialise(a.shape, env) for a in fn.args]
+        self.out_specs = [(specialise(shape, env), dtype) for shape, dtype in fn._out_specs]
+        self.sizes = lib.ffi.new("int64_t[]", list(self.key))
+        self.workspace_bytes = int(lib.workspace_at(self.sizes))
+        # for the fast caller: each input's shape and C-contiguous strides at these sizes, and
+        # whether it may take them at all (an empty array has no pointer: the general path)
+        self.check = tuple(x for shape, (_, dtype) in zip(self.in_shapes, fn._specs)
+                           for x in (shape, np.empty(shape, dtype).strides))
+        self.out_shapes = tuple(shape for shape, _ in self.out_specs)
+        self.fast = not any(0 in shape for shape in self.in_shapes + list(self.out_shapes))
+
+
+AT_SIZES_KEPT = 64          # sets of sizes remembered per function (a new one costs ~20 us)
+
+
+def at_sizes(fn, env) -> AtSizes:
+    """`fn` at the sizes `env`, its size arguments and scratch put in this thread's pointer
+    array: the workspace is reallocated only when these sizes need more than it has."""
+    local = fn._local
+    cache = local.__dict__.setdefault("at_sizes", {})
+    key = tuple(env[d] for d in fn.dims)
+    at = cache.get(key)
+    if at is None:
+        if len(cache) >= AT_SIZES_KEPT:
+            cache.pop(next(iter(cache)))
+        at = cache[key] = AtSizes(fn, env)
+    _point_at(fn, at)
+    return at
+
+
+def _point_at(fn, at):
+    ptrs = pointers(fn)
+    local = fn._local
+    local.at = at
+    if at.workspace_bytes > local.workspace.size:
+        local.workspace = np.empty(at.workspace_bytes, np.uint8)
+        local.workspace_ptr = fn.library().ffi.from_buffer(local.workspace, require_writable=True)
+        ptrs[local.slots] = local.workspace_ptr
+    ptrs[local.slots + 1] = at.sizes
 
 
 # --- the output pool ---------------------------------------------------------------------------
@@ -164,7 +222,11 @@ def fast_caller(fn, returns=None):
              f"    {', '.join(names) + ',' if names else '_'} = args" if names else "    pass"]
     checks = []
     for k, (shape, dtype) in enumerate(fn._specs):
-        env[f"s{k}"], env[f"d{k}"] = shape, dtype
+        env[f"d{k}"] = dtype
+        if fn.dims and symbolic_shape(shape):      # shape and strides: those at this call's sizes
+            checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.ndim != {len(shape)}")
+            continue
+        env[f"s{k}"] = shape
         env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
         checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
                       f"or a{k}.strides != st{k}" +
@@ -174,16 +236,36 @@ def fast_caller(fn, returns=None):
     if checks:
         lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
         lines.append("        return general(*args)")
+    if fn.dims:
+        # The sizes, read off the first input that has each dimension whole, find what the
+        # function needs at them (AtSizes, made by a first call at those sizes, which takes
+        # the general path: it binds and checks every size and reports any disagreement).
+        where = [next((k, axis) for k, a in enumerate(fn.args) for axis, n in enumerate(a.shape)
+                      if getattr(n, "name", None) == d) for d in fn.dims]
+        env["point"] = lambda at: _point_at(fn, at)
+        lines.append("    known = local.__dict__.get('at_sizes')")
+        lines.append(f"    e = known.get(({''.join(f'a{k}.shape[{axis}], ' for k, axis in where)})) "
+                     f"if known else None")
+        lines.append("    if e is None or not e.fast:")
+        lines.append("        return general(*args)")
+        lines.append("    c = e.check")
+        sized = [k for k, (shape, _) in enumerate(fn._specs) if symbolic_shape(shape)]
+        same = [f"a{k}.shape != c[{2 * k}] or a{k}.strides != c[{2 * k + 1}]" for k in sized]
+        lines.append(f"    if {' or '.join(same)}:")
+        lines.append("        return general(*args)")
     outs = []
     for k, (shape, dtype) in enumerate(fn._out_specs):
         env[f"os{k}"], env[f"od{k}"] = shape, dtype
         outs.append(f"o{k}")
     lines.append("    p = getattr(local, 'ptrs', None) or pointers()")
     lines.append("    last = local.last")
+    if fn.dims:
+        lines.append("    if e is not local.at:")       # the size arguments and the scratch they need
+        lines.append("        point(e)")
     for k, (shape, dtype) in enumerate(fn._specs):
         if 0 in shape:
             continue
-        if np.dtype(dtype).itemsize * int(np.prod(shape)) <= SMALL_INPUT_BYTES:
+        if symbolic_shape(shape) or np.dtype(dtype).itemsize * math.prod(shape) <= SMALL_INPUT_BYTES:
             # The same array as last time: its pointer is already in place (we hold it,
             # so numpy will not resize or free it meanwhile).
             lines.append(f"    if a{k} is not last[{k}]:")
@@ -192,10 +274,14 @@ def fast_caller(fn, returns=None):
         else:
             lines.append(f"    p[{k}] = view(chars, a{k}, False)")
     for k, (shape, dtype) in enumerate(fn._out_specs):
+        if symbolic_shape(shape):       # allocated at this call's sizes
+            lines.append(f"    o{k} = empty(e.out_shapes[{k}], od{k})")
+            lines.append(f"    p[{n_in + n_const + k}] = view(chars, o{k}, True)")
+            continue
         if 0 in shape:
             lines.append(f"    o{k} = empty(os{k}, od{k})")
             continue
-        if np.dtype(dtype).itemsize * int(np.prod(shape)) >= POOL_MIN_BYTES:
+        if np.dtype(dtype).itemsize * math.prod(shape) >= POOL_MIN_BYTES:
             env[f"take{k}"] = _pooled(shape, dtype, k, fn._local, env["view"], env["chars"])
             lines.append(f"    o{k}, p[{n_in + n_const + k}] = take{k}()")
         else:      # small: a pool's bookkeeping would cost more than it saves

@@ -12,7 +12,8 @@ class InterpBackend(Backend):
     compiles = False
 
     def run(self, fn, arrays):
-        values = evaluate(fn.graph_outputs, dict(zip(fn.args, arrays)), recompute=True)
+        sizes = fn.bind_sizes([a.shape for a in arrays]) if fn.dims else None
+        values = evaluate(fn.graph_outputs, dict(zip(fn.args, arrays)), recompute=True, sizes=sizes)
         # after every output is computed from the old values, from copies (a value may be an
         # argument that another update overwrites: a swap)
         new = {arg: np.array(values[out]) for out, arg in fn.updates.items()}

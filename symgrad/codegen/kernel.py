@@ -158,7 +158,8 @@ def _normal(terms, const) -> Affine:
     merged: dict = {}
     for atom, c in terms:
         merged[atom] = merged.get(atom, 0) + c
-    return Affine(tuple((a, c) for a, c in merged.items() if c), int(const))
+    const = const if isinstance(const, int) else int(const)      # (a Dim stays one: symgrad.dims)
+    return Affine(tuple((a, c) for a, c in merged.items() if c), const)
 
 
 def affine(x) -> Affine:

@@ -4,6 +4,7 @@ vectorise. Each reads and rewrites the kernel IR; none looks at C text."""
 from __future__ import annotations
 
 from symgrad import dtypes
+from symgrad.dims import Dim
 from symgrad.codegen.kernel import Call, Idx, Kernel, Let, Lit, Load, Ref, affine, loads, substitute, walk
 from symgrad.ops import OPS
 
@@ -171,22 +172,33 @@ def parallelise(k: Kernel) -> None:
     everything into a few accumulators, the reduced loop itself (each thread a partial sum)."""
     if k.kind == "rows":        # the rows are shared out; each part runs whole inside one
         cost = sum(p.work // max(k.work, 1) * iteration_cost(p) for p in k.extra["parts"])
-        if k.work * cost >= PARALLEL_MIN_COST and k.loops[0][1] > 1:
+        if _worth_threads(k, k.work * cost, PARALLEL_MIN_COST, k.loops[0][1]):
             k.extra["parallel"] = "outer"
         return
     if k.kind == "matmul":      # a batch of products: each thread takes whole products
         e = k.extra
-        if k.outer and k.work > 1 and k.work * e["M"] * e["K"] * e["N"] >= PARALLEL_MIN_COST // 8:
+        if k.outer and _worth_threads(k, k.work * e["M"] * e["K"] * e["N"], PARALLEL_MIN_COST // 8, k.work):
             e["parallel"] = "batch"
         return
     if k.kind != "nest":
         return
-    big = bool(k.loops) and k.work * iteration_cost(k) >= PARALLEL_MIN_COST and k.loops[0][1] > 1
+    big = bool(k.loops) and _worth_threads(k, k.work * iteration_cost(k), PARALLEL_MIN_COST, k.loops[0][1])
     inner = len(k.loops) - k.outer
     if big and k.outer:
         k.extra["parallel"] = "outer"
     elif big and inner and _sums_only(k):
         k.extra["parallel"] = "reduction"
+
+
+def _worth_threads(k: Kernel, cost, threshold: int, extent) -> bool:
+    """Whether a loop of `extent` iterations costing `cost` is worth sharing among threads. With
+    symbolic sizes (symgrad.dims) that is decided at each call: the loop is marked parallel and
+    `extra["parallel_if"]` holds (cost, threshold, extent) for the pragma's `if` clause, so that
+    a small size runs on the calling thread as a static compile of that size would."""
+    if isinstance(cost, Dim) or isinstance(extent, Dim):
+        k.extra["parallel_if"] = (cost, threshold, extent)
+        return True
+    return cost >= threshold and extent > 1
 
 
 def vectorise(k: Kernel) -> None:
@@ -322,7 +334,7 @@ def _column_part(rows: Kernel, k: Kernel) -> bool:
     each thread to hold its own, and every buffer a part writes read where it was written."""
     o = rows.outer
     if k.kind != "colsum" or k.loops[:o] != rows.loops[:o] or len(k.loops) <= o or \
-            k.extra["size"] > COLUMN_PART_MAX:
+            isinstance(k.extra["size"], Dim) or k.extra["size"] > COLUMN_PART_MAX:
         return False
     row_vars = {v for v, _ in rows.loops[:o]}
     if any(isinstance(atom, Idx) and atom.name in row_vars for atom, _ in affine(k.out_index).terms):
@@ -416,6 +428,8 @@ def localise_rows(kernels: list) -> list:
         chosen, total = {}, 0
         for buf, indexes in accesses.values():
             per_row = buf.size // rows if buf.size % rows == 0 else 0
+            if isinstance(per_row, Dim):     # a row of a size given at each call: memory, not the stack
+                continue
             nbytes = per_row * dtypes.ITEMSIZE[buf.ctype]
             if buf.kind != "tmp" or buf.name in outside or not per_row or nbytes > ROW_BUFFER_BYTES \
                     or total + nbytes > ROW_BUFFERS_BYTES:

@@ -11,6 +11,7 @@ import numpy as np
 from symgrad._version import __version__
 from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
+from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
 from symgrad.ops import c_expression
@@ -21,7 +22,43 @@ if TYPE_CHECKING:
     from symgrad.backends.base import Backend
 
 
+def size_name(name: str) -> str:
+    """The C local holding the size of the named dimension `name` (read from the size
+    arguments at the top of each function); `sg_` names are never a user's (NameTable)."""
+    return f"sg_n_{name}"
+
+
+def c_int(x) -> str:
+    """A size as C: the literal of an int, the expression of a symbolic one (symgrad.dims) over
+    the size locals. Every size the templates and c_text render goes through here."""
+    if not isinstance(x, Dim):
+        return str(int(x))
+    return _terms_text(x.terms)
+
+
+def _terms_text(terms) -> str:
+    parts = []
+    for mono, c in terms:
+        factors = [size_name(a) if isinstance(a, str) else _quotient_text(a) for a in mono]
+        body = "*".join(factors + ([str(abs(c))] if abs(c) != 1 or not factors else []))
+        parts.append(("- " if c < 0 else "+ ") + body)
+    text = " ".join(parts) or "+ 0"
+    text = text[2:] if text.startswith("+ ") else "-" + text[2:]
+    return f"({text})" if len(parts) > 1 or text.startswith("-") else text
+
+
+def _quotient_text(q) -> str:
+    return f"({_terms_text(q.num)} {'/' if q.op == '//' else '%'} {_terms_text(q.den)})"
+
+
+def _finalize(value):
+    """What `{{ x }}` prints: a symbolic size as its C expression (c_int), the rest as is."""
+    return c_int(value) if isinstance(value, Dim) else value
+
+
 def _cnum(value, ctype):
+    if isinstance(value, Dim):
+        return f"((int64_t){c_int(value)})" if ctype == "int64_t" else f"(({ctype}){c_int(value)})"
     if ctype in ("float", "double"):
         v = float(value)
         if math.isnan(v):
@@ -45,9 +82,11 @@ def environment() -> jinja2.Environment:
         bytecode = None
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False, bytecode_cache=bytecode)
+                             autoescape=False, bytecode_cache=bytecode, finalize=_finalize)
     env.filters["cnum"] = _cnum
     env.filters["c"] = c_text
+    env.filters["cint"] = c_int
+    env.globals["size_name"] = size_name
     env.globals["vector_math"] = vector_math()       # the libm functions with SIMD variants
     env.globals["ind"] = lambda depth: "    " * depth
     env.globals["parallel_min"] = PARALLEL_MIN
@@ -69,6 +108,8 @@ def kernel_macros():
 def c_text(e) -> str:
     """A kernel IR expression as C (also valid CUDA device code). Ints and strings (loop
     extents, names) pass through."""
+    if isinstance(e, Dim):
+        return c_int(e)
     if isinstance(e, (str, int)):
         return str(e)
     if isinstance(e, K.Ref):
@@ -82,7 +123,8 @@ def c_text(e) -> str:
     if isinstance(e, K.Lit):
         return _cnum(e.value, e.ctype)
     if isinstance(e, K.Call):
-        return c_expression(e.op, [c_text(a) for a in e.args], e.ctype, e.in_ctype, e.attr_dict)
+        attrs = {k: c_int(v) if isinstance(v, Dim) else v for k, v in e.attrs}    # (a range's bound)
+        return c_expression(e.op, [c_text(a) for a in e.args], e.ctype, e.in_ctype, attrs)
     if isinstance(e, K.Select):
         return f"({_operand(e.cond)} ? {_operand(e.a)} : {_operand(e.b)})"
     if isinstance(e, K.Bin):
@@ -108,10 +150,10 @@ def _affine_text(e: K.Affine) -> str:
         text = c_text(atom)
         if not isinstance(atom, K.Idx):
             text = f"({text})"
-        term = text if abs(coef) == 1 else f"{text} * {abs(coef)}"
+        term = text if abs(coef) == 1 else f"{text} * {c_int(abs(coef))}"
         parts.append(("- " if coef < 0 else "+ ") + term)
     if e.const or not parts:
-        parts.append(("- " if e.const < 0 else "+ ") + str(abs(e.const)))
+        parts.append(("- " if e.const < 0 else "+ ") + c_int(abs(e.const)))
     text = " ".join(parts)
     return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
@@ -158,12 +200,25 @@ def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend,
         if k.extra.get("comments"):
             k.extra["comments"] = [comment_safe(c) for c in k.extra["comments"]]
     context = dict(title=comment_safe(title), summary=[comment_safe(line) for line in summary],
-                   fn=fn_name, params=params, tmps=schedule.tmps, kernels_list=schedule.kernels,
+                   fn=fn_name, dims=_size_arguments(graph, schedule), params=params, tmps=schedule.tmps,
+                   kernels_list=schedule.kernels,
                    scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
                    helpers=_helpers(schedule), checks=[comment_safe(c) for c in checks],
                    **backend.template_context(schedule))
     schedule.checks = checks
     return context, schedule, graph
+
+
+def _size_arguments(graph, schedule) -> list:
+    """The names of the symbolic dimensions a function takes as size arguments (sorted): those
+    of its inputs' shapes, which every other size is an expression of."""
+    given = names_in(*(b.node.shape for b in schedule.args))
+    used = names_in(*(n.shape for n in graph.nodes()))
+    missing = sorted(set(used) - set(given))
+    if missing:
+        raise ValueError(f"sg.compile: the graph has sizes of the dimensions {', '.join(missing)}, which "
+                         f"no input's shape holds, so no call could give them")
+    return given
 
 
 def render_module(functions: list, title: str, backend: Backend, export: bool = False) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 
 from symgrad import config, dtypes
+from symgrad.dims import Dim, provably_at_least, round_up_terms
 from symgrad.codegen import gather
 from symgrad.codegen.names import comment_name
 from symgrad.codegen.ir import Graph, Node
@@ -21,7 +22,7 @@ __all__ = ["PARALLEL_MIN", "Scheduler", "describe"]
 from symgrad.ops import OPS
 
 LAYOUT = {"broadcast_to", "permute", "slice", "reshape"}
-CHEAP = {"neg", "cast", "stop_gradient", "iota"}
+CHEAP = {"neg", "cast", "stop_gradient", "iota", "size_of"}
 MAX_INLINE_DEPTH = 200      # a chain deeper than this is stored part-way (and C stays a sane size)
 
 
@@ -258,9 +259,10 @@ class Scheduler:
             for b in written:
                 if b.position >= 0:
                     continue
-                nbytes = -(-b.size * dtypes.ITEMSIZE[b.ctype] // 64) * 64 or 64
+                nbytes = _padded_bytes(b.size * dtypes.ITEMSIZE[b.ctype])
                 for j, (off, size) in enumerate(free):
-                    if size >= nbytes:
+                    # (at every size, where sizes are symbolic: never by the hints)
+                    if provably_at_least(size, nbytes):
                         b.position = off
                         free[j] = (off + nbytes, size - nbytes)
                         break
@@ -387,6 +389,16 @@ class Scheduler:
                              "M": m, "K": k, "N": nn, "ctype": out.ctype})
 
 
+def _padded_bytes(nbytes):
+    """A temporary's bytes rounded up to 64 (at least 64). A symbolic size (symgrad.dims) gets
+    each coefficient of its polynomial rounded up instead: a multiple of 64 at every size, at
+    least the bytes, and still a polynomial, so that planning can prove one block big enough
+    for another (dims.provably_at_least) and reuse it."""
+    if isinstance(nbytes, Dim):
+        return round_up_terms(nbytes, 64)
+    return -(-nbytes // 64) * 64 or 64
+
+
 class StridedView:
     """Follows layout ops down to a buffer; returns (buffer, offset expression)."""
 
@@ -463,6 +475,8 @@ class Emitter:
         ct = dtypes.c_type(n.dtype)
         if n.op == "iota":
             return Cast(ct, index[n.attrs["axis"]])
+        if n.op == "size_of":           # a size, symbolic or not, as a value (a mean's count)
+            return Cast(ct, Lit(n.attrs["size"], "int64_t"))
         if n.op == "pad_slice":
             return self._pad_slice(n, index, ct)
         if n.op == "concat":

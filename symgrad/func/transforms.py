@@ -26,6 +26,7 @@ import numpy as np
 
 import symgrad.ops.builders as G
 from symgrad import dtypes
+from symgrad.dims import Dim, symbolic_shape
 from symgrad.autodiff import grad as _sg_grad
 from symgrad.func.batch import batch_graph, spread
 from symgrad.func.common import as_variable, nested, release, stand_in
@@ -181,7 +182,12 @@ def _linear_tangents(outs, xs, tangents):
         result = [G.zeros(o) for o in outs]      # outputs J does not reach (integer ones too)
     if not live:
         return result
-    us = [Variable(np.zeros(outs[k].shape, outs[k].dtype), requires_grad=True) for k in live]
+    # (placeholders: J t does not depend on them; of a symbolic shape (symgrad.dims) they hold
+    # no value, which could only be of a trace-time hint's size)
+    us = [Variable(np.zeros(outs[k].shape, outs[k].dtype), requires_grad=True)
+          if not symbolic_shape(outs[k].shape) else
+          Variable(shape=outs[k].shape, dtype=outs[k].dtype, name=f"cotangent{k}", requires_grad=True)
+          for k in live]
     grads = _sg_grad([outs[k] for k in live], list(xs), us, allow_unused=True)
     pairs = [(g, t) for g, t in zip(grads, tangents) if g is not None and g.requires_grad]
     if not pairs:
@@ -226,6 +232,10 @@ def _jvp(func, primals, tangents, has_aux, name):
 
 
 def _basis(n, shape, dtype):
+    if isinstance(n, Dim):
+        raise NotImplementedError(f"a Jacobian with respect to (or of) a value of shape {shape} has one row "
+                                  f"per element, {n} of them, a number known only at each call (a named "
+                                  f"dimension); take the Jacobian per example with sg.func.vmap instead")
     return Variable(np.eye(n, dtype=dtype).reshape((n,) + tuple(shape)))
 
 

@@ -137,8 +137,8 @@ def _never(node, ins, batched, size):
 RULES = {
     "matmul": _matmul, "sum": _reduce, "max": _reduce, "min": _reduce, "argmax": _argreduce,
     "argmin": _argreduce, "reshape": _reshape, "permute": _permute, "broadcast_to": _broadcast_to,
-    "slice": _slice, "pad_slice": _pad_slice, "concat": _concat, "iota": _never, "take": _take,
-    "scatter_add": _scatter_add, "custom_function": _custom,
+    "slice": _slice, "pad_slice": _pad_slice, "concat": _concat, "iota": _never, "size_of": _never,
+    "take": _take, "scatter_add": _scatter_add, "custom_function": _custom,
 }
 
 

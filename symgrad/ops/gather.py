@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from symgrad.dims import Dim
+
 import symgrad.ops.builders as G
 from symgrad.ops.registry import Op, register
 
@@ -68,7 +70,7 @@ def _scatter_infer(g, index, axis, size):
                          f"{index.shape} from dim {axis}")
     if size < 0 or size == 0 and 0 not in index.shape:
         raise IndexError(f"scatter_add: cannot add into an empty dim (size {size})")
-    return g.shape[:axis] + (int(size),) + g.shape[axis + m:], g.dtype
+    return g.shape[:axis] + (size if isinstance(size, Dim) else int(size),) + g.shape[axis + m:], g.dtype
 
 
 def _scatter_impl(g, index, axis, size):

@@ -139,3 +139,13 @@ def _iota_impl(shape, axis, dtype):
 
 
 register(Op("iota", "source", _iota_infer, _iota_impl, None, attrs=("shape", "axis", "dtype")))
+
+
+def _size_of_infer(size, dtype):
+    return (), dtypes.as_dtype(dtype)
+
+
+# The value of a size that may be symbolic (symgrad.dims): a mean's count over a batch whose
+# size is given at each call. The interpreter sees the bound size; C reads the size argument.
+register(Op("size_of", "source", _size_of_infer, lambda size, dtype: np.asarray(size, dtype), None,
+            attrs=("size", "dtype")))
