@@ -316,3 +316,36 @@ def test_a_sum_over_every_row_is_read_only_after_the_last_row(shape):
     expected = [t.numpy() for t in case(torch, torch.tensor(a))]
     for got, want in zip(f(a), expected):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_long_function_is_cut_into_parts_that_keep_the_numbers_and_the_checks(monkeypatch, tmp_path):
+    """Past PART_STATEMENTS generated statements a function becomes several C functions (gcc's
+    register allocation grows faster than linearly in a function's size); the parts see every
+    parameter, the scratch and the sizes of named dimensions, and a failed check in one still
+    reaches Python."""
+    import torch
+    from symgrad.codegen import render
+    monkeypatch.setattr(render, "PART_STATEMENTS", 3)
+    monkeypatch.setenv("SYMGRAD_BUILD_DIR", str(tmp_path))
+    rng = np.random.default_rng(1)
+    a, w = rng.standard_normal((6, 5)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
+    labels = np.array([0, 3, 1, 2, 2, 1])
+
+    def case(T, x, W, y):
+        h = T.tanh(x @ W) * 2.0 + T.sigmoid(x.sum(1, keepdim=True))
+        return T.nn.functional.cross_entropy(h, y) + (T.softmax(h, 1) ** 2).mean()
+    x = sg.Variable(shape=("batch", 5), name="x")
+    W = sg.Variable(shape=(5, 4), name="W", requires_grad=True)
+    y = sg.Variable(shape=("batch",), dtype="int64", name="y")
+    f = sg.compile([x, W, y], case(sg, x, W, y))
+    value, (gW,) = f.value_and_grad(a, w, labels)
+    assert f.value_and_grad.source.count("_part") >= 4
+    tW = torch.tensor(w, requires_grad=True)
+    expected = case(torch, torch.tensor(a), tW, torch.tensor(labels))
+    expected.backward()
+    np.testing.assert_allclose(value, expected.item(), rtol=1e-5)
+    np.testing.assert_allclose(gW, tW.grad.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(f(a[:3], w, labels[:3]), case(torch, torch.tensor(a[:3]), torch.tensor(w),
+                                                             torch.tensor(labels[:3])).item(), rtol=1e-5)
+    with pytest.raises(Exception, match="labels"):
+        f(a, w, np.array([0, 4, 1, 2, 2, 1]))

@@ -171,6 +171,27 @@ def _helpers(schedule) -> set:
     return out
 
 
+PART_STATEMENTS = 400     # a C function of more generated statements than this is cut into parts
+
+
+def _parts(kernels) -> list:
+    """The kernels in order, cut into runs of at most PART_STATEMENTS statements (locals of
+    the loop bodies, a kernel counting one at least): one C function each, so that the C
+    compiler's superlinear passes (register allocation) see small functions. Functions
+    this small or smaller stay one part."""
+    def weight(k):
+        return 1 + len(k.lets) + sum(weight(p) for p in k.extra.get("parts", ()))
+    parts, current, total = [], [], 0
+    for k in kernels:
+        w = weight(k)
+        if current and total + w > PART_STATEMENTS:
+            parts.append(current)
+            current, total = [], 0
+        current.append(k)
+        total += w
+    return parts + [current] if current else parts
+
+
 def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None,
                       aliases=None):
     """Lower and schedule one function for `backend`; returns (context, schedule, graph), the
@@ -201,7 +222,7 @@ def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend,
             k.extra["comments"] = [comment_safe(c) for c in k.extra["comments"]]
     context = dict(title=comment_safe(title), summary=[comment_safe(line) for line in summary],
                    fn=fn_name, dims=_size_arguments(graph, schedule), params=params, tmps=schedule.tmps,
-                   kernels_list=schedule.kernels,
+                   kernels_list=schedule.kernels, parts=_parts(schedule.kernels),
                    scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
                    helpers=_helpers(schedule), checks=[comment_safe(c) for c in checks],
                    **backend.template_context(schedule))
