@@ -39,8 +39,12 @@ def _as_nest(k: Kernel, member: int = 0) -> Kernel:
                          "comments": [k.comment], "has_reduce": k.kind == "reduce"})
 
 
+NEST_MAX_LETS = 256     # a nest this long is not lengthened: its loop body is work enough per load
+
+
 def _try_merge(group: Kernel, k: Kernel, member: int):
-    if k.kind not in ("map", "reduce") or k.loops != group.loops:
+    if k.kind not in ("map", "reduce") or k.loops != group.loops or \
+            len(group.lets) + len(k.lets) > NEST_MAX_LETS:
         return None
     if k.kind == "reduce" and group.extra["has_reduce"] and k.outer != group.outer:
         return None

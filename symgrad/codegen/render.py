@@ -192,6 +192,27 @@ def _parts(kernels) -> list:
     return parts + [current] if current else parts
 
 
+def _buffers(k) -> set:
+    """The names of the buffers kernel `k` reads or writes (its IR's `reads`, and what it
+    stores, reduces into or writes)."""
+    names = set(k.extra.get("reads", ()))
+    for part in k.extra.get("parts", ()):
+        names |= _buffers(part)
+    names |= {st["buf"].name for st in k.extra.get("stores", ())}
+    names |= {a["out"].name for a in k.extra.get("accs", ())}
+    return names | {k.out.name}
+
+
+def _part_contexts(kernels, tmps) -> list:
+    """Each part of a function (see `_parts`): its kernels and the scratch buffers they use,
+    the only ones the part's C function declares."""
+    out = []
+    for part in _parts(kernels):
+        used = set().union(*(_buffers(k) for k in part))
+        out.append({"kernels": part, "tmps": [t for t in tmps if t.name in used]})
+    return out
+
+
 def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend, out_names=None,
                       aliases=None):
     """Lower and schedule one function for `backend`; returns (context, schedule, graph), the
@@ -222,7 +243,7 @@ def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend,
             k.extra["comments"] = [comment_safe(c) for c in k.extra["comments"]]
     context = dict(title=comment_safe(title), summary=[comment_safe(line) for line in summary],
                    fn=fn_name, dims=_size_arguments(graph, schedule), params=params, tmps=schedule.tmps,
-                   kernels_list=schedule.kernels, parts=_parts(schedule.kernels),
+                   kernels_list=schedule.kernels, parts=_part_contexts(schedule.kernels, schedule.tmps),
                    scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
                    helpers=_helpers(schedule), checks=[comment_safe(c) for c in checks],
                    **backend.template_context(schedule))
