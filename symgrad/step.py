@@ -180,10 +180,8 @@ class CompiledStep:
         arrays = [_as_array(a) for a in inputs]
         self._rebuild_if_changed(arrays)
         counters = self._count_and_fill_scalars()
-        args = arrays + [_own_array(p, p.dtype) for _, p, _ in self._params] + \
-            [v._value for v in self._fixed] + self._buffer_arrays() + self._hyper
         try:
-            loss = self.fn(*args)
+            loss = self._call(*arrays, *self._state_arrays())
         except BaseException:
             for var, old in counters:           # the step did not happen
                 var._writable()[...] = old
@@ -191,14 +189,14 @@ class CompiledStep:
                 self.optimizer.state.pop(p, None)
             raise
         self._publish_state()
-        return float(loss)
+        return float(loss[0])
 
     def _rebuild_if_changed(self, arrays) -> None:
         """Compile at the first call, and again when what the update records has changed.
         Cheaply: the full layout (the model's parameters) is looked at again only when the
         optimizer's groups or the model's mode change."""
         opt = self.optimizer
-        quick = tuple((id(g), opt._structure(g), len(g["params"])) for g in opt.param_groups) + \
+        quick = tuple([(id(g), opt._structure(g), len(g["params"])) for g in opt.param_groups]) + \
             (getattr(self.model, "training", None),)
         if quick == self._quick:
             return
@@ -208,62 +206,74 @@ class CompiledStep:
             # later builds keep the first call's input specs: other shapes are an error, as in sg.compile
             self._build(params, fixed, key, arrays if self._specs is None else
                         [np.zeros(s, d) for s, d in self._specs])
+            # the forward entry's own caller (sg.compile's checks and conversions, without the
+            # CompiledFunction wrapper): the outputs' list, the loss first
+            self._call = self.fn.forward_fn
+            self._slots = [(p, group, self._names[id(group)], hyper, lo, hi, opt._buffer_keys(group))
+                           for (_, p, group), (hyper, lo, hi) in zip(self._params, self._rows)]
         self._quick = quick
 
     def _count_and_fill_scalars(self) -> list:
         """Advance each parameter's step count and write this step's scalars into the vectors
         the C reads; returns the counters with their old values (to undo a failed call)."""
         opt = self.optimizer
+        states = opt.state
         counters, rows = [], {}
         self._new_states = []
-        for (_, p, group), (hyper, lo, hi) in zip(self._params, self._rows):
-            state = opt.state[p]
+        for p, group, names, hyper, lo, hi, keys in self._slots:
+            state = states[p]
             if not state:
                 self._new_states.append(p)
             opt._prepare(group, p, state)
             counter = state.get("step")
             if counter is not None:
-                counters.append((counter, counter.value().copy()))
+                counters.append((counter, counter.value().item()))
             opt._advance(state)
             # parameters of one group at one step count share their scalars: computed once
-            key = (id(group), None if counter is None else float(counter.value()), p.dtype)
+            key = (id(group), None if counter is None else counter.value().item(), p.dtype)
             row = rows.get(key)
             if row is None:
                 scalars = opt._scalars(group, state, p.dtype)
-                row = rows[key] = [scalars[name] for name in self._names[id(group)]]
-            hyper[lo:hi - 1] = row
-            hyper[hi - 1] = any(state.get(k) is None for k in opt._buffer_keys(group))     # "fresh"
+                row = rows[key] = np.array([scalars[name] for name in names] + [0], p.dtype)
+            hyper[lo:hi] = row
+            for k in keys:
+                if state.get(k) is None:
+                    hyper[hi - 1] = 1                                # "fresh": no buffer yet
+                    break
         return counters
 
-    def _buffer_arrays(self) -> list:
-        """The state buffers' arrays: the optimizer's own, or zeros of ours until the first
-        step puts them into its state."""
-        out = []
+    def _state_arrays(self) -> list:
+        """The arrays the C reads and writes beside the batch: the parameters', the frozen
+        tensors', the state buffers' (the optimizer's own, or zeros of ours until the first
+        step puts them into its state) and the scalars."""
+        out = [_own_array(p, p.dtype) for _, p, _ in self._params] + [v._value for v in self._fixed]
+        states = self.optimizer.state
         for p, k in self._buffers:
-            state = self.optimizer.state[p]
-            if state.get(k) is not None:
-                out.append(_own_array(state[k], p.dtype))
+            buf = states[p].get(k)
+            if buf is not None:
+                out.append(_own_array(buf, p.dtype))
             else:
                 arr = self._private.get((id(p), k))
                 if arr is None:
                     arr = self._private[(id(p), k)] = np.zeros(p.shape, p.dtype)
                 out.append(arr)
-        return out
+        return out + self._hyper
 
     def _publish_state(self) -> None:
         """After a step: new buffers join the optimizer's state (sharing the arrays the C wrote),
         and the versions of everything written in place move on."""
-        opt = self.optimizer
+        states = self.optimizer.state
         for p, k in self._buffers:
-            state = opt.state[p]
-            if state.get(k) is None:
+            state = states[p]
+            buf = state.get(k)
+            if buf is None:
                 state[k] = Variable(self._private.pop((id(p), k)))
             else:
-                state[k]._vbox[0] += 1
+                buf._vbox[0] += 1
         for _, p, _ in self._params:
             p._vbox[0] += 1
-            if not opt.state.get(p, True):
-                del opt.state[p]
+            if not states.get(p, True):
+                del states[p]
 
     @property
     def source(self) -> str:

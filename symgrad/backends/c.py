@@ -169,8 +169,6 @@ def fast_caller(fn, returns=None):
         checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
                       f"or a{k}.strides != st{k}" +
                       (f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""))
-    if fn.updates:                                  # written while the others are read: no overlap
-        checks.append("overlapping(args, updated) is not None")
     if checks:
         lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
         lines.append("        return general(*args)")
@@ -180,17 +178,29 @@ def fast_caller(fn, returns=None):
         outs.append(f"o{k}")
     lines.append("    p = getattr(local, 'ptrs', None) or pointers()")
     lines.append("    last = local.last")
+    # Written while the others are read, updated arguments may share no memory with them:
+    # checked when an argument is not the array of the call before (whose check passed).
+    large = [k for k, (shape, dtype) in enumerate(fn._specs)
+             if 0 not in shape and np.dtype(dtype).itemsize * int(np.prod(shape)) > SMALL_INPUT_BYTES]
+    if fn.updates:
+        lines.append(f"    fresh = {bool(large)}")
     for k, (shape, dtype) in enumerate(fn._specs):
         if 0 in shape:
             continue
-        if np.dtype(dtype).itemsize * int(np.prod(shape)) <= SMALL_INPUT_BYTES:
+        if k not in large:
             # The same array as last time: its pointer is already in place (we hold it,
             # so numpy will not resize or free it meanwhile).
             lines.append(f"    if a{k} is not last[{k}]:")
             lines.append(f"        last[{k}] = a{k}")
             lines.append(f"        p[{k}] = view(chars, a{k}, False)")
+            if fn.updates:
+                lines.append("        fresh = True")
         else:
             lines.append(f"    p[{k}] = view(chars, a{k}, False)")
+    if fn.updates:
+        lines.append("    if fresh and overlapping(args, updated) is not None:")
+        lines.append("        last[:] = [None] * len(last)")
+        lines.append("        return general(*args)")
     for k, (shape, dtype) in enumerate(fn._out_specs):
         if 0 in shape:
             lines.append(f"    o{k} = empty(os{k}, od{k})")

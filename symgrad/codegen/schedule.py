@@ -129,7 +129,7 @@ class Scheduler:
             if n.op == "matmul":
                 for i in n.inputs:
                     if not self._strided_view(i):
-                        m.add(id(i))
+                        m.add(id(_below_relabelling(i)))
         for n in reversed(self.order):        # costly values with several users: compute once
             if id(n) not in m and self.users.get(id(n), 0) > 1 and not self._cheap(n):
                 m.add(id(n))
@@ -385,6 +385,19 @@ class Scheduler:
                              "b_rs": stride(brow, bbase), "b_cs": stride(bcol, bbase),
                              "c_base": _offset(bvars + [ZERO, ZERO], n.shape) if batch else ZERO,
                              "M": m, "K": k, "N": nn, "ctype": out.ctype})
+
+
+def _below_relabelling(n: Node) -> Node:
+    """What to store for a matrix product's operand `n` that is not a strided view of a
+    buffer: the value under its transposes, unit reshapes and broadcasts, which hold no more
+    elements than `n` (a transposed operand is then read transposed, in place, not copied
+    into a transposed buffer). Not under a slice: that would compute what is never read.
+    Not down to a literal, which has no buffer."""
+    below = n
+    while below.op in ("permute", "broadcast_to") or \
+            below.op == "reshape" and _unit_reshape_map(below.inputs[0].shape, below.shape) is not None:
+        below = below.inputs[0]
+    return n if below.op == "literal" else below
 
 
 class StridedView:
