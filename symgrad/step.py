@@ -57,11 +57,16 @@ def _as_array(value) -> np.ndarray:
     return Variable(value).value()     # lists and numbers as sg.tensor makes them (float32)
 
 
-def _own_array(v: Variable, dtype) -> np.ndarray:
-    """The Variable's array, made writable, C-contiguous and of `dtype` if it was not (once)."""
+def _own_array(v: Variable, dtype, vetted: list, k: int) -> np.ndarray:
+    """The Variable's array, made writable, C-contiguous and of `dtype` if it was not (once).
+    `vetted[k]` is the array found so at slot k the call before, not looked at again (the
+    compiled call still checks what it writes into)."""
     arr = v._value
+    if vetted[k] is arr:
+        return arr
     if not (arr.flags.c_contiguous and arr.flags.writeable and arr.dtype == dtype):
         arr = v._value = np.array(arr, dtype=dtype, order="C", copy=True)
+    vetted[k] = arr
     return arr
 
 
@@ -138,6 +143,7 @@ class CompiledStep:
         self._rows = [(self._hyper[position[dt]], lo, hi) for dt, lo, hi in spans]
         self._specs = [(a.shape, a.dtype) for a in arrays]
         self._private: dict = {}                # buffers not yet in the optimizer's state
+        self._vetted = [None] * (len(self._params) + len(self._buffers))    # (see _own_array)
 
     def _update_graph(self, params, grads):
         """The optimizer's update of each parameter and its state buffers, as graphs of the
@@ -246,12 +252,14 @@ class CompiledStep:
         """The arrays the C reads and writes beside the batch: the parameters', the frozen
         tensors', the state buffers' (the optimizer's own, or zeros of ours until the first
         step puts them into its state) and the scalars."""
-        out = [_own_array(p, p.dtype) for _, p, _ in self._params] + [v._value for v in self._fixed]
+        vetted, n = self._vetted, len(self._params)
+        out = [_own_array(p, p.dtype, vetted, k) for k, (_, p, _) in enumerate(self._params)] + \
+            [v._value for v in self._fixed]
         states = self.optimizer.state
-        for p, k in self._buffers:
+        for j, (p, k) in enumerate(self._buffers):
             buf = states[p].get(k)
             if buf is not None:
-                out.append(_own_array(buf, p.dtype))
+                out.append(_own_array(buf, p.dtype, vetted, n + j))
             else:
                 arr = self._private.get((id(p), k))
                 if arr is None:

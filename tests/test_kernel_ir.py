@@ -187,9 +187,18 @@ def test_row_fusion_runs_a_rows_reductions_and_uses_together_and_keeps_the_numbe
     assert ("row fusion" in fn.forward.source) == (dim != 0)
 
 
-def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path):
+def _cross_entropy_rows():
+    """Cross-entropy of 10 logits a row: its rows compare each column with the row's label."""
+    logits = sg.Variable(shape=(128, 10), name="logits", requires_grad=True)
+    labels = sg.Variable(shape=(128,), dtype=sg.int64, name="labels")
+    return sg.compile([logits, labels], sg.nn.functional.cross_entropy(logits, labels)).value_and_grad.source
+
+
+@pytest.mark.parametrize("case", ["gelu_logsumexp", "cross_entropy"])
+def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     """gcc's vectorisation report on generated code: every loop the vectorise pass marks (a
-    row max with NaN flags, sums holding tanh and exp) is vectorised."""
+    row max with NaN flags, sums holding tanh and exp, a row of exp beside a comparison with
+    the row's label) is vectorised."""
     import shutil
     import subprocess
 
@@ -199,19 +208,37 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path):
         pytest.skip("the vectorisation report is gcc's")
     if not build.vector_math_flags():
         pytest.skip("no libmvec here: tanhf and expf have no vector variants to call")
-    x, y = _gelu((128, 1024))
-    src = sg.compile([x], sg.logsumexp(y, 1).sum()).value_and_grad.source
+    if case == "cross_entropy":
+        src = _cross_entropy_rows()
+    else:
+        x, y = _gelu((128, 1024))
+        src = sg.compile([x], sg.logsumexp(y, 1).sum()).value_and_grad.source
     path = tmp_path / "kernel.c"
     path.write_text(src)
-    flags = [f for f in build.c_flags(True) + list(build.vector_math_flags())
+    # the flags such a module is built with: -O3 for long loops, -O2 for rows of ten
+    flags = [f for f in build.c_flags(case != "cross_entropy") + list(build.vector_math_flags())
              if f != "-shared" and not f.startswith("-l")]
     report = subprocess.run([cc, *flags, "-fopt-info-vec-optimized", "-c", str(path), "-o",
                              str(tmp_path / "kernel.o")], capture_output=True, text=True, check=True).stderr
     vectorised = {int(m) for m in re.findall(r"kernel\.c:(\d+):\d+: optimized: loop vectorized", report)}
     marked = [n for n, line in enumerate(src.splitlines(), 1) if "#pragma omp simd" in line]
     assert len(marked) >= 2, src    # the row max and the row sum (the rest are maps: unmarked)
-    missing = [n for n in marked if not {n, n + 1} & vectorised]
+    # the loop under the pragma itself, which gcc places on its `for` line or the statement
+    # after (the pragma's own line it reports for the reduction around, vectorised or not)
+    missing = [n for n in marked if not {n + 1, n + 2, n + 3} & vectorised]
     assert not missing, f"loops marked simd at lines {missing} were not vectorised:\n{report}"
+
+
+def test_a_transposed_operand_is_read_in_place_not_copied_transposed():
+    """A product of a computed value's transpose stores the value and reads it transposed
+    (no buffer holding the transposed copy); the numbers are numpy's."""
+    a = sg.Variable(shape=(64, 32), name="a")
+    b = sg.Variable(shape=(64, 48), name="b")
+    fn = sg.compile([a, b], sg.tanh(a).T @ b)
+    av, bv = (np.random.default_rng(k).normal(size=s).astype(np.float32) for k, s in ((1, (64, 32)), (2, (64, 48))))
+    np.testing.assert_allclose(fn(av, bv), np.tanh(av.astype(np.float64)).T @ bv, rtol=1e-4, atol=1e-5)
+    src = fn.forward.source
+    assert "t_tanh" in src and "t_permute" not in src, src
 
 
 @pytest.mark.parametrize("shapes", [((96, 80), (80, 128)),          # split by rows
