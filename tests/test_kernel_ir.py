@@ -241,8 +241,8 @@ def test_a_transposed_operand_is_read_in_place_not_copied_transposed():
     assert "t_tanh" in src and "t_permute" not in src, src
 
 
-@pytest.mark.parametrize("shapes", [((96, 80), (80, 128)),          # split by rows
-                                    ((3, 700), (700, 400)),          # fewer rows than threads: by columns
+@pytest.mark.parametrize("shapes", [((160, 200), (200, 160)),      # split by rows
+                                    ((3, 256), (256, 5600)),         # fewer rows than threads: by columns
                                     ((8, 40, 64), (64, 72)),         # a batch against one matrix
                                     ((2, 3, 48, 64), (3, 64, 56))])  # batches that broadcast
 def test_large_and_batched_products_shared_among_threads_keep_the_numbers(shapes):

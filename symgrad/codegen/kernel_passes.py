@@ -138,6 +138,11 @@ def fuse_nests(kernels: list) -> list:
 
 
 PARALLEL_MIN = 1 << 18          # matrix products under 4x this many multiply-adds run on one thread
+# A BLAS product is shared out in blocks, one single-threaded call each, from this many
+# multiply-adds (~100 us on one core): waking the pool and waiting for the slowest block
+# costs tens of microseconds, and each block packs the shared operand again. At 1M (a 128x64
+# by 64x128 product, 25 us) two threads took longer than one.
+BLAS_SHARE_MIN = 1 << 22
 PARALLEL_MIN_COST = 3 << 20     # a nest estimated to cost less runs on one thread (~50 us of work)
 
 

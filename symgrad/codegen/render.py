@@ -12,6 +12,7 @@ from symgrad._version import __version__
 from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.codegen.ir import lower
+from symgrad.codegen.kernel_passes import BLAS_SHARE_MIN
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
 from symgrad.ops import c_expression
 from symgrad.codegen.names import NameTable, comment_safe
@@ -51,6 +52,7 @@ def environment() -> jinja2.Environment:
     env.globals["vector_math"] = vector_math()       # the libm functions with SIMD variants
     env.globals["ind"] = lambda depth: "    " * depth
     env.globals["parallel_min"] = PARALLEL_MIN
+    env.globals["blas_share_min"] = BLAS_SHARE_MIN
     return env
 
 
