@@ -75,7 +75,7 @@ def test_loads_and_substitution():
 
 @pytest.mark.parametrize("after", ["schedule", "merge_nests", "merge_rows", "drop_copies"])
 def test_debugprint_after_a_kernel_pass_prints_the_kernels(after):
-    x = sg.Variable(shape=(4, 8), name="x", requires_grad=True)
+    x = sg.Variable(shape=(4, 72), name="x", requires_grad=True)
     fn = sg.compile([x], sg.softmax(x * 2, 1).sum(), backend="interp")
     text = sg.debugprint(fn, after=after, file=io.StringIO())
     kernels = re.findall(r"^kernel \d+", text, re.M)
@@ -84,7 +84,7 @@ def test_debugprint_after_a_kernel_pass_prints_the_kernels(after):
     # rows (1); the row's exp then needs no memory beyond one row
     assert len(kernels) == {"schedule": 5, "merge_nests": 3}.get(after, 1), text
     if after not in ("schedule", "merge_nests"):
-        assert "(over all the rows)" in text and "row buffer: t_exp[8]" in text
+        assert "(over all the rows)" in text and "row buffer: t_exp[72]" in text
     assert "acc" in text and "expf(" in text
     assert ("(rows)" in text and "part 1 (nest)" in text) == (after not in ("schedule", "merge_nests"))
 
@@ -172,10 +172,10 @@ def test_threads_go_where_the_work_is_not_where_the_iterations_are():
 
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_row_fusion_runs_a_rows_reductions_and_uses_together_and_keeps_the_numbers(dim):
-    x = sg.Variable(shape=(6, 9), name="x", requires_grad=True)
+    x = sg.Variable(shape=(6, 72), name="x", requires_grad=True)
     out = [sg.log_softmax(x, dim), sg.logsumexp(x * 3.0, dim), (x - x.mean(dim, keepdim=True)).abs().sum()]
-    xv = np.random.default_rng(5).normal(size=(6, 9)).astype(np.float32)
-    seed = [np.ones((6, 9), np.float32), np.ones(6 if dim == 1 or dim == -1 else 9, np.float32),
+    xv = np.random.default_rng(5).normal(size=(6, 72)).astype(np.float32)
+    seed = [np.ones((6, 72), np.float32), np.ones(6 if dim == 1 or dim == -1 else 72, np.float32),
             np.ones((), np.float32)]
     want = sg.compile([x], out, backend="interp")
     fn = sg.compile([x], out)
@@ -185,6 +185,15 @@ def test_row_fusion_runs_a_rows_reductions_and_uses_together_and_keeps_the_numbe
         np.testing.assert_allclose(got, w, rtol=1e-5, atol=1e-6)
     # rows are the outer loop only when the reduced dim is the inner one
     assert ("row fusion" in fn.forward.source) == (dim != 0)
+
+
+def test_short_rows_are_not_fused():
+    """Rows of ten (cross-entropy over ten classes) run as separate nests: fused, their
+    per-row costs outweighed what staying in cache saves."""
+    src = _cross_entropy_rows()
+    assert "row fusion" not in src
+    x = sg.Variable(shape=(128, 64), name="x")
+    assert "row fusion" in sg.compile([x], sg.log_softmax(x, 1)).forward.source
 
 
 def _cross_entropy_rows():

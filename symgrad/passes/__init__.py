@@ -29,7 +29,8 @@ nothing reassociated), so that switching any of them off changes no bit of any r
     merge_nests                           nests over the same loops merged into one pass
                                           (also off with SYMGRAD_FUSE_NESTS=0)
     merge_rows                            nests over the same outer loops, one reducing, run
-                                          in turn for each row (row fusion; C backend)
+                                          in turn for each row, rows of 64 or more (row
+                                          fusion; C backend)
     drop_copies                           locals that only copy another local removed
     parallelise                           the loops OpenMP threads share marked (nests long
                                           enough to pay for threads)
