@@ -232,11 +232,13 @@ class CompiledStep:
                 self._new_states.append(p)
             opt._prepare(group, p, state)
             counter = state.get("step")
+            old = None
             if counter is not None:
-                counters.append((counter, counter.value().item()))
+                old = counter.value().item()
+                counters.append((counter, old))
             opt._advance(state)
             # parameters of one group at one step count share their scalars: computed once
-            key = (id(group), None if counter is None else counter.value().item(), p.dtype)
+            key = (id(group), old, p.dtype)
             row = rows.get(key)
             if row is None:
                 scalars = opt._scalars(group, state, p.dtype)

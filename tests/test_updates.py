@@ -125,6 +125,17 @@ def test_bad_updates_and_arguments_are_clear_errors():
         for _ in range(2):                       # the same overlapping pair, twice
             with pytest.raises(ValueError, match="shares memory"):
                 fn2(shared, first)
+    # the very array of the call before, changed in place since: checked again
+    fn2(alone, row)
+    alone.shape = (8, 64)
+    with pytest.raises(TypeError, match=r"shape \(64, 8\).*got an array of shape \(8, 64\)"):
+        fn2(alone, row)
+    alone.shape = (64, 8)
+    alone.flags.writeable = False
+    with pytest.raises(TypeError, match="got a read-only array"):
+        fn2(alone, row)
+    alone.flags.writeable = True
+    fn2(alone, row)
     # value_and_grad and backward do not update
     fn.value_and_grad(xv, yv, wv, bv)
     np.testing.assert_array_equal(wv, 0.0)

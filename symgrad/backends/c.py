@@ -162,16 +162,6 @@ def fast_caller(fn, returns=None):
              f"    if len(args) != {n_in}:",
              "        return general(*args)",
              f"    {', '.join(names) + ',' if names else '_'} = args" if names else "    pass"]
-    checks = []
-    for k, (shape, dtype) in enumerate(fn._specs):
-        env[f"s{k}"], env[f"d{k}"] = shape, dtype
-        env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
-        checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
-                      f"or a{k}.strides != st{k}" +
-                      (f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""))
-    if checks:
-        lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
-        lines.append("        return general(*args)")
     outs = []
     for k, (shape, dtype) in enumerate(fn._out_specs):
         env[f"os{k}"], env[f"od{k}"] = shape, dtype
@@ -185,18 +175,34 @@ def fast_caller(fn, returns=None):
     if fn.updates:
         lines.append(f"    fresh = {bool(large)}")
     for k, (shape, dtype) in enumerate(fn._specs):
-        if 0 in shape:
+        env[f"s{k}"], env[f"d{k}"] = shape, dtype
+        env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
+        writable = f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""
+        full = f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} " \
+               f"or a{k}.strides != st{k}{writable}"
+        # (leaving for the general path, forget the arrays taken so far: they were never
+        # checked for overlap together, and the general path may raise before resetting them)
+        if 0 in shape or k in large:
+            lines.append(f"    if {full}:")
+            lines.append("        last[:] = [None] * len(last)")
+            lines.append("        return general(*args)")
+            if k in large:
+                lines.append(f"    p[{k}] = view(chars, a{k}, False)")
             continue
-        if k not in large:
-            # The same array as last time: its pointer is already in place (we hold it,
-            # so numpy will not resize or free it meanwhile).
-            lines.append(f"    if a{k} is not last[{k}]:")
-            lines.append(f"        last[{k}] = a{k}")
-            lines.append(f"        p[{k}] = view(chars, a{k}, False)")
-            if fn.updates:
-                lines.append("        fresh = True")
-        else:
-            lines.append(f"    p[{k}] = view(chars, a{k}, False)")
+        # The same array as last time: its pointer is already in place (we hold it, so
+        # numpy will not resize or free it meanwhile), and of what was checked only what
+        # can change on the array itself is looked at again (its type and strides cannot).
+        lines.append(f"    if a{k} is not last[{k}]:")
+        lines.append(f"        if {full}:")
+        lines.append("            last[:] = [None] * len(last)")
+        lines.append("            return general(*args)")
+        lines.append(f"        last[{k}] = a{k}")
+        lines.append(f"        p[{k}] = view(chars, a{k}, False)")
+        if fn.updates:
+            lines.append("        fresh = True")
+        lines.append(f"    elif a{k}.shape != s{k} or a{k}.dtype is not d{k}{writable}:")
+        lines.append("        last[:] = [None] * len(last)")
+        lines.append("        return general(*args)")
     if fn.updates:
         lines.append("    if fresh and overlapping(args, updated) is not None:")
         lines.append("        last[:] = [None] * len(last)")
