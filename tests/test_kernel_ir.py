@@ -238,6 +238,30 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     assert not missing, f"loops marked simd at lines {missing} were not vectorised:\n{report}"
 
 
+def test_a_narrow_product_of_a_transposed_matrix_copies_it_plain_and_keeps_the_numbers():
+    """x @ W.T with few columns (N under 16) and many rows stores W.T plain first (BLAS runs
+    it twice as fast so); at odd sizes, with B transposed and plain, the numbers are numpy's
+    (float64), and only the narrow transposed products big enough for BLAS get the copy."""
+    shapes = [(129, 129, 3), (65, 129, 10), (129, 17, 15), (65, 17, 1), (129, 3, 17)]
+    rng = np.random.default_rng(8)
+    inputs, outputs, values, want = [], [], [], []
+    for k, (m, kk, n) in enumerate(shapes):
+        x = sg.Variable(shape=(m, kk), name=f"x{k}")
+        w = sg.Variable(shape=(n, kk), name=f"w{k}")     # used transposed
+        v = sg.Variable(shape=(kk, n), name=f"v{k}")     # used as it is
+        inputs += [x, w, v]
+        outputs += [x @ w.T, x @ v]
+        xv, wv, vv = (rng.normal(size=s).astype(np.float32) for s in ((m, kk), (n, kk), (kk, n)))
+        values += [xv, wv, vv]
+        want += [xv.astype(np.float64) @ wv.T.astype(np.float64), xv.astype(np.float64) @ vv]
+    fn = sg.compile(inputs, outputs)
+    for got, w in zip(fn(*values), want):
+        np.testing.assert_allclose(got, w, rtol=1e-4, atol=1e-4)
+    src = fn.forward.source
+    copies = re.findall(r"/\* t_permute\w* = permute\((w\d)\) \*/", src)
+    assert sorted(copies) == ["w0", "w1", "w2"], copies    # not N=1 (too small) nor N=17
+
+
 def test_a_transposed_operand_is_read_in_place_not_copied_transposed():
     """A product of a computed value's transpose stores the value and reads it transposed
     (no buffer holding the transposed copy); the numbers are numpy's."""
