@@ -57,11 +57,16 @@ def _as_array(value) -> np.ndarray:
     return Variable(value).value()     # lists and numbers as sg.tensor makes them (float32)
 
 
-def _own_array(v: Variable, dtype) -> np.ndarray:
-    """The Variable's array, made writable, C-contiguous and of `dtype` if it was not (once)."""
+def _own_array(v: Variable, dtype, vetted: list, k: int) -> np.ndarray:
+    """The Variable's array, made writable, C-contiguous and of `dtype` if it was not (once).
+    `vetted[k]` is the array found so at slot k the call before, not looked at again (the
+    compiled call still checks what it writes into)."""
     arr = v._value
+    if vetted[k] is arr:
+        return arr
     if not (arr.flags.c_contiguous and arr.flags.writeable and arr.dtype == dtype):
         arr = v._value = np.array(arr, dtype=dtype, order="C", copy=True)
+    vetted[k] = arr
     return arr
 
 
@@ -138,6 +143,7 @@ class CompiledStep:
         self._rows = [(self._hyper[position[dt]], lo, hi) for dt, lo, hi in spans]
         self._specs = [(a.shape, a.dtype) for a in arrays]
         self._private: dict = {}                # buffers not yet in the optimizer's state
+        self._vetted = [None] * (len(self._params) + len(self._buffers))    # (see _own_array)
 
     def _update_graph(self, params, grads):
         """The optimizer's update of each parameter and its state buffers, as graphs of the
@@ -180,10 +186,8 @@ class CompiledStep:
         arrays = [_as_array(a) for a in inputs]
         self._rebuild_if_changed(arrays)
         counters = self._count_and_fill_scalars()
-        args = arrays + [_own_array(p, p.dtype) for _, p, _ in self._params] + \
-            [v._value for v in self._fixed] + self._buffer_arrays() + self._hyper
         try:
-            loss = self.fn(*args)
+            loss = self._call(*arrays, *self._state_arrays())
         except BaseException:
             for var, old in counters:           # the step did not happen
                 var._writable()[...] = old
@@ -191,14 +195,14 @@ class CompiledStep:
                 self.optimizer.state.pop(p, None)
             raise
         self._publish_state()
-        return float(loss)
+        return float(loss[0])
 
     def _rebuild_if_changed(self, arrays) -> None:
         """Compile at the first call, and again when what the update records has changed.
         Cheaply: the full layout (the model's parameters) is looked at again only when the
         optimizer's groups or the model's mode change."""
         opt = self.optimizer
-        quick = tuple((id(g), opt._structure(g), len(g["params"])) for g in opt.param_groups) + \
+        quick = tuple([(id(g), opt._structure(g), len(g["params"])) for g in opt.param_groups]) + \
             (getattr(self.model, "training", None),)
         if quick == self._quick:
             return
@@ -208,62 +212,78 @@ class CompiledStep:
             # later builds keep the first call's input specs: other shapes are an error, as in sg.compile
             self._build(params, fixed, key, arrays if self._specs is None else
                         [np.zeros(s, d) for s, d in self._specs])
+            # the forward entry's own caller (sg.compile's checks and conversions, without the
+            # CompiledFunction wrapper): the outputs' list, the loss first
+            self._call = self.fn.forward_fn
+            self._slots = [(p, group, self._names[id(group)], hyper, lo, hi, opt._buffer_keys(group))
+                           for (_, p, group), (hyper, lo, hi) in zip(self._params, self._rows)]
         self._quick = quick
 
     def _count_and_fill_scalars(self) -> list:
         """Advance each parameter's step count and write this step's scalars into the vectors
         the C reads; returns the counters with their old values (to undo a failed call)."""
         opt = self.optimizer
+        states = opt.state
         counters, rows = [], {}
         self._new_states = []
-        for (_, p, group), (hyper, lo, hi) in zip(self._params, self._rows):
-            state = opt.state[p]
+        for p, group, names, hyper, lo, hi, keys in self._slots:
+            state = states[p]
             if not state:
                 self._new_states.append(p)
             opt._prepare(group, p, state)
             counter = state.get("step")
+            old = None
             if counter is not None:
-                counters.append((counter, counter.value().copy()))
+                old = counter.value().item()
+                counters.append((counter, old))
             opt._advance(state)
             # parameters of one group at one step count share their scalars: computed once
-            key = (id(group), None if counter is None else float(counter.value()), p.dtype)
+            key = (id(group), old, p.dtype)
             row = rows.get(key)
             if row is None:
                 scalars = opt._scalars(group, state, p.dtype)
-                row = rows[key] = [scalars[name] for name in self._names[id(group)]]
-            hyper[lo:hi - 1] = row
-            hyper[hi - 1] = any(state.get(k) is None for k in opt._buffer_keys(group))     # "fresh"
+                row = rows[key] = np.array([scalars[name] for name in names] + [0], p.dtype)
+            hyper[lo:hi] = row
+            for k in keys:
+                if state.get(k) is None:
+                    hyper[hi - 1] = 1                                # "fresh": no buffer yet
+                    break
         return counters
 
-    def _buffer_arrays(self) -> list:
-        """The state buffers' arrays: the optimizer's own, or zeros of ours until the first
-        step puts them into its state."""
-        out = []
-        for p, k in self._buffers:
-            state = self.optimizer.state[p]
-            if state.get(k) is not None:
-                out.append(_own_array(state[k], p.dtype))
+    def _state_arrays(self) -> list:
+        """The arrays the C reads and writes beside the batch: the parameters', the frozen
+        tensors', the state buffers' (the optimizer's own, or zeros of ours until the first
+        step puts them into its state) and the scalars."""
+        vetted, n = self._vetted, len(self._params)
+        out = [_own_array(p, p.dtype, vetted, k) for k, (_, p, _) in enumerate(self._params)] + \
+            [v._value for v in self._fixed]
+        states = self.optimizer.state
+        for j, (p, k) in enumerate(self._buffers):
+            buf = states[p].get(k)
+            if buf is not None:
+                out.append(_own_array(buf, p.dtype, vetted, n + j))
             else:
                 arr = self._private.get((id(p), k))
                 if arr is None:
                     arr = self._private[(id(p), k)] = np.zeros(p.shape, p.dtype)
                 out.append(arr)
-        return out
+        return out + self._hyper
 
     def _publish_state(self) -> None:
         """After a step: new buffers join the optimizer's state (sharing the arrays the C wrote),
         and the versions of everything written in place move on."""
-        opt = self.optimizer
+        states = self.optimizer.state
         for p, k in self._buffers:
-            state = opt.state[p]
-            if state.get(k) is None:
+            state = states[p]
+            buf = state.get(k)
+            if buf is None:
                 state[k] = Variable(self._private.pop((id(p), k)))
             else:
-                state[k]._vbox[0] += 1
+                buf._vbox[0] += 1
         for _, p, _ in self._params:
             p._vbox[0] += 1
-            if not opt.state.get(p, True):
-                del opt.state[p]
+            if not states.get(p, True):
+                del states[p]
 
     @property
     def source(self) -> str:

@@ -75,7 +75,7 @@ def test_loads_and_substitution():
 
 @pytest.mark.parametrize("after", ["schedule", "merge_nests", "merge_rows", "drop_copies"])
 def test_debugprint_after_a_kernel_pass_prints_the_kernels(after):
-    x = sg.Variable(shape=(4, 8), name="x", requires_grad=True)
+    x = sg.Variable(shape=(4, 72), name="x", requires_grad=True)
     fn = sg.compile([x], sg.softmax(x * 2, 1).sum(), backend="interp")
     text = sg.debugprint(fn, after=after, file=io.StringIO())
     kernels = re.findall(r"^kernel \d+", text, re.M)
@@ -84,7 +84,7 @@ def test_debugprint_after_a_kernel_pass_prints_the_kernels(after):
     # rows (1); the row's exp then needs no memory beyond one row
     assert len(kernels) == {"schedule": 5, "merge_nests": 3}.get(after, 1), text
     if after not in ("schedule", "merge_nests"):
-        assert "(over all the rows)" in text and "row buffer: t_exp[8]" in text
+        assert "(over all the rows)" in text and "row buffer: t_exp[72]" in text
     assert "acc" in text and "expf(" in text
     assert ("(rows)" in text and "part 1 (nest)" in text) == (after not in ("schedule", "merge_nests"))
 
@@ -172,10 +172,10 @@ def test_threads_go_where_the_work_is_not_where_the_iterations_are():
 
 @pytest.mark.parametrize("dim", [0, 1, -1])
 def test_row_fusion_runs_a_rows_reductions_and_uses_together_and_keeps_the_numbers(dim):
-    x = sg.Variable(shape=(6, 9), name="x", requires_grad=True)
+    x = sg.Variable(shape=(6, 72), name="x", requires_grad=True)
     out = [sg.log_softmax(x, dim), sg.logsumexp(x * 3.0, dim), (x - x.mean(dim, keepdim=True)).abs().sum()]
-    xv = np.random.default_rng(5).normal(size=(6, 9)).astype(np.float32)
-    seed = [np.ones((6, 9), np.float32), np.ones(6 if dim == 1 or dim == -1 else 9, np.float32),
+    xv = np.random.default_rng(5).normal(size=(6, 72)).astype(np.float32)
+    seed = [np.ones((6, 72), np.float32), np.ones(6 if dim == 1 or dim == -1 else 72, np.float32),
             np.ones((), np.float32)]
     want = sg.compile([x], out, backend="interp")
     fn = sg.compile([x], out)
@@ -187,9 +187,27 @@ def test_row_fusion_runs_a_rows_reductions_and_uses_together_and_keeps_the_numbe
     assert ("row fusion" in fn.forward.source) == (dim != 0)
 
 
-def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path):
+def test_short_rows_are_not_fused():
+    """Rows of ten (cross-entropy over ten classes) run as separate nests: fused, their
+    per-row costs outweighed what staying in cache saves."""
+    src = _cross_entropy_rows()
+    assert "row fusion" not in src
+    x = sg.Variable(shape=(128, 64), name="x")
+    assert "row fusion" in sg.compile([x], sg.log_softmax(x, 1)).forward.source
+
+
+def _cross_entropy_rows():
+    """Cross-entropy of 10 logits a row: its rows compare each column with the row's label."""
+    logits = sg.Variable(shape=(128, 10), name="logits", requires_grad=True)
+    labels = sg.Variable(shape=(128,), dtype=sg.int64, name="labels")
+    return sg.compile([logits, labels], sg.nn.functional.cross_entropy(logits, labels)).value_and_grad.source
+
+
+@pytest.mark.parametrize("case", ["gelu_logsumexp", "cross_entropy"])
+def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     """gcc's vectorisation report on generated code: every loop the vectorise pass marks (a
-    row max with NaN flags, sums holding tanh and exp) is vectorised."""
+    row max with NaN flags, sums holding tanh and exp, a row of exp beside a comparison with
+    the row's label) is vectorised."""
     import shutil
     import subprocess
 
@@ -199,23 +217,65 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path):
         pytest.skip("the vectorisation report is gcc's")
     if not build.vector_math_flags():
         pytest.skip("no libmvec here: tanhf and expf have no vector variants to call")
-    x, y = _gelu((128, 1024))
-    src = sg.compile([x], sg.logsumexp(y, 1).sum()).value_and_grad.source
+    if case == "cross_entropy":
+        src = _cross_entropy_rows()
+    else:
+        x, y = _gelu((128, 1024))
+        src = sg.compile([x], sg.logsumexp(y, 1).sum()).value_and_grad.source
     path = tmp_path / "kernel.c"
     path.write_text(src)
-    flags = [f for f in build.c_flags(True) + list(build.vector_math_flags())
+    # the flags such a module is built with: -O3 for long loops, -O2 for rows of ten
+    flags = [f for f in build.c_flags(case != "cross_entropy") + list(build.vector_math_flags())
              if f != "-shared" and not f.startswith("-l")]
     report = subprocess.run([cc, *flags, "-fopt-info-vec-optimized", "-c", str(path), "-o",
                              str(tmp_path / "kernel.o")], capture_output=True, text=True, check=True).stderr
     vectorised = {int(m) for m in re.findall(r"kernel\.c:(\d+):\d+: optimized: loop vectorized", report)}
     marked = [n for n, line in enumerate(src.splitlines(), 1) if "#pragma omp simd" in line]
     assert len(marked) >= 2, src    # the row max and the row sum (the rest are maps: unmarked)
-    missing = [n for n in marked if not {n, n + 1} & vectorised]
+    # the loop under the pragma itself, which gcc places on its `for` line or the statement
+    # after (the pragma's own line it reports for the reduction around, vectorised or not)
+    missing = [n for n in marked if not {n + 1, n + 2, n + 3} & vectorised]
     assert not missing, f"loops marked simd at lines {missing} were not vectorised:\n{report}"
 
 
-@pytest.mark.parametrize("shapes", [((96, 80), (80, 128)),          # split by rows
-                                    ((3, 700), (700, 400)),          # fewer rows than threads: by columns
+def test_a_narrow_product_of_a_transposed_matrix_copies_it_plain_and_keeps_the_numbers():
+    """x @ W.T with few columns (N under 16) and many rows stores W.T plain first (BLAS runs
+    it twice as fast so); at odd sizes, with B transposed and plain, the numbers are numpy's
+    (float64), and only the narrow transposed products big enough for BLAS get the copy."""
+    shapes = [(129, 129, 3), (65, 129, 10), (129, 17, 15), (65, 17, 1), (129, 3, 17)]
+    rng = np.random.default_rng(8)
+    inputs, outputs, values, want = [], [], [], []
+    for k, (m, kk, n) in enumerate(shapes):
+        x = sg.Variable(shape=(m, kk), name=f"x{k}")
+        w = sg.Variable(shape=(n, kk), name=f"w{k}")     # used transposed
+        v = sg.Variable(shape=(kk, n), name=f"v{k}")     # used as it is
+        inputs += [x, w, v]
+        outputs += [x @ w.T, x @ v]
+        xv, wv, vv = (rng.normal(size=s).astype(np.float32) for s in ((m, kk), (n, kk), (kk, n)))
+        values += [xv, wv, vv]
+        want += [xv.astype(np.float64) @ wv.T.astype(np.float64), xv.astype(np.float64) @ vv]
+    fn = sg.compile(inputs, outputs)
+    for got, w in zip(fn(*values), want):
+        np.testing.assert_allclose(got, w, rtol=1e-4, atol=1e-4)
+    src = fn.forward.source
+    copies = re.findall(r"/\* t_permute\w* = permute\((w\d)\) \*/", src)
+    assert sorted(copies) == ["w0", "w1", "w2"], copies    # not N=1 (too small) nor N=17
+
+
+def test_a_transposed_operand_is_read_in_place_not_copied_transposed():
+    """A product of a computed value's transpose stores the value and reads it transposed
+    (no buffer holding the transposed copy); the numbers are numpy's."""
+    a = sg.Variable(shape=(64, 32), name="a")
+    b = sg.Variable(shape=(64, 48), name="b")
+    fn = sg.compile([a, b], sg.tanh(a).T @ b)
+    av, bv = (np.random.default_rng(k).normal(size=s).astype(np.float32) for k, s in ((1, (64, 32)), (2, (64, 48))))
+    np.testing.assert_allclose(fn(av, bv), np.tanh(av.astype(np.float64)).T @ bv, rtol=1e-4, atol=1e-5)
+    src = fn.forward.source
+    assert "t_tanh" in src and "t_permute" not in src, src
+
+
+@pytest.mark.parametrize("shapes", [((160, 200), (200, 160)),      # split by rows
+                                    ((3, 256), (256, 5600)),         # fewer rows than threads: by columns
                                     ((8, 40, 64), (64, 72)),         # a batch against one matrix
                                     ((2, 3, 48, 64), (3, 64, 56))])  # batches that broadcast
 def test_large_and_batched_products_shared_among_threads_keep_the_numbers(shapes):

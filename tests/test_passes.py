@@ -63,6 +63,7 @@ def _graph():
         "matmul_literal_to_sum": [sg.broadcast_to(_lit(2.0), (2, 3)) @ M,
                                   M.T @ sg.broadcast_to(_lit(1.0), (3, 2))],
         "reduce_in_memory_order": [M.T.sum(0), M.T.amax(1)],
+        "permute_of_matmul": [(M @ (M.T + 1.0)).T, (M.T @ M).T - 1.0],
     }
     arrays = [SPECIALS, np.random.default_rng(3).permutation(SPECIALS),
               np.array([[1.0, 2.0, -3.0, 0.5], [4.0, -1.0, 2.0, 8.0], [-0.5, 3.0, 1.0, -2.0]])]
@@ -141,6 +142,26 @@ def test_a_rewrite_that_applies_another_respects_its_switch(monkeypatch):
     monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", "reduce_in_memory_order")
     text = format_graph(lower([M], [out]).outputs).splitlines()
     assert "sum" in text[1] and "permute" in text[2]                     # sum of the permute
+
+
+def test_a_transposed_product_is_computed_transposed_only_where_nothing_else_reads_it(monkeypatch):
+    """(a @ b).T is b.T @ a.T when the product has no other reader; read also as it is, the
+    product is kept (one matrix product, not two). Either way the numbers are numpy's."""
+    monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", "")
+    M = sg.Variable(shape=(3, 4), dtype=F64, name="M")
+    A = np.arange(12.0).reshape(3, 4) / 4 - 1
+    alone = (M @ (M.T + 1.0)).T * 2.0
+    text = format_graph(lower([M], [alone]).outputs)
+    assert text.count("matmul") == 1 and text.splitlines()[1].strip().startswith("#1 matmul")
+    product = M @ (M.T + 1.0)
+    shared = [product.T * 2.0, product + 1.0]
+    text = format_graph(lower([M], shared).outputs)
+    assert [line for line in text.splitlines() if "matmul" in line and "see above" not in line] == \
+        ["    #2 matmul  (3, 3) float64"], text
+    expected = (A @ (A.T + 1.0)).T * 2.0
+    for outs in ([alone], shared):
+        got = sg.compile([M], outs)(A)
+        np.testing.assert_array_equal(got[0] if isinstance(got, list) else got, expected)
 
 
 # --- printing after a pass -----------------------------------------------------------------------

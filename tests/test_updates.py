@@ -115,6 +115,27 @@ def test_bad_updates_and_arguments_are_clear_errors():
     fn2 = sg.compile([x, w], (x.sum(dim=0) * w).sum(), updates={x: x * 2.0})
     with pytest.raises(ValueError, match="shares memory"):
         fn2(shared, shared[0])
+    # the check is skipped only for the very arrays of a call that passed it
+    alone, row = np.ones((64, 8), np.float32), np.ones(8, np.float32)
+    for _ in range(2):
+        fn2(alone, row)
+        with pytest.raises(ValueError, match="shares memory"):
+            fn2(alone, alone[3])                 # one argument new: checked again
+        first = shared[0]
+        for _ in range(2):                       # the same overlapping pair, twice
+            with pytest.raises(ValueError, match="shares memory"):
+                fn2(shared, first)
+    # the very array of the call before, changed in place since: checked again
+    fn2(alone, row)
+    alone.shape = (8, 64)
+    with pytest.raises(TypeError, match=r"shape \(64, 8\).*got an array of shape \(8, 64\)"):
+        fn2(alone, row)
+    alone.shape = (64, 8)
+    alone.flags.writeable = False
+    with pytest.raises(TypeError, match="got a read-only array"):
+        fn2(alone, row)
+    alone.flags.writeable = True
+    fn2(alone, row)
     # value_and_grad and backward do not update
     fn.value_and_grad(xv, yv, wv, bv)
     np.testing.assert_array_equal(wv, 0.0)

@@ -220,59 +220,11 @@ def fast_caller(fn, returns=None):
              f"    if len(args) != {n_in}:",
              "        return general(*args)",
              f"    {', '.join(names) + ',' if names else '_'} = args" if names else "    pass"]
-    checks = []
-    for k, (shape, dtype) in enumerate(fn._specs):
-        env[f"d{k}"] = dtype
-        if fn.dims and symbolic_shape(shape):      # shape and strides: those at this call's sizes
-            checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.ndim != {len(shape)}")
-            continue
-        env[f"s{k}"] = shape
-        env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
-        checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
-                      f"or a{k}.strides != st{k}" +
-                      (f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""))
-    if fn.updates:                                  # written while the others are read: no overlap
-        checks.append("overlapping(args, updated) is not None")
-    if checks:
-        lines.append(f"    if {' or '.join(f'({c})' for c in checks)}:")
-        lines.append("        return general(*args)")
-    if fn.dims:
-        # The sizes, read off the first input that has each dimension whole, find what the
-        # function needs at them (AtSizes, made by a first call at those sizes, which takes
-        # the general path: it binds and checks every size and reports any disagreement).
-        where = [next((k, axis) for k, a in enumerate(fn.args) for axis, n in enumerate(a.shape)
-                      if getattr(n, "name", None) == d) for d in fn.dims]
-        env["point"] = lambda at: _point_at(fn, at)
-        lines.append("    known = local.__dict__.get('at_sizes')")
-        lines.append(f"    e = known.get(({''.join(f'a{k}.shape[{axis}], ' for k, axis in where)})) "
-                     f"if known else None")
-        lines.append("    if e is None or not e.fast:")
-        lines.append("        return general(*args)")
-        lines.append("    c = e.check")
-        sized = [k for k, (shape, _) in enumerate(fn._specs) if symbolic_shape(shape)]
-        same = [f"a{k}.shape != c[{2 * k}] or a{k}.strides != c[{2 * k + 1}]" for k in sized]
-        lines.append(f"    if {' or '.join(same)}:")
-        lines.append("        return general(*args)")
     outs = []
     for k, (shape, dtype) in enumerate(fn._out_specs):
         env[f"os{k}"], env[f"od{k}"] = shape, dtype
         outs.append(f"o{k}")
-    lines.append("    p = getattr(local, 'ptrs', None) or pointers()")
-    lines.append("    last = local.last")
-    if fn.dims:
-        lines.append("    if e is not local.at:")       # the size arguments and the scratch they need
-        lines.append("        point(e)")
-    for k, (shape, dtype) in enumerate(fn._specs):
-        if 0 in shape:
-            continue
-        if symbolic_shape(shape) or np.dtype(dtype).itemsize * math.prod(shape) <= SMALL_INPUT_BYTES:
-            # The same array as last time: its pointer is already in place (we hold it,
-            # so numpy will not resize or free it meanwhile).
-            lines.append(f"    if a{k} is not last[{k}]:")
-            lines.append(f"        last[{k}] = a{k}")
-            lines.append(f"        p[{k}] = view(chars, a{k}, False)")
-        else:
-            lines.append(f"    p[{k}] = view(chars, a{k}, False)")
+    lines += (_sized_arguments if fn.dims else _static_arguments)(fn, env)
     for k, (shape, dtype) in enumerate(fn._out_specs):
         if symbolic_shape(shape):       # allocated at this call's sizes
             lines.append(f"    o{k} = empty(e.out_shapes[{k}], od{k})")
@@ -301,3 +253,97 @@ def fast_caller(fn, returns=None):
     lines.append(f"    return {result}")
     exec(builtins.compile("\n".join(lines), f"<symgrad {fn.name} caller>", "exec"), env)
     return env["call"]
+
+
+def _static_arguments(fn, env) -> list:
+    """The caller's lines that check the arguments of a function of static shapes and put
+    their pointers in place. The array of the call before is not checked again for what
+    cannot change on it (its type and strides); updated arguments may share no memory with
+    the others, checked when an argument is not the array of the call before."""
+    lines = ["    p = getattr(local, 'ptrs', None) or pointers()", "    last = local.last"]
+    large = [k for k, (shape, dtype) in enumerate(fn._specs)
+             if 0 not in shape and np.dtype(dtype).itemsize * math.prod(shape) > SMALL_INPUT_BYTES]
+    if fn.updates:
+        lines.append(f"    fresh = {bool(large)}")
+    for k, (shape, dtype) in enumerate(fn._specs):
+        env[f"s{k}"], env[f"d{k}"] = shape, dtype
+        env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
+        writable = f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""
+        full = f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} " \
+               f"or a{k}.strides != st{k}{writable}"
+        # (leaving for the general path, forget the arrays taken so far: they were never
+        # checked for overlap together, and the general path may raise before resetting them)
+        if 0 in shape or k in large:
+            lines.append(f"    if {full}:")
+            lines.append("        last[:] = [None] * len(last)")
+            lines.append("        return general(*args)")
+            if k in large:
+                lines.append(f"    p[{k}] = view(chars, a{k}, False)")
+            continue
+        # The same array as last time: its pointer is already in place (we hold it, so
+        # numpy will not resize or free it meanwhile).
+        lines.append(f"    if a{k} is not last[{k}]:")
+        lines.append(f"        if {full}:")
+        lines.append("            last[:] = [None] * len(last)")
+        lines.append("            return general(*args)")
+        lines.append(f"        last[{k}] = a{k}")
+        lines.append(f"        p[{k}] = view(chars, a{k}, False)")
+        if fn.updates:
+            lines.append("        fresh = True")
+        lines.append(f"    elif a{k}.shape != s{k} or a{k}.dtype is not d{k}{writable}:")
+        lines.append("        last[:] = [None] * len(last)")
+        lines.append("        return general(*args)")
+    if fn.updates:
+        lines.append("    if fresh and overlapping(args, updated) is not None:")
+        lines.append("        last[:] = [None] * len(last)")
+        lines.append("        return general(*args)")
+    return lines
+
+
+def _sized_arguments(fn, env) -> list:
+    """The caller's lines for a function with named dimensions (symgrad.dims): every argument
+    checked, then the sizes read off the first input that has each dimension whole find what
+    the function needs at them (AtSizes, made by a first call at those sizes, which takes the
+    general path: it binds and checks every size and reports any disagreement)."""
+    checks = []
+    for k, (shape, dtype) in enumerate(fn._specs):
+        env[f"d{k}"] = dtype
+        if symbolic_shape(shape):      # shape and strides: those at this call's sizes
+            checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.ndim != {len(shape)}")
+            continue
+        env[f"s{k}"] = shape
+        env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
+        checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
+                      f"or a{k}.strides != st{k}" +
+                      (f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""))
+    if fn.updates:                                  # written while the others are read: no overlap
+        checks.append("overlapping(args, updated) is not None")
+    lines = [f"    if {' or '.join(f'({c})' for c in checks)}:", "        return general(*args)"]
+    where = [next((k, axis) for k, a in enumerate(fn.args) for axis, n in enumerate(a.shape)
+                  if getattr(n, "name", None) == d) for d in fn.dims]
+    env["point"] = lambda at: _point_at(fn, at)
+    lines.append("    known = local.__dict__.get('at_sizes')")
+    lines.append(f"    e = known.get(({''.join(f'a{k}.shape[{axis}], ' for k, axis in where)})) "
+                 f"if known else None")
+    lines.append("    if e is None or not e.fast:")
+    lines.append("        return general(*args)")
+    lines.append("    c = e.check")
+    sized = [k for k, (shape, _) in enumerate(fn._specs) if symbolic_shape(shape)]
+    same = [f"a{k}.shape != c[{2 * k}] or a{k}.strides != c[{2 * k + 1}]" for k in sized]
+    lines.append(f"    if {' or '.join(same)}:")
+    lines.append("        return general(*args)")
+    lines.append("    p = getattr(local, 'ptrs', None) or pointers()")
+    lines.append("    last = local.last")
+    lines.append("    if e is not local.at:")       # the size arguments and the scratch they need
+    lines.append("        point(e)")
+    for k, (shape, dtype) in enumerate(fn._specs):
+        if 0 in shape:
+            continue
+        if symbolic_shape(shape) or np.dtype(dtype).itemsize * math.prod(shape) <= SMALL_INPUT_BYTES:
+            # The same array as last time: its pointer is already in place.
+            lines.append(f"    if a{k} is not last[{k}]:")
+            lines.append(f"        last[{k}] = a{k}")
+            lines.append(f"        p[{k}] = view(chars, a{k}, False)")
+        else:
+            lines.append(f"    p[{k}] = view(chars, a{k}, False)")
+    return lines

@@ -3,6 +3,8 @@ over the same loops, dropping copy-only locals, and marking the loops to paralle
 vectorise. Each reads and rewrites the kernel IR; none looks at C text."""
 from __future__ import annotations
 
+import math
+
 from symgrad import dtypes
 from symgrad.dims import Dim
 from symgrad.codegen.kernel import Call, Idx, Kernel, Let, Lit, Load, Ref, affine, loads, substitute, walk
@@ -143,6 +145,11 @@ def fuse_nests(kernels: list) -> list:
 
 
 PARALLEL_MIN = 1 << 18          # matrix products under 4x this many multiply-adds run on one thread
+# A BLAS product is shared out in blocks, one single-threaded call each, from this many
+# multiply-adds (~100 us on one core): waking the pool and waiting for the slowest block
+# costs tens of microseconds, and each block packs the shared operand again. At 1M (a 128x64
+# by 64x128 product, 25 us) two threads took longer than one.
+BLAS_SHARE_MIN = 1 << 22
 PARALLEL_MIN_COST = 3 << 20     # a nest estimated to cost less runs on one thread (~50 us of work)
 
 
@@ -288,6 +295,10 @@ def merge_rows(kernels: list) -> list:
     return out
 
 
+# Rows shorter than this are not fused: per row and part, a vector loop's tail, a reduction's
+# horizontal finish and a vector libm call for a row's one log cost more than staying in cache
+# saves (cross-entropy over 10 classes ran 1.4x slower fused; from 128 classes, the same).
+ROW_FUSION_MIN = 64
 COLUMN_PART_MAX = 4096          # columns summed inside the rows (each thread a private row of sums)
 COLUMN_HOST_LOOKBACK = 8        # kernels looked back over for the rows a column sum joins
 
@@ -383,6 +394,8 @@ def _rows_prefix(prev: Kernel, k: Kernel):
     if any(p.extra.get("accs") and p.outer != o for p in parts) or k.loops[:o] != parts[0].loops[:o]:
         return None
     if not any(len(p.loops) > o for p in parts + [k]) or _reads_a_cross_row_sum(parts, k):
+        return None
+    if max(math.prod(n for _, n in p.loops[o:]) for p in parts + [k]) < ROW_FUSION_MIN:
         return None
     written = _written_at(parts)
     exprs = [let.expr for let in k.lets]

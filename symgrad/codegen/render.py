@@ -13,6 +13,7 @@ from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
+from symgrad.codegen.kernel_passes import BLAS_SHARE_MIN
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
 from symgrad.ops import c_expression
 from symgrad.codegen.names import NameTable, comment_safe
@@ -90,6 +91,7 @@ def environment() -> jinja2.Environment:
     env.globals["vector_math"] = vector_math()       # the libm functions with SIMD variants
     env.globals["ind"] = lambda depth: "    " * depth
     env.globals["parallel_min"] = PARALLEL_MIN
+    env.globals["blas_share_min"] = BLAS_SHARE_MIN
     return env
 
 

@@ -43,7 +43,10 @@ class Adam(Optimizer):
 
     def _advance(self, state: dict) -> None:
         step = state["step"]
-        step._writable()[...] += np.float32(1)                   # step_t += 1, in float32
+        count = step._writable()
+        # step_t += 1 in float32: the exact sum (a double holds it) rounded once to float32, as
+        # float32 addition rounds it; fill() is a tenth of the cost of numpy's += on a 0-d array
+        count.fill(count.item() + 1.0)
         step._vbox[0] += 1
 
     def _structure(self, group: dict) -> tuple:
@@ -54,7 +57,7 @@ class Adam(Optimizer):
     def _scalars(self, group: dict, state: dict, dtype) -> dict:
         t = np.dtype(dtype).type
         lr, (beta1, beta2), wd = group["lr"], group["betas"], group["weight_decay"]
-        step = float(state["step"].item())
+        step = float(state["step"].value().item())
         bias_correction1 = 1 - beta1 ** step
         bias_correction2 = 1 - beta2 ** step
         step_size = lr / bias_correction1

@@ -22,13 +22,15 @@ nothing reassociated), so that switching any of them off changes no bit of any r
                   pow_half                x ** 0.5 is sqrt(x + 0.0), -inf giving +inf
                   matmul_literal_to_sum   c @ B is sum(c * B) broadcast, for a literal c
                   reduce_in_memory_order  reduce(permute(x)) is permute(reduce(x))
+                  permute_of_matmul       (a @ b).T is b.T @ a.T, where nothing else reads a @ b
 
     then, over the kernels (codegen/schedule.py):
     schedule      (always runs)           one loop nest per stored node, bodies as kernel IR
     merge_nests                           nests over the same loops merged into one pass
                                           (also off with SYMGRAD_FUSE_NESTS=0)
     merge_rows                            nests over the same outer loops, one reducing, run
-                                          in turn for each row (row fusion; C backend)
+                                          in turn for each row, rows of 64 or more (row
+                                          fusion; C backend)
     drop_copies                           locals that only copy another local removed
     parallelise                           the loops OpenMP threads share marked (nests long
                                           enough to pay for threads)

@@ -109,10 +109,19 @@ def printed_after() -> tuple[str, ...]:
 def run(graph, make, chosen: list[Rewrite]):
     """Rewrite `graph` in place: nodes in topological order, each (its inputs rewritten first)
     put through the chosen rewrites for its op, in order, again and again until none changes
-    it. A new node a rewrite builds is not itself rewritten further, except as the result."""
+    it. A new node a rewrite builds is not itself rewritten further, except as the result.
+    `users` counts each node's readers in the graph as given (an output counts as one); a
+    node that stands for a rewritten one inherits its count (an over-count at worst)."""
     if not chosen:
         return graph
-    ctx = Rewriting(make, frozenset(r.name for r in chosen))
+    order = toposort(graph.outputs)
+    users = {}
+    for n in order:
+        for i in {id(i) for i in n.inputs}:
+            users[i] = users.get(i, 0) + 1
+    for o in graph.outputs:
+        users[id(o)] = users.get(id(o), 0) + 1
+    ctx = Rewriting(make, frozenset(r.name for r in chosen), lambda node: users.get(id(node)))
     by_op = {}
 
     def rewrites_of(op):
@@ -121,19 +130,29 @@ def run(graph, make, chosen: list[Rewrite]):
         return by_op[op]
 
     new = {}
-    for n in toposort(graph.outputs):
+    for n in order:
         if n.op in LEAVES:
             new[id(n)] = n
             continue
         ins = [new[id(i)] for i in n.inputs]
         cur = n if all(a is c for a, c in zip(ins, n.inputs)) else \
             make(n.op, ins, n.attrs, n.shape, n.dtype, name=n.name, origin=n.origin)
-        cur = _to_fixed_point(cur, ctx, rewrites_of)
+        _inherit(users, n, cur)
+        result = _to_fixed_point(cur, ctx, rewrites_of)
+        if result is not cur:
+            _inherit(users, n, result)
+        cur = result
         if cur.name is None and n.name:
             cur.name = n.name
         new[id(n)] = cur
     graph.outputs = [new[id(o)] for o in graph.outputs]
     return graph
+
+
+def _inherit(users, old, node):
+    """`node` stands for `old` from now on: its readers count as `node`'s."""
+    if node is not old:
+        users[id(node)] = users.get(id(node), 0) + users.get(id(old), 0)
 
 
 def _to_fixed_point(node, ctx, rewrites_of):

@@ -13,10 +13,13 @@ LEAVES = ("arg", "const", "literal")     # nodes no rewrite applies to
 @dataclass(frozen=True)
 class Rewriting:
     """What a rewrite is given beside the node: `make` builds a node (sharing one already
-    made if equal: common subexpressions stay shared) and `enabled` names the rewrites that
-    run, for a rewrite that applies another one itself."""
+    made if equal: common subexpressions stay shared), `enabled` names the rewrites that
+    run, for a rewrite that applies another one itself, and `users` how many nodes of the
+    graph read a node (None when not known: a node a rewrite has just built), for a rewrite
+    that pays only where its operand has no other reader."""
     make: Callable
     enabled: frozenset
+    users: Callable = lambda node: None
 
     def literal(self, value, dtype):
         """A literal of `dtype` holding `value`, rounded to that dtype as C would hold it."""

@@ -1,10 +1,11 @@
 """Phase `specialize`: a node rewritten as cheaper ops that give the same bits: a power as a
 product or a square root, a product with a constant as a sum, a reduction moved to walk memory
-in order."""
+in order, a transposed product computed in the layout it is read in."""
 from __future__ import annotations
 
 import numpy as np
 
+from symgrad.passes.canonicalize import permute_of_permute
 from symgrad.passes.rewrite import is_literal, rewrite, same_type, scalar_source
 
 
@@ -80,4 +81,33 @@ def reduce_in_memory_order(node, ctx):
     return out
 
 
-REWRITES = (pow_two, pow_half, matmul_literal_to_sum, reduce_in_memory_order)
+def _swap_last(x, ctx):
+    """x with its last two dims swapped (a permute of a permute folded into one)."""
+    nd = len(x.shape)
+    node = ctx.make("permute", [x], {"perm": tuple(range(nd - 2)) + (nd - 1, nd - 2)},
+                    x.shape[:-2] + (x.shape[-1], x.shape[-2]), x.dtype, origin=x.origin)
+    if x.op == "permute" and permute_of_permute.name in ctx.enabled:
+        node = permute_of_permute(node, ctx) or node
+    return node
+
+
+@rewrite("permute")
+def permute_of_matmul(node, ctx):
+    """(a @ b) with its last two dims swapped is swap(b) @ swap(a): the product is computed in
+    the layout its reader wants, instead of stored one way and read across (a gradient of
+    x @ W.T is (g.T @ x).T: its reader, the optimizer's update, would stride through it).
+    Every element is the same products added in the same order, so the bits are the same.
+
+    Only where nothing else reads the product (else it would be computed twice)."""
+    inner = node.inputs[0]
+    if inner.op != "matmul" or ctx.users(inner) != 1:
+        return None
+    nd = len(node.shape)
+    if nd < 2 or node.attrs["perm"] != tuple(range(nd - 2)) + (nd - 1, nd - 2):
+        return None
+    a, b = inner.inputs
+    return ctx.make("matmul", [_swap_last(b, ctx), _swap_last(a, ctx)], inner.attrs, node.shape, node.dtype,
+                    name=node.name, origin=inner.origin)
+
+
+REWRITES = (pow_two, pow_half, matmul_literal_to_sum, reduce_in_memory_order, permute_of_matmul)
