@@ -134,7 +134,7 @@ def creation_with_device(T):
         T.ones_like(T.ones(2), device="cpu"),
         T.full_like(T.ones(2), 3, device=dev),
         T.tensor([1.0, 2.0], device=dev),
-        T.empty(2, device=dev) * 0,
+        T.empty(2, device=dev).fill_(0),           # (empty memory may hold NaN: times 0 stays NaN)
         T.as_tensor([1, 2], device=dev),
     ]
     shapes = [
