@@ -106,16 +106,21 @@ def test_thirty_compiled_steps_equal_the_eager_loop_and_torch(name, dtype):
     assert opt.state_dict()["param_groups"] == eager_opt.state_dict()["param_groups"]
 
 
-@pytest.mark.parametrize("name", ["sgd-nesterov-decay", "adamw-amsgrad"])
-def test_other_options_follow_the_eager_loop(name):
+@pytest.mark.parametrize("name", ["sgd-nesterov-decay", "adamw-amsgrad", "rmsprop-centered-momentum",
+                                  "adagrad-decay"])
+def test_other_options_follow_the_eager_loop_and_torch(name):
     batches = _batches(np.float64, seed=3)
     model, eager_model = MLP(sg, np.float64, seed=2), MLP(sg, np.float64, seed=2)
+    torch_model = MLP(torch, np.float64, seed=2)
     opt, eager_opt = OPTIMIZERS[name](sg, model.parameters()), OPTIMIZERS[name](sg, eager_model.parameters())
     step = sg.compile_step(model, mse, opt)
     compiled = [step(*batches[k % 4]) for k in range(20)]
     np.testing.assert_allclose(compiled, eager_losses(sg, eager_model, eager_opt, batches, 20), rtol=1e-10)
-    for p, q in zip(model.parameters(), eager_model.parameters()):
+    theirs = eager_losses(torch, torch_model, OPTIMIZERS[name](torch, torch_model.parameters()), batches, 20)
+    np.testing.assert_allclose(compiled, theirs, rtol=1e-8)
+    for p, q, t in zip(model.parameters(), eager_model.parameters(), torch_model.parameters()):
         np.testing.assert_allclose(p.detach().numpy(), q.detach().numpy(), rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(p.detach().numpy(), t.detach().numpy(), rtol=1e-8, atol=1e-10)
 
 
 def test_parameters_and_state_are_updated_in_place_and_the_c_is_one_function():
