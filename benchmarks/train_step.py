@@ -83,28 +83,14 @@ def symgrad_compiled(state, x, y, seconds):
     return timed(lambda: step(x, y), seconds)
 
 
-def symgrad_eager(state, x, y, seconds):
-    import symgrad as sg
-    model = model_of(sg, state)
-    opt = sg.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = sg.nn.CrossEntropyLoss()
-    xv, yv = sg.tensor(x), sg.tensor(y)
-
-    def step():
-        opt.zero_grad()
-        loss = loss_fn(model(xv), yv)
-        loss.backward()
-        opt.step()
-        return loss.item()
-    return timed(step, seconds)
-
-
-def _torch_step(state, x, y):
-    import torch
-    model = model_of(torch, state)
-    opt = torch.optim.Adam(model.parameters(), lr=LR)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    xv, yv = torch.from_numpy(x), torch.from_numpy(y)
+def eager_step(T, state, x, y):
+    """The eager loop's step of module `T` (symgrad or torch), written once: zero_grad,
+    forward, backward, Adam's step; it returns the loss detached (no sync of torch.compile's
+    graph on .item())."""
+    model = model_of(T, state)
+    opt = T.optim.Adam(model.parameters(), lr=LR)
+    loss_fn = T.nn.CrossEntropyLoss()
+    xv, yv = T.from_numpy(x), T.from_numpy(y)
 
     def step():
         opt.zero_grad()
@@ -115,13 +101,19 @@ def _torch_step(state, x, y):
     return step
 
 
+def symgrad_eager(state, x, y, seconds):
+    import symgrad as sg
+    return timed(eager_step(sg, state, x, y), seconds)
+
+
 def torch_eager(state, x, y, seconds):
-    return timed(_torch_step(state, x, y), seconds)
+    import torch
+    return timed(eager_step(torch, state, x, y), seconds)
 
 
 def torch_compiled(state, x, y, seconds):
     import torch
-    compiled = torch.compile(_torch_step(state, x, y))
+    compiled = torch.compile(eager_step(torch, state, x, y))
     return timed(compiled, seconds)
 
 
