@@ -102,20 +102,22 @@ def var_mean(input: TensorLike, dim: Dims = None, unbiased: bool | None = None, 
              correction: float | None = None) -> tuple[Variable, Variable]:
     """The variance and the mean of `input` over `dim`, as a pair, with var's arguments.
     PyTorch: `torch.var_mean`."""
-    x = F.tensor_arg("var_mean", "input", input)
-    out = (var(x, dim, unbiased, keepdim, correction=correction),
-           F.mean(x, dim=dim if not isinstance(dim, bool) else None, keepdim=keepdim))
-    return tuple(F._mark(o, "VarMean", [x]) for o in out)
+    return _with_mean("var_mean", var, "VarMean", input, dim, unbiased, keepdim, correction)
 
 
 def std_mean(input: TensorLike, dim: Dims = None, unbiased: bool | None = None, keepdim: bool = False, *,
              correction: float | None = None) -> tuple[Variable, Variable]:
     """The standard deviation and the mean of `input` over `dim`, as a pair, with std's arguments.
     PyTorch: `torch.std_mean`."""
-    x = F.tensor_arg("std_mean", "input", input)
-    out = (std(x, dim, unbiased, keepdim, correction=correction),
+    return _with_mean("std_mean", std, "StdMean", input, dim, unbiased, keepdim, correction)
+
+
+def _with_mean(name, spread, mark, input, dim, unbiased, keepdim, correction):
+    """(spread(input), mean(input)) over `dim`, both recorded as PyTorch's one `mark` node."""
+    x = F.tensor_arg(name, "input", input)
+    out = (spread(x, dim, unbiased, keepdim, correction=correction),
            F.mean(x, dim=dim if not isinstance(dim, bool) else None, keepdim=keepdim))
-    return tuple(F._mark(o, "StdMean", [x]) for o in out)
+    return tuple(F._mark(o, mark, [x]) for o in out)
 
 
 def _truth_count(name, input, dim, keepdim):
