@@ -164,6 +164,17 @@ def layer_norm_two_dims_no_affine(r):
 
 
 @program
+def layer_norm_without_bias(r):
+    nn = r.T.nn
+    m = r.model(nn.LayerNorm(5, bias=False))
+    r.out["parameters"] = np.array(len(list(m.parameters())))     # the weight only
+    x = r.leaf(3, 5, low=-2, high=2)
+    y = m(x)
+    r.out["y"] = numbers(y)
+    return r.backward(m, r.weighted_sum(y), x=x)
+
+
+@program
 def embedding(r):
     nn = r.T.nn
     m = r.model(nn.Embedding(10, 4))

@@ -76,9 +76,9 @@ def silu(input: Variable, inplace: bool = False) -> Variable:
     return input.copy_(out) if inplace else out
 
 
-def _softmax_dim(name: str, ndim: int) -> int:
+def _softmax_dim(name: str, ndim: int, stacklevel: int) -> int:
     warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call to "
-                  f"include dim=X as an argument.", stacklevel=3)
+                  f"include dim=X as an argument.", stacklevel=stacklevel)
     return 0 if ndim in (0, 1, 3) else 1
 
 
@@ -86,10 +86,10 @@ def softmax(input: Variable, dim: int | None = None, _stacklevel: int = 3,
             dtype: DTypeLike = None) -> Variable:
     """Returns exp(input) / sum(exp(input)) along `dim`, computed stably; `dtype` casts first.
 
-    Without `dim`, PyTorch's deprecated implicit choice (with its warning). `_stacklevel` is
-    accepted for PyTorch's signature and unused. PyTorch: `torch.nn.functional.softmax`."""
+    Without `dim`, PyTorch's deprecated implicit choice, with its warning `_stacklevel` frames
+    up (the caller's line). PyTorch: `torch.nn.functional.softmax`."""
     if dim is None:
-        dim = _softmax_dim("softmax", input.ndim)
+        dim = _softmax_dim("softmax", input.ndim, _stacklevel)
     return F.softmax(input, dim, dtype=dtype)
 
 
@@ -97,10 +97,10 @@ def log_softmax(input: Variable, dim: int | None = None, _stacklevel: int = 3,
                 dtype: DTypeLike = None) -> Variable:
     """Returns input - logsumexp(input) along `dim`, computed stably; `dtype` casts first.
 
-    Without `dim`, PyTorch's deprecated implicit choice (with its warning). `_stacklevel` is
-    accepted for PyTorch's signature and unused. PyTorch: `torch.nn.functional.log_softmax`."""
+    Without `dim`, PyTorch's deprecated implicit choice, with its warning `_stacklevel` frames
+    up (the caller's line). PyTorch: `torch.nn.functional.log_softmax`."""
     if dim is None:
-        dim = _softmax_dim("log_softmax", input.ndim)
+        dim = _softmax_dim("log_softmax", input.ndim, _stacklevel)
     return F.log_softmax(input, dim, dtype=dtype)
 
 
@@ -238,12 +238,6 @@ def _check_labels(fn: str, target, n_classes: int):
                              f"to {labels.max()}")
         return target
     return F.apply("check_range", target, lo=0, hi=n_classes, what=f"{fn}: labels")
-
-
-def _unsupported(fn: str, **given):
-    for name, (value, default) in given.items():
-        if (value is not None) if default is None else (value != default):
-            raise NotImplementedError(f"{fn}: {name}= is not supported by symgrad (only {default!r})")
 
 
 def nll_loss(input: TensorLike, target: TensorLike, weight: TensorLike | None = None,

@@ -24,8 +24,9 @@ class LayerNorm(Module):
         self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(np.empty(shape, dt))
-            self.bias = Parameter(np.empty(shape, dt)) if bias else None
-            if not bias:
+            if bias:
+                self.bias = Parameter(np.empty(shape, dt))
+            else:
                 self.register_parameter("bias", None)
         else:
             self.register_parameter("weight", None)
