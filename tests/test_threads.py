@@ -103,8 +103,24 @@ def test_torch_loaded_first_does_not_take_the_loops():
 
 
 def test_set_num_threads_changes_the_pool_at_run_time():
-    run(after="sg.set_num_threads(1)\nassert sg.get_num_threads() == 1\ncheck()\n"
-              "sg.set_num_threads(3)\nassert sg.get_num_threads() == 3\ncheck()")
+    """Down and up again: the pool grows to the largest team asked for, and a team size gives
+    the same sums every time (a worker that took one job's number with another job's team ran
+    its chunk twice)."""
+    run(after=textwrap.dedent("""
+        sg.set_num_threads(1)
+        assert sg.get_num_threads() == 1
+        check()
+        sg.set_num_threads(3)
+        assert sg.get_num_threads() == 3
+        check()
+        assert tasks() == 2, tasks()
+        sums = {}
+        for n in (2, 4, 1, 4, 2, 3) * 3:
+            sg.set_num_threads(n)
+            sums.setdefault(n, set()).add(check())
+        assert tasks() == 3, tasks()
+        assert all(len(v) == 1 for v in sums.values()), sums
+    """))
     with pytest.raises(ValueError, match="positive whole number"):
         sg.set_num_threads(0)
 

@@ -33,7 +33,9 @@ static pthread_mutex_t busy = PTHREAD_MUTEX_INITIALIZER;     /* held by the call
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER, done = PTHREAD_COND_INITIALIZER;
 static sg_rt_fn job;
 static void *job_data;
-static unsigned job_team;
+/* The job's number and its team size in one word (number << SG_RT_TEAM_BITS | team): a worker
+   reads both in one load, so it never takes one job's number with another job's team. */
+#define SG_RT_TEAM_BITS 9
 static unsigned long generation;
 static unsigned remaining;
 static int sleeping;                    /* workers waiting on `wake` */
@@ -80,8 +82,8 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&lock);
         }
         seen = now;
-        const unsigned team = job_team;
-        if (id >= team) continue;
+        const unsigned team = (unsigned)(now & ((1UL << SG_RT_TEAM_BITS) - 1));
+        if (id >= team) continue;     /* not in this team: job and job_data may change under it */
         my_num = (int)id, my_team = (int)team, my_depth = 1;
         job(job_data);
         my_num = 0, my_team = 1, my_depth = 0;
@@ -142,9 +144,10 @@ void sg_rt_parallel(sg_rt_fn fn, void *data, unsigned n)
                                          team size every time, so sums add up the same way) */
     pthread_mutex_lock(&lock);
     n = ensure_workers(n);
-    job = fn, job_data = data, job_team = n;
+    job = fn, job_data = data;
     __atomic_store_n(&remaining, n - 1, __ATOMIC_RELAXED);
-    __atomic_add_fetch(&generation, 1, __ATOMIC_RELEASE);      /* publishes the job */
+    const unsigned long next = ((generation >> SG_RT_TEAM_BITS) + 1) << SG_RT_TEAM_BITS | n;
+    __atomic_store_n(&generation, next, __ATOMIC_RELEASE);     /* publishes the job */
     if (sleeping) pthread_cond_broadcast(&wake);
     pthread_mutex_unlock(&lock);
     my_num = 0, my_team = (int)n, my_depth = 1;
