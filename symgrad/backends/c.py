@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from symgrad import config
+from symgrad.dtypes import contiguous_strides
 from symgrad.backends import threads
 from symgrad.backends.base import Backend, overlapping
 from symgrad.build import Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
@@ -127,7 +128,7 @@ class AtSizes:
         # for the fast caller: each input's shape and C-contiguous strides at these sizes, and
         # whether it may take them at all (an empty array has no pointer: the general path)
         self.check = tuple(x for shape, (_, dtype) in zip(self.in_shapes, fn._specs)
-                           for x in (shape, np.empty(shape, dtype).strides))
+                           for x in (shape, contiguous_strides(shape, np.dtype(dtype).itemsize)))
         self.out_shapes = tuple(shape for shape, _ in self.out_specs)
         self.fast = not any(0 in shape for shape in self.in_shapes + list(self.out_shapes))
 
@@ -267,7 +268,7 @@ def _static_arguments(fn, env) -> list:
         lines.append(f"    fresh = {bool(large)}")
     for k, (shape, dtype) in enumerate(fn._specs):
         env[f"s{k}"], env[f"d{k}"] = shape, dtype
-        env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
+        env[f"st{k}"] = contiguous_strides(shape, np.dtype(dtype).itemsize) if 0 not in shape else None
         writable = f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""
         full = f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} " \
                f"or a{k}.strides != st{k}{writable}"
@@ -312,15 +313,17 @@ def _sized_arguments(fn, env) -> list:
             checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.ndim != {len(shape)}")
             continue
         env[f"s{k}"] = shape
-        env[f"st{k}"] = np.empty(shape, dtype).strides if 0 not in shape else None
+        env[f"st{k}"] = contiguous_strides(shape, np.dtype(dtype).itemsize) if 0 not in shape else None
         checks.append(f"type(a{k}) is not ndarray or a{k}.dtype is not d{k} or a{k}.shape != s{k} "
                       f"or a{k}.strides != st{k}" +
                       (f" or not a{k}.flags.writeable" if k in fn.updates.values() else ""))
     if fn.updates:                                  # written while the others are read: no overlap
         checks.append("overlapping(args, updated) is not None")
     lines = [f"    if {' or '.join(f'({c})' for c in checks)}:", "        return general(*args)"]
-    where = [next((k, axis) for k, a in enumerate(fn.args) for axis, n in enumerate(a.shape)
-                  if getattr(n, "name", None) == d) for d in fn.dims]
+    where = [next(((k, axis) for k, a in enumerate(fn.args) for axis, n in enumerate(a.shape)
+                   if getattr(n, "name", None) == d), None) for d in fn.dims]
+    if None in where:               # a size no input gives whole: the general path says so
+        return ["    return general(*args)"]
     env["point"] = lambda at: _point_at(fn, at)
     lines.append("    known = local.__dict__.get('at_sizes')")
     lines.append(f"    e = known.get(({''.join(f'a{k}.shape[{axis}], ' for k, axis in where)})) "
