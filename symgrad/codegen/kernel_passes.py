@@ -10,9 +10,11 @@ from symgrad.dims import Dim
 from symgrad.codegen.kernel import Call, Idx, Kernel, Let, Lit, Load, Ref, affine, loads, substitute, walk
 from symgrad.ops import OPS
 
-def _written(k: Kernel):
+def written_buffers(k: Kernel):
+    """The buffers kernel `k` writes: what a nest stores or reduces into, a rows kernel's
+    parts' writes, any other kernel's output."""
     if k.kind == "rows":
-        return [b for part in k.extra["parts"] for b in _written(part)]
+        return [b for part in k.extra["parts"] for b in written_buffers(part)]
     if k.kind == "nest":
         return [st["buf"] for st in k.extra["stores"]] + [a["out"] for a in k.extra["accs"]]
     return [k.out]
@@ -120,7 +122,7 @@ def fuse_nests(kernels: list) -> list:
                         out[j] = merged
                         placed = True
                         break
-                if reads & {b.name for b in _written(out[j])}:
+                if reads & {b.name for b in written_buffers(out[j])}:
                     break
                 read_later |= set(out[j].extra.get("reads", ()))
         if not placed:
@@ -338,7 +340,7 @@ def _column_host(out: list, k: Kernel):
     for j in range(len(out) - 1, max(-1, len(out) - 1 - COLUMN_HOST_LOOKBACK), -1):
         if out[j].kind == "rows" and _column_part(out[j], k):
             return out[j]
-        if reads & {b.name for b in _written(out[j])} or k.out.name in out[j].extra.get("reads", ()):
+        if reads & {b.name for b in written_buffers(out[j])} or k.out.name in out[j].extra.get("reads", ()):
             return None
     return None
 
@@ -367,8 +369,7 @@ def _column_part(rows: Kernel, k: Kernel) -> bool:
 def _sums_over_everything(k: Kernel) -> bool:
     """A nest whose accumulators are all sums over every loop (a loss): it can run as a part
     of rows whose sums it carries across them (its accumulators then `global`)."""
-    return k.kind == "nest" and k.outer == 0 and bool(k.extra["accs"]) and \
-        all(a["op"] == "sum" for a in k.extra["accs"])
+    return k.kind == "nest" and k.outer == 0 and _sums_only(k)
 
 
 def _rows_prefix(prev: Kernel, k: Kernel):
@@ -403,7 +404,7 @@ def _rows_prefix(prev: Kernel, k: Kernel):
         if id(ld.buf) in written and ld.index not in written[id(ld.buf)]:
             return None
     read_before = {id(ld.buf) for p in parts for ld in loads(*(let.expr for let in p.lets))}
-    if any(id(b) in read_before for b in _written(k)):
+    if any(id(b) in read_before for b in written_buffers(k)):
         return None
     return o
 
@@ -424,9 +425,7 @@ def localise_rows(kernels: list) -> list:
         if k.kind != "rows":
             continue
         o, extents = k.outer, [e for _, e in k.loops[:k.outer]]
-        rows = 1
-        for e in extents:
-            rows *= e
+        rows = math.prod(extents)
         outside = set().union(*(r for m, r in enumerate(read_by) if m != n))
         parts = k.extra["parts"]
         accesses = {}               # id(buf) -> (buf, [indexes])
@@ -485,11 +484,8 @@ def localise_rows(kernels: list) -> list:
 def _row_terms(outer_loops, per_row) -> dict:
     """The coefficients of the row loops in a row-major index of a buffer with per_row
     elements a row."""
-    terms, step = {}, per_row
-    for var, extent in reversed(outer_loops):
-        terms[var] = step
-        step *= extent
-    return terms
+    return dict(zip((v for v, _ in outer_loops),
+                    dtypes.contiguous_strides([e for _, e in outer_loops], per_row)))
 
 
 def _has_row_terms(index, row_terms) -> bool:

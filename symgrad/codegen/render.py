@@ -13,7 +13,7 @@ from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
-from symgrad.codegen.kernel_passes import BLAS_SHARE_MIN
+from symgrad.codegen.kernel_passes import BLAS_SHARE_MIN, written_buffers
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
 from symgrad.ops import c_expression
 from symgrad.codegen.names import NameTable, comment_safe
@@ -195,14 +195,9 @@ def _parts(kernels) -> list:
 
 
 def _buffers(k) -> set:
-    """The names of the buffers kernel `k` reads or writes (its IR's `reads`, and what it
-    stores, reduces into or writes)."""
-    names = set(k.extra.get("reads", ()))
-    for part in k.extra.get("parts", ()):
-        names |= _buffers(part)
-    names |= {st["buf"].name for st in k.extra.get("stores", ())}
-    names |= {a["out"].name for a in k.extra.get("accs", ())}
-    return names | {k.out.name}
+    """The names of the buffers kernel `k` reads or writes (a rows kernel's `reads` hold its
+    parts' reads)."""
+    return set(k.extra.get("reads", ())) | {b.name for b in written_buffers(k)}
 
 
 def _part_contexts(kernels, tmps) -> list:

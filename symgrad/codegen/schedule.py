@@ -15,7 +15,7 @@ from symgrad.codegen.names import comment_name
 from symgrad.codegen.ir import Graph, Node
 from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Kernel, Let, Lit, Load, Ref,
                                     Schedule, Select, affine)
-from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest, _written, drop_copies, fuse_nests,
+from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest, written_buffers, drop_copies, fuse_nests,
                                            localise_rows, merge_rows, parallelise, vectorise)
 
 __all__ = ["PARALLEL_MIN", "Scheduler", "describe"]
@@ -242,7 +242,7 @@ class Scheduler:
             if name in enabled:
                 for k in self.kernels:
                     kernel_pass(k)
-        written = {id(b) for k in self.kernels for b in _written(k)}
+        written = {id(b) for k in self.kernels for b in written_buffers(k)}
         self.tmps = [b for b in self.tmps if id(b) in written and b.kind == "tmp"]   # (not row buffers)
         scratch = self._plan_scratch()
         return Schedule(self.args, self.consts, self.outs, self.tmps, self.kernels, scratch, self.updates)
@@ -257,7 +257,7 @@ class Scheduler:
         live = []
         tmps = {id(b) for b in self.tmps}
         for k, kern in enumerate(self.kernels):
-            written = [w for w in _written(kern) if id(w) in tmps]
+            written = [w for w in written_buffers(kern) if id(w) in tmps]
             for b in written:
                 if b.position >= 0:
                     continue
