@@ -11,6 +11,7 @@ import numpy as np
 from symgrad import devices, dtypes
 from symgrad.dims import symbolic_shape
 from symgrad.generator import generator_of
+from symgrad.rounding import fma
 from symgrad.hints import DTypeLike, TensorLike
 from symgrad.shapes import as_shape
 from symgrad.variable import Variable
@@ -238,24 +239,6 @@ def arange(start: float = 0, end: float | None = None, step: float = 1, *, out: 
                    device, out)
 
 
-def _fma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """`a * b + c` rounded once, in float64, as a fused multiply-add gives it: the product's and
-    the sum's rounding errors recovered exactly (Dekker's product, Knuth's sum) and added back."""
-    split = 134217729.0                       # 2**27 + 1: halves of 26 bits
-    def halves(x):
-        t = split * x
-        hi = t - (t - x)
-        return hi, x - hi
-    p = a * b
-    ah, al = halves(a)
-    bh, bl = halves(b)
-    p_err = ((ah * bh - p) + ah * bl + al * bh) + al * bl
-    s = p + c
-    v = s - p
-    s_err = (p - (s - v)) + (c - v)
-    return s + (p_err + s_err)
-
-
 def _linspace_values(start, end, steps: int, dtype: np.dtype) -> np.ndarray:
     """PyTorch's values, bit for bit: in `dtype`, step = (end - start) / (steps - 1); the first
     half counts up from start (start + step * i), the second down from end
@@ -270,8 +253,8 @@ def _linspace_values(start, end, steps: int, dtype: np.dtype) -> np.ndarray:
     step = np.float64((e - s) / dtype.type(steps - 1))
     i = np.arange(steps, dtype=np.float64)
     half = steps // 2
-    up = _fma(np.full(half, step), i[:half], np.full(half, np.float64(s)))
-    down = _fma(np.full(steps - half, -step), (steps - 1) - i[half:], np.full(steps - half, np.float64(e)))
+    up = fma(np.full(half, step), i[:half], np.full(half, np.float64(s)))
+    down = fma(np.full(steps - half, -step), (steps - 1) - i[half:], np.full(steps - half, np.float64(e)))
     return np.concatenate([up, down]).astype(dtype)
 
 

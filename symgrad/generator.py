@@ -25,6 +25,8 @@ import os
 
 import numpy as np
 
+from symgrad.rounding import fma
+
 _MASK24, _MASK53 = np.uint64((1 << 24) - 1), np.uint64((1 << 53) - 1)
 _DEFAULT_SEED = 67280421310721          # PyTorch's default_rng_seed_val
 
@@ -90,7 +92,7 @@ class Generator:
         """PyTorch's `uniform_(low, high)` of n elements: `x * (high - low) + low` in `dtype`."""
         dt = np.dtype(dtype).type
         x = self._unit(n, dtype)
-        return _fma(x, dt(high) - dt(low), dt(low))
+        return fma(x, dt(high) - dt(low), dt(low))
 
     def normal(self, n: int, dtype: np.dtype, mean: float = 0.0, std: float = 1.0) -> np.ndarray:
         """PyTorch's `normal_(mean, std)` of n contiguous elements in `dtype`."""
@@ -102,7 +104,7 @@ class Generator:
             out[:blocks * 16] = _box_muller_16(data[:blocks * 16], dt)
             if n % 16:
                 out[n - 16:] = _box_muller_16(self._unit(16, dt), dt)
-            return _fma(out, dt.type(std), dt.type(mean))
+            return fma(out, dt.type(std), dt.type(mean))
         out = np.empty(n, np.float64)
         for k in range(n):
             if self._normal is None:
@@ -113,7 +115,7 @@ class Generator:
                 out[k] = radius * math.cos(theta)
             else:
                 out[k], self._normal = self._normal, None
-        return _fma(out, np.float64(std), np.float64(mean)).astype(dt)
+        return fma(out, np.float64(std), np.float64(mean)).astype(dt)
 
     def integers(self, low: int, high: int, n: int) -> np.ndarray:
         """PyTorch's `random_(low, high)` of n elements: a draw modulo the range, plus low (int64)."""
@@ -169,34 +171,9 @@ def _each(fn, x: np.ndarray) -> np.ndarray:
     return np.array([fn(v) for v in x.ravel().tolist()], np.float64).reshape(x.shape)
 
 
-def _fma(a, b, c) -> np.ndarray:
-    """a * b + c rounded once, in the dtype of `a` (float32 or float64), as PyTorch's kernels
-    compute `x * scale + shift` with a fused multiply-add."""
-    if np.asarray(a).dtype == np.float32:
-        return _fma32(a, b, c)
-    a, b, c = (np.asarray(v, np.float64) for v in (a, b, c))
-    p = a * b
-    err = _product_error(a, b, p)
-    s = p + c                                   # Knuth's two-sum: s + e == p + c exactly
-    v = s - p
-    e = (p - (s - v)) + (c - v)
-    return s + (e + err)
-
-
-def _product_error(a, b, p):
-    """The rounding error of the float64 product p = a * b (Dekker's split), so p + error == a * b."""
-    def split(x):
-        big = x * 134217729.0                   # 2**27 + 1
-        high = big - (big - x)
-        return high, x - high
-    ah, al = split(a)
-    bh, bl = split(b)
-    return ((ah * bh - p) + ah * bl + al * bh) + al * bl
-
-
 def _fma32(a, b, c) -> np.ndarray:
-    """a * b + c in float32, rounded once (the product of two float32 is exact in float64)."""
-    return (np.asarray(a, np.float64) * np.asarray(b, np.float64) + np.asarray(c, np.float64)).astype(_F)
+    """a * b + c in float32, rounded once."""
+    return fma(np.asarray(a, _F), b, c)
 
 
 def _log32(x: np.ndarray) -> np.ndarray:
