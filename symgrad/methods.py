@@ -147,8 +147,10 @@ def _to(self, *args, **kwargs):
 
 
 def _cuda(self, device=None, non_blocking=False, memory_format=None):
-    devices.check("cuda()", "cuda" if device is None else device if isinstance(device, (str, devices.device))
-                  else devices.device("cuda", device))
+    target = "cuda" if device is None else device if isinstance(device, (str, devices.device)) \
+        else devices.device("cuda", device)
+    if devices.check("cuda()", target).type == "cpu":         # (a CUDA device raises in check)
+        raise RuntimeError("Invalid device, must be cuda device")
 
 
 Variable.to = _to

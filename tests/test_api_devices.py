@@ -238,6 +238,12 @@ def test_cuda_for_eager_variables_points_to_compile(ask):
 
 
 @pytest.mark.parametrize("T", [torch, sg], ids=["torch", "symgrad"])
+def test_cuda_of_a_cpu_device_raises_as_torch(T):
+    with pytest.raises(RuntimeError, match="must be cuda device"):
+        T.ones(2).cuda("cpu")
+
+
+@pytest.mark.parametrize("T", [torch, sg], ids=["torch", "symgrad"])
 def test_bad_device_names_raise_as_torch(T):
     with pytest.raises(RuntimeError):
         T.device("tpu")
