@@ -14,6 +14,8 @@ import ast
 import functools
 import inspect
 
+from symgrad.tensor_math import IN_PLACE
+
 # name: PyTorch's signature for `torch.<name>` (and, without its first parameter, for the
 # method `Tensor.<name>` unless METHODS says otherwise). Only parameters symgrad implements.
 FUNCTIONS = {
@@ -189,9 +191,7 @@ NOT_IN_TABLE = {
     "get_default_device": "no parameters",
     "get_printoptions": "no parameters",
     "is_tensor": "(obj, /): positional only, as PyTorch's",
- **{name: "torch's in-place function: (input, *args) as the method x." + name
-       for name in ("abs_", "ceil_", "clamp_", "cos_", "exp_", "fill_", "floor_", "log_", "neg_", "relu_",
-                    "sigmoid_", "sin_", "sqrt_", "tanh_", "zero_")},
+ **{name: "torch's in-place function: (input, *args) as the method x." + name for name in IN_PLACE},
     "set_grad_enabled": "(mode): the same name as PyTorch's already",
     "FloatTensor": "legacy constructor: (*sizes) or (data)",
     "DoubleTensor": "legacy constructor: (*sizes) or (data)",

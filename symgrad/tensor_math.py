@@ -141,10 +141,6 @@ def any(input: TensorLike, dim: Dims = None, keepdim: bool = False) -> Variable:
 
 
 # `torch.sin_(x)`: the in-place methods as functions of the namespace, as PyTorch has them.
-IN_PLACE = ("abs_", "ceil_", "clamp_", "cos_", "exp_", "fill_", "floor_", "log_", "neg_", "relu_",
-            "sigmoid_", "sin_", "sqrt_", "tanh_", "zero_")
-
-
 # What each one computes into x, for its docstring.
 IN_PLACE_DOCS = {
     "abs_": "the absolute value of each element",
@@ -163,6 +159,7 @@ IN_PLACE_DOCS = {
     "tanh_": "the hyperbolic tangent of each element",
     "zero_": "zero in every element",
 }
+IN_PLACE = tuple(IN_PLACE_DOCS)     # torch's in-place functions symgrad has
 
 
 def _in_place_function(name: str, doc: str | None = None,
