@@ -216,10 +216,6 @@ class Dim(int):
             return self.terms[0][0][0]
         return None
 
-    @property
-    def has_quotient(self) -> bool:
-        return any(not isinstance(a, str) for mono, _ in self.terms for a in mono)
-
     def evaluate(self, env: dict) -> int:
         """The value under `env` ({name: size})."""
         return _evaluate_terms(self.terms, env)
@@ -228,7 +224,7 @@ class Dim(int):
     def __add__(self, other):
         o = _coerce(other)
         if o is None:
-            return int(self) + other
+            return self._not_a_size(other)
         other = o
         return _norm(_add(_poly(self), _poly(other)))
 
@@ -237,21 +233,21 @@ class Dim(int):
     def __sub__(self, other):
         o = _coerce(other)
         if o is None:
-            return int(self) - other
+            return self._not_a_size(other)
         other = o
         return _norm(_add(_poly(self), _poly(other), -1))
 
     def __rsub__(self, other):
         o = _coerce(other)
         if o is None:
-            return other - int(self)
+            return self._not_a_size(other)
         other = o
         return _norm(_add(_poly(other), _poly(self), -1))
 
     def __mul__(self, other):
         o = _coerce(other)
         if o is None:
-            return int(self) * other
+            return self._not_a_size(other)
         other = o
         return _norm(_mul(_poly(self), _poly(other)))
 
@@ -279,30 +275,64 @@ class Dim(int):
     def __floordiv__(self, other):
         o = _coerce(other)
         if o is None:
-            return int(self) // other
+            return self._not_a_size(other)
         other = o
         return Dim._divide(self, other, "//")
 
     def __rfloordiv__(self, other):
         o = _coerce(other)
         if o is None:
-            return other // int(self)
+            return self._not_a_size(other)
         other = o
         return Dim._divide(other, self, "//")
 
     def __mod__(self, other):
         o = _coerce(other)
         if o is None:
-            return int(self) % other
+            return self._not_a_size(other)
         other = o
         return Dim._divide(self, other, "%")
 
     def __rmod__(self, other):
         o = _coerce(other)
         if o is None:
-            return other % int(self)
+            return self._not_a_size(other)
         other = o
         return Dim._divide(other, self, "%")
+
+    def _not_a_size(self, other):
+        """Arithmetic with something that is not an integer: a number would see the placeholder
+        (the hint) and give a wrong value silently, so it raises; anything else (a Variable)
+        answers with its own reflected operator."""
+        if isinstance(other, (float, complex, np.floating, np.complexfloating)):
+            raise TypeError(f"the size {self} is a symbolic dimension: arithmetic with the number "
+                            f"{other!r} has no value until the compiled function is called (a "
+                            f"Variable divided by the size, x / x.shape[0], or x.mean(), is right)")
+        return NotImplemented
+
+    def _no_quotient(self, text):
+        raise TypeError(f"the size {self} is a symbolic dimension: {text} has no value until the "
+                        f"compiled function is called (use // for a size, or divide a Variable by "
+                        f"the size)")
+
+    def __truediv__(self, other):
+        if isinstance(other, (int, np.integer)):
+            self._no_quotient(f"{self} / {other}")
+        return self._not_a_size(other)
+
+    def __rtruediv__(self, other):
+        if isinstance(other, (int, np.integer)):
+            self._no_quotient(f"{other} / {self}")
+        return self._not_a_size(other)
+
+    def __pow__(self, other, modulo=None):
+        if modulo is None and isinstance(other, (int, np.integer)) and not isinstance(other, Dim) \
+                and other >= 0:
+            out = 1
+            for _ in range(int(other)):
+                out = out * self
+            return out
+        raise TypeError(f"the size {self} is a symbolic dimension: {self} ** {other!r} is not a size")
 
     def __float__(self):
         raise TypeError(f"the size {self} is a symbolic dimension: it has no value until the "
@@ -353,10 +383,6 @@ def _names(terms) -> set:
 
 # --- helpers for shapes ----------------------------------------------------------------------------
 
-def is_symbolic(x) -> bool:
-    return isinstance(x, Dim)
-
-
 def symbolic_shape(shape) -> bool:
     """Whether a shape has a symbolic dimension."""
     return any(isinstance(n, Dim) for n in shape)
@@ -381,11 +407,6 @@ def has_dims(obj) -> bool:
     if isinstance(obj, dict):
         return any(has_dims(o) for o in obj.values())
     return False
-
-
-def value(x, env: dict) -> int:
-    """A size under the bound sizes `env`: an int as is, a Dim evaluated."""
-    return x.evaluate(env) if isinstance(x, Dim) else x
 
 
 def specialise(obj, env: dict):

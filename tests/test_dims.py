@@ -472,16 +472,36 @@ def _elementwise_graph(batch):
 
 
 def test_every_elementwise_op_of_the_registry_runs_at_every_size():
-    """A walk over the registry: a named batch gives the numbers a static compile of that size
-    gives (the static code is checked against torch and numpy op by op in test_compile_ops and
-    test_registry), forward and gradients, for every elementwise op at once."""
+    """A walk over the registry: a named batch gives the numbers the numpy interpreter (the
+    reference, itself checked against torch op by op in test_ops and test_registry) gives at
+    that size, forward and gradients, for every elementwise op at once."""
     named = sg.compile(*_elementwise_graph("B"))
     rng = np.random.default_rng(5)
     for b in (1, 7):
-        static = sg.compile(*_elementwise_graph(b))
+        static = sg.compile(*_elementwise_graph(b), backend="interp")
         arrays = [rng.uniform(0.5, 2.0, (b, 4)) * rng.choice([-1.0, 1.0], (b, 4)), rng.uniform(0.5, 2.0, 4),
                   rng.random((b, 4)) > 0.5]
         with np.errstate(all="ignore"):
             got, want = named.value_and_grad(*arrays), static.value_and_grad(*arrays)
         for k, (g, w) in enumerate(zip(got[0] + list(got[1]), want[0] + list(want[1]))):
             np.testing.assert_allclose(g, w, rtol=1e-13, atol=0, equal_nan=True, err_msg=f"output {k}, B={b}")
+
+
+def test_arithmetic_that_would_see_the_placeholder_raises():
+    """A size's int value is a placeholder: a float, a true quotient or a power computed on it
+    would be a wrong number, so they raise; integer size arithmetic stays symbolic, and a size
+    times a Variable is the Variable's multiplication by the size given at the call."""
+    import torch
+    x = sg.Variable(shape=("batch", 3), name="x")
+    n = x.shape[0]
+    for bad in (lambda: n * 0.5, lambda: n + 1.5, lambda: n / 2, lambda: 3 / n, lambda: n ** 0.5,
+                lambda: n - np.float64(1.0)):
+        with pytest.raises(TypeError, match="symbolic dimension"):
+            bad()
+    assert str(n ** 2) == "batch*batch" and str(2 * n + 1) == "batch*2 + 1"
+    f = sg.compile([x], [n * x, x / n])
+    a = np.arange(12.0).reshape(4, 3)
+    got = f(a.astype(np.float32))
+    t = torch.tensor(a)
+    np.testing.assert_allclose(got[0], (4 * t).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got[1], (t / 4).numpy(), rtol=1e-6)
