@@ -45,12 +45,6 @@ def _argreduce(node, ins, batched, size):
     return apply(node.op, ins[0], axis=node.attrs["axis"] + 1, keepdim=node.attrs["keepdim"])
 
 
-def _matmul(node, ins, batched, size):
-    rank = node.ndim
-    ins = [lift(x, rank) if b else x for x, b in zip(ins, batched)]
-    return apply("matmul", *ins)
-
-
 def _reshape(node, ins, batched, size):
     return apply("reshape", ins[0], shape=(size,) + tuple(node.attrs["shape"]))
 
@@ -135,7 +129,7 @@ def _never(node, ins, batched, size):
 
 
 RULES = {
-    "matmul": _matmul, "sum": _reduce, "max": _reduce, "min": _reduce, "argmax": _argreduce,
+    "matmul": _elementwise, "sum": _reduce, "max": _reduce, "min": _reduce, "argmax": _argreduce,
     "argmin": _argreduce, "reshape": _reshape, "permute": _permute, "broadcast_to": _broadcast_to,
     "slice": _slice, "pad_slice": _pad_slice, "concat": _concat, "iota": _never, "size_of": _never,
     "take": _take, "scatter_add": _scatter_add, "custom_function": _custom,
