@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgrad.optim.optimizer import Optimizer
+from symgrad.optim.optimizer import Optimizer, count_step, lerp, start_state
 from symgrad.variable import Variable
 
 
@@ -37,17 +37,10 @@ class Adam(Optimizer):
 
     def _prepare(self, group: dict, p: Variable, state: dict) -> None:
         if not state:
-            state["step"] = Variable(np.zeros((), np.float32))     # torch keeps it as a float32 tensor
-            for key in self._buffer_keys(group):
-                state[key] = Variable(np.zeros(p.shape, p.dtype))
+            start_state(state, p, self._buffer_keys(group))
 
     def _advance(self, state: dict) -> None:
-        step = state["step"]
-        count = step._writable()
-        # step_t += 1 in float32: the exact sum (a double holds it) rounded once to float32, as
-        # float32 addition rounds it; fill() is a tenth of the cost of numpy's += on a 0-d array
-        count.fill(count.item() + 1.0)
-        step._vbox[0] += 1
+        count_step(state)
 
     def _structure(self, group: dict) -> tuple:
         beta1 = group["betas"][0]
@@ -79,11 +72,7 @@ class Adam(Optimizer):
             else:
                 g = g + s["weight_decay"] * p               # grad.add(param, alpha=weight_decay)
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        # exp_avg.lerp_(grad, 1 - beta1), with lerp's two forms
-        if small_weight:
-            exp_avg = exp_avg + s["lerp_weight"] * (g - exp_avg)
-        else:
-            exp_avg = g - (g - exp_avg) * s["lerp_rest"]
+        exp_avg = lerp(exp_avg, g, s["lerp_weight"], s["lerp_rest"], small_weight)  # lerp_(grad, 1 - beta1)
         # exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         exp_avg_sq = exp_avg_sq * s["beta2"] + s["one_minus_beta2"] * g * g
         new_state = {"exp_avg": exp_avg, "exp_avg_sq": exp_avg_sq}

@@ -230,3 +230,29 @@ def _write(target: Variable, value: Variable) -> None:
     with np.errstate(all="ignore"):
         arr[...] = value.value()
     target._vbox[0] += 1
+
+
+# --- pieces the optimizers with a step count share (Adam, AdamW, RMSprop, Adagrad) -------------
+
+def start_state(state: dict, p: Variable, keys) -> None:
+    """A first step's state: the step count (a float32 0-d tensor, as torch keeps it) and zeros
+    of p's shape for each of `keys`."""
+    state["step"] = Variable(np.zeros((), np.float32))
+    for key in keys:
+        state[key] = Variable(np.zeros(p.shape, p.dtype))
+
+
+def count_step(state: dict) -> None:
+    """step_t += 1 in float32: the exact sum (a double holds it) rounded once to float32, as
+    float32 addition rounds it; fill() is a tenth of the cost of numpy's += on a 0-d array."""
+    step = state["step"]
+    count = step._writable()
+    count.fill(count.item() + 1.0)
+    step._vbox[0] += 1
+
+
+def lerp(start, end, weight, rest, small: bool):
+    """start.lerp_(end, weight) in torch's two forms: start + weight * (end - start) for a
+    weight under a half, else end - (end - start) * (1 - weight) (`rest`, rounded in the dtype)."""
+    return start + weight * (end - start) if small else end - (end - start) * rest
+

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgrad.optim.optimizer import Optimizer
+from symgrad.optim.optimizer import Optimizer, count_step, lerp, start_state
 from symgrad.variable import Variable
 
 
@@ -16,13 +16,6 @@ def _check(**values) -> None:
         if not 0.0 <= value:
             raise ValueError(f"Invalid {name} value: {value}" if name != "learning rate"
                              else f"Invalid learning rate: {value}")
-
-
-def _count(state: dict) -> None:
-    """step_t += 1, in float32, as torch keeps the step."""
-    step = state["step"]
-    step._writable()[...] += np.float32(1)
-    step._vbox[0] += 1
 
 
 class RMSprop(Optimizer):
@@ -44,12 +37,10 @@ class RMSprop(Optimizer):
 
     def _prepare(self, group: dict, p: Variable, state: dict) -> None:
         if not state:
-            state["step"] = Variable(np.zeros((), np.float32))
-            for key in self._buffer_keys(group):
-                state[key] = Variable(np.zeros(p.shape, p.dtype))
+            start_state(state, p, self._buffer_keys(group))
 
     def _advance(self, state: dict) -> None:
-        _count(state)
+        count_step(state)
 
     def _structure(self, group: dict) -> tuple:
         return (group["weight_decay"] != 0, group["momentum"] > 0, bool(group["centered"]),
@@ -73,11 +64,8 @@ class RMSprop(Optimizer):
         square_avg = state["square_avg"] * s["alpha"] + s["one_minus_alpha"] * g * g
         new_state = {"square_avg": square_avg}
         if centered:
-            grad_avg = state["grad_avg"]                        # grad_avg.lerp_(grad, 1 - alpha)
-            if small_weight:
-                grad_avg = grad_avg + s["one_minus_alpha"] * (g - grad_avg)
-            else:
-                grad_avg = g - (g - grad_avg) * s["lerp_rest"]
+            # grad_avg.lerp_(grad, 1 - alpha)
+            grad_avg = lerp(state["grad_avg"], g, s["one_minus_alpha"], s["lerp_rest"], small_weight)
             new_state["grad_avg"] = grad_avg
             avg = sqrt(square_avg + -1.0 * grad_avg * grad_avg)     # addcmul(.., value=-1).sqrt_()
         else:
@@ -108,11 +96,11 @@ class Adagrad(Optimizer):
 
     def _prepare(self, group: dict, p: Variable, state: dict) -> None:
         if not state:
-            state["step"] = Variable(np.zeros((), np.float32))
+            start_state(state, p, ())
             state["sum"] = Variable(np.full(p.shape, group["initial_accumulator_value"], p.dtype))
 
     def _advance(self, state: dict) -> None:
-        _count(state)
+        count_step(state)
 
     def _structure(self, group: dict) -> tuple:
         return (group["weight_decay"] != 0, bool(group["maximize"]))
