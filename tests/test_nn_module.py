@@ -140,8 +140,10 @@ def test_modes_zero_grad_apply_and_requires_grad(T):
     loss.backward()
     grads = [p.grad is not None for p in net.parameters()]
     assert sum(grads) == len(grads) - 2          # blocks.1.fc and norm reached; heads.b and seq? no
+    held = [p.grad for p in net.parameters()]
     net.zero_grad(set_to_none=False)
     assert all(p.grad is None or float(abs(p.grad).sum()) == 0.0 for p in net.parameters())
+    assert all(p.grad is g for p, g in zip(net.parameters(), held))      # zeroed in place
     net.zero_grad()
     assert all(p.grad is None for p in net.parameters())
     seen = []

@@ -87,14 +87,7 @@ class Optimizer:
         """Reset the gradients of all parameters: to None (the default), or to zeros."""
         for group in self.param_groups:
             for p in group["params"]:
-                if p.grad is None:
-                    continue
-                if set_to_none:
-                    p.grad = None
-                elif p.grad.op is None and p.grad._value is not None:
-                    _write(p.grad, Variable(np.zeros(p.shape, p.grad.dtype)))     # in place, as torch
-                else:
-                    p.grad = Variable(np.zeros(p.shape, p.grad.dtype))
+                reset_grad(p, set_to_none)
 
     # --- the update ---------------------------------------------------------------------------
 
@@ -256,3 +249,16 @@ def lerp(start, end, weight, rest, small: bool):
     weight under a half, else end - (end - start) * (1 - weight) (`rest`, rounded in the dtype)."""
     return start + weight * (end - start) if small else end - (end - start) * rest
 
+
+def reset_grad(p: Variable, set_to_none: bool) -> None:
+    """p's gradient forgotten (None), or zeroed in place when it holds a value (the same
+    object keeps it, as torch's zero_grad(set_to_none=False)). Module.zero_grad and
+    Optimizer.zero_grad both use it."""
+    if p.grad is None:
+        return
+    if set_to_none:
+        p.grad = None
+    elif p.grad.op is None and p.grad._value is not None:
+        _write(p.grad, Variable(np.zeros(p.shape, p.grad.dtype)))
+    else:
+        p.grad = Variable(np.zeros(p.shape, p.grad.dtype))

@@ -306,15 +306,9 @@ class Module:
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the Parameters' gradients (None), or zero them in place."""
+        from symgrad.optim.optimizer import reset_grad
         for p in self.parameters():
-            if p.grad is None:
-                continue
-            if set_to_none:
-                p.grad = None
-            else:
-                with no_grad():
-                    p.grad = p.grad.detach()
-                    p.grad.zero_()
+            reset_grad(p, set_to_none)
 
     def apply(self, fn: Callable[["Module"], None]) -> "Module":
         """Call `fn` on every submodule (children first), then on this module."""
