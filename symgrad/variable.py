@@ -460,13 +460,8 @@ class Variable(Node):
         views see the change (`a[0][1] = 5` changes `a`; `n = b.numpy()` sees `b[1, 1] = 7`).
         The nodes that used it keep the node it was."""
         storage = self._writable()
-        old = Variable.__new__(Variable)
-        old.__dict__.update(self.__dict__)
+        old = self._split_off_old()
         old._value = None if self._value is storage else self._value     # recomputed if needed
-        old._grad_fn = old._accumulate = None
-        old_ref, self_ref = weakref.ref(old), weakref.ref(self)
-        for i in old.inputs:
-            i._users = [old_ref if r() is self else r for r in i._users]
         self._hand_users_to(old, self._vbox[0] + 1, serial())
         with np.errstate(all="ignore"):
             storage[...] = new.value()
@@ -474,20 +469,24 @@ class Variable(Node):
         self._users, self._prune_at, self._concrete = [], 8, None
         self._grad_fn = self._accumulate = None
         self._vbox = [self._vbox[0] + 1]
-        del self_ref
+
+    def _split_off_old(self) -> "Variable":
+        """A fresh object holding this one's node (with no gradient bookkeeping), listed by the
+        node's inputs among their users in place of this object: so that a later in-place
+        change of one of them hands it over too (else it would read the new value)."""
+        old = Variable.__new__(Variable)
+        old.__dict__.update(self.__dict__)
+        old._grad_fn = old._accumulate = None
+        old_ref = weakref.ref(old)
+        for i in old.inputs:
+            i._users = [old_ref if r() is self else r for r in i._users]
+        return old
 
     def _become(self, new: "Variable", start: int, only=None) -> None:
         """Make this object stand for the node `new`. Its old node moves to a fresh object,
         and every node that used this one now uses that (Node._hand_users_to): they keep the
         value they saw."""
-        old = Variable.__new__(Variable)
-        old.__dict__.update(self.__dict__)
-        old._grad_fn = old._accumulate = None
-        # The old node's inputs list it among their users: as `old` now, so that a later
-        # in-place change of one of them hands it over too (else it would read the new value).
-        old_ref = weakref.ref(old)
-        for i in old.inputs:
-            i._users = [old_ref if r() is self else r for r in i._users]
+        old = self._split_off_old()
         version = self._vbox[0] + 1
         for user in self._hand_users_to(old, version, start, only):
             if user._fn:
