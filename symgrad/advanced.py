@@ -221,8 +221,8 @@ def index_put(x: Variable, key, value, accumulate: bool = False) -> Variable:
     if mask is not None and value.numel() == 1 and not accumulate:
         m = G.reshape(mask, mask.shape + (1,) * (x.ndim - mask.ndim))
         return _mark(where(m, G.reshape(value, ()), x), "IndexPut", [x, value])
-    with no_grad():
-        flat_ids = Variable(np.arange(x.numel(), dtype=np.int64).reshape(x.shape))
+    with no_grad():       # each element's flat position, a node (no array of x's size in the graph)
+        flat_ids = G.reshape(apply("iota", shape=(x.numel(),), axis=0, dtype="int64"), x.shape)
         positions, _ = _take(flat_ids, _as_tuple(key))
     return _mark(put(x, positions, value, accumulate), "IndexPut", [x, value])
 

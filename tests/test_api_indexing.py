@@ -396,3 +396,20 @@ def test_in_place_change_of_an_input_after_an_in_place_change_of_its_user(torch)
         (t.sum() + y.sum()).backward()
         return w.grad
     np.testing.assert_array_equal(value(run(sg)), value(run(torch)))
+
+
+def test_an_assignment_through_a_symbolic_index_captures_no_array_of_the_tensors_size():
+    """x[i] = v builds each element's flat position as a graph node (iota), not a constant
+    array of x's size that every compile would carry."""
+    import torch
+    from symgrad.codegen.ir import lower
+    x = sg.Variable(shape=(300, 40), name="x")
+    i = sg.Variable(shape=(3,), dtype="int64", name="i")
+    y = x * 1
+    y[i] = 0.5
+    assert lower([x, i], [y]).consts == []
+    a = np.random.default_rng(0).normal(size=(300, 40)).astype(np.float32)
+    idx = np.array([4, 299, 0])
+    t = torch.tensor(a)
+    t[torch.tensor(idx)] = 0.5
+    np.testing.assert_array_equal(sg.compile([x, i], y)(a, idx), t.numpy())
