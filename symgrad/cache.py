@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import time
 from pathlib import Path
 
 from symgrad import build, config
@@ -122,16 +120,10 @@ def clear_cache() -> dict:
     for folder, _, _ in _entries(root):
         if folder.name not in keep:
             build.remove_entry(folder)
-            removed += 1
+            removed += not folder.exists()
     for name in ("index", "failed"):
-        target = root / name
-        if target.is_dir():
-            trash = root / f".{name}.cleared-{os.getpid()}-{time.time_ns()}"
-            try:
-                os.rename(target, trash)
-                shutil.rmtree(trash, ignore_errors=True)
-            except OSError:
-                pass
+        if (root / name).is_dir():
+            build.remove_entry(root / name)
     after = cache_info()
     return {"removed": removed, "freed_bytes": max(0, before["bytes"] - after["bytes"])}
 
