@@ -193,6 +193,10 @@ def test_load_state_dict_takes_numpy_arrays_and_casts():
     assert all(v.dtype == np.float32 and np.all(v.numpy() == 0.5) for v in net.state_dict().values())
     net.load_state_dict(make_net(torch).state_dict())          # torch tensors, through __array__
     assert net.temperature.dtype == np.float32
+    theirs = make_net(torch)
+    net.load_state_dict(theirs.state_dict(keep_vars=True))     # torch parameters that require grad
+    for (key, ours), value in zip(net.state_dict().items(), theirs.state_dict().values()):
+        np.testing.assert_array_equal(ours.numpy(), value.numpy(), err_msg=key)
 
 
 def _load_errors(T):

@@ -48,10 +48,10 @@ def _check_name(kind: str, name, module: "Module", store: dict) -> None:
 def _as_array(key: str, value) -> np.ndarray:
     """A state_dict value: a Variable, a numpy array or anything with `__array__` (a torch
     tensor); anything else is refused naming the key."""
-    if isinstance(value, Variable):
-        return value.value()
-    if isinstance(value, (np.ndarray, np.generic)) or hasattr(value, "__array__"):
-        arr = np.asarray(value)
+    if isinstance(value, (Variable, np.ndarray, np.generic)) or hasattr(value, "__array__") or \
+            hasattr(value, "__dlpack__"):
+        from symgrad.dlpack import to_array       # (a torch tensor that requires grad: detached)
+        arr = np.asarray(to_array(value, f'the parameter named "{key}"'))
         if arr.dtype.kind not in "fiub":
             raise TypeError(f'While copying the parameter named "{key}", expected a Variable or a '
                             f"numeric array from checkpoint but received an array of dtype {arr.dtype}")
