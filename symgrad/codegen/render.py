@@ -13,7 +13,7 @@ from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
-from symgrad.codegen.kernel_passes import BLAS_SHARE_MIN, written_buffers
+from symgrad.codegen.kernel_passes import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT, written_buffers
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
 from symgrad.ops import c_expression
 from symgrad.codegen.names import NameTable, comment_safe
@@ -92,6 +92,7 @@ def environment() -> jinja2.Environment:
     env.globals["ind"] = lambda depth: "    " * depth
     env.globals["parallel_min"] = PARALLEL_MIN
     env.globals["blas_share_min"] = BLAS_SHARE_MIN
+    env.globals["blas_small_max"], env.globals["blas_small_split"] = BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
     return env
 
 

@@ -15,8 +15,9 @@ from symgrad.codegen.names import comment_name
 from symgrad.codegen.ir import Graph, Node
 from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Kernel, Let, Lit, Load, Ref,
                                     Schedule, Select, affine)
-from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest, written_buffers, drop_copies, fuse_nests,
-                                           localise_rows, merge_rows, parallelise, vectorise)
+from symgrad.codegen.kernel_passes import (BLAS_SMALL_MAX, BLAS_SMALL_SPLIT, PARALLEL_MIN, _as_nest,
+                                           written_buffers, drop_copies, fuse_nests, localise_rows,
+                                           merge_rows, parallelise, vectorise)
 
 __all__ = ["PARALLEL_MIN", "Scheduler", "describe"]
 from symgrad.ops import OPS
@@ -131,7 +132,7 @@ class Scheduler:
                 for i in n.inputs:
                     if not self._strided_view(i):
                         m.add(id(_below_relabelling(i)))
-                if _narrow_transposed_b(n):
+                if _transposed_b_stored_plain(n):
                     m.add(id(n.inputs[1]))
         for n in reversed(self.order):        # costly values with several users: compute once
             if id(n) not in m and self.users.get(id(n), 0) > 1 and not self._cheap(n):
@@ -404,17 +405,21 @@ def _padded_bytes(nbytes):
 NARROW_N = 16               # a product with fewer columns than this is "narrow"
 
 
-def _narrow_transposed_b(n: Node) -> bool:
-    """Whether matrix product `n` has few columns (N under NARROW_N), many rows, and a B that
-    is a transposed matrix (x @ W.T with W of a few rows: a classifier's last layer). OpenBLAS
-    runs such a product at about half the speed of the same one with B plain (8.5 against
-    4.9 us for 128x128 by 128x10), and our loop reads a transposed B across its rows; so B is
-    stored plain first: K * N elements copied against M * K * N multiply-adds."""
+def _transposed_b_stored_plain(n: Node) -> bool:
+    """Whether matrix product `n` of many rows (64 or more) reads a B that is a transposed
+    matrix (x @ W.T, a linear layer's forward), and B is better stored plain first: K * N
+    elements copied against M * K * N multiply-adds. OpenBLAS runs a transposed B at 0.5-0.9
+    times the speed of a plain one (128x128 by 128x10: 8.5 against 4.9 us; 64x64 by 64x128:
+    15.7 against 10.2), and its small-matrix kernels, which a product of up to
+    BLAS_SMALL_SPLIT million multiply-adds is split for, are fast only for a plain B; our own
+    loop reads a transposed B across its rows. A product far larger keeps it in place (the
+    copy of a large W there costs more than the slower reading)."""
     a, b = n.inputs
     if len(n.shape) != 2 or b.op != "permute" or b.attrs["perm"] != (1, 0):
         return False
     m, k, cols = a.shape[0], a.shape[1], b.shape[1]
-    return cols < NARROW_N and m >= 64 and m * k * cols >= 32768
+    mnk = m * k * cols
+    return m >= 64 and 32768 <= mnk and (cols < NARROW_N or mnk <= BLAS_SMALL_MAX * BLAS_SMALL_SPLIT)
 
 
 def _below_relabelling(n: Node) -> Node:
