@@ -13,6 +13,7 @@ per dtype. A change of what the update records (momentum turned on, amsgrad, a n
 parameter group) compiles the step again."""
 from __future__ import annotations
 
+from operator import attrgetter, is_
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
@@ -81,7 +82,7 @@ class CompiledStep:
         if not callable(loss_fn):
             raise TypeError(f"sg.compile_step: loss_fn must be callable, got {type(loss_fn).__name__}")
         self.model, self.loss_fn, self.optimizer, self.backend = model, loss_fn, optimizer, backend
-        self._key = self._quick = None
+        self._key = self._quick = self._plan = None
         self._specs = None
         self.fn = None
 
@@ -185,6 +186,10 @@ class CompiledStep:
             raise TypeError("compile_step: call it as step(*inputs, target)")
         arrays = [_as_array(a) for a in inputs]
         self._rebuild_if_changed(arrays)
+        if self._plan is not None:
+            loss = self._plan(self, arrays)
+            if loss is not None:
+                return loss
         counters = self._count_and_fill_scalars()
         try:
             loss = self._call(*arrays, *self._state_arrays())
@@ -195,6 +200,7 @@ class CompiledStep:
                 self.optimizer.state.pop(p, None)
             raise
         self._publish_state()
+        self._plan = _Steady.of(self)
         return float(loss[0])
 
     def _rebuild_if_changed(self, arrays) -> None:
@@ -206,6 +212,7 @@ class CompiledStep:
             (getattr(self.model, "training", None),)
         if quick == self._quick:
             return
+        self._plan = None
         params, fixed, key = self._layout()
         mode_changed = self._quick is not None and quick[-1] != self._quick[-1]
         if key != self._key or mode_changed:
@@ -296,6 +303,86 @@ class CompiledStep:
     @property
     def path(self):
         return None if self.fn is None else self.fn.forward.path
+
+
+_value = attrgetter("_value")
+
+
+class _Steady:
+    """A step in steady state, as the step before left it: every trained parameter has its
+    whole state in the optimizer (its buffers, its step count). A call then checks with a few
+    identity tests that nothing the step reads was replaced since (a parameter's state dict,
+    a buffer in it, the array a Variable holds), counts the step, writes its scalars and calls
+    the C with the same arrays, without the general path's per-parameter bookkeeping. A call
+    that finds anything changed returns None, and the general path runs."""
+
+    @classmethod
+    def of(cls, step: CompiledStep) -> "_Steady | None":
+        opt = step.optimizer
+        states = opt.state
+        if step._private:
+            return None
+        self = cls()
+        self.params, self.dicts, self.slots, self.counters = [], [], [], []
+        self.entry_dicts, self.entry_keys, self.entry_vars = [], [], []
+        for p, group, names, hyper, lo, hi, keys in step._slots:
+            state = states.get(p)
+            if not state:
+                return None
+            for k in keys + (("step",) if opt.counts_steps else ()):
+                v = state.get(k)
+                if not isinstance(v, Variable) or v._value is None:
+                    return None
+                self.entry_dicts.append(state)
+                self.entry_keys.append(k)
+                self.entry_vars.append(v)
+            counter = None
+            if opt.counts_steps:
+                counter = state["step"]._value
+                if counter.shape != () or not counter.flags.writeable:
+                    return None
+                self.counters.append(counter)
+            self.params.append(p)
+            self.dicts.append(state)
+            self.slots.append((group, names, hyper, lo, hi, state, p.dtype, len(self.counters) - 1))
+        self.arrays = step._state_arrays()
+        buffers = [states[p][k] for p, k in step._buffers]
+        held = [p for _, p, _ in step._params] + list(step._fixed) + buffers
+        self.watched = held + [state["step"] for state in self.dicts if opt.counts_steps]
+        self.values = [v._value for v in self.watched]
+        if any(a is not v for a, v in zip(self.arrays, self.values[:len(held)])):
+            return None
+        self.bumped = [p for _, p, _ in step._params] + buffers + self.watched[len(held):]
+        self.optimizer = opt
+        return self
+
+    def __call__(self, step: CompiledStep, arrays: list) -> "float | None":
+        opt = self.optimizer
+        states = opt.state
+        if not (all(map(is_, map(states.get, self.params), self.dicts))
+                and all(map(is_, map(dict.get, self.entry_dicts, self.entry_keys), self.entry_vars))
+                and all(map(is_, map(_value, self.watched), self.values))):
+            return None
+        counts = [c.item() for c in self.counters]
+        for c, n in zip(self.counters, counts):
+            c.fill(n + 1.0)                         # count_step's float32 step
+        rows = {}
+        for group, names, hyper, lo, hi, state, dtype, k in self.slots:
+            key = (id(group), counts[k] if k >= 0 else None, dtype)
+            row = rows.get(key)
+            if row is None:
+                scalars = opt._scalars(group, state, dtype)
+                row = rows[key] = np.array([scalars[name] for name in names] + [0], dtype)
+            hyper[lo:hi] = row                      # "fresh" (the last) is 0: every buffer exists
+        try:
+            loss = step._call(*arrays, *self.arrays)
+        except BaseException:
+            for c, n in zip(self.counters, counts):  # the step did not happen
+                c.fill(n)
+            raise
+        for v in self.bumped:
+            v._vbox[0] += 1
+        return float(loss[0])
 
 
 def _probe_state(opt, group, p) -> dict:

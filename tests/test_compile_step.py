@@ -5,6 +5,8 @@ a scheduler sets and Adam's step count reach the compiled step without recompili
 made by eager steps carries on into compiled ones and back."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -194,6 +196,51 @@ def test_eager_and_compiled_steps_share_the_optimizer_state():
                                     for i, s in sd["state"].items()}, "param_groups": sd["param_groups"]})
     np.testing.assert_allclose([step(*batches[k % 4]) for k in range(3)],
                                eager_losses(torch, tmodel, topt, batches, 3), rtol=1e-8)
+
+
+def _between_steps(T, model, opt, k, saved):
+    """What a training loop may do to the model and the optimizer between two steps, written
+    once for symgrad and torch: rebind a parameter's data, replace a state buffer, change a
+    step count in place, load a saved optimizer state (a snapshot, and the live state_dict,
+    whose values are the optimizer's own and have moved on since)."""
+    w, b = model.params["fc1.weight"], model.params["fc2.bias"]
+    if k == 1:
+        saved.append(copy.deepcopy(opt.state_dict()))
+    elif k == 2:
+        saved.append(opt.state_dict())
+    elif k == 3:
+        w.data = T.tensor(np.full(tuple(w.shape), 0.05))
+    elif k == 5:
+        opt.state[b]["exp_avg"] = T.zeros_like(b)
+    elif k == 6:
+        opt.state[w]["step"].fill_(1.0)
+    elif k == 8:
+        opt.load_state_dict(saved[1])
+    elif k == 9:
+        opt.load_state_dict(saved[0])
+
+
+def test_what_the_loop_changes_between_compiled_steps_reaches_the_next_one():
+    batches = _batches(np.float64)
+    runs = {}
+    for T in (sg, torch):
+        model = MLP(T, np.float64, seed=8)
+        opt = T.optim.Adam(model.parameters(), lr=0.02)
+        step = sg.compile_step(model, mse, opt) if T is sg else None
+        losses, saved = [], []
+        for k in range(12):
+            if T is sg:
+                losses.append(step(*batches[k % 4]))
+            else:
+                losses += eager_losses(torch, model, opt, batches[k % 4:k % 4 + 1], 1)
+            _between_steps(T, model, opt, k, saved)
+        runs[T] = (losses, [p.detach().numpy().copy() for p in model.parameters()],
+                   float(opt.state[model.params["fc1.weight"]]["step"]))
+    (ours, our_params, our_step), (theirs, their_params, their_step) = runs[sg], runs[torch]
+    np.testing.assert_allclose(ours, theirs, rtol=1e-8)
+    for p, q in zip(our_params, their_params):
+        np.testing.assert_allclose(p, q, rtol=1e-8, atol=1e-12)
+    assert our_step == their_step
 
 
 def test_a_change_of_structure_recompiles_and_still_follows_the_eager_loop():

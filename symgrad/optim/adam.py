@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgrad.optim.optimizer import Optimizer, count_step, lerp, start_state
+from symgrad.optim.optimizer import Optimizer, lerp, start_state
 from symgrad.variable import Variable
 
 
@@ -39,8 +39,7 @@ class Adam(Optimizer):
         if not state:
             start_state(state, p, self._buffer_keys(group))
 
-    def _advance(self, state: dict) -> None:
-        count_step(state)
+    counts_steps = True
 
     def _structure(self, group: dict) -> tuple:
         beta1 = group["betas"][0]

@@ -111,8 +111,12 @@ class Optimizer:
         step's scalars `s`, with symgrad operations."""
         raise NotImplementedError
 
+    counts_steps = False        # True: the state keeps a step count ("step"), as Adam's
+
     def _advance(self, state: dict) -> None:
         """Count the step in the state (Adam's "step"), before the scalars are computed."""
+        if self.counts_steps:
+            count_step(state)
 
     def step(self, closure=None):
         """One update of every parameter that has a gradient. `closure`, when given,
@@ -150,7 +154,8 @@ class Optimizer:
     def state_dict(self) -> dict:
         """{"state": {index: {key: value}}, "param_groups": [{..., "params": [indices]}]}, with
         parameters numbered in the order of the groups, as PyTorch numbers them. The values are
-        the optimizer's own Variables (not copies), as in PyTorch."""
+        the optimizer's own per-parameter dicts and Variables (not copies), as in PyTorch: what
+        changes in the optimizer's state afterwards shows in it too."""
         index: dict[int, int] = {}
         groups = []
         for group in self.param_groups:
@@ -159,7 +164,7 @@ class Optimizer:
                 index.setdefault(id(p), len(index))
             packed["params"] = [index[id(p)] for p in group["params"]]
             groups.append(packed)
-        state = {index[id(p)]: dict(s) for p, s in self.state.items() if id(p) in index and s}
+        state = {index[id(p)]: s for p, s in self.state.items() if id(p) in index and s}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:

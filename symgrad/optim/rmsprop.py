@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgrad.optim.optimizer import Optimizer, count_step, lerp, start_state
+from symgrad.optim.optimizer import Optimizer, lerp, start_state
 from symgrad.variable import Variable
 
 
@@ -39,8 +39,7 @@ class RMSprop(Optimizer):
         if not state:
             start_state(state, p, self._buffer_keys(group))
 
-    def _advance(self, state: dict) -> None:
-        count_step(state)
+    counts_steps = True
 
     def _structure(self, group: dict) -> tuple:
         return (group["weight_decay"] != 0, group["momentum"] > 0, bool(group["centered"]),
@@ -99,8 +98,7 @@ class Adagrad(Optimizer):
             start_state(state, p, ())
             state["sum"] = Variable(np.full(p.shape, group["initial_accumulator_value"], p.dtype))
 
-    def _advance(self, state: dict) -> None:
-        count_step(state)
+    counts_steps = True
 
     def _structure(self, group: dict) -> tuple:
         return (group["weight_decay"] != 0, bool(group["maximize"]))
