@@ -353,6 +353,22 @@ class _Steady:
         if any(a is not v for a, v in zip(self.arrays, self.values[:len(held)])):
             return None
         self.bumped = [p for _, p, _ in step._params] + buffers + self.watched[len(held):]
+        # consecutive parameters of one group whose scalars lie side by side: one 2-D view, so
+        # that a step writes their shared row once (when their step counts agree)
+        runs: list = []
+        for slot in self.slots:
+            group, _, hyper, lo, hi, _, dtype, _ = slot
+            last = runs[-1][-1][-1] if runs else None
+            if last and last[0] is group and last[2] is hyper and last[4] == lo and \
+                    last[4] - last[3] == hi - lo and last[6] == dtype:
+                runs[-1][-1].append(slot)
+            else:
+                runs.append((group, [slot]))
+        self.runs = []
+        for group, run in runs:
+            first, end = run[0], run[-1]
+            view = first[2][first[3]:end[4]].reshape(len(run), -1)
+            self.runs.append((group, view, run, [slot[-1] for slot in run]))
         self.optimizer = opt
         return self
 
@@ -366,14 +382,15 @@ class _Steady:
         counts = [c.item() for c in self.counters]
         for c, n in zip(self.counters, counts):
             c.fill(n + 1.0)                         # count_step's float32 step
-        rows = {}
-        for group, names, hyper, lo, hi, state, dtype, k in self.slots:
-            key = (id(group), counts[k] if k >= 0 else None, dtype)
-            row = rows.get(key)
-            if row is None:
+        for group, view, run, ks in self.runs:
+            _, names, _, _, _, state, dtype, k = run[0]
+            if k < 0 or [counts[i] for i in ks].count(counts[k]) == len(ks):
                 scalars = opt._scalars(group, state, dtype)
-                row = rows[key] = np.array([scalars[name] for name in names] + [0], dtype)
-            hyper[lo:hi] = row                      # "fresh" (the last) is 0: every buffer exists
+                view[...] = np.array([scalars[name] for name in names] + [0], dtype)
+                continue
+            for _, names, hyper, lo, hi, state, dtype, _ in run:    # step counts that differ
+                scalars = opt._scalars(group, state, dtype)
+                hyper[lo:hi] = np.array([scalars[name] for name in names] + [0], dtype)
         try:
             loss = step._call(*arrays, *self.arrays)
         except BaseException:

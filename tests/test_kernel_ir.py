@@ -409,3 +409,25 @@ def test_a_long_function_is_cut_into_parts_that_keep_the_numbers_and_the_checks(
                                                              torch.tensor(labels[:3])).item(), rtol=1e-5)
     with pytest.raises(Exception, match="labels"):
         f(a, w, np.array([0, 4, 1, 2, 2, 1]))
+
+
+@pytest.mark.parametrize("shape, tiled", [((64, 48), True), ((3, 32, 80), True), ((20, 30), False),
+                                          ((16, 16), False)])
+def test_a_transposing_copy_runs_in_blocks_and_stays_exact(shape, tiled):
+    # x.T read across its rows: the nest is tiled when 16 divides both inner extents (a single
+    # 16x16 block is left as it is); values are those of numpy's transpose, bit for bit
+    x = sg.Variable(shape=shape, name="x")
+    y = sg.transpose(x, -1, -2) * 3.0 + 1.0
+    schedule = _schedule([x], [y])
+    (nest,) = [k for k in schedule.kernels if k.kind == "nest"]
+    names = [v for v, _ in nest.loops]
+    assert any(v.endswith("_t") for v in names) == tiled
+    if tiled:
+        assert [n for _, n in nest.loops][-2:] == [16, 16] and nest.outer == len(nest.loops)
+    a = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    fn = sg.compile([x], y)
+    expected = np.swapaxes(a, -1, -2) * np.float32(3.0) + np.float32(1.0)
+    assert np.array_equal(fn(a), expected)
+    assert ("i0_t" in fn.forward.source or "i1_t" in fn.forward.source) == tiled
+    off = _schedule([x], [y], kernel_passes=("merge_nests", "drop_copies", "parallelise", "vectorise"))
+    assert not any(v.endswith("_t") for k in off.kernels for v, _ in k.loops)

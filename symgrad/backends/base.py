@@ -42,6 +42,7 @@ class Backend:
     reserved_words: frozenset[str] = frozenset()    # names user Variables must not take
 
     row_fusion = False              # renders `rows` kernels (codegen/kernel_passes.merge_rows)
+    tiled_transposes = False        # transposing copies in blocks (kernel_passes.tile_transposes)
 
     def column_sums(self) -> bool:
         """Whether sums over leading dims may run in memory order (one loop nest of C's)."""

@@ -33,6 +33,7 @@ class CBackend(Backend):
     one_library = True
     module_template = "c/module.c.j2"
     row_fusion = True
+    tiled_transposes = True
 
     def column_sums(self) -> bool:
         return config.column_sums()

@@ -219,7 +219,8 @@ def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend,
     names = NameTable()
     names.used |= backend.reserved_words      # CUDA's C++ keywords and built-ins: `new` becomes new_2
     schedule = Scheduler(graph, names, column_reductions=backend.column_sums(), out_names=out_names,
-                         aliases=aliases, row_fusion=backend.row_fusion).build()
+                         aliases=aliases, row_fusion=backend.row_fusion,
+                         tiled_transposes=backend.tiled_transposes).build()
     params = schedule.args + schedule.consts + schedule.outs
     matmul_types = sorted({k.extra["ctype"] for k in schedule.kernels if k.kind == "matmul"})
     checks = sorted({f"{n.attrs['what']} in [{n.attrs['lo']}, {n.attrs['hi']})"

@@ -17,7 +17,7 @@ from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Ke
                                     Schedule, Select, affine)
 from symgrad.codegen.kernel_passes import (BLAS_SMALL_MAX, BLAS_SMALL_SPLIT, PARALLEL_MIN, _as_nest,
                                            written_buffers, drop_copies, fuse_nests, localise_rows,
-                                           merge_rows, parallelise, vectorise)
+                                           merge_rows, parallelise, tile_transposes, vectorise)
 
 __all__ = ["PARALLEL_MIN", "Scheduler", "describe"]
 from symgrad.ops import OPS
@@ -81,8 +81,9 @@ def describe(node: Node, depth=3, stop=None, limit=400) -> str:
 
 class Scheduler:
     def __init__(self, graph: Graph, names, column_reductions=False, out_names=None, kernel_passes=None,
-                 aliases=None, row_fusion=True):
+                 aliases=None, row_fusion=True, tiled_transposes=True):
         self.row_fusion = row_fusion     # the backend renders `rows` kernels (C does; CUDA not yet)
+        self.tiled_transposes = tiled_transposes     # and transposing copies in blocks (C)
         self.column_reductions = column_reductions
         # {output position: argument position}: outputs written into their argument's memory
         # (an input updated in place), not into buffers of their own
@@ -238,9 +239,9 @@ class Scheduler:
                             for m, k in enumerate(self.kernels, 1)]       # (unique local names)
         if "merge_rows" in enabled and self.row_fusion:
             self.kernels = localise_rows(merge_rows(self.kernels))
-        for name, kernel_pass in (("drop_copies", drop_copies), ("parallelise", parallelise),
-                                  ("vectorise", vectorise)):
-            if name in enabled:
+        for name, kernel_pass in (("drop_copies", drop_copies), ("tile_transposes", tile_transposes),
+                                  ("parallelise", parallelise), ("vectorise", vectorise)):
+            if name in enabled and (name != "tile_transposes" or self.tiled_transposes):
                 for k in self.kernels:
                     kernel_pass(k)
         written = {id(b) for k in self.kernels for b in written_buffers(k)}

@@ -28,10 +28,11 @@ GROUPS = {"algebra": ("canonicalize", "specialize")}
 # After the graph's phases, the passes over the kernels (codegen/schedule.py), in order:
 # `schedule` makes one kernel per stored node (always runs), `merge_nests` merges kernels over
 # the same loops into one nest, `merge_rows` runs nests over the same outer loops row by row
-# (row fusion), `drop_copies` removes locals that only copy another,
-# `parallelise` marks the loops threads share, `vectorise` the sums that may use vector lanes.
+# (row fusion), `drop_copies` removes locals that only copy another, `tile_transposes` runs a
+# transposing copy in blocks (C), `parallelise` marks the loops threads share, `vectorise` the
+# sums that may use vector lanes.
 SCHEDULE = "schedule"
-KERNEL_PASSES = ("merge_nests", "merge_rows", "drop_copies", "parallelise", "vectorise")
+KERNEL_PASSES = ("merge_nests", "merge_rows", "drop_copies", "tile_transposes", "parallelise", "vectorise")
 
 
 def rewrites() -> list[Rewrite]:
