@@ -17,7 +17,7 @@ def written_buffers(k: Kernel):
         return [b for part in k.extra["parts"] for b in written_buffers(part)]
     if k.kind == "nest":
         return [st["buf"] for st in k.extra["stores"]] + [a["out"] for a in k.extra["accs"]]
-    return [k.out]
+    return [k.out] + ([k.extra["acc"]] if "acc" in k.extra else [])
 
 
 # --- merging loop nests ----------------------------------------------------------------------

@@ -346,9 +346,13 @@ class Scheduler:
             out_index = [ix for k, ix in enumerate(index) if k not in axes]
         em = Emitter(self, root=n)
         value = em.emit(x, index)
+        extra = {"reads": em.reads, "size": n.size}
+        if out.ctype == "float":        # float sums add up in double: a row of them in the scratch
+            extra["acc"] = Buffer(self.names.get(f"{out.name}_acc"), n, "tmp", "double", n.size)
+            self.tmps.append(extra["acc"])
         return Kernel("colsum", f"{out.name} = sum({self._describe(x, n)}) over dims {list(axes)}, "
                       f"added up in memory order", out, loops, 0, em.lets, value, _offset(out_index, n.shape),
-                      "sum", out.ctype, Init("sum", out.ctype), extra={"reads": em.reads, "size": n.size})
+                      "sum", out.ctype, Init("sum", out.ctype), extra=extra)
 
     def _argreduce_kernel(self, n, out):
         x, axis = n.inputs[0], n.attrs["axis"]
