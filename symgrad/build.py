@@ -8,7 +8,6 @@ is ignored and rewritten. Forked children can call what their parent compiled (s
 from __future__ import annotations
 
 import atexit
-import ctypes
 import functools
 import hashlib
 import json
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import cffi
 
-from symgrad import config
+from symgrad import blas, config
 
 log = logging.getLogger("symgrad")
 if config.log():     # SYMGRAD_LOG: a handler of symgrad's own; the root logger is left alone
@@ -105,34 +104,23 @@ def vector_math_flags() -> tuple[str, ...]:
 def blas_flags() -> tuple[str, ...]:
     """Link flags for the OpenBLAS that numpy ships, if it can be found: symgrad adds no
     dependency of its own for matrix products. Empty (our own loops are used) otherwise."""
-    if not config.blas():
+    found = blas.numpy_blas() if config.blas() else None
+    if found is None:
         return ()
-    import glob
-
-    import numpy as np
-    root = Path(np.__file__).resolve().parent
-    candidates = sorted(glob.glob(str(root.parent / "numpy.libs" / "*openblas*.so*")) +
-                        glob.glob(str(root / ".dylibs" / "*openblas*.dylib")))
-    for path in candidates:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
+    path, lib = found
+    for prefix, suffix, int_type in (("scipy_cblas_", "64_", "int64_t"), ("cblas_", "64_", "int64_t"),
+                                     ("scipy_cblas_", "", "int"), ("cblas_", "", "int")):
+        if not hasattr(lib, f"{prefix}sgemm{suffix}"):
             continue
-        for prefix, suffix, int_type in (("scipy_cblas_", "64_", "int64_t"), ("cblas_", "64_", "int64_t"),
-                                         ("scipy_cblas_", "", "int"), ("cblas_", "", "int")):
-            try:
-                getattr(lib, f"{prefix}sgemm{suffix}")
-            except AttributeError:
-                continue
-            folder, name = os.path.split(path)
-            # One pool of threads: symgrad's OpenMP threads share out a large product and each
-            # calls BLAS single-threaded, so BLAS's own pool never competes with OpenMP's (it
-            # needs OpenBLAS's per-thread thread count; older ones keep their own pool).
-            local = [f"-DSG_BLAS_THREADS_LOCAL={f}" for f in ("openblas_set_num_threads_local",)
-                     if hasattr(lib, f)]
-            return (f"-L{folder}", f"-l:{name}", f"-Wl,-rpath,{folder}", "-DSG_HAVE_BLAS",
-                    f"-DSG_SGEMM={prefix}sgemm{suffix}", f"-DSG_DGEMM={prefix}dgemm{suffix}",
-                    f"-DSG_BLASINT={int_type}", *local)
+        folder, name = os.path.split(path)
+        # One pool of threads: symgrad's OpenMP threads share out a large product and each
+        # calls BLAS single-threaded, so BLAS's own pool never competes with OpenMP's (it
+        # needs OpenBLAS's per-thread thread count; older ones keep their own pool).
+        local = [f"-DSG_BLAS_THREADS_LOCAL={f}" for f in ("openblas_set_num_threads_local",)
+                 if hasattr(lib, f)]
+        return (f"-L{folder}", f"-l:{name}", f"-Wl,-rpath,{folder}", "-DSG_HAVE_BLAS",
+                f"-DSG_SGEMM={prefix}sgemm{suffix}", f"-DSG_DGEMM={prefix}dgemm{suffix}",
+                f"-DSG_BLASINT={int_type}", *local)
     return ()
 
 

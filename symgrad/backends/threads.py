@@ -98,3 +98,4 @@ def get_num_threads() -> int:
     if config.threads():
         return config.threads()
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+

@@ -147,18 +147,6 @@ def fuse_nests(kernels: list) -> list:
 
 
 PARALLEL_MIN = 1 << 18          # matrix products under 4x this many multiply-adds run on one thread
-# A BLAS product is shared out in blocks, one single-threaded call each, from this many
-# multiply-adds (~100 us on one core): waking the pool and waiting for the slowest block
-# costs tens of microseconds, and each block packs the shared operand again. At 1M (a 128x64
-# by 64x128 product, 25 us) two threads took longer than one.
-BLAS_SHARE_MIN = 1 << 22
-# OpenBLAS runs a product of up to a million multiply-adds with its small-matrix kernels, which
-# read A and B in place (about 100 GFLOP/s on one core here, single precision); one just over
-# that is packed first (80-88 GFLOP/s: 128x64 by 64x128 took 25 us, its two 64-row halves 20).
-# A product of up to BLAS_SMALL_SPLIT times the limit, with B plain (the small kernels for a
-# transposed B are slow), runs as that many blocks of rows (or columns) each under the limit.
-BLAS_SMALL_MAX = 1000000
-BLAS_SMALL_SPLIT = 4
 PARALLEL_MIN_COST = 3 << 20     # a nest estimated to cost less runs on one thread (~50 us of work)
 
 

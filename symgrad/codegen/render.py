@@ -13,7 +13,8 @@ from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
-from symgrad.codegen.kernel_passes import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT, written_buffers
+from symgrad.blas import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
+from symgrad.codegen.kernel_passes import written_buffers
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
 from symgrad.ops import c_expression
 from symgrad.codegen.names import NameTable, comment_safe

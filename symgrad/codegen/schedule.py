@@ -15,7 +15,8 @@ from symgrad.codegen.names import comment_name
 from symgrad.codegen.ir import Graph, Node
 from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Kernel, Let, Lit, Load, Ref,
                                     Schedule, Select, affine)
-from symgrad.codegen.kernel_passes import (BLAS_SMALL_MAX, BLAS_SMALL_SPLIT, PARALLEL_MIN, _as_nest,
+from symgrad.blas import BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
+from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest,
                                            written_buffers, drop_copies, fuse_nests, localise_rows,
                                            merge_rows, parallelise, tile_transposes, vectorise)
 

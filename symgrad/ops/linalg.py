@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 import symgrad.ops.builders as G
+from symgrad import blas
 from symgrad.ops.elementwise import broadcast_shapes
 from symgrad.ops.registry import Op, register
 
@@ -32,4 +33,13 @@ def _vjp(g, node, needs):
             G.sum_to(G.matmul(G.swap_last(a), g), b.shape) if needs[1] else None)
 
 
-register(Op("matmul", "matmul", _infer, np.matmul, _vjp, "Mm"))
+def _matmul(a, b):
+    """np.matmul; a product under BLAS_SHARE_MIN multiply-adds on the calling thread alone, as
+    compiled code runs it (symgrad.blas.serial)."""
+    a, b = np.asarray(a), np.asarray(b)
+    work = a.shape[-2] * a.shape[-1] * b.shape[-1] * max(np.prod(a.shape[:-2], dtype=np.int64),
+                                                          np.prod(b.shape[:-2], dtype=np.int64))
+    return blas.serial(np.matmul, a, b) if work < blas.BLAS_SHARE_MIN else np.matmul(a, b)
+
+
+register(Op("matmul", "matmul", _infer, _matmul, _vjp, "Mm"))
