@@ -9,7 +9,9 @@ cross-entropy) trained with Adam at batch 128, in steps per second, at 1 and at 
 
     PYTHONPATH=. python3 benchmarks/train_step.py [--seconds 2] [--threads 1,2] [--skip torch.compile,jax]
 
-Each thread count runs in its own child process, started with its CPU affinity cut to that
+The implementations take turns in WINDOWS rounds of short windows (a change of the machine's
+load falls on all alike); a rate is the median of an implementation's windows. Each thread
+count runs in its own child process, started with its CPU affinity cut to that
 many CPUs and OMP/OpenBLAS/MKL capped (and, at one thread, XLA's CPU thread pool off through
 XLA_FLAGS); inside it `sg.set_num_threads` and `torch.set_num_threads` are set too. Every run
 starts from the same weights and data; the losses after CHECK_STEPS steps are printed next to
@@ -47,17 +49,22 @@ def init(seed=0):
 
 
 CHECK_STEPS = 20
+WINDOWS = 10
 
 
-def timed(step, seconds):
-    """(steps per second, loss at step CHECK_STEPS): the first steps from the shared initial
-    weights give the loss every implementation should agree on; then a warm-up of at least a
-    second (background compiles finish), then about `seconds` of timed steps."""
+def prepare(step):
+    """The loss after CHECK_STEPS steps from the shared initial weights (every implementation
+    should agree on it), then a warm-up of at least a second (background compiles finish)."""
     for _ in range(CHECK_STEPS):
         check = float(step())
     start = time.perf_counter()
     while time.perf_counter() - start < 1.0:
         step()
+    return check
+
+
+def window(step, seconds):
+    """Steps per second over about `seconds` of steps, in batches of 20."""
     n, start = 0, time.perf_counter()
     while True:
         for _ in range(20):
@@ -65,7 +72,7 @@ def timed(step, seconds):
         n += 20
         elapsed = time.perf_counter() - start
         if elapsed > seconds:
-            return n / elapsed, check
+            return n / elapsed
 
 
 def model_of(T, state):
@@ -76,11 +83,11 @@ def model_of(T, state):
     return model
 
 
-def symgrad_compiled(state, x, y, seconds):
+def symgrad_compiled(state, x, y):
     import symgrad as sg
     model = model_of(sg, state)
     step = sg.compile_step(model, sg.nn.CrossEntropyLoss(), sg.optim.Adam(model.parameters(), lr=LR))
-    return timed(lambda: step(x, y), seconds)
+    return lambda: step(x, y)
 
 
 def eager_step(T, state, x, y):
@@ -101,23 +108,22 @@ def eager_step(T, state, x, y):
     return step
 
 
-def symgrad_eager(state, x, y, seconds):
+def symgrad_eager(state, x, y):
     import symgrad as sg
-    return timed(eager_step(sg, state, x, y), seconds)
+    return eager_step(sg, state, x, y)
 
 
-def torch_eager(state, x, y, seconds):
+def torch_eager(state, x, y):
     import torch
-    return timed(eager_step(torch, state, x, y), seconds)
+    return eager_step(torch, state, x, y)
 
 
-def torch_compiled(state, x, y, seconds):
+def torch_compiled(state, x, y):
     import torch
-    compiled = torch.compile(eager_step(torch, state, x, y))
-    return timed(compiled, seconds)
+    return torch.compile(eager_step(torch, state, x, y))
 
 
-def jax_jit(state, x, y, seconds):
+def jax_jit(state, x, y):
     import jax
     import jax.numpy as jnp
 
@@ -147,7 +153,7 @@ def jax_jit(state, x, y, seconds):
     def run():
         s["params"], s["m"], s["v"], s["t"], loss = step(s["params"], s["m"], s["v"], s["t"], xj, yj)
         return loss.block_until_ready()
-    return timed(run, seconds)
+    return run
 
 
 RUNS = {"symgrad compile_step": symgrad_compiled, "symgrad eager": symgrad_eager,
@@ -166,7 +172,10 @@ def thread_env(n):
 
 
 def child(threads, seconds, skip):
-    """Run every implementation on `threads` threads; one JSON line {name: [rate, loss] or error}."""
+    """Run every implementation on `threads` threads; one JSON line {name: [rate, loss] or error}.
+    The implementations take turns: WINDOWS rounds, each giving every one a window of
+    seconds / WINDOWS, so a change in the machine's load falls on all of them alike; an
+    implementation's rate is the median of its windows."""
     if hasattr(os, "sched_setaffinity"):
         cpus = sorted(os.sched_getaffinity(0))
         os.sched_setaffinity(0, cpus[:threads])
@@ -178,18 +187,27 @@ def child(threads, seconds, skip):
     except ImportError:
         pass
     state, x, y = init()
-    results = {}
-    for name, run in RUNS.items():
+    results, steps = {}, {}
+    for name, make in RUNS.items():
         if any(s in name.lower() for s in skip):
             continue
         try:
-            results[name] = list(run(state, x, y, seconds))
+            steps[name] = make(state, x, y)
+            results[name] = [None, prepare(steps[name]), []]
         except ImportError as e:
             results[name] = f"skipped ({e})"
+            steps.pop(name, None)
         except Exception as e:  # noqa: BLE001 - one failing library must not hide the others
             results[name] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:200]}"
-        print(f"  [{threads} thread{'s' * (threads > 1)}] {name}: {results[name]}", file=sys.stderr,
-              flush=True)
+            steps.pop(name, None)
+    for _ in range(WINDOWS):
+        for name, step in steps.items():
+            results[name][2].append(window(step, seconds / WINDOWS))
+    for name in steps:
+        rates = sorted(results[name][2])
+        results[name][0] = median = rates[len(rates) // 2]
+        print(f"  [{threads} thread{'s' * (threads > 1)}] {name}: {median:.1f} steps/s (windows "
+              f"{rates[0]:.0f}-{rates[-1]:.0f}), loss {results[name][1]}", file=sys.stderr, flush=True)
     print(json.dumps(results))
 
 
