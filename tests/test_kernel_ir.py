@@ -203,11 +203,25 @@ def _cross_entropy_rows():
     return sg.compile([logits, labels], sg.nn.functional.cross_entropy(logits, labels)).value_and_grad.source
 
 
-@pytest.mark.parametrize("case", ["gelu_logsumexp", "cross_entropy"])
+def _gelu_layers():
+    """Two GELU layers' value_and_grad: the forward map stores five temporaries of each GELU
+    for the backward (too many pairs of buffers for gcc to check for overlap at run time)."""
+    x = sg.Variable(shape=(64, 256), name="x")
+    w1 = sg.Variable(shape=(256, 256), name="w1", requires_grad=True)
+    w2 = sg.Variable(shape=(256, 256), name="w2", requires_grad=True)
+    h = _gelu_of(_gelu_of(x @ w1) @ w2)
+    return sg.compile([x, w1, w2], (h * h).mean()).value_and_grad.source
+
+
+def _gelu_of(x):
+    return 0.5 * x * (1 + sg.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))
+
+
+@pytest.mark.parametrize("case", ["gelu_logsumexp", "cross_entropy", "gelu_layers"])
 def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     """gcc's vectorisation report on generated code: every loop the vectorise pass marks (a
     row max with NaN flags, sums holding tanh and exp, a row of exp beside a comparison with
-    the row's label) is vectorised."""
+    the row's label, maps storing many temporaries) is vectorised."""
     import shutil
     import subprocess
 
@@ -219,6 +233,9 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
         pytest.skip("no libmvec here: tanhf and expf have no vector variants to call")
     if case == "cross_entropy":
         src = _cross_entropy_rows()
+    elif case == "gelu_layers":
+        src = _gelu_layers()
+        assert re.search(r"#pragma omp simd\n[^}]*= tanhf\(", src), src     # the forward map
     else:
         x, y = _gelu((128, 1024))
         src = sg.compile([x], sg.logsumexp(y, 1).sum()).value_and_grad.source
@@ -230,11 +247,20 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     report = subprocess.run([cc, *flags, "-fopt-info-vec-optimized", "-c", str(path), "-o",
                              str(tmp_path / "kernel.o")], capture_output=True, text=True, check=True).stderr
     vectorised = {int(m) for m in re.findall(r"kernel\.c:(\d+):\d+: optimized: loop vectorized", report)}
-    marked = [n for n, line in enumerate(src.splitlines(), 1) if "#pragma omp simd" in line]
-    assert len(marked) >= 2, src    # the row max and the row sum (the rest are maps: unmarked)
-    # the loop under the pragma itself, which gcc places on its `for` line or the statement
-    # after (the pragma's own line it reports for the reduction around, vectorised or not)
-    missing = [n for n in marked if not {n + 1, n + 2, n + 3} & vectorised]
+    lines = src.splitlines()
+    marked = [n for n, line in enumerate(lines, 1) if "#pragma omp simd" in line]
+    assert len(marked) >= 2, src    # the row max and the row sum, and the maps walking rows in order
+
+    def body(n):                # the lines of the loop under the pragma on line n (innermost:
+        depth, end = 0, n       # no other loop inside it for gcc to report instead)
+        for end in range(n + 1, len(lines) + 1):
+            depth += lines[end - 1].count("{") - lines[end - 1].count("}")
+            if depth <= 0 and end > n + 1:
+                break
+        return set(range(n + 1, end + 1))
+    # gcc reports the loop on its `for` line or on a statement inside it (the first that is not
+    # hoisted out); the pragma's own line it reports for the reduction around, vectorised or not
+    missing = [n for n in marked if not body(n) & vectorised]
     assert not missing, f"loops marked simd at lines {missing} were not vectorised:\n{report}"
 
 
