@@ -435,3 +435,28 @@ def test_a_long_function_is_cut_into_parts_that_keep_the_numbers_and_the_checks(
                                                              torch.tensor(labels[:3])).item(), rtol=1e-5)
     with pytest.raises(Exception, match="labels"):
         f(a, w, np.array([0, 4, 1, 2, 2, 1]))
+
+
+def test_products_read_split_and_merged_heads_in_place_and_keep_the_numbers():
+    """Attention heads: a product's operand that splits the model dim into heads
+    (reshape, permute) or merges them back reads the stored value in place; only the permute
+    that really moves elements is copied, and no reshape is."""
+    B, S, D, H = 2, 16, 32, 4
+    x = sg.Variable(shape=(B, S, D), name="x", requires_grad=True)
+    w = sg.Variable(shape=(D, D), name="w", requires_grad=True)
+
+    def heads(y):
+        return sg.permute(sg.reshape(y, (B, S, H, D // H)), (0, 2, 1, 3))
+    q = heads(x @ w)
+    o = sg.reshape(sg.permute(sg.softmax(q @ sg.transpose(q, -2, -1), -1) @ q, (0, 2, 1, 3)), (B, S, D))
+    loss = sg.tanh(o @ w).sum()
+    fn = sg.compile([x, w], loss)
+    src = fn.value_and_grad.source
+    assert not re.search(r"/\* t_reshape\w* = reshape\(", src), src
+    rng = np.random.default_rng(3)
+    xv, wv = (rng.normal(size=s).astype(np.float32) * 0.3 for s in ((B, S, D), (D, D)))
+    want = sg.compile([x, w], loss, backend="interp").value_and_grad(xv, wv)
+    got = fn.value_and_grad(xv, wv)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    for g, wg in zip(got[1], want[1]):
+        np.testing.assert_allclose(g, wg, rtol=1e-4, atol=1e-5)
