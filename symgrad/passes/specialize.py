@@ -1,10 +1,12 @@
 """Phase `specialize`: a node rewritten as cheaper ops that give the same bits: a power as a
 product or a square root, a product with a constant as a sum, a reduction moved to walk memory
-in order, a transposed product computed in the layout it is read in."""
+in order, a transposed product computed in the layout it is read in, a batch of products with
+one matrix as one product."""
 from __future__ import annotations
 
 import numpy as np
 
+from symgrad.dims import Dim
 from symgrad.passes.canonicalize import permute_of_permute
 from symgrad.passes.rewrite import is_literal, rewrite, same_type, scalar_source
 
@@ -110,4 +112,35 @@ def permute_of_matmul(node, ctx):
                     name=node.name, origin=inner.origin)
 
 
-REWRITES = (pow_two, pow_half, matmul_literal_to_sum, reduce_in_memory_order, permute_of_matmul)
+# Operands whose elements a merge of their leading dims would have to copy into memory order
+# first (a stored value, or a reshape of one, is read in place: codegen/schedule.py).
+_REORDERING = ("permute", "broadcast_to", "slice")
+
+
+@rewrite("matmul")
+def matmul_batch_as_rows(node, ctx):
+    """a @ b with a batch of matrices a[..., m, k] and one matrix b[k, n] (a linear layer over a
+    sequence) is one product of a's rows stacked, (batch * m) x k @ k x n, reshaped: one call
+    that packs b once rather than once a matrix, its rows shared among threads. Each element
+    is the same k products, but added in the order BLAS picks for the larger product (OpenBLAS
+    has kernels for small products that add in another order): the one rewrite here that can
+    change the last bits of a result, as a different BLAS would.
+
+    Not where a's rows are not in memory order (they would be copied first), nor over named
+    dims (symgrad.dims: the stacked rows would split one)."""
+    a, b = node.inputs
+    if len(b.shape) != 2 or len(a.shape) < 3 or a.op in _REORDERING or scalar_source(a) is not None:
+        return None
+    if any(isinstance(d, Dim) for d in a.shape):
+        return None
+    rows = int(np.prod(a.shape[:-1]))
+    source = a.inputs[0] if a.op == "reshape" else a
+    stacked = ctx.make("reshape", [source], {"shape": (rows, a.shape[-1])}, (rows, a.shape[-1]), a.dtype,
+                       origin=a.origin)
+    flat = ctx.make("matmul", [stacked, b], node.attrs, (rows, b.shape[-1]), node.dtype, origin=node.origin)
+    return ctx.make("reshape", [flat], {"shape": node.shape}, node.shape, node.dtype, name=node.name,
+                    origin=node.origin)
+
+
+REWRITES = (pow_two, pow_half, matmul_literal_to_sum, reduce_in_memory_order, permute_of_matmul,
+            matmul_batch_as_rows)
