@@ -203,11 +203,25 @@ def _cross_entropy_rows():
     return sg.compile([logits, labels], sg.nn.functional.cross_entropy(logits, labels)).value_and_grad.source
 
 
-@pytest.mark.parametrize("case", ["gelu_logsumexp", "cross_entropy"])
+def _gelu_layers():
+    """Two GELU layers' value_and_grad: the forward map stores five temporaries of each GELU
+    for the backward (too many pairs of buffers for gcc to check for overlap at run time)."""
+    x = sg.Variable(shape=(64, 256), name="x")
+    w1 = sg.Variable(shape=(256, 256), name="w1", requires_grad=True)
+    w2 = sg.Variable(shape=(256, 256), name="w2", requires_grad=True)
+    h = _gelu_of(_gelu_of(x @ w1) @ w2)
+    return sg.compile([x, w1, w2], (h * h).mean()).value_and_grad.source
+
+
+def _gelu_of(x):
+    return 0.5 * x * (1 + sg.tanh(0.7978845608 * (x + 0.044715 * x ** 3)))
+
+
+@pytest.mark.parametrize("case", ["gelu_logsumexp", "cross_entropy", "gelu_layers"])
 def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     """gcc's vectorisation report on generated code: every loop the vectorise pass marks (a
     row max with NaN flags, sums holding tanh and exp, a row of exp beside a comparison with
-    the row's label) is vectorised."""
+    the row's label, maps storing many temporaries) is vectorised."""
     import shutil
     import subprocess
 
@@ -219,6 +233,9 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
         pytest.skip("no libmvec here: tanhf and expf have no vector variants to call")
     if case == "cross_entropy":
         src = _cross_entropy_rows()
+    elif case == "gelu_layers":
+        src = _gelu_layers()
+        assert re.search(r"#pragma omp simd\n[^}]*= tanhf\(", src), src     # the forward map
     else:
         x, y = _gelu((128, 1024))
         src = sg.compile([x], sg.logsumexp(y, 1).sum()).value_and_grad.source
@@ -230,11 +247,20 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     report = subprocess.run([cc, *flags, "-fopt-info-vec-optimized", "-c", str(path), "-o",
                              str(tmp_path / "kernel.o")], capture_output=True, text=True, check=True).stderr
     vectorised = {int(m) for m in re.findall(r"kernel\.c:(\d+):\d+: optimized: loop vectorized", report)}
-    marked = [n for n, line in enumerate(src.splitlines(), 1) if "#pragma omp simd" in line]
-    assert len(marked) >= 2, src    # the row max and the row sum (the rest are maps: unmarked)
-    # the loop under the pragma itself, which gcc places on its `for` line or the statement
-    # after (the pragma's own line it reports for the reduction around, vectorised or not)
-    missing = [n for n in marked if not {n + 1, n + 2, n + 3} & vectorised]
+    lines = src.splitlines()
+    marked = [n for n, line in enumerate(lines, 1) if "#pragma omp simd" in line]
+    assert len(marked) >= 2, src    # the row max and the row sum, and the maps walking rows in order
+
+    def body(n):                # the lines of the loop under the pragma on line n (innermost:
+        depth, end = 0, n       # no other loop inside it for gcc to report instead)
+        for end in range(n + 1, len(lines) + 1):
+            depth += lines[end - 1].count("{") - lines[end - 1].count("}")
+            if depth <= 0 and end > n + 1:
+                break
+        return set(range(n + 1, end + 1))
+    # gcc reports the loop on its `for` line or on a statement inside it (the first that is not
+    # hoisted out); the pragma's own line it reports for the reduction around, vectorised or not
+    missing = [n for n in marked if not body(n) & vectorised]
     assert not missing, f"loops marked simd at lines {missing} were not vectorised:\n{report}"
 
 
@@ -276,7 +302,7 @@ def test_a_transposed_operand_is_read_in_place_not_copied_transposed():
 
 @pytest.mark.parametrize("shapes", [((160, 200), (200, 160)),      # split by rows
                                     ((3, 256), (256, 5600)),         # fewer rows than threads: by columns
-                                    ((8, 40, 64), (64, 72)),         # a batch against one matrix
+                                    ((8, 40, 64), (64, 72)),         # a batch against one matrix: rows stacked
                                     ((2, 3, 48, 64), (3, 64, 56))])  # batches that broadcast
 def test_large_and_batched_products_shared_among_threads_keep_the_numbers(shapes):
     """A product large enough is shared out in blocks (each one BLAS call on one thread), and
@@ -303,8 +329,10 @@ def test_large_and_batched_products_shared_among_threads_keep_the_numbers(shapes
     np.testing.assert_allclose(got_a, ga, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(got_b, gb, rtol=1e-3, atol=1e-4)
     calls = [ln.strip() for ln in fn.forward.source.splitlines() if ln.strip().startswith("sg_matmul_float(")]
-    # a batch runs one product a thread (not shared further); a single product may be shared
-    assert calls and all(c.endswith(", 0);" if len(shapes[0]) > 2 else ", 1);") for c in calls)
+    # a batch runs one product a thread (not shared further); a single product may be shared,
+    # and so may a batch against one matrix, one product of its rows stacked
+    batch = len(shapes[0]) > 2 and len(shapes[1]) > 2
+    assert calls and all(c.endswith(", 0);" if batch else ", 1);") for c in calls)
 
 
 def test_small_integer_powers_are_products_equal_to_the_interpreter_and_to_torch():
@@ -431,3 +459,28 @@ def test_a_transposing_copy_runs_in_blocks_and_stays_exact(shape, tiled):
     assert ("i0_t" in fn.forward.source or "i1_t" in fn.forward.source) == tiled
     off = _schedule([x], [y], kernel_passes=("merge_nests", "drop_copies", "parallelise", "vectorise"))
     assert not any(v.endswith("_t") for k in off.kernels for v, _ in k.loops)
+
+
+def test_products_read_split_and_merged_heads_in_place_and_keep_the_numbers():
+    """Attention heads: a product's operand that splits the model dim into heads
+    (reshape, permute) or merges them back reads the stored value in place; only the permute
+    that really moves elements is copied, and no reshape is."""
+    B, S, D, H = 2, 16, 32, 4
+    x = sg.Variable(shape=(B, S, D), name="x", requires_grad=True)
+    w = sg.Variable(shape=(D, D), name="w", requires_grad=True)
+
+    def heads(y):
+        return sg.permute(sg.reshape(y, (B, S, H, D // H)), (0, 2, 1, 3))
+    q = heads(x @ w)
+    o = sg.reshape(sg.permute(sg.softmax(q @ sg.transpose(q, -2, -1), -1) @ q, (0, 2, 1, 3)), (B, S, D))
+    loss = sg.tanh(o @ w).sum()
+    fn = sg.compile([x, w], loss)
+    src = fn.value_and_grad.source
+    assert not re.search(r"/\* t_reshape\w* = reshape\(", src), src
+    rng = np.random.default_rng(3)
+    xv, wv = (rng.normal(size=s).astype(np.float32) * 0.3 for s in ((B, S, D), (D, D)))
+    want = sg.compile([x, w], loss, backend="interp").value_and_grad(xv, wv)
+    got = fn.value_and_grad(xv, wv)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
+    for g, wg in zip(got[1], want[1]):
+        np.testing.assert_allclose(g, wg, rtol=1e-4, atol=1e-5)

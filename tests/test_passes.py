@@ -64,6 +64,10 @@ def _graph():
                                   M.T @ sg.broadcast_to(_lit(1.0), (3, 2))],
         "reduce_in_memory_order": [M.T.sum(0), M.T.amax(1)],
         "permute_of_matmul": [(M @ (M.T + 1.0)).T, (M.T @ M).T - 1.0],
+        "matmul_batch_as_rows": [x.reshape(2, 2, 4) @ M.T, (x.reshape(2, 2, 4) * 2.0) @ (M.T - 1.0),
+                                 x.reshape(2, 4, 2).transpose(1, 2) @ M.T],
+        "sum_of_batch_products": [(x.reshape(2, 2, 4).transpose(1, 2) @ (y.reshape(2, 2, 4) * 2.0)).sum(0),
+                                  (x.reshape(2, 4, 2) @ y.reshape(2, 2, 4)).sum(0)],
     }
     arrays = [SPECIALS, np.random.default_rng(3).permutation(SPECIALS),
               np.array([[1.0, 2.0, -3.0, 0.5], [4.0, -1.0, 2.0, 8.0], [-0.5, 3.0, 1.0, -2.0]])]

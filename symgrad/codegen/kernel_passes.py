@@ -7,7 +7,8 @@ import math
 
 from symgrad import dtypes
 from symgrad.dims import Dim
-from symgrad.codegen.kernel import Call, Idx, Kernel, Let, Lit, Load, Ref, affine, loads, substitute, walk
+from symgrad.codegen.kernel import (Call, Idx, Kernel, Let, Lit, Load, Ref, affine, loads, loop_vars,
+                                    substitute, walk)
 from symgrad.ops import OPS
 
 def written_buffers(k: Kernel):
@@ -214,19 +215,42 @@ def vectorise(k: Kernel) -> None:
     may be reordered into vector lanes (max/min keep NaN and signed zeros right through flags
     settled after the loop: templates/c/kernels.j2): the one reduced loop ("reduction"; when threads share it,
     the parallel pragma says simd itself), or the innermost of several ("innermost": a simd
-    pragma on an outer loop would leave the inner one, and its libm calls, scalar). Maps
-    vectorise without being told."""
+    pragma on an outer loop would leave the inner one, and its libm calls, scalar). A map whose
+    innermost loop walks every buffer it touches in order, or not at all, is marked too ("map"):
+    its iterations are independent and its buffers restrict, but inside the function OpenMP
+    outlines a parallel loop into, the compiler no longer knows that, and past ten pairs of
+    buffers to check for overlap at run time (a GELU storing five temporaries) it left the
+    loop, and its tanhf, scalar."""
     if k.kind == "rows":
         for part in k.extra["parts"]:
             vectorise(part)
         return
     inner = len(k.loops) - k.outer
+    if k.kind == "nest" and k.loops and not inner and not k.extra["accs"] and _walks_in_order(k):
+        k.extra["simd"] = "map"
+        return
     if k.kind != "nest" or not inner or not k.extra["accs"]:
         return
     if inner > 1:
         k.extra["simd"] = "innermost"
     elif k.extra.get("parallel") != "reduction":
         k.extra["simd"] = "reduction"
+
+
+def _walks_in_order(k: Kernel) -> bool:
+    """Whether every store of nest `k` moves by one element from one iteration of its innermost
+    loop to the next, and every load by one or none (no gathers, no strides for a forced
+    vectorisation to pay for, no two iterations writing one element)."""
+    var = Idx(k.loops[-1][0])
+
+    def step(index):            # how far `index` moves per iteration; None: not affinely
+        index = affine(index)
+        if any(atom != var and var.name in loop_vars(atom) for atom, _ in index.terms):
+            return None
+        return index.coefficient(var)
+    exprs = [let.expr for let in k.lets] + [st["value"] for st in k.extra["stores"]]
+    return all(step(st["index"]) == 1 for st in k.extra["stores"]) and \
+        all(step(ld.index) in (0, 1) for ld in loads(*exprs))
 
 
 def drop_copies(k: Kernel) -> None:

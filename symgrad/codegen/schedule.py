@@ -150,7 +150,7 @@ class Scheduler:
     def _strided_view(self, n: Node) -> bool:
         while id(n) not in self.materialized:
             if n.op == "reshape" and _unit_reshape_map(n.inputs[0].shape, n.shape) is None:
-                return False
+                return id(n.inputs[0]) in self.materialized     # read in memory order
             if n.op not in ("permute", "broadcast_to", "slice", "reshape"):
                 return False
             n = n.inputs[0]
@@ -447,6 +447,10 @@ class StridedView:
     @staticmethod
     def of(s: Scheduler, n: Node, index):
         while id(n) not in s.materialized:
+            if n.op == "reshape" and _unit_reshape_map(n.inputs[0].shape, n.shape) is None:
+                # a general reshape of a stored value (plan stores its input) holds that
+                # buffer's elements in the same order: its offsets, affine in the index
+                return s._buffer(n.inputs[0]), _offset(index, n.shape)
             index, n = _index_through(n, index)
         return s._buffer(n), _offset(index, n.shape)
 

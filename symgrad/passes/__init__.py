@@ -23,6 +23,8 @@ nothing reassociated), so that switching any of them off changes no bit of any r
                   matmul_literal_to_sum   c @ B is sum(c * B) broadcast, for a literal c
                   reduce_in_memory_order  reduce(permute(x)) is permute(reduce(x))
                   permute_of_matmul       (a @ b).T is b.T @ a.T, where nothing else reads a @ b
+                  matmul_batch_as_rows    a[..., m, k] @ b[k, n] is one product of a's rows stacked
+                  sum_of_batch_products   sum over i of a[i].T @ g[i] is one product, the batch along k
 
     then, over the kernels (codegen/schedule.py):
     schedule      (always runs)           one loop nest per stored node, bodies as kernel IR

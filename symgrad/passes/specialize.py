@@ -1,10 +1,12 @@
 """Phase `specialize`: a node rewritten as cheaper ops that give the same bits: a power as a
 product or a square root, a product with a constant as a sum, a reduction moved to walk memory
-in order, a transposed product computed in the layout it is read in."""
+in order, a transposed product computed in the layout it is read in, a batch of products with
+one matrix as one product."""
 from __future__ import annotations
 
 import numpy as np
 
+from symgrad.dims import Dim
 from symgrad.passes.canonicalize import permute_of_permute
 from symgrad.passes.rewrite import is_literal, rewrite, same_type, scalar_source
 
@@ -110,4 +112,77 @@ def permute_of_matmul(node, ctx):
                     name=node.name, origin=inner.origin)
 
 
-REWRITES = (pow_two, pow_half, matmul_literal_to_sum, reduce_in_memory_order, permute_of_matmul)
+# Operands whose elements a merge of their leading dims would have to copy into memory order
+# first (a stored value, or a reshape of one, is read in place: codegen/schedule.py).
+_REORDERING = ("permute", "broadcast_to", "slice")
+
+
+def _rows_in_order(x):
+    """What x's rows, its leading dims merged, are a reshape of without moving an element: x,
+    or what x reshapes; None where they are out of memory order (or x is a literal)."""
+    if x.op in _REORDERING or scalar_source(x) is not None or any(isinstance(d, Dim) for d in x.shape):
+        return None
+    return x.inputs[0] if x.op == "reshape" else x
+
+
+def _stacked(x, ctx):
+    source = _rows_in_order(x)
+    rows = int(np.prod(x.shape[:-1]))
+    return ctx.make("reshape", [source], {"shape": (rows, x.shape[-1])}, (rows, x.shape[-1]), x.dtype,
+                    origin=x.origin)
+
+
+@rewrite("matmul")
+def matmul_batch_as_rows(node, ctx):
+    """a @ b with a batch of matrices a[..., m, k] and one matrix b[k, n] (a linear layer over a
+    sequence) is one product of a's rows stacked, (batch * m) x k @ k x n, reshaped: one call
+    that packs b once rather than once a matrix, its rows shared among threads. Each element
+    is the same k products, but added in the order BLAS picks for the larger product (OpenBLAS
+    has kernels for small products that add in another order): with sum_of_batch_products,
+    the rewrites here that can change the last bits of a result, as a different BLAS would.
+
+    Not where a's rows are not in memory order (they would be copied first), nor over named
+    dims (symgrad.dims: the stacked rows would split one)."""
+    a, b = node.inputs
+    if len(b.shape) != 2 or len(a.shape) < 3 or _rows_in_order(a) is None:
+        return None
+    flat = ctx.make("matmul", [_stacked(a, ctx), b], node.attrs, (int(np.prod(a.shape[:-1])), b.shape[-1]),
+                    node.dtype, origin=node.origin)
+    return ctx.make("reshape", [flat], {"shape": node.shape}, node.shape, node.dtype, name=node.name,
+                    origin=node.origin)
+
+
+@rewrite("sum")
+def sum_of_batch_products(node, ctx):
+    """The sum over a batch of a[i].T @ g[i] (the gradient of a matrix applied to a batch: a
+    linear layer's weight over a sequence) is one product with the batch stacked along k,
+    a.T @ g with a and g's rows stacked: one BLAS call adding all batch * m terms, instead of
+    a product per matrix, each stored, and a pass adding them up. The terms are added in
+    BLAS's order in float rather than product by product, then in double: within the
+    rounding of either, not the same bits.
+
+    Only where nothing else reads the products, and a's and g's rows are in memory order."""
+    x = node.inputs[0]
+    if x.op != "matmul" or ctx.users(x) != 1 or len(x.shape) < 3:
+        return None
+    nb = len(x.shape) - 2
+    at, g = x.inputs
+    swap = tuple(range(nb)) + (nb + 1, nb)
+    if tuple(node.attrs["axes"]) != tuple(range(nb)) or at.op != "permute" or at.attrs["perm"] != swap:
+        return None
+    a = at.inputs[0]
+    if a.shape[:-2] != x.shape[:-2] or g.shape[:-2] != x.shape[:-2]:
+        return None             # a batch dim broadcast: not a stack of the same rows
+    if _rows_in_order(a) is None or _rows_in_order(g) is None:
+        return None
+    sa = _stacked(a, ctx)
+    left = ctx.make("permute", [sa], {"perm": (1, 0)}, sa.shape[::-1], sa.dtype, origin=at.origin)
+    prod = ctx.make("matmul", [left, _stacked(g, ctx)], x.attrs, x.shape[-2:], node.dtype, origin=x.origin)
+    if prod.shape == node.shape:
+        return prod
+    return ctx.make("reshape", [prod], {"shape": node.shape}, node.shape, node.dtype, name=node.name,
+                    origin=node.origin)
+
+
+REWRITES = (pow_two, pow_half, matmul_literal_to_sum, reduce_in_memory_order, permute_of_matmul,
+            matmul_batch_as_rows, sum_of_batch_products)
