@@ -13,6 +13,8 @@ import types
 
 import numpy as np
 
+from symgrad import collector
+
 log = logging.getLogger("symgrad")
 
 
@@ -32,8 +34,9 @@ class Unit:
 
     def start(self):
         """Find the library through the graph index, or generate the source and start its build."""
-        if not (self.backend.uses_graph_index and self._from_index()):
-            self._generate()
+        with collector.paused():
+            if not (self.backend.uses_graph_index and self._from_index()):
+                self._generate()
 
     def _graph_key(self):
         from symgrad.build import graph_key
