@@ -55,6 +55,10 @@ class Backend:
     def require(self) -> None:
         """Raises CompileError when this machine cannot build for the backend at all."""
 
+    def prepare(self) -> None:
+        """Called before a module is generated: start, in the background, what its build will
+        need (so that it overlaps code generation)."""
+
     def start_build(self, source: str, symbol: str, schedule: Schedule) -> Build:
         """The build (started in the background) of one generated module."""
         raise NotImplementedError(f"the {self.name} backend builds nothing")

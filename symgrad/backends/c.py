@@ -42,6 +42,11 @@ class CBackend(Backend):
             raise CompileError("no working C compiler: install gcc or clang, set SYMGRAD_CC, or "
                                "use backend='interp'")
 
+    def prepare(self):
+        """The thread pool's library, in a new build cache: its compile runs while the first
+        module is generated."""
+        threads.prepare()
+
     def start_build(self, source, symbol, schedule) -> Build:
         """The flags: numpy's OpenBLAS when a kernel is a matrix product, libmvec when the
         platform has it, -O3 when a loop nest is long enough to repay the compile time."""
