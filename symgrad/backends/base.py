@@ -37,6 +37,7 @@ class Backend:
     uses_graph_index = False        # a graph compiled before is found without generating it
     takes_device_arrays = False     # inputs and seeds may be arrays in device memory
     one_library = False             # a compiled function's entry points share one module
+    shares_code = False             # an entry point may call another's code (Function.share)
     # rendering (symgrad.codegen.render.schedule_function and render_module)
     module_template: str = ""       # under templates/: the module's text
     reserved_words: frozenset[str] = frozenset()    # names user Variables must not take

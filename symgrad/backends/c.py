@@ -31,6 +31,7 @@ class CBackend(Backend):
     name = "c"
     uses_graph_index = True
     one_library = True
+    shares_code = True
     module_template = "c/module.c.j2"
     row_fusion = True
 

@@ -261,7 +261,7 @@ class Scheduler:
             for b in written:
                 if b.position >= 0:
                     continue
-                nbytes = _padded_bytes(b.size * dtypes.ITEMSIZE[b.ctype])
+                nbytes = padded_bytes(b.size * dtypes.ITEMSIZE[b.ctype])
                 for j, (off, size) in enumerate(free):
                     # (at every size, where sizes are symbolic: never by the hints)
                     if provably_at_least(size, nbytes):
@@ -391,7 +391,7 @@ class Scheduler:
                              "M": m, "K": k, "N": nn, "ctype": out.ctype})
 
 
-def _padded_bytes(nbytes):
+def padded_bytes(nbytes):
     """A temporary's bytes rounded up to 64 (at least 64). A symbolic size (symgrad.dims) gets
     each coefficient of its polynomial rounded up instead: a multiple of 64 at every size, at
     least the bytes, and still a polynomial, so that planning can prove one block big enough
