@@ -38,6 +38,7 @@ class Backend:
     takes_device_arrays = False     # inputs and seeds may be arrays in device memory
     one_library = False             # a compiled function's entry points share one module
     shares_code = False             # an entry point may call another's code (Function.share)
+    outlines_nests = False          # a nest computed more than once is a function (codegen.outline)
     # rendering (symgrad.codegen.render.schedule_function and render_module)
     module_template: str = ""       # under templates/: the module's text
     reserved_words: frozenset[str] = frozenset()    # names user Variables must not take

@@ -32,6 +32,7 @@ class CBackend(Backend):
     uses_graph_index = True
     one_library = True
     shares_code = True
+    outlines_nests = True
     module_template = "c/module.c.j2"
     row_fusion = True
 

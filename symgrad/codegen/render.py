@@ -19,6 +19,7 @@ from symgrad.codegen.kernel_passes import BLAS_SHARE_MIN, written_buffers
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, padded_bytes, describe
 from symgrad.ops import c_expression
 from symgrad.codegen.names import NameTable, comment_safe
+from symgrad.codegen.outline import outline
 from symgrad.ops.primitives import vector_math
 
 if TYPE_CHECKING:
@@ -297,11 +298,13 @@ def render_module(functions: list, title: str, backend: Backend, export: bool = 
     the helpers once, each function's entry points under its own name. `export`: plain C for
     `fn.export` (no symgrad runtime: `sg_serial` is a constant of the file)."""
     template = environment().get_template(backend.module_template)
+    statics = outline(functions, kernel_macros().nest_kernel) if backend.outlines_nests else []
     merged = dict(functions[0])
     merged.update(matmul_types=sorted({t for f in functions for t in f["matmul_types"]}),
                   helpers=set().union(*(f["helpers"] for f in functions)),
                   any_checks=any(f["checks"] for f in functions))
     return template.render(version=__version__, functions=functions, module_title=comment_safe(title),
-                           export=export, **{k: v for k, v in merged.items() if k != "title"},
+                           export=export, outlined=statics,
+                           **{k: v for k, v in merged.items() if k != "title"},
                            title=functions[0]["title"] if len(functions) == 1 else comment_safe(title))
 
