@@ -266,15 +266,21 @@ class Scheduler:
                     # (at every size, where sizes are symbolic: never by the hints)
                     if provably_at_least(size, nbytes):
                         b.position = off
-                        free[j] = (off + nbytes, size - nbytes)
+                        if isinstance(size, int) and not isinstance(size, Dim) and size == nbytes:
+                            del free[j]         # used up: no request fits it (the list stays short)
+                        else:
+                            free[j] = (off + nbytes, size - nbytes)
                         break
                 else:
                     b.position, top = top, top + nbytes
                 live.append((b, nbytes))
-            for tb, nbytes in list(live):
+            still = []
+            for tb, nbytes in live:
                 if last_use.get(tb.name, -1) <= k and all(tb is not w for w in written):
                     free.append((tb.position, nbytes))
-                    live.remove((tb, nbytes))
+                else:
+                    still.append((tb, nbytes))
+            live = still
         return top
 
     def _describe(self, node: Node, root: Node | None = None) -> str:
