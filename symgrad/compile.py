@@ -439,9 +439,9 @@ def _values_come_cheap(outputs, grads) -> bool:
     from symgrad.graph import toposort
     needed = toposort(grads)
     seen = {id(v) for v in needed}
-    extra = sum(v.numel() for v in toposort(outputs) if id(v) not in seen and v.op is not None)
-    work = sum(v.numel() for v in needed if v.op is not None)
-    return extra <= max(work // 4, SMALL_VALUES)
+    extra = sum(v.numel() for v in toposort(outputs, lambda v: id(v) in seen)
+                if id(v) not in seen and v.op is not None)
+    return extra <= SMALL_VALUES or extra <= sum(v.numel() for v in needed if v.op is not None) // 4
 
 
 def _start(functions, backend, title):

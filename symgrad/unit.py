@@ -38,11 +38,22 @@ class Unit:
             if not (self.backend.uses_graph_index and self._from_index()):
                 self._generate()
 
+    def _shared_args(self) -> bool:
+        """Whether the functions take the same arguments (sg.compile's forward, backward and
+        value_and_grad do): their graphs are then walked once, together."""
+        first = self.functions[0].args
+        return all(len(f.args) == len(first) and all(a is b for a, b in zip(f.args, first))
+                   for f in self.functions[1:])
+
     def _graph_key(self):
         from symgrad.build import graph_key
         from symgrad.graph import structure_key
         fns = self.functions
-        structure = "\0".join(structure_key(f.graph_outputs, f.args, names=True) for f in fns)
+        if self._shared_args():     # one walk of the graph all the functions are part of
+            structure = structure_key([o for f in fns for o in f.graph_outputs], fns[0].args, names=True) + \
+                " outputs " + " ".join(str(len(f.graph_outputs)) for f in fns)
+        else:
+            structure = "\0".join(structure_key(f.graph_outputs, f.args, names=True) for f in fns)
         return graph_key(structure, self.backend.name, "+".join(f.name for f in fns),
                          "\0".join(f._title for f in fns))
 
@@ -100,11 +111,14 @@ class Unit:
         if facts is None or [e["symbol"] for e in facts["entries"]] != self.symbols:
             return False
         self.build = CachedBuild(facts["entry_path"], self.symbols)
+        # (none of the functions captures a constant when their graph together does not)
+        captures = not self._shared_args() or captured_constants(
+            [o for f in self.functions for o in f.graph_outputs], self.functions[0].args)
         for f, e in zip(self.functions, facts["entries"]):
             f._source = None
             code = f._shares[0] if f._shares is not None else f     # (whose constants it takes)
             f.consts = [np.ascontiguousarray(v.value())
-                        for v in captured_constants(code.graph_outputs, code.args)]
+                        for v in captured_constants(code.graph_outputs, code.args)] if captures else []
             f.checks, f.n_kernels = e["checks"], e["n_kernels"]
             f._out_specs = [(o.shape, np.dtype(o.dtype))
                             for k, o in enumerate(f.graph_outputs) if k not in f.updates]
