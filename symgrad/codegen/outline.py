@@ -18,11 +18,14 @@ MIN_USES = 2            # a nest computed this many times is outlined
 MAX_PARAMETERS = 127    # C guarantees a function this many parameters
 
 
+OUTLINED_KINDS = ("nest", "colsum")     # (colsum kernels allocate, and can fail: a status comes back)
+
+
 def _expressions(k):
     e = k.extra
-    return [let.expr for let in k.lets] + \
-        [x for st in e["stores"] for x in (st["index"], st["value"])] + \
-        [x for a in e["accs"] for x in (a["init"], a["value"], a["index"])]
+    return [let.expr for let in k.lets] + [x for x in (k.value, k.out_index) if k.kind == "colsum"] + \
+        [x for st in e.get("stores", ()) for x in (st["index"], st["value"])] + \
+        [x for a in e.get("accs", ()) for x in (a["init"], a["value"], a["index"])]
 
 
 def _buffers(k) -> list:
@@ -48,45 +51,47 @@ def _canonical(k, buffers, render) -> str:
     """`k`'s code with its buffers named b0, b1, ..., its locals v0, v1, ... and its
     accumulators acc0, acc1, ... in order, and no comments (those stay at the call)."""
     e = k.extra
-    saved = ([b.name for b in buffers], [let.name for let in k.lets], [a["name"] for a in e["accs"]],
-             e.get("comments"))
+    accs = e.get("accs", ())
+    saved = ([b.name for b in buffers], [let.name for let in k.lets], [a["name"] for a in accs],
+             e.get("comments"), k.comment)
     try:
         for j, b in enumerate(buffers):
             b.name = f"b{j}"
         for j, let in enumerate(k.lets):
             let.name = f"v{j}"
-        for j, a in enumerate(e["accs"]):
+        for j, a in enumerate(accs):
             a["name"] = f"acc{j}"
-        e["comments"] = []
+        e["comments"], k.comment = [], ""
         return str(render(k))
     finally:
         for b, name in zip(buffers, saved[0]):
             b.name = name
         for let, name in zip(k.lets, saved[1]):
             let.name = name
-        for a, name in zip(e["accs"], saved[2]):
+        for a, name in zip(accs, saved[2]):
             a["name"] = name
-        e["comments"] = saved[3]
+        e["comments"], k.comment = saved[3], saved[4]
 
 
-def outline(functions: list, render) -> list:
+def outline(functions: list, render, fails) -> list:
     """The nests of `functions` (render contexts) to write once: returns the static functions,
-    each {name, params, body, uses, first}, and gives each nest that calls one its call,
-    `extra["outlined"]` = {fn, args, comments}. `render(kernel)` is the C of a nest."""
+    each {name, params, body, uses, first, fails}, and gives each nest that calls one its call,
+    `extra["outlined"]` = {fn, args, comments, fails}. `render(kernel)` is the C of a nest,
+    `fails(kernel)` whether it allocates memory (it then returns a status)."""
     found, order = {}, []
     for f in functions:
         if f.get("shares") or f["dims"]:
             continue
         for k in f["kernels_list"]:
             k.extra.pop("outlined", None)
-            if k.kind != "nest" or _calls_back(k):
+            if k.kind not in OUTLINED_KINDS or _calls_back(k):
                 continue
             buffers = _buffers(k)
             if len(buffers) > MAX_PARAMETERS:
                 continue
             written = {id(b) for b in written_buffers(k)}
             params = tuple((b.ctype, id(b) not in written) for b in buffers)
-            key = (_canonical(k, buffers, render), params)
+            key = (_canonical(k, buffers, render), params, bool(fails(k)))
             if key not in found:
                 found[key] = []
                 order.append(key)
@@ -97,12 +102,12 @@ def outline(functions: list, render) -> list:
         if len(uses) < MIN_USES:
             continue
         name = f"sg_nest_{len(statics) + 1}"
-        body, params = key
-        statics.append({"name": name, "body": body, "uses": len(uses),
+        body, params, can_fail = key
+        statics.append({"name": name, "body": body, "uses": len(uses), "fails": can_fail,
                         "first": (uses[0][0].extra.get("comments") or [uses[0][0].comment])[0],
                         "params": [{"ctype": ct, "const": const, "name": f"b{j}"}
                                    for j, (ct, const) in enumerate(params)]})
         for k, buffers in uses:
-            k.extra["outlined"] = {"fn": name, "args": [b.name for b in buffers],
+            k.extra["outlined"] = {"fn": name, "args": [b.name for b in buffers], "fails": can_fail,
                                    "comments": k.extra.get("comments") or [k.comment]}
     return statics

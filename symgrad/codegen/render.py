@@ -298,7 +298,9 @@ def render_module(functions: list, title: str, backend: Backend, export: bool = 
     the helpers once, each function's entry points under its own name. `export`: plain C for
     `fn.export` (no symgrad runtime: `sg_serial` is a constant of the file)."""
     template = environment().get_template(backend.module_template)
-    statics = outline(functions, kernel_macros().nest_kernel) if backend.outlines_nests else []
+    macros = kernel_macros()
+    statics = outline(functions, lambda k: getattr(macros, k.kind + "_kernel")(k), macros.allocates) \
+        if backend.outlines_nests else []
     merged = dict(functions[0])
     merged.update(matmul_types=sorted({t for f in functions for t in f["matmul_types"]}),
                   helpers=set().union(*(f["helpers"] for f in functions)),
