@@ -43,7 +43,7 @@ def _location() -> tuple[str, str, list, Path]:
 
 
 _lock = threading.Lock()
-_compiling: list = []       # the pool's compile started by `prepare`: [(process, temporary folder)]
+_compiling: list = []       # the pool's compile started by `prepare`: [(process, temporary folder, pid)]
 
 
 def _start_compile():
@@ -70,7 +70,7 @@ def prepare() -> None:
     with _lock:
         if not _compiling and not _location()[3].is_file():
             try:
-                _compiling.append(_start_compile())
+                _compiling.append((*_start_compile(), os.getpid()))
             except OSError:
                 pass                    # runtime() tries again, and says what failed
 
@@ -85,8 +85,10 @@ def runtime() -> tuple[Path, ctypes.CDLL] | None:
     path = _location()[3]
     with _lock:
         started = _compiling.pop() if _compiling else None
+    if started is not None and started[2] != os.getpid():
+        started = None          # a forked child: the compiler is its parent's to wait for
     if started is not None or not path.is_file():
-        proc, tmp = started if started is not None else _start_compile()
+        proc, tmp = started[:2] if started is not None else _start_compile()
         try:
             try:
                 output, _ = proc.communicate(timeout=120)
