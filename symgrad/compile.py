@@ -256,6 +256,7 @@ class CompiledFunction:
                                       f"and the inputs have the named dimensions {', '.join(named)}; use "
                                       f"backend='c' or 'interp', or compile for fixed sizes")
         self._backend.require()
+        self._backend.prepare()       # (what the build will need starts now, in the background)
         self.single = isinstance(outputs, Variable)
         if not self.single and not isinstance(outputs, (list, tuple)):
             raise TypeError(f"sg.compile: outputs must be a Variable or a list of Variables, got "
