@@ -6,7 +6,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from symgrad import dtypes
+from symgrad import collector, dtypes
 import symgrad.ops.builders as G
 from symgrad.graph import toposort
 from symgrad.ops.primitives import OPS
@@ -56,7 +56,7 @@ def grad(outputs: Variable | Sequence[Variable], inputs: Variable | Sequence[Var
         if not o.requires_grad:
             raise RuntimeError(f"grad: the output {o._describe()} does not require grad; "
                                f"make an input with requires_grad=True")
-    with lazy():
+    with lazy(), collector.paused():
         grads = _backward_pass(outputs, grad_outputs, inputs)
     result = []
     for x, g in zip(inputs, grads):

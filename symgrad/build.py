@@ -178,6 +178,13 @@ def _symbols(symbol) -> list[str]:
     return [symbol] if isinstance(symbol, str) else list(symbol)
 
 
+@functools.lru_cache(maxsize=None)
+def _loader_ready() -> None:
+    """What loading a library first needs, made ready: cffi's C parser (importing it costs a
+    process about 50 ms), done while a compiler runs rather than after it."""
+    cffi.FFI().cdef("int sg_ready(void);")
+
+
 class Library:
     """A loaded shared library and its entry points (`symbols`: one per function the library
     holds; `entry` and `workspace_bytes` are the first's, `entry_point(symbol)` any one's)."""
@@ -503,6 +510,8 @@ class Build:
         with _lock:
             if self.key in _loaded:
                 return _loaded[self.key]
+        if self.proc is not None:
+            _loader_ready()         # while the compiler runs
         self._finish()
         if self.error is not None:
             raise self.error

@@ -22,6 +22,9 @@ from symgrad.unit import Unit
 from symgrad.variable import Variable
 
 
+SMALL_VALUES = 1 << 12      # values computing this few elements more are always worth sharing
+
+
 class _Spec(NamedTuple):
     """An input's shape and dtype at one call's sizes."""
     shape: tuple
@@ -30,6 +33,17 @@ class _Spec(NamedTuple):
 
 def _spec_name(v, k):
     return f"input {k} '{v.name}'" if v.name else f"input {k}"
+
+
+def _section(text, marker, functions=1):
+    """A function's part of a module's text, from its marker on, and the parts of the next
+    `functions` - 1 functions (that of the one whose code it shares comes right after it)."""
+    start = end = text.index(marker)
+    for _ in range(functions):
+        end = text.find("/* ==== symgrad_", end + 1)
+        if end < 0:
+            return text[start:]
+    return text[start:end]
 
 
 class Function:
@@ -55,6 +69,7 @@ class Function:
         self._lock = threading.Lock()
         self._lib = None
         self._unit = None
+        self._shares = None         # (function, n values): its code computes ours (see `share`)
         self._specs = [(a.shape, np.dtype(a.dtype)) for a in self.args]     # numpy's own: `is` checks them
         # the symbolic dimensions of the inputs' shapes (symgrad.dims), sorted: the order of the
         # size arguments the generated code takes
@@ -88,18 +103,24 @@ class Function:
     def path(self, value):
         self._path = value
 
+    def share(self, other: Function, n_values: int) -> None:
+        """Compute this function with `other`'s code, whose outputs are `n_values` values and
+        then this function's outputs: the entry point calls it with the values going to the
+        scratch (backward as value_and_grad, dropping the loss), so the library holds that code
+        once and the compiler compiles it once. Both must be built in one Unit."""
+        self._shares = (other, n_values)
+
     @property
     def source(self):
         """The generated text of this function: the module's shared part (includes, helpers)
-        and this function's entry points, without the other functions of its library."""
+        and this function's entry points, without the other functions of its library (but with
+        the one whose code computes it, when it shares another's: see `share`)."""
         text = self.module_source
         marker = f"/* ==== symgrad_{self.name} ==== */"
         if text is None or marker not in text:
             return text
         first = text.index("/* ==== symgrad_")
-        start = text.index(marker)
-        end = text.find("/* ==== symgrad_", start + len(marker))
-        return text[:first] + text[start:] if end < 0 else text[:first] + text[start:end]
+        return text[:first] + _section(text, marker, 2 if self._shares else 1)
 
     @property
     def module_source(self):
@@ -235,6 +256,7 @@ class CompiledFunction:
                                       f"and the inputs have the named dimensions {', '.join(named)}; use "
                                       f"backend='c' or 'interp', or compile for fixed sizes")
         self._backend.require()
+        self._backend.prepare()       # (what the build will need starts now, in the background)
         self.single = isinstance(outputs, Variable)
         if not self.single and not isinstance(outputs, (list, tuple)):
             raise TypeError(f"sg.compile: outputs must be a Variable or a list of Variables, got "
@@ -304,6 +326,9 @@ class CompiledFunction:
                     self.inputs, self.outputs + grads, "value_and_grad",
                     f"value_and_grad: ({outs}) and d({outs})/d({wrt_names}), from ({names})", backend,
                     out_names=self._out_names + self._grad_names, start=False)
+                if self._backend.shares_code and not self.value_and_grad_fn.dims and \
+                        _values_come_cheap(self.outputs, grads):
+                    self.backward_fn.share(self.value_and_grad_fn, len(self.outputs))
         _start([f for f in (self.forward_fn, self.backward_fn, self.value_and_grad_fn) if f is not None],
                self._backend, f"forward, backward and value_and_grad of ({names}) -> ({outs})")
         self.backward = _Entry(self, "backward")
@@ -405,6 +430,19 @@ class CompiledFunction:
         `-lm`; `-fopenmp` optional). No BLAS unless `blas=True`. Returns the paths written."""
         from symgrad.export import export
         return export(self, directory, prefix, blas)
+
+
+def _values_come_cheap(outputs, grads) -> bool:
+    """Whether backward may run value_and_grad's code and drop the values (Function.share):
+    when what only the values need (nodes the gradients do not reach) holds few elements
+    beside what the gradients compute. The library then holds that code once, not twice, and
+    the compiler, whose run is most of a cold compile, has about a third less to compile."""
+    from symgrad.graph import toposort
+    needed = toposort(grads)
+    seen = {id(v) for v in needed}
+    extra = sum(v.numel() for v in toposort(outputs, lambda v: id(v) in seen)
+                if id(v) not in seen and v.op is not None)
+    return extra <= SMALL_VALUES or extra <= sum(v.numel() for v in needed if v.op is not None) // 4
 
 
 def _start(functions, backend, title):

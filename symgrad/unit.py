@@ -13,6 +13,8 @@ import types
 
 import numpy as np
 
+from symgrad import collector
+
 log = logging.getLogger("symgrad")
 
 
@@ -32,31 +34,59 @@ class Unit:
 
     def start(self):
         """Find the library through the graph index, or generate the source and start its build."""
-        if not (self.backend.uses_graph_index and self._from_index()):
-            self._generate()
+        with collector.paused():
+            if not (self.backend.uses_graph_index and self._from_index()):
+                self._generate()
+
+    def _shared_args(self) -> bool:
+        """Whether the functions take the same arguments (sg.compile's forward, backward and
+        value_and_grad do): their graphs are then walked once, together."""
+        first = self.functions[0].args
+        return all(len(f.args) == len(first) and all(a is b for a, b in zip(f.args, first))
+                   for f in self.functions[1:])
 
     def _graph_key(self):
         from symgrad.build import graph_key
         from symgrad.graph import structure_key
         fns = self.functions
-        structure = "\0".join(structure_key(f.graph_outputs, f.args, names=True) for f in fns)
+        if self._shared_args():     # one walk of the graph all the functions are part of
+            structure = structure_key([o for f in fns for o in f.graph_outputs], fns[0].args, names=True) + \
+                " outputs " + " ".join(str(len(f.graph_outputs)) for f in fns)
+        else:
+            structure = "\0".join(structure_key(f.graph_outputs, f.args, names=True) for f in fns)
         return graph_key(structure, self.backend.name, "+".join(f.name for f in fns),
                          "\0".join(f._title for f in fns))
 
     def _generate(self):
-        from symgrad.codegen.render import render_module, schedule_function
+        from symgrad.codegen.render import render_module, schedule_function, shared_context
         started = time.perf_counter()
-        contexts, kernels = [], []
+        self.backend.prepare()
+        contexts, kernels, schedules = {}, [], {}
         for f in self.functions:
+            if f._shares is not None:
+                continue
             context, schedule, _ = schedule_function(f.args, f.graph_outputs, f"symgrad_{f.name}", f._title,
                                                      self.backend, f.out_names, f.updates)
             f.consts = [b.node.value for b in schedule.consts]
             f.checks = schedule.checks
             f._out_specs = [(b.node.shape, b.node.dtype) for b in schedule.outs]
             f.n_kernels = len(schedule.kernels)
-            contexts.append(context)
+            contexts[id(f)] = context
             kernels += schedule.kernels
-        source = render_module(contexts, self.title, self.backend)
+            schedules[id(f)] = schedule
+        for f in self.functions:        # computed by another's code (compile.Function.share)
+            if f._shares is not None:
+                other, n = f._shares
+                contexts[id(f)] = shared_context(f"symgrad_{f.name}", f._title, f"symgrad_{other.name}",
+                                                 schedules[id(other)], n)
+                f.consts, f.checks, f.n_kernels = other.consts, other.checks, other.n_kernels
+                f._out_specs = other._out_specs[n:]
+        # (a function that shares another's code comes just before it: its .source is both)
+        order = []
+        for f in self.functions:
+            if f._shares is None:
+                order += [g for g in self.functions if g._shares is not None and g._shares[0] is f] + [f]
+        source = render_module([contexts[id(f)] for f in order], self.title, self.backend)
         generated = time.perf_counter()
         symbols = self.symbols if len(self.symbols) > 1 else self.symbols[0]
         self.build = self.backend.start_build(source, symbols, types.SimpleNamespace(kernels=kernels))
@@ -81,9 +111,14 @@ class Unit:
         if facts is None or [e["symbol"] for e in facts["entries"]] != self.symbols:
             return False
         self.build = CachedBuild(facts["entry_path"], self.symbols)
+        # (none of the functions captures a constant when their graph together does not)
+        captures = not self._shared_args() or captured_constants(
+            [o for f in self.functions for o in f.graph_outputs], self.functions[0].args)
         for f, e in zip(self.functions, facts["entries"]):
             f._source = None
-            f.consts = [np.ascontiguousarray(v.value()) for v in captured_constants(f.graph_outputs, f.args)]
+            code = f._shares[0] if f._shares is not None else f     # (whose constants it takes)
+            f.consts = [np.ascontiguousarray(v.value())
+                        for v in captured_constants(code.graph_outputs, code.args)] if captures else []
             f.checks, f.n_kernels = e["checks"], e["n_kernels"]
             f._out_specs = [(o.shape, np.dtype(o.dtype))
                             for k, o in enumerate(f.graph_outputs) if k not in f.updates]

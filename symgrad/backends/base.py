@@ -37,6 +37,8 @@ class Backend:
     uses_graph_index = False        # a graph compiled before is found without generating it
     takes_device_arrays = False     # inputs and seeds may be arrays in device memory
     one_library = False             # a compiled function's entry points share one module
+    shares_code = False             # an entry point may call another's code (Function.share)
+    outlines_nests = False          # a nest computed more than once is a function (codegen.outline)
     # rendering (symgrad.codegen.render.schedule_function and render_module)
     module_template: str = ""       # under templates/: the module's text
     reserved_words: frozenset[str] = frozenset()    # names user Variables must not take
@@ -55,6 +57,10 @@ class Backend:
     # building and calling (symgrad.compile.Function)
     def require(self) -> None:
         """Raises CompileError when this machine cannot build for the backend at all."""
+
+    def prepare(self) -> None:
+        """Called before a module is generated: start, in the background, what its build will
+        need (so that it overlaps code generation)."""
 
     def start_build(self, source: str, symbol: str, schedule: Schedule) -> Build:
         """The build (started in the background) of one generated module."""

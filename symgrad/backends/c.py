@@ -31,6 +31,8 @@ class CBackend(Backend):
     name = "c"
     uses_graph_index = True
     one_library = True
+    shares_code = True
+    outlines_nests = True
     module_template = "c/module.c.j2"
     row_fusion = True
     tiled_transposes = True
@@ -42,6 +44,11 @@ class CBackend(Backend):
         if not have_c_compiler():
             raise CompileError("no working C compiler: install gcc or clang, set SYMGRAD_CC, or "
                                "use backend='interp'")
+
+    def prepare(self):
+        """The thread pool's library, in a new build cache: its compile runs while the first
+        module is generated."""
+        threads.prepare()
 
     def start_build(self, source, symbol, schedule) -> Build:
         """The flags: numpy's OpenBLAS when a kernel is a matrix product, libmvec when the

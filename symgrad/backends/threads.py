@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from symgrad import config
@@ -28,32 +29,77 @@ def _source() -> str:
     return (templates_dir() / "c" / "runtime.c").read_text()
 
 
+def _wanted() -> bool:
+    return config.openmp() and config.own_threads() and sys.platform.startswith("linux")
+
+
+@functools.lru_cache(maxsize=None)
+def _location() -> tuple[str, str, list, Path]:
+    """The pool's source, compiler, flags and library path in the build cache."""
+    source, cc = _source(), c_compiler()
+    flags = ["-O2", "-fPIC", "-shared", "-pthread", "-std=gnu11", "-Wl,-z,defs"]
+    key = cache_key(source, cc, flags)
+    return source, cc, flags, build_dir() / "runtime" / key / f"libsgrt-{key[:16]}.so"
+
+
+_lock = threading.Lock()
+_compiling: list = []       # the pool's compile started by `prepare`: [(process, temporary folder, pid)]
+
+
+def _start_compile():
+    source, cc, flags, path = _location()
+    folder = path.parent
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    (tmp / "runtime.c").write_text(source)
+    try:
+        proc = subprocess.Popen([cc, *flags, f"-Wl,-soname,{path.name}", "-o", str(tmp / path.name),
+                                 str(tmp / "runtime.c")], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return proc, tmp
+
+
+def prepare() -> None:
+    """Start compiling the pool in the background when the cache lacks it, so that in a new
+    cache its compile overlaps the generation of the first module (which links against it)."""
+    if not _wanted() or runtime.cache_info().currsize:
+        return
+    with _lock:
+        if not _compiling and not _location()[3].is_file():
+            try:
+                _compiling.append((*_start_compile(), os.getpid()))
+            except OSError:
+                pass                    # runtime() tries again, and says what failed
+
+
 @functools.lru_cache(maxsize=None)
 def runtime() -> tuple[Path, ctypes.CDLL] | None:
     """The pool's library (compiled on first use, then found in the cache), loaded; None where
     the loops use libgomp (no OpenMP, SYMGRAD_OWN_THREADS=0, or not Linux: the modules rely on
     GNU ld's --as-needed to leave libgomp out)."""
-    if not (config.openmp() and config.own_threads() and sys.platform.startswith("linux")):
+    if not _wanted():
         return None
-    source, cc = _source(), c_compiler()
-    flags = ["-O2", "-fPIC", "-shared", "-pthread", "-std=gnu11", "-Wl,-z,defs"]
-    key = cache_key(source, cc, flags)
-    name = f"libsgrt-{key[:16]}.so"
-    folder = build_dir() / "runtime" / key
-    path = folder / name
-    if not path.is_file():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
+    path = _location()[3]
+    with _lock:
+        started = _compiling.pop() if _compiling else None
+    if started is not None and started[2] != os.getpid():
+        started = None          # a forked child: the compiler is its parent's to wait for
+    if started is not None or not path.is_file():
+        proc, tmp = started[:2] if started is not None else _start_compile()
         try:
-            (tmp / "runtime.c").write_text(source)
-            done = subprocess.run([cc, *flags, f"-Wl,-soname,{name}", "-o", str(tmp / name),
-                                   str(tmp / "runtime.c")], capture_output=True, text=True, timeout=120)
-            if done.returncode != 0:
+            try:
+                output, _ = proc.communicate(timeout=120)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                output, _ = proc.communicate()
+            if proc.returncode != 0:
                 from symgrad.build import log
-                log.warning("symgrad: the thread pool did not compile (%s); loops use libgomp",
-                            done.stdout + done.stderr)
+                log.warning("symgrad: the thread pool did not compile (%s); loops use libgomp", output)
                 return None
-            _publish(tmp, folder)               # published whole, or another process was first
+            _publish(tmp, path.parent)          # published whole, or another process was first
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     lib = ctypes.CDLL(str(path))

@@ -33,7 +33,8 @@ class Node:
 
     def key(self):
         attrs = tuple(sorted((k, str(v)) for k, v in self.attrs.items()))
-        return (self.op, attrs, tuple(id(i) for i in self.inputs), self.shape, str(self.dtype))
+        # (the dtype itself, not its name: numpy's str() of a dtype costs microseconds)
+        return (self.op, attrs, tuple(id(i) for i in self.inputs), self.shape, self.dtype)
 
 
 @dataclass
@@ -56,7 +57,7 @@ class _Builder:
         node = Node(op, list(inputs), dict(attrs), tuple(shape), np.dtype(dtype), **kw)
         if op in ("arg", "const"):
             return node
-        key = ("lit", str(node.dtype), repr(node.value)) if op == "literal" else node.key()
+        key = ("lit", node.dtype, repr(node.value)) if op == "literal" else node.key()
         return self.table.setdefault(key, node)
 
 

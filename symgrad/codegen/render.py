@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from typing import TYPE_CHECKING
 
 import jinja2
 import numpy as np
 
+from symgrad import dtypes
 from symgrad._version import __version__
 from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
@@ -15,9 +17,10 @@ from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
 from symgrad.blas import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
 from symgrad.codegen.kernel_passes import written_buffers
-from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, describe
+from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, padded_bytes, describe
 from symgrad.ops import c_expression
 from symgrad.codegen.names import NameTable, comment_safe
+from symgrad.codegen.outline import outline
 from symgrad.ops.primitives import vector_math
 
 if TYPE_CHECKING:
@@ -77,11 +80,18 @@ def _cnum(value, ctype):
 @functools.lru_cache(maxsize=None)
 def environment() -> jinja2.Environment:
     from symgrad.build import build_dir
-    try:         # compiled templates are cached across processes: jinja's compile takes 0.2 s
-        (build_dir() / "jinja").mkdir(parents=True, exist_ok=True)
-        bytecode = jinja2.FileSystemBytecodeCache(str(build_dir() / "jinja"))
-    except OSError:
-        bytecode = None
+    # Compiled templates are cached across processes (jinja's compile takes 0.1-0.2 s): beside
+    # the templates, as Python keeps its bytecode beside the modules, so that a new build cache
+    # does not compile them again; in the build cache where the templates' folder is read-only.
+    bytecode = None
+    for folder in (templates_dir() / "__pycache__", build_dir() / "jinja"):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            bytecode = jinja2.FileSystemBytecodeCache(str(folder))
+            break
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates_dir())),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              autoescape=False, bytecode_cache=bytecode, finalize=_finalize)
@@ -245,10 +255,33 @@ def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend,
                    fn=fn_name, dims=_size_arguments(graph, schedule), params=params, tmps=schedule.tmps,
                    kernels_list=schedule.kernels, parts=_part_contexts(schedule.kernels, schedule.tmps),
                    scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
-                   helpers=_helpers(schedule), checks=[comment_safe(c) for c in checks],
+                   helpers=_helpers(schedule), checks=[comment_safe(c) for c in checks], shares=None,
                    **backend.template_context(schedule))
     schedule.checks = checks
     return context, schedule, graph
+
+
+def shared_context(fn_name: str, title: str, other_name: str, schedule, n_values: int) -> dict:
+    """The context of an entry point computed by another function's code (compile.Function.share:
+    `other_name`'s, whose schedule is `schedule`; static shapes only): it takes that function's parameters but
+    its first `n_values` outputs, which that code writes into the scratch past its own and
+    which are dropped."""
+    values, at = [], padded_bytes(schedule.scratch_bytes) if schedule.scratch_bytes else 0
+    for b in schedule.outs[:n_values]:
+        values.append((b, at))
+        at += padded_bytes(b.size * dtypes.ITEMSIZE[b.ctype])
+    offsets = {id(b): off for b, off in values}
+    outs = schedule.outs[n_values:]
+    inputs = ", ".join(f"{b.name} {b.node.shape} {b.node.dtype}" for b in schedule.args)
+    summary = [f"inputs:  {inputs or '-'}"]
+    summary += [f"output:  {b.name} {b.node.shape} {b.node.dtype} = {describe(b.node, 4)}" for b in outs]
+    called = schedule.args + schedule.consts + schedule.outs
+    return dict(title=comment_safe(title), summary=[comment_safe(line) for line in summary], fn=fn_name,
+                dims=[], params=schedule.args + schedule.consts + outs, tmps=[], kernels_list=[], parts=[],
+                scratch_bytes=at, matmul_types=[], helpers=set(), checks=[],
+                shares=dict(fn=other_name, values=[b for b, _ in values],
+                            offset=values[0][1] if values else at,
+                            call=[(b, offsets.get(id(b))) for b in called]))
 
 
 def _size_arguments(graph, schedule) -> list:
@@ -268,11 +301,15 @@ def render_module(functions: list, title: str, backend: Backend, export: bool = 
     the helpers once, each function's entry points under its own name. `export`: plain C for
     `fn.export` (no symgrad runtime: `sg_serial` is a constant of the file)."""
     template = environment().get_template(backend.module_template)
+    macros = kernel_macros()
+    statics = outline(functions, lambda k: getattr(macros, k.kind + "_kernel")(k), macros.allocates) \
+        if backend.outlines_nests else []
     merged = dict(functions[0])
     merged.update(matmul_types=sorted({t for f in functions for t in f["matmul_types"]}),
                   helpers=set().union(*(f["helpers"] for f in functions)),
                   any_checks=any(f["checks"] for f in functions))
     return template.render(version=__version__, functions=functions, module_title=comment_safe(title),
-                           export=export, **{k: v for k, v in merged.items() if k != "title"},
+                           export=export, outlined=statics,
+                           **{k: v for k, v in merged.items() if k != "title"},
                            title=functions[0]["title"] if len(functions) == 1 else comment_safe(title))
 

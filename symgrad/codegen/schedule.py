@@ -264,20 +264,26 @@ class Scheduler:
             for b in written:
                 if b.position >= 0:
                     continue
-                nbytes = _padded_bytes(b.size * dtypes.ITEMSIZE[b.ctype])
+                nbytes = padded_bytes(b.size * dtypes.ITEMSIZE[b.ctype])
                 for j, (off, size) in enumerate(free):
                     # (at every size, where sizes are symbolic: never by the hints)
                     if provably_at_least(size, nbytes):
                         b.position = off
-                        free[j] = (off + nbytes, size - nbytes)
+                        if isinstance(size, int) and not isinstance(size, Dim) and size == nbytes:
+                            del free[j]         # used up: no request fits it (the list stays short)
+                        else:
+                            free[j] = (off + nbytes, size - nbytes)
                         break
                 else:
                     b.position, top = top, top + nbytes
                 live.append((b, nbytes))
-            for tb, nbytes in list(live):
+            still = []
+            for tb, nbytes in live:
                 if last_use.get(tb.name, -1) <= k and all(tb is not w for w in written):
                     free.append((tb.position, nbytes))
-                    live.remove((tb, nbytes))
+                else:
+                    still.append((tb, nbytes))
+            live = still
         return top
 
     def _describe(self, node: Node, root: Node | None = None) -> str:
@@ -398,7 +404,7 @@ class Scheduler:
                              "M": m, "K": k, "N": nn, "ctype": out.ctype})
 
 
-def _padded_bytes(nbytes):
+def padded_bytes(nbytes):
     """A temporary's bytes rounded up to 64 (at least 64). A symbolic size (symgrad.dims) gets
     each coefficient of its polynomial rounded up instead: a multiple of 64 at every size, at
     least the bytes, and still a polynomial, so that planning can prove one block big enough
