@@ -177,6 +177,17 @@ def _coerce(x):
     return None
 
 
+def _size_operator(combine, reflected: bool = False):
+    """A binary operator of Dim: `combine(a, b)` of the two operands as sizes, the Dim first
+    unless `reflected`; an operand that is not an integer goes to Dim._not_a_size."""
+    def operator(self, other):
+        o = _coerce(other)
+        if o is None:
+            return self._not_a_size(other)
+        return combine(o, self) if reflected else combine(self, o)
+    return operator
+
+
 class Dim(int):
     """A size that is an expression over named dimensions; see the module's docstring."""
 
@@ -221,37 +232,10 @@ class Dim(int):
         return _evaluate_terms(self.terms, env)
 
     # --- arithmetic ---------------------------------------------------------------------------
-    def __add__(self, other):
-        o = _coerce(other)
-        if o is None:
-            return self._not_a_size(other)
-        other = o
-        return _norm(_add(_poly(self), _poly(other)))
-
-    __radd__ = __add__
-
-    def __sub__(self, other):
-        o = _coerce(other)
-        if o is None:
-            return self._not_a_size(other)
-        other = o
-        return _norm(_add(_poly(self), _poly(other), -1))
-
-    def __rsub__(self, other):
-        o = _coerce(other)
-        if o is None:
-            return self._not_a_size(other)
-        other = o
-        return _norm(_add(_poly(other), _poly(self), -1))
-
-    def __mul__(self, other):
-        o = _coerce(other)
-        if o is None:
-            return self._not_a_size(other)
-        other = o
-        return _norm(_mul(_poly(self), _poly(other)))
-
-    __rmul__ = __mul__
+    __add__ = __radd__ = _size_operator(lambda a, b: _norm(_add(_poly(a), _poly(b))))
+    __sub__ = _size_operator(lambda a, b: _norm(_add(_poly(a), _poly(b), -1)))
+    __rsub__ = _size_operator(lambda a, b: _norm(_add(_poly(a), _poly(b), -1)), reflected=True)
+    __mul__ = __rmul__ = _size_operator(lambda a, b: _norm(_mul(_poly(a), _poly(b))))
 
     def __neg__(self):
         return _norm({m: -c for m, c in self.terms})
@@ -272,33 +256,10 @@ class Dim(int):
             return _norm(exact) if op == "//" else 0
         return Dim._make((((Quotient(op, _terms(p), _terms(q)),), 1),))
 
-    def __floordiv__(self, other):
-        o = _coerce(other)
-        if o is None:
-            return self._not_a_size(other)
-        other = o
-        return Dim._divide(self, other, "//")
-
-    def __rfloordiv__(self, other):
-        o = _coerce(other)
-        if o is None:
-            return self._not_a_size(other)
-        other = o
-        return Dim._divide(other, self, "//")
-
-    def __mod__(self, other):
-        o = _coerce(other)
-        if o is None:
-            return self._not_a_size(other)
-        other = o
-        return Dim._divide(self, other, "%")
-
-    def __rmod__(self, other):
-        o = _coerce(other)
-        if o is None:
-            return self._not_a_size(other)
-        other = o
-        return Dim._divide(other, self, "%")
+    __floordiv__ = _size_operator(lambda a, b: Dim._divide(a, b, "//"))
+    __rfloordiv__ = _size_operator(lambda a, b: Dim._divide(a, b, "//"), reflected=True)
+    __mod__ = _size_operator(lambda a, b: Dim._divide(a, b, "%"))
+    __rmod__ = _size_operator(lambda a, b: Dim._divide(a, b, "%"), reflected=True)
 
     def _not_a_size(self, other):
         """Arithmetic with something that is not an integer: a number would see the placeholder

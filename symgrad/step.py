@@ -248,8 +248,7 @@ class CompiledStep:
             key = (id(group), old, p.dtype)
             row = rows.get(key)
             if row is None:
-                scalars = opt._scalars(group, state, p.dtype)
-                row = rows[key] = np.array([scalars[name] for name in names] + [0], p.dtype)
+                row = rows[key] = _scalar_row(opt, group, state, p.dtype, names)
             hyper[lo:hi] = row
             for k in keys:
                 if state.get(k) is None:
@@ -306,6 +305,13 @@ class CompiledStep:
 
 
 _value = attrgetter("_value")
+
+
+def _scalar_row(opt, group: dict, state: dict, dtype, names: list) -> np.ndarray:
+    """One parameter's row of this step's scalars in the C's order (`names`), then "fresh" as 0
+    (its buffers exist; the general path sets it for one that has none yet)."""
+    scalars = opt._scalars(group, state, dtype)
+    return np.array([scalars[name] for name in names] + [0], dtype)
 
 
 class _Steady:
@@ -387,12 +393,10 @@ class _Steady:
         for group, view, run, ks in self.runs:
             _, names, _, _, _, state, dtype, k = run[0]
             if k < 0 or [counts[i] for i in ks].count(counts[k]) == len(ks):
-                scalars = opt._scalars(group, state, dtype)
-                view[...] = np.array([scalars[name] for name in names] + [0], dtype)
+                view[...] = _scalar_row(opt, group, state, dtype, names)
                 continue
             for _, names, hyper, lo, hi, state, dtype, _ in run:    # step counts that differ
-                scalars = opt._scalars(group, state, dtype)
-                hyper[lo:hi] = np.array([scalars[name] for name in names] + [0], dtype)
+                hyper[lo:hi] = _scalar_row(opt, group, state, dtype, names)
         try:
             loss = self.call(*arrays, *self.arrays)
         except BaseException:

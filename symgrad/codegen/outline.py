@@ -18,7 +18,7 @@ MIN_USES = 2            # a nest computed this many times is outlined
 MAX_PARAMETERS = 127    # C guarantees a function this many parameters
 
 
-OUTLINED_KINDS = ("nest", "colsum")     # (a kernel that can fail gets a status back: see `fails`)
+OUTLINED_KINDS = ("nest", "colsum")
 
 
 def _expressions(k):
@@ -73,11 +73,10 @@ def _canonical(k, buffers, render) -> str:
         e["comments"], k.comment = saved[3], saved[4]
 
 
-def outline(functions: list, render, fails) -> list:
+def outline(functions: list, render) -> list:
     """The nests of `functions` (render contexts) to write once: returns the static functions,
-    each {name, params, body, uses, first, fails}, and gives each nest that calls one its call,
-    `extra["outlined"]` = {fn, args, comments, fails}. `render(kernel)` is the C of a nest,
-    `fails(kernel)` whether it allocates memory (it then returns a status)."""
+    each {name, params, body, uses, first}, and gives each nest that calls one its call,
+    `extra["outlined"]` = {fn, args, comments}. `render(kernel)` is the C of a nest."""
     found, order = {}, []
     for f in functions:
         if f.get("shares") or f["dims"]:
@@ -91,7 +90,7 @@ def outline(functions: list, render, fails) -> list:
                 continue
             written = {id(b) for b in written_buffers(k)}
             params = tuple((b.ctype, id(b) not in written) for b in buffers)
-            key = (_canonical(k, buffers, render), params, bool(fails(k)))
+            key = (_canonical(k, buffers, render), params)
             if key not in found:
                 found[key] = []
                 order.append(key)
@@ -102,12 +101,12 @@ def outline(functions: list, render, fails) -> list:
         if len(uses) < MIN_USES:
             continue
         name = f"sg_nest_{len(statics) + 1}"
-        body, params, can_fail = key
-        statics.append({"name": name, "body": body, "uses": len(uses), "fails": can_fail,
+        body, params = key
+        statics.append({"name": name, "body": body, "uses": len(uses),
                         "first": (uses[0][0].extra.get("comments") or [uses[0][0].comment])[0],
                         "params": [{"ctype": ct, "const": const, "name": f"b{j}"}
                                    for j, (ct, const) in enumerate(params)]})
         for k, buffers in uses:
-            k.extra["outlined"] = {"fn": name, "args": [b.name for b in buffers], "fails": can_fail,
+            k.extra["outlined"] = {"fn": name, "args": [b.name for b in buffers],
                                    "comments": k.extra.get("comments") or [k.comment]}
     return statics

@@ -302,7 +302,7 @@ def render_module(functions: list, title: str, backend: Backend, export: bool = 
     `fn.export` (no symgrad runtime: `sg_serial` is a constant of the file)."""
     template = environment().get_template(backend.module_template)
     macros = kernel_macros()
-    statics = outline(functions, lambda k: getattr(macros, k.kind + "_kernel")(k), macros.allocates) \
+    statics = outline(functions, lambda k: getattr(macros, k.kind + "_kernel")(k)) \
         if backend.outlines_nests else []
     merged = dict(functions[0])
     merged.update(matmul_types=sorted({t for f in functions for t in f["matmul_types"]}),
