@@ -234,9 +234,11 @@ class Function:
     def _general_call(self, *values):
         return self.run(self.convert(values))
 
-    def value_and_grad_caller(self, n_values, single):
-        """The backend's caller returning (value, gradients) straight from the arrays, or None."""
-        return self._backend.value_and_grad_caller(self, n_values, single)
+    def value_and_grad_caller(self, n_values, single, seeded=None):
+        """The backend's caller returning (value, gradients) straight from the arrays, or None.
+        With `seeded`, the caller also takes `grad_outputs=` and passes a call that has them
+        on as `seeded(args, grad_outputs)`."""
+        return self._backend.value_and_grad_caller(self, n_values, single, seeded)
 
     def __repr__(self):
         return f"<symgrad compiled {self.name} ({self.backend}): {self.path or 'interpreted'}>"
@@ -649,9 +651,15 @@ class _Entry:
                 # One generated caller from the arrays to (value, gradients), where the backend
                 # has one; everything else (seeds given, the interpreter, errors) goes through _run.
                 n = 0 if self.which == "backward" else len(owner.outputs)
-                fast = fn.value_and_grad_caller(n, owner.single)
+                which = self.which
+                fast = fn.value_and_grad_caller(n, owner.single,
+                                                lambda args, seeds: owner._run(which, args, seeds))
                 if fast is not None:
                     self._fast = fast
+                    # From now on a call is the generated caller's alone (it takes
+                    # grad_outputs= too): a class of this entry's own whose __call__ it is.
+                    self.__class__ = type("_Entry", (_Entry,), {"__call__": staticmethod(fast),
+                                                                "__slots__": (), "__doc__": _Entry.__doc__})
                     return fast(*args)
         return self.owner._run(self.which, args, grad_outputs)
 
