@@ -288,6 +288,24 @@ def test_a_narrow_product_of_a_transposed_matrix_copies_it_plain_and_keeps_the_n
     assert sorted(copies) == ["w0", "w1", "w2"], copies    # not N=1 (too small) nor N=17
 
 
+def test_a_transposed_matrix_several_products_read_is_stored_plain_once():
+    """W.T read by several products (an RNN's recurrent weight, in each step's input
+    gradient) is stored plain once for all of them, where one such product alone (too large
+    for BLAS's small kernels) reads it in place; the numbers are numpy's."""
+    rng = np.random.default_rng(4)
+    hs = [sg.Variable(shape=(32, 256), name=f"h{k}") for k in range(3)]
+    w = sg.Variable(shape=(256, 256), name="w")
+    shared = sg.compile(hs + [w], [h @ w.T for h in hs])
+    alone = sg.compile(hs[:1] + [w], hs[0] @ w.T)
+    hv = [rng.normal(size=(32, 256)).astype(np.float32) for _ in hs]
+    wv = rng.normal(size=(256, 256)).astype(np.float32)
+    for got, h in zip(shared(*hv, wv), hv):
+        np.testing.assert_allclose(got, h.astype(np.float64) @ wv.T.astype(np.float64), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(alone(hv[0], wv), hv[0].astype(np.float64) @ wv.T, rtol=1e-4, atol=1e-4)
+    assert len(re.findall(r"/\* t_permute\w* = permute\(w\) \*/", shared.forward.source)) == 1
+    assert "= permute(w)" not in alone.forward.source
+
+
 def test_a_transposed_operand_is_read_in_place_not_copied_transposed():
     """A product of a computed value's transpose stores the value and reads it transposed
     (no buffer holding the transposed copy); the numbers are numpy's."""

@@ -134,7 +134,7 @@ class Scheduler:
                 for i in n.inputs:
                     if not self._strided_view(i):
                         m.add(id(_below_relabelling(i)))
-                if _transposed_b_stored_plain(n):
+                if _transposed_b_stored_plain(n, self.users.get(id(n.inputs[1]), 1)):
                     m.add(id(n.inputs[1]))
         for n in reversed(self.order):        # costly values with several users: compute once
             if id(n) not in m and self.users.get(id(n), 0) > 1 and not self._cheap(n):
@@ -417,21 +417,29 @@ def padded_bytes(nbytes):
 NARROW_N = 16               # a product with fewer columns than this is "narrow"
 
 
-def _transposed_b_stored_plain(n: Node) -> bool:
-    """Whether matrix product `n` of many rows (64 or more) reads a B that is a transposed
-    matrix (x @ W.T, a linear layer's forward), and B is better stored plain first: K * N
+def _transposed_b_stored_plain(n: Node, readers: int = 1) -> bool:
+    """Whether matrix product `n` reads a B that is a transposed matrix (x @ W.T, a linear
+    layer's forward, or its input gradient), and B is better stored plain first: K * N
     elements copied against M * K * N multiply-adds. OpenBLAS runs a transposed B at 0.5-0.9
     times the speed of a plain one (128x128 by 128x10: 8.5 against 4.9 us; 64x64 by 64x128:
     15.7 against 10.2), and its small-matrix kernels, which a product of up to
     BLAS_SMALL_SPLIT million multiply-adds is split for, are fast only for a plain B; our own
-    loop reads a transposed B across its rows. A product far larger keeps it in place (the
-    copy of a large W there costs more than the slower reading)."""
+    loop reads a transposed B across its rows. Packed, a transposed B costs about what a
+    transposing copy of it costs, on every product up to some 256 rows (K = N = 256: 131
+    against 96 us at 64 rows, 379 against 347 at 256; the same at 512): so a B that
+    `readers` products read (an RNN's W.T, once a step) is stored plain once for all of
+    them. One product far larger than the small kernels' keeps its B in place (the copy of a
+    large W costs about what the slower reading does)."""
     a, b = n.inputs
     if len(n.shape) != 2 or b.op != "permute" or b.attrs["perm"] != (1, 0):
         return False
     m, k, cols = a.shape[0], a.shape[1], b.shape[1]
     mnk = m * k * cols
-    return m >= 64 and 32768 <= mnk and (cols < NARROW_N or mnk <= BLAS_SMALL_MAX * BLAS_SMALL_SPLIT)
+    if mnk < 32768:
+        return False
+    if readers > 1 and m < 512:
+        return True
+    return m >= 64 and (cols < NARROW_N or mnk <= BLAS_SMALL_MAX * BLAS_SMALL_SPLIT)
 
 
 def _below_relabelling(n: Node) -> Node:
