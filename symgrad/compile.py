@@ -234,6 +234,11 @@ class Function:
     def _general_call(self, *values):
         return self.run(self.convert(values))
 
+    def direct_caller(self, single):
+        """The backend's caller returning what `sg.compile`'s function returns (the one array
+        of a single output, else the list), or None."""
+        return self._backend.direct_caller(self, single)
+
     def value_and_grad_caller(self, n_values, single, seeded=None):
         """The backend's caller returning (value, gradients) straight from the arrays, or None.
         With `seeded`, the caller also takes `grad_outputs=` and passes a call that has them
@@ -361,6 +366,11 @@ class CompiledFunction:
         return self._explicit
 
     def __call__(self, *args):
+        fast = self.forward_fn.direct_caller(self.single)
+        if fast is not None:
+            # From now on `fn(...)` is the generated caller's alone: a class of this
+            # function's own whose __call__ it is (pickling and the rest are the class's).
+            self.__class__ = _direct(type(self), fast)
         return self.call_forward(*args)
 
     def call_forward(self, *args: Any) -> np.ndarray | list:
@@ -608,6 +618,14 @@ class _Forward:
         return repr(self._owner.forward_fn)
 
 
+def _direct(cls, call):
+    """A subclass of `cls` for one object whose calls are `call`'s (a generated caller): a
+    call then costs no Python frame of ours before the caller's."""
+    return type(cls.__name__, (cls,), {"__call__": staticmethod(call), "__slots__": (),
+                                       "__doc__": cls.__doc__, "__module__": cls.__module__,
+                                       "__qualname__": cls.__qualname__})
+
+
 class _Entry:
     """`fn.backward(*inputs, grad_outputs=None)` and `fn.value_and_grad(*inputs, grad_outputs=None)`.
 
@@ -658,8 +676,7 @@ class _Entry:
                     self._fast = fast
                     # From now on a call is the generated caller's alone (it takes
                     # grad_outputs= too): a class of this entry's own whose __call__ it is.
-                    self.__class__ = type("_Entry", (_Entry,), {"__call__": staticmethod(fast),
-                                                                "__slots__": (), "__doc__": _Entry.__doc__})
+                    self.__class__ = _direct(_Entry, fast)
                     return fast(*args)
         return self.owner._run(self.which, args, grad_outputs)
 

@@ -743,6 +743,27 @@ def test_value_and_grad_takes_grad_outputs_after_its_fast_calls():
     np.testing.assert_allclose(scalar.value_and_grad(a, grad_outputs=np.float32(3.0))[1][0], 6 * a, rtol=1e-6)
 
 
+def test_a_compiled_function_called_often_still_checks_pickles_and_says_what_it_is():
+    """After its first call `fn(...)` goes straight to the generated caller; the function must
+    still refuse a wrong shape with the usual error, pickle, and be a CompiledFunction."""
+    import pickle
+    x = sg.Variable(shape=(4,), name="x")
+    fn = sg.compile([x], sg.exp(x) + 1)
+    a = np.linspace(-1, 1, 4).astype(np.float32)
+    for _ in range(3):
+        np.testing.assert_allclose(fn(a), np.exp(a) + 1, rtol=1e-6)
+    with pytest.raises(ValueError, match="x"):
+        fn(np.ones(5, np.float32))
+    assert isinstance(fn, sg.compile.__globals__["CompiledFunction"]) and "compiled" in repr(fn).lower()
+    again = pickle.loads(pickle.dumps(fn))
+    np.testing.assert_allclose(again(a), np.exp(a) + 1, rtol=1e-6)
+    two = sg.compile([x], [sg.exp(x), x * 2])
+    for _ in range(2):
+        got = two(a)
+        assert isinstance(got, list) and len(got) == 2
+    np.testing.assert_allclose(got[1], a * 2)
+
+
 def test_remembered_input_pointers_follow_the_arrays_passed():
     """The caller remembers the pointer of a small input passed again; in-place changes, other
     arrays, views and the general path in between must all still give the right answer."""

@@ -85,6 +85,9 @@ class CBackend(Backend):
     def caller(self, fn):
         return fast_caller(fn) if config.fast_call() else fn._general_call
 
+    def direct_caller(self, fn, single):
+        return fast_caller(fn, single=single) if config.fast_call() else None
+
     def value_and_grad_caller(self, fn, n_values, single, seeded=None):
         return fast_caller(fn, (n_values, single), seeded) if config.fast_call() else None
 
@@ -223,13 +226,13 @@ def _taker(view, chars):
 
 # --- the straight-line caller ------------------------------------------------------------------
 
-def fast_caller(fn, returns=None, seeded=None):
+def fast_caller(fn, returns=None, seeded=None, single=False):
     """A straight-line caller of `fn` for the common case (C-contiguous arrays of the declared
     shapes and dtypes), written out for this function: a call then costs a few microseconds.
     Anything else takes the general path, which converts or explains. It returns the list of
     outputs, or with `returns` = (number of values, single output) `(value, gradients)`. With
     `seeded`, it takes `grad_outputs=` too, and a call that gives them goes to
-    `seeded(args, grad_outputs)`."""
+    `seeded(args, grad_outputs)`. With `single` (and no `returns`), the one output itself."""
     lib = fn.library()
     n_in, n_const = len(fn.args), len(fn.consts)
     names = [f"a{k}" for k in range(n_in)]
@@ -267,7 +270,9 @@ def fast_caller(fn, returns=None, seeded=None):
                   f"        p[{n_in + n_const + k}] = q[1]",
                   "    else:",
                   f"        o{k}, p[{n_in + n_const + k}] = take(q, os{k}, od{k})"]
-    if returns is None:            # the list of outputs
+    if returns is None and single:     # the one output
+        result, env["wrap"] = outs[0], lambda r: r[0]
+    elif returns is None:              # the list of outputs
         result, env["wrap"] = f"[{', '.join(outs)}]", lambda r: r
     else:                          # (value, gradients)
         n, single = returns
