@@ -234,11 +234,6 @@ class Function:
     def _general_call(self, *values):
         return self.run(self.convert(values))
 
-    def direct_caller(self, single):
-        """The backend's caller returning what `sg.compile`'s function returns (the one array
-        of a single output, else the list), or None."""
-        return self._backend.direct_caller(self, single)
-
     def value_and_grad_caller(self, n_values, single, seeded=None):
         """The backend's caller returning (value, gradients) straight from the arrays, or None.
         With `seeded`, the caller also takes `grad_outputs=` and passes a call that has them
@@ -366,10 +361,8 @@ class CompiledFunction:
         return self._explicit
 
     def __call__(self, *args):
-        fast = self.forward_fn.direct_caller(self.single)
-        if fast is not None:
-            # From now on `fn(...)` is the generated caller's alone: a class of this
-            # function's own whose __call__ it is (pickling and the rest are the class's).
+        fast = self.forward_fn._backend.direct_caller(self.forward_fn, self.single)
+        if fast is not None:      # from now on `fn(...)` is the generated caller's alone
             self.__class__ = _direct(type(self), fast)
         return self.call_forward(*args)
 

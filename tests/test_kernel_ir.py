@@ -306,6 +306,36 @@ def test_a_transposed_matrix_several_products_read_is_stored_plain_once():
     assert "= permute(w)" not in alone.forward.source
 
 
+def test_a_weight_gradient_over_a_sequence_is_one_product_of_the_steps_rows(monkeypatch):
+    """An RNN's weight gradients (a product a step, added up) become one product of the steps'
+    rows stacked (sum_of_products), the stacking one nest a step; value and gradients are
+    torch's in float64, and the same with the rewrite switched off."""
+    import torch
+    steps, batch, width = 6, 4, 48
+    rng = np.random.default_rng(5)
+    values = [rng.normal(size=s).astype(np.float32) * 0.4
+              for s in ((steps, batch, width), (width, width), (width, width))]
+
+    def rnn(T, xs, wx, wh):
+        h = T.tanh(T.matmul(xs[0], wx))
+        for t in range(1, steps):
+            h = T.tanh(T.matmul(xs[t], wx) + T.matmul(h, wh))
+        return T.sum(h * h)
+    ts = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    rnn(torch, *ts).backward()
+    names = ("xs", "wx", "wh")
+    for disabled in ("", "sum_of_products"):
+        monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", disabled)
+        vs = [sg.Variable(shape=v.shape, name=n, requires_grad=n != "xs") for n, v in zip(names, values)]
+        fn = sg.compile(vs, rnn(sg, *vs))
+        _, grads = fn.value_and_grad(*values)
+        for g, t in zip(grads, ts[1:]):
+            np.testing.assert_allclose(g, t.grad.numpy(), rtol=2e-4, atol=1e-5)
+        pieces = len(re.findall(r"along dim 0 =", fn.value_and_grad.source))
+        # stacked: for wx, xs[t] and the pre-activation gradient of each step; for wh, those of steps 1...
+        assert pieces == (0 if disabled else 2 * steps + 2 * (steps - 1)), pieces
+
+
 def test_a_transposed_operand_is_read_in_place_not_copied_transposed():
     """A product of a computed value's transpose stores the value and reads it transposed
     (no buffer holding the transposed copy); the numbers are numpy's."""

@@ -206,7 +206,10 @@ class Scheduler:
         done = set()
         for n in self.order:
             if id(n) in self.materialized and n.op not in ("arg", "const"):
-                self.kernels.append(self._kernel_for(n, self._buffer(n)))
+                if n.op == "concat":
+                    self.kernels += self._concat_kernels(n, self._buffer(n))
+                else:
+                    self.kernels.append(self._kernel_for(n, self._buffer(n)))
                 done.add(id(n))
         for o, b in zip([o for k, o in enumerate(self.g.outputs) if k not in self.aliases], self.outs):
             if self.buffers.get(id(o)) is not b:      # an input, literal or repeated output: copy
@@ -306,6 +309,26 @@ class Scheduler:
         value = em.emit(node, [Idx(v) for v, _ in loops])
         return Kernel("map", f"{out.name} = {self._describe(node)}", out, loops, len(loops), em.lets, value,
                       _offset([Idx(v) for v, _ in loops], node.shape), extra={"reads": em.reads})
+
+    def _concat_kernels(self, n: Node, out: Buffer) -> list:
+        """A stored concatenation: one nest a piece, each over the piece's own loops and storing
+        into its stretch of the buffer (a nest over the whole would test which piece every
+        element is in, and read every piece to choose)."""
+        axis, start, kernels = n.attrs["axis"], 0, []
+        for x in n.inputs:
+            if 0 in x.shape:
+                continue
+            loops = self._loops(x.shape)
+            index = [Idx(v) for v, _ in loops]
+            em = Emitter(self, root=n)
+            value = em.emit(x, index)
+            at = list(index)
+            at[axis] = affine(at[axis]) + start
+            kernels.append(Kernel("map", f"{out.name}[{start}:{start + x.shape[axis]}] along dim {axis} = "
+                                  f"{self._describe(x, n)}", out, loops, len(loops), em.lets, value,
+                                  _offset(at, n.shape), extra={"reads": em.reads}))
+            start += x.shape[axis]
+        return kernels
 
     def _kernel_for(self, n: Node, out: Buffer) -> Kernel:
         kind = OPS[n.op].kind
