@@ -324,8 +324,8 @@ class Scheduler:
             value = em.emit(x, index)
             at = list(index)
             at[axis] = affine(at[axis]) + start
-            kernels.append(Kernel("map", f"{out.name}[{start}:{start + x.shape[axis]}] along dim {axis} = "
-                                  f"{self._describe(x, n)}", out, loops, len(loops), em.lets, value,
+            kernels.append(Kernel("map", f"{out.name} = concat piece [{start}:{start + x.shape[axis]}] along dim "
+                                  f"{axis}: {self._describe(x, n)}", out, loops, len(loops), em.lets, value,
                                   _offset(at, n.shape), extra={"reads": em.reads}))
             start += x.shape[axis]
         return kernels
