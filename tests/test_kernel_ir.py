@@ -434,6 +434,21 @@ def test_layer_norm_forward_and_backward_run_row_by_row_in_one_pass():
     np.testing.assert_allclose(gw, ((1 - t64 * t64) * y64).sum(0), rtol=1e-3, atol=1e-3)
 
 
+def test_a_wide_rows_temporaries_are_row_buffers_too():
+    """logsumexp over rows of 8000 (32 KB a row): exp's row lives in a row buffer (in L2), not
+    in a full-size temporary written to memory and read back; the numbers are numpy's."""
+    x = sg.Variable(shape=(16, 8000), name="x", requires_grad=True)
+    fn = sg.compile([x], sg.logsumexp(x, -1).sum())
+    src = fn.value_and_grad.source
+    assert "float t_exp[8000]" in src and re.search(r"\b0 bytes of scratch", src), src
+    xv = np.random.default_rng(2).normal(size=(16, 8000)).astype(np.float32) * 3
+    x64 = xv.astype(np.float64)
+    lse = np.log(np.exp(x64 - x64.max(1, keepdims=True)).sum(1)) + x64.max(1)
+    value, (g,) = fn.value_and_grad(xv)
+    np.testing.assert_allclose(value, lse.sum(), rtol=1e-5)
+    np.testing.assert_allclose(g, np.exp(x64 - lse[:, None]), rtol=1e-4, atol=1e-9)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (4, 8), (3, 5)])
 def test_a_sum_over_every_row_is_read_only_after_the_last_row(shape):
     """A reduction over all rows rides along a rows kernel as a cross-row accumulator; what

@@ -467,8 +467,8 @@ def _rows_prefix(prev: Kernel, k: Kernel):
 
 # --- row buffers -----------------------------------------------------------------------------------
 
-ROW_BUFFER_BYTES = 16 << 10     # a row of a temporary this small lives on the stack, per row
-ROW_BUFFERS_BYTES = 64 << 10    # and all of a rows kernel's together
+ROW_BUFFER_BYTES = 64 << 10     # a row of a temporary this small lives on the stack, per row
+ROW_BUFFERS_BYTES = 256 << 10   # and all of a rows kernel's together (L2 holds them: 1 MB a core here)
 
 
 def localise_rows(kernels: list) -> list:
