@@ -17,7 +17,7 @@ from symgrad import config
 from symgrad.dtypes import contiguous_strides
 from symgrad.backends import threads
 from symgrad.backends.base import Backend, overlapping
-from symgrad.build import Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
+from symgrad.build import CHARS, VIEW, Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
 from symgrad.dims import symbolic_shape
 
 LARGE_LOOP = 1 << 20            # a loop nest this long makes the function worth -O3
@@ -66,8 +66,7 @@ class CBackend(Backend):
             out_specs = at_sizes(fn, fn.bind_sizes([a.shape for a in arrays])).out_specs
         outs = [np.empty(shape, dtype) for shape, dtype in out_specs]
         fn._local.last[:] = [None] * len(fn._local.last)   # the slots are overwritten below
-        # cffi's from_buffer without its Python-level wrapper: this is the per-call hot path.
-        view, chars, null = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.ffi.NULL
+        view, chars, null = VIEW, CHARS, lib.ffi.NULL      # (the per-call hot path)
         k = 0
         for a in arrays:
             ptrs[k] = view(chars, a, False) if a.size else null
@@ -221,9 +220,9 @@ def fast_caller(fn, returns=None):
     lib = fn.library()
     n_in, n_const = len(fn.args), len(fn.consts)
     names = [f"a{k}" for k in range(n_in)]
-    env = {"ndarray": np.ndarray, "empty": np.empty, "view": lib.ffi._backend.from_buffer,
+    env = {"ndarray": np.ndarray, "empty": np.empty, "view": VIEW,
            "overlapping": overlapping, "updated": frozenset(fn.updates.values()),
-           "chars": lib.ffi.BCharA, "entry": lib.entry, "local": fn._local, "general": fn._general_call,
+           "chars": CHARS, "entry": lib.entry, "local": fn._local, "general": fn._general_call,
            "pointers": lambda: pointers(fn)}
     lines = ["def call(*args):",
              f"    if len(args) != {n_in}:",
