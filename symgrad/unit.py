@@ -60,7 +60,7 @@ class Unit:
     def _generate(self):
         from symgrad.codegen.render import render_module, schedule_function, shared_context
         started = time.perf_counter()
-        self.backend.prepare()
+        self.backend.prepare([o for f in self.functions for o in f.graph_outputs])
         contexts, kernels, schedules = {}, [], {}
         for f in self.functions:
             if f._shares is not None:
@@ -86,10 +86,13 @@ class Unit:
         for f in self.functions:
             if f._shares is None:
                 order += [g for g in self.functions if g._shares is not None and g._shares[0] is f] + [f]
-        source = render_module([contexts[id(f)] for f in order], self.title, self.backend)
+        linked = self.backend.linked_matmul(kernels)     # (product helpers compiled once, linked in)
+        source = render_module([contexts[id(f)] for f in order], self.title, self.backend,
+                               linked_matmul=linked)
         generated = time.perf_counter()
         symbols = self.symbols if len(self.symbols) > 1 else self.symbols[0]
-        self.build = self.backend.start_build(source, symbols, types.SimpleNamespace(kernels=kernels))
+        self.build = self.backend.start_build(source, symbols, types.SimpleNamespace(kernels=kernels,
+                                                                                     linked_matmul=linked))
         log.info("symgrad: generated %s (%s) in %.1f ms", self.title, ", ".join(self.symbols),
                  1e3 * (generated - started))
         _note_compile(self)

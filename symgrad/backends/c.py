@@ -15,7 +15,7 @@ import numpy as np
 
 from symgrad import config
 from symgrad.dtypes import contiguous_strides
-from symgrad.backends import threads
+from symgrad.backends import objects, threads
 from symgrad.backends.base import Backend, overlapping
 from symgrad.build import CHARS, VIEW, Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
 from symgrad.dims import symbolic_shape
@@ -45,18 +45,26 @@ class CBackend(Backend):
             raise CompileError("no working C compiler: install gcc or clang, set SYMGRAD_CC, or "
                                "use backend='interp'")
 
-    def prepare(self):
-        """The thread pool's library, in a new build cache: its compile runs while the first
-        module is generated."""
+    def prepare(self, outputs=None):
+        """The thread pool's library and (given the graph's outputs: when a module is about to
+        be generated) its products' objects, in a new build cache: their compiles run while
+        the module is generated."""
         threads.prepare()
+        if outputs:
+            objects.prepare(outputs)
+
+    def linked_matmul(self, kernels) -> tuple:
+        types = sorted({k.extra["ctype"] for k in kernels if k.kind == "matmul"} & set(objects.TYPES))
+        return tuple(t for t in types if objects.path(t) is not None)
 
     def start_build(self, source, symbol, schedule) -> Build:
         """The flags: numpy's OpenBLAS when a kernel is a matrix product, libmvec when the
         platform has it, -O3 when a loop nest is long enough to repay the compile time."""
         uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
         large = any(k.kind != "matmul" and k.work >= LARGE_LOOP for k in schedule.kernels)
-        return Build(source, symbol, link=threads.link_flags() + (blas_flags() if uses_matmul else ()) +
-                     vector_math_flags(), large=large)
+        linked = tuple(str(objects.path(t)) for t in getattr(schedule, "linked_matmul", ()))
+        return Build(source, symbol, large=large, link=linked + threads.link_flags() +
+                     (blas_flags() if uses_matmul else ()) + vector_math_flags())
 
     def run(self, fn, arrays):
         lib = fn._lib or fn.library()
