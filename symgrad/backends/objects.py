@@ -36,15 +36,20 @@ def _flags() -> list[str]:
     return [f for f in c_flags(False) if f != "-shared"] + [f for f in blas_flags() if f.startswith("-D")]
 
 
-@functools.lru_cache(maxsize=None)
 def _location(ctype: str) -> tuple[str, list, Path]:
-    """The object's compiler, flags and path in the build cache. Its key hashes what makes its
-    source (the templates and symgrad's Python, as the graph index's key does) rather than the
-    source, so that finding it renders nothing."""
+    """The object's compiler, flags and path in the build cache."""
+    return _located(ctype, str(build_dir()), config.index_key())
+
+
+@functools.lru_cache(maxsize=None)
+def _located(ctype: str, root: str, knobs: str) -> tuple[str, list, Path]:
+    """(See _location.) The key hashes what makes the object's source (the templates and
+    symgrad's Python, as the graph index's key does) rather than the source, so that finding
+    it renders nothing."""
     from symgrad.build import _templates_digest
     cc, flags = c_compiler(), _flags()
-    key = cache_key(f"matmul {ctype} {_templates_digest()} {config.index_key()}", cc, flags)
-    return cc, flags, build_dir() / "objects" / key / f"matmul_{ctype}.o"
+    key = cache_key(f"matmul {ctype} {_templates_digest()} {knobs}", cc, flags)
+    return cc, flags, Path(root) / "objects" / key / f"matmul_{ctype}.o"
 
 
 def _start_compile(ctype: str):
