@@ -438,11 +438,18 @@ def _values_come_cheap(outputs, grads) -> bool:
     beside what the gradients compute. The library then holds that code once, not twice, and
     the compiler, whose run is most of a cold compile, has about a third less to compile."""
     from symgrad.graph import toposort
-    needed = toposort(grads)
-    seen = {id(v) for v in needed}
-    extra = sum(v.numel() for v in toposort(outputs, lambda v: id(v) in seen)
-                if id(v) not in seen and v.op is not None)
-    return extra <= SMALL_VALUES or extra <= sum(v.numel() for v in needed if v.op is not None) // 4
+    order = toposort(list(grads) + list(outputs))      # (one walk; users before inputs, reversed)
+    seen = {id(g) for g in grads}                      # what the gradients reach
+    for v in reversed(order):
+        if id(v) in seen:
+            seen.update(id(i) for i in v.inputs)
+    only = {id(o) for o in outputs if id(o) not in seen}   # reached from the values alone
+    for v in reversed(order):
+        if id(v) in only:
+            only.update(id(i) for i in v.inputs if id(i) not in seen)
+    extra = sum(v.numel() for v in order if id(v) in only and v.op is not None)
+    return extra <= SMALL_VALUES or extra <= sum(v.numel() for v in order
+                                                 if id(v) in seen and v.op is not None) // 4
 
 
 def _start(functions, backend, title):

@@ -37,6 +37,7 @@ class Unit:
         with collector.paused():
             if not (self.backend.uses_graph_index and self._from_index()):
                 self._generate()
+        self._order = None          # (the unit holds no node of the graph)
 
     def _shared_args(self) -> bool:
         """Whether the functions take the same arguments (sg.compile's forward, backward and
@@ -45,12 +46,21 @@ class Unit:
         return all(len(f.args) == len(first) and all(a is b for a, b in zip(f.args, first))
                    for f in self.functions[1:])
 
+    def _union_order(self):
+        """The walk of the graph all the functions are part of (when they share arguments)."""
+        if getattr(self, "_order", None) is None:
+            from symgrad.graph import graph_order
+            self._order = graph_order([o for f in self.functions for o in f.graph_outputs],
+                                      self.functions[0].args)
+        return self._order
+
     def _graph_key(self):
         from symgrad.build import graph_key
         from symgrad.graph import structure_key
         fns = self.functions
         if self._shared_args():     # one walk of the graph all the functions are part of
-            structure = structure_key([o for f in fns for o in f.graph_outputs], fns[0].args, names=True) + \
+            structure = structure_key([o for f in fns for o in f.graph_outputs], fns[0].args, names=True,
+                                      order=self._union_order()) + \
                 " outputs " + " ".join(str(len(f.graph_outputs)) for f in fns)
         else:
             structure = "\0".join(structure_key(f.graph_outputs, f.args, names=True) for f in fns)
@@ -116,7 +126,8 @@ class Unit:
         self.build = CachedBuild(facts["entry_path"], self.symbols)
         # (none of the functions captures a constant when their graph together does not)
         captures = not self._shared_args() or captured_constants(
-            [o for f in self.functions for o in f.graph_outputs], self.functions[0].args)
+            [o for f in self.functions for o in f.graph_outputs], self.functions[0].args,
+            order=self._union_order())
         for f, e in zip(self.functions, facts["entries"]):
             f._source = None
             code = f._shares[0] if f._shares is not None else f     # (whose constants it takes)
