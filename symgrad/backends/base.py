@@ -62,10 +62,10 @@ class Backend:
         """Called before a module is generated: start, in the background, what its build will
         need (so that it overlaps code generation). `outputs`: the graph's, when known."""
 
-    def linked_matmul(self, kernels) -> tuple:
-        """The element types whose product helper a module of `kernels` links in, compiled
-        once (symgrad.backends.objects), rather than compiling it itself."""
-        return ()
+    def linked_matmul(self, kernels) -> dict:
+        """{element type: object file} of the product helpers a module of `kernels` links in,
+        compiled once (symgrad.backends.objects), rather than compiling them itself."""
+        return {}
 
     def start_build(self, source: str, symbol: str, schedule: Schedule) -> Build:
         """The build (started in the background) of one generated module."""

@@ -53,16 +53,17 @@ class CBackend(Backend):
         if outputs:
             objects.prepare(outputs)
 
-    def linked_matmul(self, kernels) -> tuple:
+    def linked_matmul(self, kernels) -> dict:
         types = sorted({k.extra["ctype"] for k in kernels if k.kind == "matmul"} & set(objects.TYPES))
-        return tuple(t for t in types if objects.path(t) is not None)
+        found = {t: objects.path(t) for t in types}
+        return {t: path for t, path in found.items() if path is not None}
 
     def start_build(self, source, symbol, schedule) -> Build:
         """The flags: numpy's OpenBLAS when a kernel is a matrix product, libmvec when the
         platform has it, -O3 when a loop nest is long enough to repay the compile time."""
         uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
         large = any(k.kind != "matmul" and k.work >= LARGE_LOOP for k in schedule.kernels)
-        linked = tuple(str(objects.path(t)) for t in getattr(schedule, "linked_matmul", ()))
+        linked = tuple(str(path) for path in getattr(schedule, "linked_matmul", {}).values())
         return Build(source, symbol, large=large, link=linked + threads.link_flags() +
                      (blas_flags() if uses_matmul else ()) + vector_math_flags())
 
