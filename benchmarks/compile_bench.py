@@ -14,7 +14,8 @@ For each workload:
   jax           a new process: jax.jit(jax.value_and_grad(f)) and its first call (trace, XLA
                 compile, run), through jit's AOT stages so each phase is timed.
 Each figure is the best of --repeat runs. symgrad's phases come from its "symgrad" logger:
-gen = Python code generation (passes, kernels, render), gcc = the compiler run, and the rest
+gen = Python code generation (passes, kernels, render; in a new cache also the wait for the
+product helpers' object, symgrad/backends/objects.py), gcc = the compiler run, and the rest
 of compile + first call is graph building, the argument checks, loading and the run itself.
 
 Workloads: tanh MLPs (width 256, batch 64, float32, loss mean(h*h)) of 2-32 layers, tanh RNNs
