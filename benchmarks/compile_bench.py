@@ -8,10 +8,14 @@ For each workload:
                 loss), the first value_and_grad call (torch imported first, as users run);
   symgrad warm  a second new process on the same build directory (the graph index leads to the
                 library compiled cold: nothing is generated or compiled);
+  symgrad new   a new process on a build directory that holds another graph's build (mlp1's: the
+                thread pool and the product helpers' object are there), as a user's cache holds
+                them after its first compile: the graph itself is generated and compiled;
   jax           a new process: jax.jit(jax.value_and_grad(f)) and its first call (trace, XLA
                 compile, run), through jit's AOT stages so each phase is timed.
 Each figure is the best of --repeat runs. symgrad's phases come from its "symgrad" logger:
-gen = Python code generation (passes, kernels, render), gcc = the compiler run, and the rest
+gen = Python code generation (passes, kernels, render; in a new cache also the wait for the
+product helpers' object, symgrad/backends/objects.py), gcc = the compiler run, and the rest
 of compile + first call is graph building, the argument checks, loading and the run itself.
 
 Workloads: tanh MLPs (width 256, batch 64, float32, loss mean(h*h)) of 2-32 layers, tanh RNNs
@@ -148,9 +152,12 @@ def child_main(which, name):
 
 # --- the parent --------------------------------------------------------------------------------
 
+SYMGRAD_ROOT = [ROOT]        # the checkout whose symgrad the children import (--root)
+
+
 def run_child(which, name, build_dir):
     env = dict(os.environ, SYMGRAD_BUILD_DIR=build_dir, JAX_PLATFORMS="cpu",
-               PYTHONPATH=os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH")) if p))
+               PYTHONPATH=os.pathsep.join(p for p in (SYMGRAD_ROOT[0], os.environ.get("PYTHONPATH")) if p))
     env.pop("SYMGRAD_LOG", None)
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", which, name],
                          env=env, capture_output=True, text=True)
@@ -165,15 +172,18 @@ def best(results):
 
 
 def measure(name, repeat, with_jax):
-    cold, warm, jax_runs = [], [], []
+    cold, warm, new, jax_runs = [], [], [], []
     for _ in range(repeat):
         with tempfile.TemporaryDirectory(prefix="sg-compile-bench-") as d:
             cold.append(run_child("symgrad", name, d))
             warm.append(run_child("symgrad", name, d))
+        with tempfile.TemporaryDirectory(prefix="sg-compile-bench-") as d:
+            run_child("symgrad", "mlp1", d)
+            new.append(run_child("symgrad", name, d))
         if with_jax:
             with tempfile.TemporaryDirectory(prefix="sg-compile-bench-") as d:
                 jax_runs.append(run_child("jax", name, d))
-    return {"workload": name, "cold": best(cold), "warm": best(warm),
+    return {"workload": name, "cold": best(cold), "warm": best(warm), "new": best(new),
             "jax": best(jax_runs) if jax_runs else None}
 
 
@@ -182,7 +192,7 @@ DEFAULT = ["mlp2", "mlp4", "mlp8", "mlp16", "mlp32", "rnn8", "rnn32", "rnn128", 
 
 def print_table(rows):
     head = (f"{'workload':<10} {'sg cold':>8} {'graph':>6} {'gen':>6} {'gcc':>6} {'rest':>6} {'sg warm':>8} "
-            f"{'jax':>7} {'trace':>6} {'xla':>6} {'cold/jax':>8}")
+            f"{'sg new':>7} {'jax':>7} {'trace':>6} {'xla':>6} {'cold/jax':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -191,10 +201,11 @@ def print_table(rows):
         jtxt = (f"{j['total']:>7.2f} {j['trace']:>6.2f} {j['xla']:>6.2f} {c['total'] / j['total']:>8.2f}"
                 if j else f"{'-':>7} {'-':>6} {'-':>6} {'-':>8}")
         print(f"{r['workload']:<10} {c['total']:>8.2f} {c['graph']:>6.2f} {c['gen']:>6.2f} {c['gcc']:>6.2f} "
-              f"{rest:>6.2f} {w['total']:>8.3f} {jtxt}")
+              f"{rest:>6.2f} {w['total']:>8.3f} {r['new']['total']:>7.2f} {jtxt}")
     print("seconds; sg cold = graph + compile() + first call in a new process with an empty cache "
           "(gen: code generation, gcc: the compiler, rest: graph-independent work, load, run); "
-          "sg warm = the same in a second process; jax = jit(value_and_grad) first call (trace + XLA + run)")
+          "sg warm = the same in a second process; sg new = cold in a cache holding another graph's build; "
+          "jax = jit(value_and_grad) first call (trace + XLA + run)")
 
 
 def main():
@@ -206,7 +217,10 @@ def main():
     p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--no-jax", action="store_true")
     p.add_argument("--json", help="also write the results here")
+    p.add_argument("--root", help="the checkout whose symgrad to measure (default: this one's)")
     a = p.parse_args()
+    if a.root:
+        SYMGRAD_ROOT[0] = os.path.abspath(a.root)
     rows = []
     for name in a.only.split(","):
         rows.append(measure(name, a.repeat, not a.no_jax))

@@ -304,3 +304,25 @@ def gradgradcheck(func: Callable, inputs: Any, grad_outputs: Any = None, *, eps:
     seeds = [Variable(np.array(g, dtype=np.float64), requires_grad=True) for g in grad_outputs]
     return gradcheck(first_derivatives, tuple(checked) + tuple(seeds), eps=eps, atol=atol, rtol=rtol,
                      raise_exception=raise_exception)
+
+
+def differentiable(outputs, wrt):
+    """`outputs`, rebuilt where needed so that every node depending on a `wrt` input requires
+    grad: an input named in `wrt` need not have been made with requires_grad=True, but the
+    gradient graph follows requires_grad flags, which were set when the graph was built."""
+    wanted = {id(v) for v in wrt}
+    if all(v.requires_grad for v in wrt):
+        return list(outputs)
+    memo, copied = {}, set()
+    for v in toposort(outputs, lambda v: id(v) in wanted):
+        ins = [memo.get(id(i), i) for i in v.inputs]
+        if id(v) in wanted or v.op is None or not any(id(i) in wanted or id(i) in copied for i in v.inputs):
+            memo[id(v)] = v
+            continue
+        new = Variable._node(v.op, tuple(ins), v.attrs, v.shape, v.dtype)
+        new.name = v.name
+        new._requires_grad = OPS[v.op].vjp is not None and \
+            any(i.requires_grad or id(i) in wanted for i in ins)
+        memo[id(v)] = new
+        copied.add(id(v))
+    return [memo[id(o)] for o in outputs]

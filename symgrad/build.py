@@ -20,7 +20,7 @@ import threading
 import time
 from pathlib import Path
 
-import cffi
+import _cffi_backend
 
 from symgrad import blas, config
 
@@ -178,32 +178,39 @@ def _symbols(symbol) -> list[str]:
     return [symbol] if isinstance(symbol, str) else list(symbol)
 
 
-@functools.lru_cache(maxsize=None)
-def _loader_ready() -> None:
-    """What loading a library first needs, made ready: cffi's C parser (importing it costs a
-    process about 50 ms), done while a compiler runs rather than after it."""
-    cffi.FFI().cdef("int sg_ready(void);")
+# Loading: cffi's C-level FFI (the one cffi's compiled modules use) parses the few C types we
+# name with its own C parser, and `load_library` finds symbols by name with no declarations, so
+# the pure-Python C parser that `cffi.FFI().cdef` needs (pycparser: 30-50 ms to import in a new
+# process, most of a load from the cache) is never imported. Every entry point has one of three
+# fixed signatures (templates/c/module.c.j2).
+FFI = _cffi_backend.FFI()
+VIEW = _cffi_backend.from_buffer             # VIEW(CHARS, array, writable): the per-call hot path
+CHARS = FFI.typeof("char[]")
+ENTRY_TYPE = FFI.typeof("int(*)(void **)")
+BYTES_TYPE = FFI.typeof("long long(*)(void)")
+BYTES_AT_TYPE = FFI.typeof("long long(*)(const int64_t *)")
+_INT = FFI.typeof("int")
 
 
 class Library:
     """A loaded shared library and its entry points (`symbols`: one per function the library
-    holds; `entry` and `workspace_bytes` are the first's, `entry_point(symbol)` any one's)."""
+    holds; `entry` and `workspace_bytes` are the first's, `entry_point(symbol)` any one's).
+    `ffi` makes arguments for them (`ffi.new`, `ffi.from_buffer`, `ffi.NULL`)."""
 
     def __init__(self, path: Path, source_path: Path, symbols):
         symbols = _symbols(symbols)
         self.path, self.source_path, self.symbol, self.symbols = path, source_path, symbols[0], symbols
-        self.ffi = cffi.FFI()
-        decls = ["extern int sg_serial;"]
-        for symbol in symbols:
-            decls.append(f"int {symbol}(void **args); long long {_base(symbol)}_workspace_bytes(void); "
-                         f"long long {_base(symbol)}_workspace_bytes_at(const int64_t *sizes);")
-        self.ffi.cdef(" ".join(decls))
-        self.lib = self.ffi.dlopen(str(path))
+        self.ffi = FFI
+        self.lib = _cffi_backend.load_library(str(path), 0)      # (OSError when it does not load)
         self._points = {}
         first = self.entry_point(self.symbol)
         self.entry, self.workspace_bytes = first.entry, first.workspace_bytes
         if _forked:
             self.run_serially()
+
+    def function(self, kind, symbol: str):
+        """The library's function `symbol` of type `kind`; AttributeError when it has none."""
+        return self.lib.load_function(kind, symbol)
 
     def entry_point(self, symbol: str) -> "EntryPoint":
         """One function of the library (what a compiled Function calls)."""
@@ -216,7 +223,7 @@ class Library:
         """Make the module's OpenMP regions run on the calling thread alone (see `_forked`).
         Modules with no parallel loops (the CUDA ones) have no such switch and need none."""
         try:
-            self.lib.sg_serial = 1
+            self.lib.write_variable(_INT, "sg_serial", 1)
         except (KeyError, AttributeError):     # cffi: no such variable in the library
             pass
 
@@ -233,13 +240,13 @@ class EntryPoint:
         self.library, self.symbol = library, symbol
         self.ffi, self.lib, self.path, self.source_path = library.ffi, library.lib, library.path, \
             library.source_path
-        self.entry = getattr(self.lib, symbol)
+        self.entry = library.function(ENTRY_TYPE, symbol)
         try:
-            self.workspace_bytes = int(getattr(self.lib, f"{_base(symbol)}_workspace_bytes")())
+            self.workspace_bytes = int(library.function(BYTES_TYPE, f"{_base(symbol)}_workspace_bytes")())
         except AttributeError:          # a module with no scratch of ours (CUDA's has its own)
             self.workspace_bytes = 0
         # -1: symbolic sizes (symgrad.dims); the bytes at given sizes come from workspace_at
-        self.workspace_at = getattr(self.lib, f"{_base(symbol)}_workspace_bytes_at") \
+        self.workspace_at = library.function(BYTES_AT_TYPE, f"{_base(symbol)}_workspace_bytes_at") \
             if self.workspace_bytes < 0 else None
 
     def run_serially(self):
@@ -510,8 +517,6 @@ class Build:
         with _lock:
             if self.key in _loaded:
                 return _loaded[self.key]
-        if self.proc is not None:
-            _loader_ready()         # while the compiler runs
         self._finish()
         if self.error is not None:
             raise self.error

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 from symgrad import dtypes
-from symgrad.autodiff import grad
+from symgrad.autodiff import differentiable, grad
 from symgrad.dims import bind, names_in, specialise
 from symgrad.backends import NAMES as BACKENDS
 from symgrad.backends import backend as backend_named
@@ -312,7 +312,7 @@ class CompiledFunction:
         # Outputs that carry a gradient: float results that depend on an input requiring grad.
         # The others (argmax, comparisons, values computed from data alone) are returned by
         # forward and value_and_grad but contribute nothing to the gradients.
-        self._grad_graph = _differentiable(self.outputs, self.wrt)
+        self._grad_graph = differentiable(self.outputs, self.wrt)
         self._diff = [k for k, o in enumerate(self._grad_graph)
                       if o.requires_grad and dtypes.is_float(o.dtype)]
         self._implicit = all(self.outputs[k].numel() == 1 for k in self._diff)
@@ -443,11 +443,18 @@ def _values_come_cheap(outputs, grads) -> bool:
     beside what the gradients compute. The library then holds that code once, not twice, and
     the compiler, whose run is most of a cold compile, has about a third less to compile."""
     from symgrad.graph import toposort
-    needed = toposort(grads)
-    seen = {id(v) for v in needed}
-    extra = sum(v.numel() for v in toposort(outputs, lambda v: id(v) in seen)
-                if id(v) not in seen and v.op is not None)
-    return extra <= SMALL_VALUES or extra <= sum(v.numel() for v in needed if v.op is not None) // 4
+    order = toposort(list(grads) + list(outputs))      # (one walk; users before inputs, reversed)
+    seen = {id(g) for g in grads}                      # what the gradients reach
+    for v in reversed(order):
+        if id(v) in seen:
+            seen.update(id(i) for i in v.inputs)
+    only = {id(o) for o in outputs if id(o) not in seen}   # reached from the values alone
+    for v in reversed(order):
+        if id(v) in only:
+            only.update(id(i) for i in v.inputs if id(i) not in seen)
+    extra = sum(v.numel() for v in order if id(v) in only and v.op is not None)
+    return extra <= SMALL_VALUES or extra <= sum(v.numel() for v in order
+                                                 if id(v) in seen and v.op is not None) // 4
 
 
 def _start(functions, backend, title):
@@ -564,30 +571,6 @@ def _shape_of(value):
         return np.shape(value.value() if isinstance(value, Variable) else value)
     except ValueError:          # ragged
         return None
-
-
-def _differentiable(outputs, wrt):
-    """`outputs`, rebuilt where needed so that every node depending on a `wrt` input requires
-    grad: an input named in `wrt` need not have been made with requires_grad=True, but the
-    gradient graph follows requires_grad flags, which were set when the graph was built."""
-    wanted = {id(v) for v in wrt}
-    if all(v.requires_grad for v in wrt):
-        return list(outputs)
-    from symgrad.graph import toposort
-    from symgrad.ops import OPS
-    memo, copied = {}, set()
-    for v in toposort(outputs, lambda v: id(v) in wanted):
-        ins = [memo.get(id(i), i) for i in v.inputs]
-        if id(v) in wanted or v.op is None or not any(id(i) in wanted or id(i) in copied for i in v.inputs):
-            memo[id(v)] = v
-            continue
-        new = Variable._node(v.op, tuple(ins), v.attrs, v.shape, v.dtype)
-        new.name = v.name
-        new._requires_grad = OPS[v.op].vjp is not None and \
-            any(i.requires_grad or id(i) in wanted for i in ins)
-        memo[id(v)] = new
-        copied.add(id(v))
-    return [memo[id(o)] for o in outputs]
 
 
 class _Forward:

@@ -46,6 +46,8 @@ SETTINGS = {s.name: s for s in (
     Setting("SYMGRAD_VECTOR_MATH", "1", "0: no libmvec (exp, log, tanh, ... stay scalar libm calls)",
             True),
     Setting("SYMGRAD_BLAS", "1", "0: matrix products run our loop nests, not numpy's OpenBLAS", True),
+    Setting("SYMGRAD_MATMUL_OBJECT", "1", "0: each module compiles the matrix-product helpers itself "
+            "rather than linking the object compiled once per build cache", True),
     Setting("SYMGRAD_OPT", "", "the C optimisation flags, replacing -O3 (large loops) / -O2 (small)",
             True),
     Setting("SYMGRAD_CC", "", "the C compiler (else CC, else cc)", True),
@@ -139,6 +141,11 @@ def threads() -> int | None:
                 raise ValueError(f"{name}={raw(name)!r}: expected at least 1 thread")
             return n
     return None
+
+
+def matmul_object() -> bool:
+    """SYMGRAD_MATMUL_OBJECT: modules link the product helpers compiled once (on unless 0)."""
+    return _on("SYMGRAD_MATMUL_OBJECT")
 
 
 def own_threads() -> bool:

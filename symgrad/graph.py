@@ -7,33 +7,42 @@ import hashlib
 import numpy as np
 
 
-def toposort(outputs, is_boundary=lambda v: False):
-    """Nodes reachable from `outputs`, inputs before users. Nodes where `is_boundary` holds
-    are listed but not looked through."""
+def toposort(outputs, is_boundary=None):
+    """Nodes reachable from `outputs`, inputs before users (depth first, each node's inputs in
+    order). Nodes where `is_boundary` holds are listed but not looked through."""
     order, seen = [], set()
-    stack = [(v, False) for v in reversed(list(outputs))]
-    while stack:
-        v, expanded = stack.pop()
-        if expanded:
-            order.append(v)
+    add, append = seen.add, order.append
+    for root in outputs:
+        if id(root) in seen:
             continue
-        if id(v) in seen:
-            continue
-        seen.add(id(v))
-        stack.append((v, True))
-        if not is_boundary(v):
-            for i in reversed(v.inputs):
+        add(id(root))
+        # (node, iterator over the inputs not yet looked at): a node is listed once they all are
+        stack = [(root, iter(() if is_boundary is not None and is_boundary(root) else root.inputs))]
+        while stack:
+            for i in stack[-1][1]:
                 if id(i) not in seen:
-                    stack.append((i, False))
+                    add(id(i))
+                    stack.append((i, iter(() if is_boundary is not None and is_boundary(i) else i.inputs)))
+                    break
+            else:
+                append(stack.pop()[0])
     return order
 
 
-def structure_key(outputs, args, names=False) -> str:
+def graph_order(outputs, args) -> list:
+    """The nodes between `args` and `outputs` (toposort stopping at the arguments): what
+    structure_key and captured_constants walk, which one walk can serve both."""
+    given = {id(a) for a in args}
+    return toposort(outputs, lambda v: id(v) in given)
+
+
+def structure_key(outputs, args, names=False, order=None) -> str:
     """A hash of the graph between `args` and `outputs`: ops, attributes, shapes, dtypes and
-    literal values, never the values of arguments. Equal keys compute the same function."""
+    literal values, never the values of arguments. Equal keys compute the same function.
+    `order`: graph_order(outputs, args), when the caller has it."""
     index = {id(a): n for n, a in enumerate(args)}
     text = [f"arg {a.shape} {a.dtype} {a.name if names else ''};" for a in args]
-    order = toposort(outputs, lambda v: id(v) in index)
+    order = graph_order(outputs, args) if order is None else order
     for n, v in enumerate(order):
         if id(v) in index:
             line = f"a{index[id(v)]}"
@@ -56,10 +65,10 @@ def structure_key(outputs, args, names=False) -> str:
     return hashlib.sha256("".join(text).encode()).hexdigest()
 
 
-def captured_constants(outputs, args):
+def captured_constants(outputs, args, order=None):
     """The values the graph captures (leaves that are not arguments nor plain numbers), in
-    the order the code generator passes them."""
+    the order the code generator passes them. `order`: graph_order(outputs, args), if known."""
     index = {id(a) for a in args}
-    return [v for v in toposort(outputs, lambda v: id(v) in index)
+    return [v for v in (graph_order(outputs, args) if order is None else order)
             if id(v) not in index and v.op is None and v._value is not None
             and not (v._literal or (v.ndim == 0 and v.numel() == 1))]

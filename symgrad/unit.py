@@ -37,6 +37,7 @@ class Unit:
         with collector.paused():
             if not (self.backend.uses_graph_index and self._from_index()):
                 self._generate()
+        self._order = None          # (the unit holds no node of the graph)
 
     def _shared_args(self) -> bool:
         """Whether the functions take the same arguments (sg.compile's forward, backward and
@@ -45,12 +46,21 @@ class Unit:
         return all(len(f.args) == len(first) and all(a is b for a, b in zip(f.args, first))
                    for f in self.functions[1:])
 
+    def _union_order(self):
+        """The walk of the graph all the functions are part of (when they share arguments)."""
+        if getattr(self, "_order", None) is None:
+            from symgrad.graph import graph_order
+            self._order = graph_order([o for f in self.functions for o in f.graph_outputs],
+                                      self.functions[0].args)
+        return self._order
+
     def _graph_key(self):
         from symgrad.build import graph_key
         from symgrad.graph import structure_key
         fns = self.functions
         if self._shared_args():     # one walk of the graph all the functions are part of
-            structure = structure_key([o for f in fns for o in f.graph_outputs], fns[0].args, names=True) + \
+            structure = structure_key([o for f in fns for o in f.graph_outputs], fns[0].args, names=True,
+                                      order=self._union_order()) + \
                 " outputs " + " ".join(str(len(f.graph_outputs)) for f in fns)
         else:
             structure = "\0".join(structure_key(f.graph_outputs, f.args, names=True) for f in fns)
@@ -60,7 +70,7 @@ class Unit:
     def _generate(self):
         from symgrad.codegen.render import render_module, schedule_function, shared_context
         started = time.perf_counter()
-        self.backend.prepare()
+        self.backend.prepare([o for f in self.functions for o in f.graph_outputs])
         contexts, kernels, schedules = {}, [], {}
         for f in self.functions:
             if f._shares is not None:
@@ -86,10 +96,13 @@ class Unit:
         for f in self.functions:
             if f._shares is None:
                 order += [g for g in self.functions if g._shares is not None and g._shares[0] is f] + [f]
-        source = render_module([contexts[id(f)] for f in order], self.title, self.backend)
+        linked = self.backend.linked_matmul(kernels)     # (product helpers compiled once, linked in)
+        source = render_module([contexts[id(f)] for f in order], self.title, self.backend,
+                               linked_matmul=linked)
         generated = time.perf_counter()
         symbols = self.symbols if len(self.symbols) > 1 else self.symbols[0]
-        self.build = self.backend.start_build(source, symbols, types.SimpleNamespace(kernels=kernels))
+        self.build = self.backend.start_build(source, symbols, types.SimpleNamespace(kernels=kernels,
+                                                                                     linked_matmul=linked))
         log.info("symgrad: generated %s (%s) in %.1f ms", self.title, ", ".join(self.symbols),
                  1e3 * (generated - started))
         _note_compile(self)
@@ -113,7 +126,8 @@ class Unit:
         self.build = CachedBuild(facts["entry_path"], self.symbols)
         # (none of the functions captures a constant when their graph together does not)
         captures = not self._shared_args() or captured_constants(
-            [o for f in self.functions for o in f.graph_outputs], self.functions[0].args)
+            [o for f in self.functions for o in f.graph_outputs], self.functions[0].args,
+            order=self._union_order())
         for f, e in zip(self.functions, facts["entries"]):
             f._source = None
             code = f._shares[0] if f._shares is not None else f     # (whose constants it takes)

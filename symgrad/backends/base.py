@@ -58,9 +58,14 @@ class Backend:
     def require(self) -> None:
         """Raises CompileError when this machine cannot build for the backend at all."""
 
-    def prepare(self) -> None:
+    def prepare(self, outputs=None) -> None:
         """Called before a module is generated: start, in the background, what its build will
-        need (so that it overlaps code generation)."""
+        need (so that it overlaps code generation). `outputs`: the graph's, when known."""
+
+    def linked_matmul(self, kernels) -> dict:
+        """{element type: object file} of the product helpers a module of `kernels` links in,
+        compiled once (symgrad.backends.objects), rather than compiling them itself."""
+        return {}
 
     def start_build(self, source: str, symbol: str, schedule: Schedule) -> Build:
         """The build (started in the background) of one generated module."""

@@ -15,9 +15,9 @@ import numpy as np
 
 from symgrad import config
 from symgrad.dtypes import contiguous_strides
-from symgrad.backends import threads
+from symgrad.backends import objects, threads
 from symgrad.backends.base import Backend, overlapping
-from symgrad.build import Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
+from symgrad.build import CHARS, VIEW, Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
 from symgrad.dims import symbolic_shape
 
 LARGE_LOOP = 1 << 20            # a loop nest this long makes the function worth -O3
@@ -44,18 +44,27 @@ class CBackend(Backend):
             raise CompileError("no working C compiler: install gcc or clang, set SYMGRAD_CC, or "
                                "use backend='interp'")
 
-    def prepare(self):
-        """The thread pool's library, in a new build cache: its compile runs while the first
-        module is generated."""
+    def prepare(self, outputs=None):
+        """The thread pool's library and (given the graph's outputs: when a module is about to
+        be generated) its products' objects, in a new build cache: their compiles run while
+        the module is generated."""
         threads.prepare()
+        if outputs:
+            objects.prepare(outputs)
+
+    def linked_matmul(self, kernels) -> dict:
+        types = sorted({k.extra["ctype"] for k in kernels if k.kind == "matmul"} & set(objects.TYPES))
+        found = {t: objects.path(t) for t in types}
+        return {t: path for t, path in found.items() if path is not None}
 
     def start_build(self, source, symbol, schedule) -> Build:
         """The flags: numpy's OpenBLAS when a kernel is a matrix product, libmvec when the
         platform has it, -O3 when a loop nest is long enough to repay the compile time."""
         uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
         large = any(k.kind != "matmul" and k.work >= LARGE_LOOP for k in schedule.kernels)
-        return Build(source, symbol, link=threads.link_flags() + (blas_flags() if uses_matmul else ()) +
-                     vector_math_flags(), large=large)
+        linked = tuple(str(path) for path in getattr(schedule, "linked_matmul", {}).values())
+        return Build(source, symbol, large=large, link=linked + threads.link_flags() +
+                     (blas_flags() if uses_matmul else ()) + vector_math_flags())
 
     def run(self, fn, arrays):
         lib = fn._lib or fn.library()
@@ -65,8 +74,7 @@ class CBackend(Backend):
             out_specs = at_sizes(fn, fn.bind_sizes([a.shape for a in arrays])).out_specs
         outs = [np.empty(shape, dtype) for shape, dtype in out_specs]
         fn._local.last[:] = [None] * len(fn._local.last)   # the slots are overwritten below
-        # cffi's from_buffer without its Python-level wrapper: this is the per-call hot path.
-        view, chars, null = lib.ffi._backend.from_buffer, lib.ffi.BCharA, lib.ffi.NULL
+        view, chars, null = VIEW, CHARS, lib.ffi.NULL      # (the per-call hot path)
         k = 0
         for a in arrays:
             ptrs[k] = view(chars, a, False) if a.size else null
@@ -117,7 +125,7 @@ def pointers(fn):
         local.workspace_ptr = ffi.from_buffer(local.workspace, require_writable=True)
         ptrs[slots] = local.workspace_ptr
         local.last = [None] * n      # inputs whose pointers are in place
-        local.pools = _output_pools(fn, ffi._backend.from_buffer, ffi.BCharA)
+        local.pools = _output_pools(fn, VIEW, CHARS)
         local.ptrs = ptrs
     return ptrs
 
@@ -236,12 +244,12 @@ def fast_caller(fn, returns=None, seeded=None, single=False):
     lib = fn.library()
     n_in, n_const = len(fn.args), len(fn.consts)
     names = [f"a{k}" for k in range(n_in)]
-    env = {"ndarray": np.ndarray, "empty": np.empty, "view": lib.ffi._backend.from_buffer,
+    env = {"ndarray": np.ndarray, "empty": np.empty, "view": VIEW,
            "overlapping": overlapping, "updated": frozenset(fn.updates.values()),
-           "chars": lib.ffi.BCharA, "entry": lib.entry, "local": fn._local, "general": fn._general_call,
+           "chars": CHARS, "entry": lib.entry, "local": fn._local, "general": fn._general_call,
            "pointers": lambda: pointers(fn), "refs": sys.getrefcount,
-           "free": _free_references(lib.ffi._backend.from_buffer, lib.ffi.BCharA),
-           "take": _taker(lib.ffi._backend.from_buffer, lib.ffi.BCharA)}
+           "free": _free_references(VIEW, CHARS),
+           "take": _taker(VIEW, CHARS)}
     lines = ["def call(*args, grad_outputs=None):", "    if grad_outputs is not None:",
              "        return seeded(args, grad_outputs)"] if seeded else ["def call(*args):"]
     env["seeded"] = seeded

@@ -119,6 +119,13 @@ def kernel_macros():
     return environment().get_template("c/kernels.j2").module
 
 
+def render_matmul_object(types) -> str:
+    """The source of the object holding the product helpers of `types` (symgrad.backends.objects)."""
+    return environment().get_template("c/matmul.c.j2").render(
+        version=__version__, matmul_types=sorted(types), matmul_object=True, linked_matmul=(),
+        helpers=set(), export=False)
+
+
 def c_text(e) -> str:
     """A kernel IR expression as C (also valid CUDA device code). Ints and strings (loop
     extents, names) pass through."""
@@ -296,10 +303,13 @@ def _size_arguments(graph, schedule) -> list:
     return given
 
 
-def render_module(functions: list, title: str, backend: Backend, export: bool = False) -> str:
+def render_module(functions: list, title: str, backend: Backend, export: bool = False,
+                  linked_matmul=()) -> str:
     """One module holding every function of `functions` (contexts from `schedule_function`):
     the helpers once, each function's entry points under its own name. `export`: plain C for
-    `fn.export` (no symgrad runtime: `sg_serial` is a constant of the file)."""
+    `fn.export` (no symgrad runtime: `sg_serial` is a constant of the file). `linked_matmul`:
+    the element types whose product helper the module links in (symgrad.backends.objects)
+    rather than compiles."""
     template = environment().get_template(backend.module_template)
     macros = kernel_macros()
     statics = outline(functions, lambda k: getattr(macros, k.kind + "_kernel")(k)) \
@@ -309,7 +319,8 @@ def render_module(functions: list, title: str, backend: Backend, export: bool = 
                   helpers=set().union(*(f["helpers"] for f in functions)),
                   any_checks=any(f["checks"] for f in functions))
     return template.render(version=__version__, functions=functions, module_title=comment_safe(title),
-                           export=export, outlined=statics,
+                           export=export, outlined=statics, matmul_object=False,
+                           linked_matmul=() if export else tuple(linked_matmul),
                            **{k: v for k, v in merged.items() if k != "title"},
                            title=functions[0]["title"] if len(functions) == 1 else comment_safe(title))
 

@@ -324,9 +324,10 @@ class Scheduler:
             value = em.emit(x, index)
             at = list(index)
             at[axis] = affine(at[axis]) + start
-            kernels.append(Kernel("map", f"{out.name} = concat piece [{start}:{start + x.shape[axis]}] along dim "
-                                  f"{axis}: {self._describe(x, n)}", out, loops, len(loops), em.lets, value,
-                                  _offset(at, n.shape), extra={"reads": em.reads}))
+            stretch = f"[{start}:{start + x.shape[axis]}] along dim {axis}"
+            kernels.append(Kernel("map", f"{out.name} = concat piece {stretch}: {self._describe(x, n)}", out,
+                                  loops, len(loops), em.lets, value, _offset(at, n.shape),
+                                  extra={"reads": em.reads}))
             start += x.shape[axis]
         return kernels
 
