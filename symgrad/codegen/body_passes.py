@@ -1,0 +1,187 @@
+"""Kernel passes over loop bodies (see symgrad/passes for their order and names): a division
+by a value the innermost loop does not change becomes a product with its reciprocal, which
+the C compiler computes once before the loop; a rows kernel's parts that do not wait for each
+other's row results run in one loop; large outputs written once, in order, are streamed past
+the cache. Each reads and rewrites the kernel IR; none looks at C text."""
+from __future__ import annotations
+
+from symgrad import dtypes
+from symgrad.dims import Dim
+from symgrad.codegen.kernel import Call, Idx, Kernel, Lit, Load, Ref, affine, loop_vars, substitute, walk
+from symgrad.codegen.kernel_passes import iteration_cost
+
+FLOAT_CTYPES = ("float", "double")
+
+
+# --- reciprocals of loop-invariant divisors ------------------------------------------------------
+
+def _var_sets(lets) -> dict:
+    """{id(let): the loop variables its value depends on, through the locals it reads}."""
+    out: dict = {}
+    for let in lets:
+        out[id(let)] = _vars(let.expr, out)
+    return out
+
+
+def _vars(e, known: dict):
+    """The loop variables expression `e` depends on, looking through the locals in `known`;
+    None when it reads a local not among them (then: assume every variable)."""
+    found: set = set()
+    for sub in walk(e):
+        if isinstance(sub, Idx):
+            found.add(sub.name)
+        elif isinstance(sub, Ref):
+            inner = known.get(id(sub.let))
+            if inner is None:
+                return None
+            found |= inner
+    return found
+
+
+def hoist_reciprocals(k: Kernel) -> None:
+    """`a / b`, in floating point, where `b` does not depend on the innermost loop and `a`
+    does (a row's values over its norm, its sum): `a * (1 / b)`. The C compiler hoists the
+    loop-invariant `1 / b` out of the loop and the loop multiplies: a vector division costs
+    several times a product (three per element were most of layer norm's compute). Not exact:
+    the result can differ from the quotient in its last bit (README, "Every rewrite is exact")."""
+    if k.kind == "rows":
+        for part in k.extra["parts"]:
+            hoist_reciprocals(part)
+        return
+    if k.kind not in ("nest", "colpart", "colsum") or not k.loops:
+        return
+    inner = k.loops[-1][0]
+    known = _var_sets(k.lets)
+
+    def invariant(e) -> bool:
+        deps = _vars(e, known)
+        return deps is not None and inner not in deps
+
+    def rewrite(e):
+        if not (isinstance(e, Call) and e.op == "div" and e.ctype in FLOAT_CTYPES and e.in_ctype == e.ctype):
+            return None
+        a, b = e.args
+        if not invariant(b) or invariant(a):
+            return None
+        recip = Call("div", (Lit(1.0, e.ctype), b), e.ctype, e.ctype)
+        return Call("mul", (substitute(a, rewrite), recip), e.ctype, e.ctype)
+    for let in k.lets:
+        let.expr = substitute(let.expr, rewrite)
+        known[id(let)] = _vars(let.expr, known)
+    if k.kind in ("colpart", "colsum"):
+        k.value = substitute(k.value, rewrite)
+        return
+    for entry in k.extra["stores"] + k.extra["accs"]:
+        entry["value"] = substitute(entry["value"], rewrite)
+
+
+# --- streamed stores -------------------------------------------------------------------------------
+
+# An output at least this large is not kept in cache by its stores: it does not fit beside the
+# inputs it is computed from (the last-level cache here is 32 MB, shared), and it is written
+# once, so fetching each line it stores into (the read a store costs) is a quarter of a
+# softmax's memory traffic wasted.
+STREAM_MIN_BYTES = 16 << 20
+# A part that streams stores or prefetches runs its inner loop in chunks of this many elements:
+# streamed stores go out a chunk at a time, each computed into a buffer first (a row computed
+# whole and then streamed out stalled on the stores, slower than plain stores; chunks of 64
+# floats were as fast as storing straight from the registers: 33 MB, 3.3 -> 2.5 ms).
+CHUNK = 256
+
+
+def stream_stores(k: Kernel) -> None:
+    """A rows kernel's part that stores a whole row of a large output (STREAM_MIN_BYTES or
+    more), in order, along its one inner loop, runs that loop in chunks of CHUNK, each
+    stored into a buffer on the stack and copied out with non-temporal stores (`st["stream"]`,
+    `extra["chunk"]`; templates/c/kernels.j2 and helpers.h.j2, sg_stream_*): the
+    output's lines are written without first being read into the cache."""
+    if k.kind != "rows":
+        return
+    o, rows = k.outer, k.work
+    for part in k.extra["parts"]:
+        if part.kind != "nest" or len(part.loops) != o + 1:
+            continue
+        var, n = part.loops[-1]
+        if isinstance(n, Dim) or isinstance(rows, Dim) or n % CHUNK:
+            continue
+        for st in part.extra["stores"]:
+            b = st["buf"]
+            if b.kind != "out" or b.ctype not in FLOAT_CTYPES or isinstance(b.size, Dim) or \
+                    b.size != rows * n or b.size * dtypes.ITEMSIZE[b.ctype] < STREAM_MIN_BYTES:
+                continue
+            index = affine(st["index"])
+            base = index - Idx(var)
+            if index.coefficient(Idx(var)) != 1 or var in loop_vars(*(a for a, _ in base.terms)) or \
+                    not _row_major(base, k.loops[:o], n):
+                continue
+            if sum(x["buf"] is b for p in k.extra["parts"] for x in p.extra.get("stores", ())) != 1:
+                continue
+            st["stream"] = {"chunk": f"sg_chunk_{b.name}", "base": base}
+            part.extra["chunk"] = CHUNK
+
+
+# --- prefetching the next row ------------------------------------------------------------------------
+
+PREFETCH_MIN_BYTES = 1 << 20     # a buffer this large is read from memory (or the shared cache)
+
+
+def prefetch_rows(k: Kernel) -> None:
+    """A rows kernel reads each row of its large inputs first in one part, which then waits on
+    memory, while its costliest part (the one calling exp or tanh) computes from the cache.
+    That part fetches the next row of the inputs that a part after the first reads first (a
+    softmax's targets), a chunk's worth per chunk of its loop (`extra["prefetch"]`: the buffers
+    and where their next row starts), so that part finds its row in the cache: memory and
+    compute overlap. (What the first part reads, it reads as the row begins, in one stream the
+    hardware's prefetcher follows: fetching that too made logsumexp 4% slower.)"""
+    if k.kind != "rows" or isinstance(k.work, Dim):
+        return
+    o, parts = k.outer, k.extra["parts"]
+    row_loops = k.loops[:o]
+    last, extent = row_loops[-1]
+    inputs, first = {}, None
+    for p in parts:
+        if p.kind != "nest" or len(p.loops) != o + 1:
+            continue
+        var, n = p.loops[-1]
+        if isinstance(n, Dim):
+            continue
+        for ld in (e for e in walk(*(let.expr for let in p.lets)) if isinstance(e, Load)):
+            b = ld.buf
+            if b.kind == "row" or isinstance(b.size, Dim) or b.size != k.work * n or \
+                    b.size * dtypes.ITEMSIZE[b.ctype] < PREFETCH_MIN_BYTES:
+                continue
+            index = affine(ld.index)
+            base = index - Idx(var)
+            if index.coefficient(Idx(var)) == 1 and _row_major(base, row_loops, n):
+                inputs.setdefault(id(b), (b, base, n, p))
+        first = p if first is None else first
+    hosts = [p for p in parts if p.kind == "nest" and len(p.loops) == o + 1 and
+             not isinstance(p.loops[-1][1], Dim) and p.loops[-1][1] % CHUNK == 0]
+    if not inputs or not hosts:
+        return
+    host = max(hosts, key=iteration_cost)
+    n = host.loops[-1][1]
+    fetched = [(b, substitute(base, lambda e: affine(e) + 1 if e == Idx(last) else None))
+               for b, base, m, reader in inputs.values() if m == n and reader is not first]
+    if fetched:
+        host.extra["chunk"] = CHUNK
+        host.extra["prefetch"] = {"rows": f"{last} + 1 < {extent}", "bufs": fetched,
+                                  "step": 64 // max(dtypes.ITEMSIZE[b.ctype] for b, _ in fetched)}
+
+
+def _row_major(base, row_loops, n) -> bool:
+    """Whether offset `base` is where row (i0, i1, ...) of `row_loops` starts in a row-major
+    buffer of rows of `n` elements."""
+    want = dict(zip((v for v, _ in row_loops), dtypes.contiguous_strides([e for _, e in row_loops], n)))
+    got = {a.name: c for a, c in base.terms if isinstance(a, Idx)}
+    return base.const == 0 and len(got) == len(base.terms) and \
+        {v: c for v, c in want.items() if c} == got
+
+
+def streamed_types(kernels) -> set:
+    """The element types of the rows streamed out (the helpers the module needs)."""
+    return {st["buf"].ctype for k in kernels if k.kind == "rows" for p in k.extra["parts"]
+            for st in p.extra.get("stores", ()) if st.get("stream")}
+
+
+__all__ = ["hoist_reciprocals", "prefetch_rows", "stream_stores", "streamed_types", "STREAM_MIN_BYTES"]
