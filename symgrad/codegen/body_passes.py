@@ -5,6 +5,8 @@ other's row results run in one loop; large outputs written once, in order, are s
 the cache. Each reads and rewrites the kernel IR; none looks at C text."""
 from __future__ import annotations
 
+import math
+
 from symgrad import dtypes
 from symgrad.dims import Dim
 from symgrad.codegen.kernel import Call, Idx, Kernel, Lit, Load, Ref, affine, loop_vars, substitute, walk
@@ -73,6 +75,8 @@ def hoist_reciprocals(k: Kernel) -> None:
         return
     for entry in k.extra["stores"] + k.extra["accs"]:
         entry["value"] = substitute(entry["value"], rewrite)
+    for c in k.extra.get("cols", ()):
+        c.value = substitute(c.value, rewrite)
 
 
 # --- streamed stores -------------------------------------------------------------------------------
@@ -184,4 +188,163 @@ def streamed_types(kernels) -> set:
             for st in p.extra.get("stores", ()) if st.get("stream")}
 
 
-__all__ = ["hoist_reciprocals", "prefetch_rows", "stream_stores", "streamed_types", "STREAM_MIN_BYTES"]
+__all__ = ["float_row_sums", "hoist_reciprocals", "merge_parts", "prefetch_rows", "stream_stores",
+           "streamed_types", "STREAM_MIN_BYTES"]
+
+
+# --- merging a rows kernel's parts -------------------------------------------------------------------
+
+def merge_parts(kernels: list) -> list:
+    """Within each rows kernel, a part over the same loops as an earlier one joins it, its body
+    after the earlier one's in one loop, when it reads none of that part's row results (a row
+    sum is complete only after the loop) and what it reads of that part's stores it reads where
+    they were stored (the value then stays in a register); it may move back past the parts in
+    between when it reads nothing they write and writes nothing they touch. A row's sums that
+    do not depend on each other (softmax's, layer norm's dx and dw sums) then take one pass,
+    and a row buffer nothing reads any longer is not stored at all."""
+    for k in kernels:
+        if k.kind != "rows":
+            continue
+        out: list = []
+        for p in k.extra["parts"]:
+            reads, writes = _read_ids(p), {id(b) for b in _written(p)}
+            hosts = []                  # the parts p can join, latest first
+            for q in reversed(out):
+                if q.kind == "nest" and _can_merge(q, p):
+                    hosts.append(q)
+                q_writes = {id(b) for b in _written(q)}
+                if reads & q_writes or writes & (_read_ids(q) | q_writes):
+                    break
+            if not hosts:
+                out.append(p)
+                continue
+            # the one storing most of what p reads (those values stay in registers), else the latest
+            best = max(hosts, key=lambda q: len(reads & {id(st["buf"]) for st in q.extra["stores"]}))
+            _merge(best, p)
+        k.extra["parts"] = out
+        _drop_unread_row_stores(k)
+    return kernels
+
+
+def _written(p: Kernel) -> list:
+    if p.kind == "colpart":
+        return [p.out]
+    return [st["buf"] for st in p.extra["stores"]] + [a["out"] for a in p.extra["accs"]] + \
+        [c.out for c in p.extra.get("cols", ())]
+
+
+def _part_exprs(p: Kernel) -> list:
+    if p.kind == "colpart":
+        return [let.expr for let in p.lets] + [p.value]
+    return [let.expr for let in p.lets] + [x["value"] for x in p.extra["stores"] + p.extra["accs"]] + \
+        [c.value for c in p.extra.get("cols", ())]
+
+
+def _read_ids(p: Kernel) -> set:
+    return {id(e.buf) for e in walk(*_part_exprs(p)) if isinstance(e, Load)}
+
+
+NEST_MAX_LETS = 256     # (kernel_passes.NEST_MAX_LETS: a body this long is work enough per load)
+
+
+def _direct_reads(q: Kernel, p: Kernel) -> dict:
+    """{id(let): load} for p's locals that read what q stores."""
+    stored = {id(st["buf"]) for st in q.extra["stores"]}
+    return {id(let): let.expr for let in p.lets if isinstance(let.expr, Load) and id(let.expr.buf) in stored}
+
+
+def _can_merge(q: Kernel, p: Kernel) -> bool:
+    """Whether part `p` can run in the loop of part `q` (before it in the same rows kernel)."""
+    if p.kind not in ("nest", "colpart") or p.loops != q.loops or len(q.lets) + len(p.lets) > NEST_MAX_LETS:
+        return False
+    stored = {id(st["buf"]): st for st in q.extra["stores"]}
+    sums = {id(a["out"]) for a in q.extra["accs"]}
+    if _read_ids(p) & sums or {id(b) for b in _written(p)} & ({id(b) for b in _written(q)} | _read_ids(q)):
+        return False
+    direct = _direct_reads(q, p)
+    if any(stored[id(e.buf)]["index"] != e.index for e in direct.values()):
+        return False
+    direct_loads = {id(e) for e in direct.values()}
+    # (not a stored value read inside another expression)
+    return not any(isinstance(e, Load) and id(e.buf) in stored and id(e) not in direct_loads
+                   for e in walk(*_part_exprs(p)))
+
+
+def _merge(q: Kernel, p: Kernel) -> None:
+    """Part `p`'s body appended to part `q`'s loop (_can_merge said it may)."""
+    stored = {id(st["buf"]): st for st in q.extra["stores"]}
+    values = {key: stored[id(e.buf)]["value"] for key, e in _direct_reads(q, p).items()}
+
+    def resolve(e):
+        return values.get(id(e.let)) if isinstance(e, Ref) else None
+    kept = []
+    for let in p.lets:
+        if id(let) in values:
+            continue
+        let.expr = substitute(let.expr, resolve)
+        if p.kind == "colpart":         # (a column part's locals are v0, v1...: unique no more)
+            let.name = f"vm{len(q.lets) + len(kept)}"
+        kept.append(let)
+    q.lets.extend(kept)
+    if p.kind == "colpart":
+        p.value = substitute(p.value, resolve)
+        p.lets = []
+        q.extra.setdefault("cols", []).append(p)
+    else:
+        for x in p.extra["stores"] + p.extra["accs"]:
+            x["value"] = substitute(x["value"], resolve)
+        q.extra["stores"].extend(p.extra["stores"])
+        q.extra["accs"].extend(p.extra["accs"])
+        if p.extra["accs"]:
+            q.outer = min(q.outer, p.outer)       # (a map part's outer loops are all its loops)
+        q.extra["has_reduce"] = q.extra.get("has_reduce") or p.extra.get("has_reduce")
+        q.extra.setdefault("comments", []).extend(p.extra.get("comments", [p.comment]))
+        for c in p.extra.get("cols", ()):
+            q.extra.setdefault("cols", []).append(c)
+    if p.kind == "colpart":
+        q.extra.setdefault("comments", []).append(p.comment)
+    q.extra["reads"] = list(q.extra.get("reads", ())) + list(p.extra.get("reads", ()))
+
+
+def _drop_unread_row_stores(k: Kernel) -> None:
+    """Stores into row buffers that no part reads any more (merging kept their values in
+    registers) go, and so do the row buffers nothing uses."""
+    parts = k.extra["parts"]
+    read = set().union(*(_read_ids(p) for p in parts)) if parts else set()
+    for p in parts:
+        if p.kind == "nest":
+            p.extra["stores"] = [st for st in p.extra["stores"]
+                                 if st["buf"].kind != "row" or id(st["buf"]) in read]
+    used = read | {id(b) for p in parts for b in _written(p)}
+    if "row_buffers" in k.extra:
+        k.extra["row_buffers"] = [(b, n) for b, n in k.extra["row_buffers"] if id(b) in used]
+
+
+# --- row sums in the element type ---------------------------------------------------------------------
+
+# A row's float sum of at most this many elements adds up in float, in vector lanes (each lane
+# a partial sum of n/16 elements, the lanes then added in a tree): its rounding error stays
+# within about n/16 units of the last place (4096 elements: 3e-6 relative, at worst), against
+# a double accumulator's conversions of every element (two conversions and two double adds per
+# sixteen floats, for each sum: layer norm's five sums were a quarter of its loop bodies).
+FLOAT_ROW_SUM_MAX = 4096
+
+
+def float_row_sums(k: Kernel) -> None:
+    """A rows kernel's parts' row sums of float values over at most FLOAT_ROW_SUM_MAX elements
+    (vectorised: `simd` marked) accumulate in float, not double. Sums across the rows (a
+    loss, column sums) keep their double accumulators. Not exact: the last bits of such a
+    sum can differ (README, "Every rewrite is exact")."""
+    if k.kind != "rows":
+        return
+    o = k.outer
+    for p in k.extra["parts"]:
+        if p.kind != "nest" or not p.extra.get("simd") or len(p.loops) <= o:
+            continue
+        n = math.prod(e for _, e in p.loops[o:])
+        if isinstance(n, Dim) or n > FLOAT_ROW_SUM_MAX:
+            continue
+        for a in p.extra["accs"]:
+            if a["op"] == "sum" and a["ctype"] == "double" and a["out"].ctype == "float" and \
+                    not a.get("global"):
+                a["ctype"] = "float"
