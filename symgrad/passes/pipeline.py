@@ -33,11 +33,13 @@ GROUPS = {"algebra": ("canonicalize", "specialize")}
 # loop-invariant divisor as a product with its reciprocal (not exact), `tile_transposes` runs a
 # transposing copy in blocks (C), `parallelise` marks the loops threads share, `vectorise` the
 # sums that may use vector lanes, `float_row_sums` adds short vectorised row sums up in float (not
-# exact), `stream_stores` writes rows of large outputs past the cache,
+# exact), `float_column_sums` a rows kernel's column sums over a few thousand rows (not exact),
+# `stream_stores` writes rows of large outputs past the cache,
 # `prefetch_rows` has a rows kernel's costliest part fetch the next row of its large inputs.
 SCHEDULE = "schedule"
 KERNEL_PASSES = ("merge_nests", "merge_rows", "merge_parts", "drop_copies", "reciprocals", "tile_transposes",
-                 "parallelise", "vectorise", "float_row_sums", "stream_stores", "prefetch_rows")
+                 "parallelise", "vectorise", "float_row_sums", "float_column_sums", "stream_stores",
+                 "prefetch_rows")
 
 
 def rewrites() -> list[Rewrite]:
