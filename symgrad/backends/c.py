@@ -203,23 +203,12 @@ def _pooled(shape, dtype, slot, local, view, chars):
         for i in range(len(pool)):
             if _references(pool, i) == free:
                 return pool[i]
-        arr = _aligned_empty(shape, dtype)
+        arr = np.empty(shape, dtype)
         entry = (arr, view(chars, arr, True))
         if len(pool) < POOL_SIZE:
             pool.append(entry)
         return entry
     return take
-
-
-def _aligned_empty(shape, dtype, align=64):
-    """An uninitialised array starting at a multiple of `align` bytes (malloc's large blocks
-    start 16 bytes past a page): rows of it then start on cache lines, which the stores that
-    bypass the cache (body_passes.stream_stores) write whole."""
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    raw = np.empty(nbytes + align, np.uint8)
-    start = -raw.ctypes.data % align
-    return raw[start:start + nbytes].view(dtype).reshape(shape)
 
 
 # --- the straight-line caller ------------------------------------------------------------------
