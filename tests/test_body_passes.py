@@ -113,10 +113,10 @@ def test_short_row_sums_add_up_in_float_long_ones_in_double(n, in_float):
 
 @pytest.mark.parametrize("case", ["softmax", "log_softmax", "logsumexp"])
 def test_large_row_outputs_are_streamed_and_keep_the_numbers(case, monkeypatch):
-    """An 8 MB gradient written a row at a time goes out through non-temporal stores, in
+    """A 16 MB gradient written a row at a time goes out through non-temporal stores, in
     chunks, the rows fenced; the targets, first read after the row's exp, are fetched a row
     ahead. The numbers, against numpy in float64, as without either."""
-    N, D = 2048, 1024
+    N, D = 2048, 2048
     x = sg.Variable(shape=(N, D), name="x", requires_grad=True)
     t = sg.Variable(shape=(N, D), name="t")
     loss = sg.logsumexp(x, -1).sum() if case == "logsumexp" else (getattr(sg, case)(x, -1) * t).sum()

@@ -81,12 +81,13 @@ def hoist_reciprocals(k: Kernel) -> None:
 
 # --- streamed stores -------------------------------------------------------------------------------
 
-# An output at least this large is not kept in cache by its stores: a quarter of the last-level
-# cache (32 MB here, shared by the cores, the inputs and whatever runs next) or more, written
-# once, it would mostly be evicted before anything reads it, and fetching each line it stores
-# into (the read a store costs) is a quarter of a softmax's memory traffic. (Layer norm's 8 MB
-# gradient: 2-10% faster streamed; softmax's 33 MB one: 10-15%.)
-STREAM_MIN_BYTES = 8 << 20
+# An output at least this large is not kept in cache by its stores: half the last-level cache
+# (32 MB here, shared by the cores, the inputs and whatever runs next) or more, written once,
+# it would mostly be evicted before anything reads it, and fetching each line it stores into
+# (the read a store costs) is a quarter of a softmax's memory traffic (its 33 MB gradient:
+# 5-15% faster streamed). Layer norm's and RMS norm's 8 MB gradients gained nothing (RMS 5%
+# slower): beside their 8 MB input they stay in that cache.
+STREAM_MIN_BYTES = 16 << 20
 # A part that streams stores or prefetches runs its inner loop in chunks of this many elements:
 # streamed stores go out a chunk at a time, each computed into a buffer first (a row computed
 # whole and then streamed out stalled on the stores, slower than plain stores; chunks of 64

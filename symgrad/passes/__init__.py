@@ -47,7 +47,7 @@ kernel passes marked "not exact" below, and two in README's list, are the except
                                           float (not exact)
     float_column_sums                     a rows kernel's column sums over up to 4096 rows
                                           add up in float (not exact)
-    stream_stores                         rows of outputs of 8 MB or more written with
+    stream_stores                         rows of outputs of 16 MB or more written with
                                           non-temporal stores, in chunks
     prefetch_rows                         a rows kernel's costliest part fetches the next row
                                           of the large inputs a later part reads first
