@@ -62,16 +62,29 @@ def make_workloads(quick=False):
     wls.append(Workload(
         "W5", "W5", "w5", "sum(x*y + x), x, y of 16: the cost of one call",
         [Arg("x", (16,)), Arg("y", (16,))], "none", 0, "per-call overhead; no meaningful floor", unit="us"))
-    return wls + model_workloads()
+    return wls + model_workloads() + model_workloads(VARIANT_SIZES, "'", "VARIANTS")
 
 
 def _gemm(m, k, n, batch=1):
     return 2.0 * batch * m * k * n
 
 
-def model_workloads():
+# The model workloads' sizes; VARIANTS are the same kinds at other sizes (wider and narrower
+# rows, longer and shorter sequences), ids marked with a prime: the check that speed holds
+# where nothing was tuned.
+SIZES = dict(norm=(2048, 1024), softmax=(4096, 2048), att=(512, 64), mha=(4, 256, 256),
+             mlp=(256, 1024), rnn=(32, 64, 128, 256), hvp=(1024, 512, 64), bmm=(32, 128, 256))
+VARIANT_SIZES = dict(norm=(8192, 384), softmax=(1024, 8000), att=(1024, 128), mha=(8, 128, 512),
+                     mlp=(64, 2048), rnn=(64, 32, 64, 512), hvp=(4096, 256, 32), bmm=(128, 64, 96))
+
+
+def model_workloads(sizes=None, mark="", group=None):
     """The workloads symgrad was not tuned on (benchmarks/models.py): normalisations, attention,
-    MLPs, an RNN, a Hessian-vector product and a batched matmul, each forward and every gradient."""
+    MLPs, an RNN, a Hessian-vector product and a batched matmul, each forward and every gradient.
+    `sizes` (default SIZES), `mark` appended to each id, `group` instead of the id as the
+    group --only selects."""
+    sizes = SIZES if sizes is None else sizes
+
     def w(name, *shape):        # a weight: 1/sqrt(fan-in)
         return Arg(name, shape, scale=1 / shape[0] ** 0.5)
 
@@ -82,28 +95,28 @@ def model_workloads():
         return Arg(name, shape, grad=False)
 
     def model(wid, kind, title, args, floor_kind, amount, note, **params):
-        return Workload(wid, wid, kind, title, args, floor_kind, amount, note, params=params)
+        return Workload(wid + mark, group or wid, kind, title, args, floor_kind, amount, note, params=params)
 
     out = []
-    N, D = 2048, 1024
+    N, D = sizes["norm"]
     out.append(model("LN", "layernorm", f"sum(tanh(layer_norm(x)*w+b)), x {N}x{D}",
                      [Arg("x", (N, D)), Arg("w", (D,), scale=0.5), bias("b", D)],
                      "bytes", 2 * 4 * N * D, "read x + write its gradient"))
     out.append(model("RMS", "rmsnorm", f"sum(tanh(rms_norm(x)*w)), x {N}x{D}",
                      [Arg("x", (N, D)), Arg("w", (D,), scale=0.5)],
                      "bytes", 2 * 4 * N * D, "read x + write its gradient"))
-    N, D = 4096, 2048
+    N, D = sizes["softmax"]
     for wid, kind, f in (("SM", "softmax", "softmax"), ("LSM", "log_softmax", "log_softmax")):
         out.append(model(wid, kind, f"sum({f}(x, -1) * t), x {N}x{D}",
                          [Arg("x", (N, D)), data("t", N, D)],
                          "bytes", 3 * 4 * N * D, "read x, t + write the gradient"))
     out.append(model("LSE", "logsumexp", f"sum(logsumexp(x, -1)), x {N}x{D}", [Arg("x", (N, D))],
                      "bytes", 2 * 4 * N * D, "read x + write its gradient"))
-    S, d = 512, 64
-    out.append(model("ATT", "attention", f"sum(tanh(softmax(q k^T/8) v)), one head {S}x{d}",
+    S, d = sizes["att"]
+    out.append(model("ATT", "attention", f"sum(tanh(softmax(q k^T/sqrt(d)) v)), one head {S}x{d}",
                      [Arg("q", (S, d)), Arg("k", (S, d)), Arg("v", (S, d))],
                      "flops", 6 * _gemm(S, d, S), "2 GEMMs forward, 4 backward"))
-    B, S, D = 4, 256, 256
+    B, S, D = sizes["mha"]
     proj = [w(n, D, D) for n in ("wq", "wk", "wv", "wo")]
     att_flops = 3 * 4 * _gemm(S, D, D, B) + 6 * _gemm(S, D // 4, S, 4 * B)
     out.append(model("MHA", "mha", f"multi-head attention, 4 heads, x {B}x{S}x{D}",
@@ -114,22 +127,22 @@ def model_workloads():
                      [Arg("x", (B, S, D))] + proj +
                      [w("w1", D, F), bias("b1", F), w("w2", F, D), bias("b2", D)],
                      "flops", att_flops + 3 * 2 * _gemm(B * S, D, F), "attention + 2 MLP GEMMs, each x3"))
-    B, D = 256, 1024
+    B, D = sizes["mlp"]
     out.append(model("MLP", "mlp", f"3-layer GELU MLP {D} wide, batch {B}",
                      [data("x", B, D), w("w1", D, D), bias("b1", D), w("w2", D, D), bias("b2", D),
                       w("w3", D, D), bias("b3", D)],
                      "flops", 8 * _gemm(B, D, D), "3 GEMMs forward, 3 weight + 2 input gradients"))
-    T_, B, In, H = 32, 64, 128, 256
+    T_, B, In, H = sizes["rnn"]
     out.append(model("RNN", "rnn", f"tanh RNN unrolled {T_} steps, batch {B}, {In}->{H}",
                      [data("xs", T_, B, In), w("wx", In, H), w("wh", H, H), bias("b", H)],
                      "flops", T_ * (2 * _gemm(B, In, H) + 3 * _gemm(B, H, H)), "per step: x@wx x2, h@wh x3"))
-    N, D, K = 1024, 512, 64
+    N, D, K = sizes["hvp"]
     out.append(model("HVP", "hvp_objective",
                      f"Hessian-vector product of sum(tanh(X w)^2), X {N}x{D}, w {D}x{K}",
                      [w("w", D, K), data("X", N, D), data("v", D, K)],
                      "flops", 4 * _gemm(N, D, K), "forward, reverse, and their tangents: 4 GEMMs",
                      mode="hvp"))
-    B, M, K = 32, 128, 256
+    B, M, K = sizes["bmm"]
     out.append(model("BMM", "bmm_tanh", f"sum(tanh(a @ b)), a {B}x{M}x{K}, b {B}x{K}x{M}",
                      [Arg("a", (B, M, K)), Arg("b", (B, K, M))], "flops", 3 * _gemm(M, K, M, B),
                      "the product forward and its two gradients"))

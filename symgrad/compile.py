@@ -234,9 +234,11 @@ class Function:
     def _general_call(self, *values):
         return self.run(self.convert(values))
 
-    def value_and_grad_caller(self, n_values, single):
-        """The backend's caller returning (value, gradients) straight from the arrays, or None."""
-        return self._backend.value_and_grad_caller(self, n_values, single)
+    def value_and_grad_caller(self, n_values, single, seeded=None):
+        """The backend's caller returning (value, gradients) straight from the arrays, or None.
+        With `seeded`, the caller also takes `grad_outputs=` and passes a call that has them
+        on as `seeded(args, grad_outputs)`."""
+        return self._backend.value_and_grad_caller(self, n_values, single, seeded)
 
     def __repr__(self):
         return f"<symgrad compiled {self.name} ({self.backend}): {self.path or 'interpreted'}>"
@@ -359,6 +361,9 @@ class CompiledFunction:
         return self._explicit
 
     def __call__(self, *args):
+        fast = self.forward_fn._backend.direct_caller(self.forward_fn, self.single)
+        if fast is not None:      # from now on `fn(...)` is the generated caller's alone
+            self.__class__ = _direct(type(self), fast)
         return self.call_forward(*args)
 
     def call_forward(self, *args: Any) -> np.ndarray | list:
@@ -606,6 +611,14 @@ class _Forward:
         return repr(self._owner.forward_fn)
 
 
+def _direct(cls, call):
+    """A subclass of `cls` for one object whose calls are `call`'s (a generated caller): a
+    call then costs no Python frame of ours before the caller's."""
+    return type(cls.__name__, (cls,), {"__call__": staticmethod(call), "__slots__": (),
+                                       "__doc__": cls.__doc__, "__module__": cls.__module__,
+                                       "__qualname__": cls.__qualname__})
+
+
 class _Entry:
     """`fn.backward(*inputs, grad_outputs=None)` and `fn.value_and_grad(*inputs, grad_outputs=None)`.
 
@@ -649,9 +662,14 @@ class _Entry:
                 # One generated caller from the arrays to (value, gradients), where the backend
                 # has one; everything else (seeds given, the interpreter, errors) goes through _run.
                 n = 0 if self.which == "backward" else len(owner.outputs)
-                fast = fn.value_and_grad_caller(n, owner.single)
+                which = self.which
+                fast = fn.value_and_grad_caller(n, owner.single,
+                                                lambda args, seeds: owner._run(which, args, seeds))
                 if fast is not None:
                     self._fast = fast
+                    # From now on a call is the generated caller's alone (it takes
+                    # grad_outputs= too): a class of this entry's own whose __call__ it is.
+                    self.__class__ = _direct(_Entry, fast)
                     return fast(*args)
         return self.owner._run(self.which, args, grad_outputs)
 

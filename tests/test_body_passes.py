@@ -146,7 +146,6 @@ def test_large_row_outputs_are_streamed_and_keep_the_numbers(case, monkeypatch):
         prefetched = "__builtin_prefetch(&t[" in src
         assert prefetched == (not disabled and case != "logsumexp")
         assert "__builtin_prefetch(&x[" not in src
-        assert grad.ctypes.data % 64 == 0          # (the output pool's arrays start on a line)
     # (a loop run in chunks adds its row sum's lanes up per chunk: the last bits may move)
     np.testing.assert_allclose(results[""], results["stream_stores,prefetch_rows"], rtol=1e-5,
                                atol=1e-6 * np.abs(results[""]).max())

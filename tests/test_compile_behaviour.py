@@ -697,9 +697,9 @@ def test_eager_backward_without_a_compiler_warns_once_and_uses_the_interpreter(m
     np.testing.assert_allclose(x.grad.numpy(), expected, rtol=1e-12)
 
 
-def test_pooled_large_outputs_never_change_results_the_caller_still_holds():
-    """Large outputs are reused from a per-thread pool only when nothing else refers to them."""
-    n = 300_000                                   # 1.2 MB float32 outputs: pooled
+@pytest.mark.parametrize("n", [7, 300_000])       # a small output and a 1.2 MB one
+def test_pooled_outputs_never_change_results_the_caller_still_holds(n):
+    """Outputs are reused from a per-thread pool only when nothing else refers to them."""
     x = sg.Variable(shape=(n,), name="x", requires_grad=True)
     fn = sg.compile([x], sg.sum(sg.tanh(x) * x))
     rng = np.random.default_rng(3)
@@ -719,6 +719,49 @@ def test_pooled_large_outputs_never_change_results_the_caller_still_holds():
     del first
     if sg.config.fast_call():                           # SYMGRAD_FAST_CALL=0 switches the pool off
         assert id(fn.value_and_grad(a)[1][0]) == ident   # a dropped result's memory is reused
+
+
+def test_value_and_grad_takes_grad_outputs_after_its_fast_calls():
+    """After the first call, value_and_grad's calls go straight to the generated caller; seeds
+    given then still weigh the outputs (and the object keeps its attributes)."""
+    x = sg.Variable(shape=(3,), name="x", requires_grad=True)
+    fn = sg.compile([x], sg.tanh(x) * 2)
+    a = np.array([0.1, -0.4, 0.9], np.float32)
+    value, (g,) = fn.value_and_grad(a, grad_outputs=[np.ones(3, np.float32)])
+    value2, (g2,) = fn.value_and_grad(a, grad_outputs=[np.ones(3, np.float32)])
+    w = np.array([1.0, -2.0, 0.5], np.float32)
+    value3, (g3,) = fn.value_and_grad(a, grad_outputs=[w])
+    np.testing.assert_allclose(g3, w * 2 * (1 - np.tanh(a) ** 2), rtol=1e-5)
+    np.testing.assert_array_equal(g, g2)
+    np.testing.assert_allclose(value3, 2 * np.tanh(a), rtol=1e-6)
+    assert "symgrad_" in fn.value_and_grad.source and fn.value_and_grad.path
+    y = sg.Variable(shape=(3,), name="y", requires_grad=True)
+    scalar = sg.compile([y], sg.sum(y * y))
+    for _ in range(3):
+        v, (gy,) = scalar.value_and_grad(a)
+    np.testing.assert_allclose(gy, 2 * a, rtol=1e-6)
+    np.testing.assert_allclose(scalar.value_and_grad(a, grad_outputs=np.float32(3.0))[1][0], 6 * a, rtol=1e-6)
+
+
+def test_a_compiled_function_called_often_still_checks_pickles_and_says_what_it_is():
+    """After its first call `fn(...)` goes straight to the generated caller; the function must
+    still refuse a wrong shape with the usual error, pickle, and be a CompiledFunction."""
+    import pickle
+    x = sg.Variable(shape=(4,), name="x")
+    fn = sg.compile([x], sg.exp(x) + 1)
+    a = np.linspace(-1, 1, 4).astype(np.float32)
+    for _ in range(3):
+        np.testing.assert_allclose(fn(a), np.exp(a) + 1, rtol=1e-6)
+    with pytest.raises(ValueError, match="x"):
+        fn(np.ones(5, np.float32))
+    assert isinstance(fn, sg.compile.__globals__["CompiledFunction"]) and "compiled" in repr(fn).lower()
+    again = pickle.loads(pickle.dumps(fn))
+    np.testing.assert_allclose(again(a), np.exp(a) + 1, rtol=1e-6)
+    two = sg.compile([x], [sg.exp(x), x * 2])
+    for _ in range(2):
+        got = two(a)
+        assert isinstance(got, list) and len(got) == 2
+    np.testing.assert_allclose(got[1], a * 2)
 
 
 def test_remembered_input_pointers_follow_the_arrays_passed():

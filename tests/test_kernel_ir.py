@@ -288,6 +288,54 @@ def test_a_narrow_product_of_a_transposed_matrix_copies_it_plain_and_keeps_the_n
     assert sorted(copies) == ["w0", "w1", "w2"], copies    # not N=1 (too small) nor N=17
 
 
+def test_a_transposed_matrix_several_products_read_is_stored_plain_once():
+    """W.T read by several products (an RNN's recurrent weight, in each step's input
+    gradient) is stored plain once for all of them, where one such product alone (too large
+    for BLAS's small kernels) reads it in place; the numbers are numpy's."""
+    rng = np.random.default_rng(4)
+    hs = [sg.Variable(shape=(32, 256), name=f"h{k}") for k in range(3)]
+    w = sg.Variable(shape=(256, 256), name="w")
+    shared = sg.compile(hs + [w], [h @ w.T for h in hs])
+    alone = sg.compile(hs[:1] + [w], hs[0] @ w.T)
+    hv = [rng.normal(size=(32, 256)).astype(np.float32) for _ in hs]
+    wv = rng.normal(size=(256, 256)).astype(np.float32)
+    for got, h in zip(shared(*hv, wv), hv):
+        np.testing.assert_allclose(got, h.astype(np.float64) @ wv.T.astype(np.float64), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(alone(hv[0], wv), hv[0].astype(np.float64) @ wv.T, rtol=1e-4, atol=1e-4)
+    assert len(re.findall(r"/\* t_permute\w* = permute\(w\) \*/", shared.forward.source)) == 1
+    assert "= permute(w)" not in alone.forward.source
+
+
+def test_a_weight_gradient_over_a_sequence_is_one_product_of_the_steps_rows(monkeypatch):
+    """An RNN's weight gradients (a product a step, added up) become one product of the steps'
+    rows stacked (sum_of_products), the stacking one nest a step; value and gradients are
+    torch's in float64, and the same with the rewrite switched off."""
+    import torch
+    steps, batch, width = 6, 4, 48
+    rng = np.random.default_rng(5)
+    values = [rng.normal(size=s).astype(np.float32) * 0.4
+              for s in ((steps, batch, width), (width, width), (width, width))]
+
+    def rnn(T, xs, wx, wh):
+        h = T.tanh(T.matmul(xs[0], wx))
+        for t in range(1, steps):
+            h = T.tanh(T.matmul(xs[t], wx) + T.matmul(h, wh))
+        return T.sum(h * h)
+    ts = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
+    rnn(torch, *ts).backward()
+    names = ("xs", "wx", "wh")
+    for disabled in ("", "sum_of_products"):
+        monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", disabled)
+        vs = [sg.Variable(shape=v.shape, name=n, requires_grad=n != "xs") for n, v in zip(names, values)]
+        fn = sg.compile(vs, rnn(sg, *vs))
+        _, grads = fn.value_and_grad(*values)
+        for g, t in zip(grads, ts[1:]):
+            np.testing.assert_allclose(g, t.grad.numpy(), rtol=2e-4, atol=1e-5)
+        pieces = len(re.findall(r"= concat piece \[\d+:\d+\] along dim 0:", fn.value_and_grad.source))
+        # stacked: for wx, xs[t] and the pre-activation gradient of each step; for wh, those of steps 1...
+        assert pieces == (0 if disabled else 2 * steps + 2 * (steps - 1)), pieces
+
+
 def test_a_transposed_operand_is_read_in_place_not_copied_transposed():
     """A product of a computed value's transpose stores the value and reads it transposed
     (no buffer holding the transposed copy); the numbers are numpy's."""

@@ -68,6 +68,8 @@ def _graph():
                                  x.reshape(2, 4, 2).transpose(1, 2) @ M.T],
         "sum_of_batch_products": [(x.reshape(2, 2, 4).transpose(1, 2) @ (y.reshape(2, 2, 4) * 2.0)).sum(0),
                                   (x.reshape(2, 4, 2) @ y.reshape(2, 2, 4)).sum(0)],
+        "sum_of_products": [x.reshape(2, 8).T @ y.reshape(2, 8) + (x.reshape(2, 8) * 2.0).T @ (y.reshape(2, 8) - 1.0),
+                            M.T @ M + (M * 2.0).T @ M],       # (3 rows a batch: not under 4 * 4 / 8)
     }
     arrays = [SPECIALS, np.random.default_rng(3).permutation(SPECIALS),
               np.array([[1.0, 2.0, -3.0, 0.5], [4.0, -1.0, 2.0, 8.0], [-0.5, 3.0, 1.0, -2.0]])]

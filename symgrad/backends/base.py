@@ -74,7 +74,13 @@ class Backend:
         """What `fn(*values)` calls: the fastest way this backend has, looked up once."""
         return fn._general_call
 
-    def value_and_grad_caller(self, fn: Function, n_values: int, single: bool) -> Callable | None:
+    def direct_caller(self, fn: Function, single: bool) -> Callable | None:
+        """A caller returning `fn`'s outputs as `sg.compile`'s function does (the array of a
+        single output, else the list) straight from the arrays, or None."""
+        return None
+
+    def value_and_grad_caller(self, fn: Function, n_values: int, single: bool,
+                              seeded: Callable | None = None) -> Callable | None:
         """A caller returning `(value, gradients)` (or the gradients alone when `n_values` is 0)
         straight from the arrays, or None: the compiled function's entries then take the general
         path."""

@@ -22,8 +22,7 @@ from symgrad.dims import symbolic_shape
 
 LARGE_LOOP = 1 << 20            # a loop nest this long makes the function worth -O3
 SMALL_INPUT_BYTES = 1 << 20     # inputs up to this size have their pointer remembered
-POOL_MIN_BYTES = 1 << 20        # outputs this large come from a per-thread pool
-POOL_SIZE = 2                   # output arrays kept per output, per thread
+POOL_SIZE = 2                   # arrays kept per output, per thread (one a caller holds, one free)
 OUT_OF_RANGE = 2                # the module's status when a range check failed
 
 
@@ -86,8 +85,11 @@ class CBackend(Backend):
     def caller(self, fn):
         return fast_caller(fn) if config.fast_call() else fn._general_call
 
-    def value_and_grad_caller(self, fn, n_values, single):
-        return fast_caller(fn, (n_values, single)) if config.fast_call() else None
+    def direct_caller(self, fn, single):
+        return fast_caller(fn, single=single) if config.fast_call() else None
+
+    def value_and_grad_caller(self, fn, n_values, single, seeded=None):
+        return fast_caller(fn, (n_values, single), seeded) if config.fast_call() else None
 
 
 BACKEND = CBackend()
@@ -115,6 +117,7 @@ def pointers(fn):
         local.workspace_ptr = ffi.from_buffer(local.workspace, require_writable=True)
         ptrs[slots] = local.workspace_ptr
         local.last = [None] * n      # inputs whose pointers are in place
+        local.pools = _output_pools(fn, ffi._backend.from_buffer, ffi.BCharA)
         local.ptrs = ptrs
     return ptrs
 
@@ -172,91 +175,77 @@ def _point_at(fn, at):
 
 # --- the output pool ---------------------------------------------------------------------------
 
-def _references(pool, i):
-    """How many references the array of pool entry i has. The pool tells free arrays from
-    held ones by comparing this with the count of an array nobody else holds, measured once
-    through this same function, so no interpreter's way of counting is assumed."""
-    return sys.getrefcount(pool[i][0])
+def _free_references(view, chars) -> int:
+    """How many references an array of a pool has when nothing but the pool refers to it:
+    measured once through the same expression the callers use (`getrefcount(pool[0])` with
+    the array's pointer beside it), so no interpreter's way of counting is assumed."""
+    if not _FREE_REFERENCES:
+        arr = np.empty(1)
+        probe = [arr, view(chars, arr, True)]
+        del arr
+        _FREE_REFERENCES.append(sys.getrefcount(probe[0]))
+    return _FREE_REFERENCES[0]
 
 
 _FREE_REFERENCES = []
 
 
-def _free_references(view, chars) -> int:
-    if not _FREE_REFERENCES:
-        arr = np.empty(1)
-        probe = [(arr, view(chars, arr, True))]
-        del arr
-        _FREE_REFERENCES.append(_references(probe, 0))
-    return _FREE_REFERENCES[0]
+def _output_pools(fn, view, chars) -> list:
+    """This thread's pool of each output of static shape, one array in it to start with: a list
+    [array, its pointer, array, its pointer...] (None for an empty or symbolic output). A fresh
+    40 MB array costs the OS 10 ms of zeroing on every call (half of W1's time at 1e7), and a
+    small one with its pointer about 0.3 us, a tenth of a small function's call."""
+    pools = []
+    for shape, dtype in fn._out_specs:
+        if symbolic_shape(shape) or 0 in shape:
+            pools.append(None)
+            continue
+        arr = np.empty(shape, dtype)
+        pools.append([arr, view(chars, arr, True)])
+    return pools
 
 
-_FREE_BLOCK_REFERENCES = []
+def _taker(view, chars):
+    """The output pool's slow path, for when the first array of an output's pool is held: a
+    later array of the pool nobody else holds, else a fresh one (kept if the pool has room).
+    The pool hands an array out again only when nothing but the pool refers to it, so a
+    caller never sees a result it holds change: PyTorch's caching allocator, in small."""
+    free = _free_references(view, chars)
 
-
-def _aligned_empty(shape, dtype, align=64):
-    """(array, block): an uninitialised array that starts at a multiple of `align` bytes, a view
-    of `block`, the memory it lies in (malloc's large blocks start 16 bytes past a page). Rows
-    of it then start on cache lines, which the stores that bypass the cache write whole
-    (codegen/body_passes.py, stream_stores: 3-10% faster than rows 16 bytes off)."""
-    dtype = np.dtype(dtype)
-    nbytes = math.prod(shape) * dtype.itemsize
-    block = np.empty(nbytes + align, np.uint8)
-    start = -block.ctypes.data % align
-    return block[start:start + nbytes].view(dtype).reshape(shape), block
-
-
-def _free_block_references() -> int:
-    """The reference count of a pooled array's block that only the pool and the array hold (a
-    caller's view of the array refers to the block, not to the array: numpy's views name the
-    array that owns the memory as their base)."""
-    if not _FREE_BLOCK_REFERENCES:
-        arr, block = _aligned_empty((1,), np.float32)
-        blocks = [block]
-        del block
-        _FREE_BLOCK_REFERENCES.append(sys.getrefcount(blocks[0]))
-        del arr
-    return _FREE_BLOCK_REFERENCES[0]
-
-
-def _pooled(shape, dtype, slot, local, view, chars):
-    """Large outputs without page faults: a fresh 40 MB array costs the OS 10 ms of zeroing on
-    every call (half of W1's time at 1e7). Each thread keeps a couple of arrays per output, with
-    their C pointers, and hands one out again only when nothing but the pool refers to it, so
-    a caller never sees a result it holds change: PyTorch's caching allocator, in small."""
-    free, free_block = _free_references(view, chars), _free_block_references()
-
-    def take():
-        pool = local.__dict__.setdefault("pools", {}).setdefault(slot, [])
-        blocks = local.__dict__.setdefault("pool_blocks", {}).setdefault(slot, [])
-        for i in range(len(pool)):
-            if _references(pool, i) == free and sys.getrefcount(blocks[i]) == free_block:
-                return pool[i]
-        arr, block = _aligned_empty(shape, dtype)
-        entry = (arr, view(chars, arr, True))
-        if len(pool) < POOL_SIZE:
-            pool.append(entry)
-            blocks.append(block)
-        return entry
+    def take(pool, shape, dtype):
+        for i in range(2, len(pool), 2):
+            if sys.getrefcount(pool[i]) == free:
+                return pool[i], pool[i + 1]
+        arr = np.empty(shape, dtype)
+        ptr = view(chars, arr, True)
+        if len(pool) < 2 * POOL_SIZE:
+            pool += [arr, ptr]
+        return arr, ptr
     return take
 
 
 # --- the straight-line caller ------------------------------------------------------------------
 
-def fast_caller(fn, returns=None):
+def fast_caller(fn, returns=None, seeded=None, single=False):
     """A straight-line caller of `fn` for the common case (C-contiguous arrays of the declared
     shapes and dtypes), written out for this function: a call then costs a few microseconds.
     Anything else takes the general path, which converts or explains. It returns the list of
-    outputs, or with `returns` = (number of values, single output) `(value, gradients)`."""
+    outputs, or with `returns` = (number of values, single output) `(value, gradients)`. With
+    `seeded`, it takes `grad_outputs=` too, and a call that gives them goes to
+    `seeded(args, grad_outputs)`. With `single` (and no `returns`), the one output itself."""
     lib = fn.library()
     n_in, n_const = len(fn.args), len(fn.consts)
     names = [f"a{k}" for k in range(n_in)]
     env = {"ndarray": np.ndarray, "empty": np.empty, "view": lib.ffi._backend.from_buffer,
            "overlapping": overlapping, "updated": frozenset(fn.updates.values()),
            "chars": lib.ffi.BCharA, "entry": lib.entry, "local": fn._local, "general": fn._general_call,
-           "pointers": lambda: pointers(fn)}
-    lines = ["def call(*args):",
-             f"    if len(args) != {n_in}:",
+           "pointers": lambda: pointers(fn), "refs": sys.getrefcount,
+           "free": _free_references(lib.ffi._backend.from_buffer, lib.ffi.BCharA),
+           "take": _taker(lib.ffi._backend.from_buffer, lib.ffi.BCharA)}
+    lines = ["def call(*args, grad_outputs=None):", "    if grad_outputs is not None:",
+             "        return seeded(args, grad_outputs)"] if seeded else ["def call(*args):"]
+    env["seeded"] = seeded
+    lines += [f"    if len(args) != {n_in}:",
              "        return general(*args)",
              f"    {', '.join(names) + ',' if names else '_'} = args" if names else "    pass"]
     outs = []
@@ -264,6 +253,7 @@ def fast_caller(fn, returns=None):
         env[f"os{k}"], env[f"od{k}"] = shape, dtype
         outs.append(f"o{k}")
     lines += (_sized_arguments if fn.dims else _static_arguments)(fn, env)
+    lines.append("    pools = local.pools")
     for k, (shape, dtype) in enumerate(fn._out_specs):
         if symbolic_shape(shape):       # allocated at this call's sizes
             lines.append(f"    o{k} = empty(e.out_shapes[{k}], od{k})")
@@ -272,13 +262,17 @@ def fast_caller(fn, returns=None):
         if 0 in shape:
             lines.append(f"    o{k} = empty(os{k}, od{k})")
             continue
-        if np.dtype(dtype).itemsize * math.prod(shape) >= POOL_MIN_BYTES:
-            env[f"take{k}"] = _pooled(shape, dtype, k, fn._local, env["view"], env["chars"])
-            lines.append(f"    o{k}, p[{n_in + n_const + k}] = take{k}()")
-        else:      # small: a pool's bookkeeping would cost more than it saves
-            lines.append(f"    o{k} = empty(os{k}, od{k})")
-            lines.append(f"    p[{n_in + n_const + k}] = view(chars, o{k}, True)")
-    if returns is None:            # the list of outputs
+        # from this thread's pool: its first array when nothing else holds it (a result
+        # dropped before the next call), else the pool's slow path
+        lines += [f"    q = pools[{k}]",
+                  "    if refs(q[0]) == free:",
+                  f"        o{k} = q[0]",
+                  f"        p[{n_in + n_const + k}] = q[1]",
+                  "    else:",
+                  f"        o{k}, p[{n_in + n_const + k}] = take(q, os{k}, od{k})"]
+    if returns is None and single:     # the one output
+        result, env["wrap"] = outs[0], lambda r: r[0]
+    elif returns is None:              # the list of outputs
         result, env["wrap"] = f"[{', '.join(outs)}]", lambda r: r
     else:                          # (value, gradients)
         n, single = returns

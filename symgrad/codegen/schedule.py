@@ -136,7 +136,7 @@ class Scheduler:
                 for i in n.inputs:
                     if not self._strided_view(i):
                         m.add(id(_below_relabelling(i)))
-                if _transposed_b_stored_plain(n):
+                if _transposed_b_stored_plain(n, self.users.get(id(n.inputs[1]), 1)):
                     m.add(id(n.inputs[1]))
         for n in reversed(self.order):        # costly values with several users: compute once
             if id(n) not in m and self.users.get(id(n), 0) > 1 and not self._cheap(n):
@@ -208,7 +208,10 @@ class Scheduler:
         done = set()
         for n in self.order:
             if id(n) in self.materialized and n.op not in ("arg", "const"):
-                self.kernels.append(self._kernel_for(n, self._buffer(n)))
+                if n.op == "concat":
+                    self.kernels += self._concat_kernels(n, self._buffer(n))
+                else:
+                    self.kernels.append(self._kernel_for(n, self._buffer(n)))
                 done.add(id(n))
         for o, b in zip([o for k, o in enumerate(self.g.outputs) if k not in self.aliases], self.outs):
             if self.buffers.get(id(o)) is not b:      # an input, literal or repeated output: copy
@@ -314,6 +317,26 @@ class Scheduler:
         value = em.emit(node, [Idx(v) for v, _ in loops])
         return Kernel("map", f"{out.name} = {self._describe(node)}", out, loops, len(loops), em.lets, value,
                       _offset([Idx(v) for v, _ in loops], node.shape), extra={"reads": em.reads})
+
+    def _concat_kernels(self, n: Node, out: Buffer) -> list:
+        """A stored concatenation: one nest a piece, each over the piece's own loops and storing
+        into its stretch of the buffer (a nest over the whole would test which piece every
+        element is in, and read every piece to choose)."""
+        axis, start, kernels = n.attrs["axis"], 0, []
+        for x in n.inputs:
+            if 0 in x.shape:
+                continue
+            loops = self._loops(x.shape)
+            index = [Idx(v) for v, _ in loops]
+            em = Emitter(self, root=n)
+            value = em.emit(x, index)
+            at = list(index)
+            at[axis] = affine(at[axis]) + start
+            kernels.append(Kernel("map", f"{out.name} = concat piece [{start}:{start + x.shape[axis]}] along dim "
+                                  f"{axis}: {self._describe(x, n)}", out, loops, len(loops), em.lets, value,
+                                  _offset(at, n.shape), extra={"reads": em.reads}))
+            start += x.shape[axis]
+        return kernels
 
     def _kernel_for(self, n: Node, out: Buffer) -> Kernel:
         kind = OPS[n.op].kind
@@ -425,21 +448,29 @@ def padded_bytes(nbytes):
 NARROW_N = 16               # a product with fewer columns than this is "narrow"
 
 
-def _transposed_b_stored_plain(n: Node) -> bool:
-    """Whether matrix product `n` of many rows (64 or more) reads a B that is a transposed
-    matrix (x @ W.T, a linear layer's forward), and B is better stored plain first: K * N
+def _transposed_b_stored_plain(n: Node, readers: int = 1) -> bool:
+    """Whether matrix product `n` reads a B that is a transposed matrix (x @ W.T, a linear
+    layer's forward, or its input gradient), and B is better stored plain first: K * N
     elements copied against M * K * N multiply-adds. OpenBLAS runs a transposed B at 0.5-0.9
     times the speed of a plain one (128x128 by 128x10: 8.5 against 4.9 us; 64x64 by 64x128:
     15.7 against 10.2), and its small-matrix kernels, which a product of up to
     BLAS_SMALL_SPLIT million multiply-adds is split for, are fast only for a plain B; our own
-    loop reads a transposed B across its rows. A product far larger keeps it in place (the
-    copy of a large W there costs more than the slower reading)."""
+    loop reads a transposed B across its rows. Packed, a transposed B costs about what a
+    transposing copy of it costs, on every product up to some 256 rows (K = N = 256: 131
+    against 96 us at 64 rows, 379 against 347 at 256; the same at 512): so a B that
+    `readers` products read (an RNN's W.T, once a step) is stored plain once for all of
+    them. One product far larger than the small kernels' keeps its B in place (the copy of a
+    large W costs about what the slower reading does)."""
     a, b = n.inputs
     if len(n.shape) != 2 or b.op != "permute" or b.attrs["perm"] != (1, 0):
         return False
     m, k, cols = a.shape[0], a.shape[1], b.shape[1]
     mnk = m * k * cols
-    return m >= 64 and 32768 <= mnk and (cols < NARROW_N or mnk <= BLAS_SMALL_MAX * BLAS_SMALL_SPLIT)
+    if mnk < 32768:
+        return False
+    if readers > 1 and m < 512:
+        return True
+    return m >= 64 and (cols < NARROW_N or mnk <= BLAS_SMALL_MAX * BLAS_SMALL_SPLIT)
 
 
 def _below_relabelling(n: Node) -> Node:

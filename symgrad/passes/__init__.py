@@ -26,6 +26,7 @@ kernel passes marked "not exact" below, and two in README's list, are the except
                   permute_of_matmul       (a @ b).T is b.T @ a.T, where nothing else reads a @ b
                   matmul_batch_as_rows    a[..., m, k] @ b[k, n] is one product of a's rows stacked
                   sum_of_batch_products   sum over i of a[i].T @ g[i] is one product, the batch along k
+                  sum_of_products         a1.T @ g1 + a2.T @ g2 is [a1; a2].T @ [g1; g2], one product
 
     then, over the kernels (codegen/schedule.py):
     schedule      (always runs)           one loop nest per stored node, bodies as kernel IR

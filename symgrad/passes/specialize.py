@@ -184,5 +184,54 @@ def sum_of_batch_products(node, ctx):
                     origin=node.origin)
 
 
+def _rows_pieces(x):
+    """The pieces of x's rows: what x concatenates along its first dim, or x itself."""
+    return list(x.inputs) if x.op == "concat" and x.attrs["axis"] == 0 else [x]
+
+
+def _transposed_product(x, ctx):
+    """(a, g) where x is a.T @ g of matrices read by nothing else (a weight's gradient from
+    one batch), else None."""
+    if x.op != "matmul" or len(x.shape) != 2 or ctx.users(x) not in (None, 1):
+        return None
+    at, g = x.inputs
+    if at.op != "permute" or at.attrs["perm"] != (1, 0) or len(g.shape) != 2:
+        return None
+    a = at.inputs[0]
+    if any(isinstance(d, Dim) for d in a.shape + g.shape) or a.dtype != g.dtype or a.dtype != x.dtype:
+        return None
+    return a, g
+
+
+@rewrite("add")
+def sum_of_products(node, ctx):
+    """a1.T @ g1 + a2.T @ g2 is one product, [a1; a2].T @ [g1; g2], the batches' rows stacked
+    along k: a weight's gradient summed over the steps of a sequence (an RNN's, once a step)
+    becomes one BLAS call over all of them, instead of a product a step, each stored and
+    added. Where it pays: stacking copies k * (m + n) elements of each batch of k rows, a
+    product of its own stores and adds m * n, and BLAS runs a product of few rows (k) well
+    under its speed (512x32 by 32x512: 59 GFLOP/s a step, 92 stacked over 63 steps). Like
+    sum_of_batch_products, the terms are added in BLAS's order in one call: within the
+    rounding of the sum, not the same bits.
+
+    Only where nothing else reads the products, every batch has fewer rows than
+    m * n / (m + n), and over static shapes."""
+    if len(node.inputs) != 2 or len(node.shape) != 2:
+        return None
+    terms = [_transposed_product(x, ctx) for x in node.inputs]
+    if None in terms or any(x.shape != node.shape for x in node.inputs):
+        return None
+    m, n = node.shape
+    a_parts = [p for a, _ in terms for p in _rows_pieces(a)]
+    g_parts = [p for _, g in terms for p in _rows_pieces(g)]
+    if any(p.shape[0] * (m + n) >= m * n for p in a_parts):
+        return None
+    rows = sum(p.shape[0] for p in a_parts)
+    a = ctx.make("concat", a_parts, {"axis": 0}, (rows, m), node.dtype, origin=node.origin)
+    g = ctx.make("concat", g_parts, {"axis": 0}, (rows, n), node.dtype, origin=node.origin)
+    at = ctx.make("permute", [a], {"perm": (1, 0)}, (m, rows), node.dtype, origin=node.origin)
+    return ctx.make("matmul", [at, g], {}, node.shape, node.dtype, name=node.name, origin=node.origin)
+
+
 REWRITES = (pow_two, pow_half, matmul_literal_to_sum, reduce_in_memory_order, permute_of_matmul,
-            matmul_batch_as_rows, sum_of_batch_products)
+            matmul_batch_as_rows, sum_of_batch_products, sum_of_products)
