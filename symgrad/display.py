@@ -223,7 +223,13 @@ def format_kernels(args_and_outputs, after: str) -> str:
         for let in k.lets:
             lines.append(f"{pad}    {let.name} = {c_text(let.expr)}")
         for st in k.extra.get("stores", ()):
-            lines.append(f"{pad}    {st['buf'].name}[{c_text(st['index'])}] = {c_text(st['value'])}")
+            streamed = " (streamed)" if st.get("stream") else ""
+            lines.append(f"{pad}    {st['buf'].name}[{c_text(st['index'])}] = {c_text(st['value'])}"
+                         + streamed)
+        for c in k.extra.get("cols", ()):           # column sums merged in (merge_parts)
+            lines.append(f"{pad}    column sum {c.out.name}[{c_text(c.out_index)}] += {c_text(c.value)}")
+        for b, base in k.extra.get("prefetch", {}).get("bufs", ()):
+            lines.append(f"{pad}    prefetch: the next row of {b.name}, from {c_text(base)}")
         for a in k.extra.get("accs", ()):
             where = f"{a['out'].name}[{c_text(a['index'])}]"
             across = " (over all the rows)" if a.get("global") else ""

@@ -17,7 +17,8 @@ def written_buffers(k: Kernel):
     if k.kind == "rows":
         return [b for part in k.extra["parts"] for b in written_buffers(part)]
     if k.kind == "nest":
-        return [st["buf"] for st in k.extra["stores"]] + [a["out"] for a in k.extra["accs"]]
+        return [st["buf"] for st in k.extra["stores"]] + [a["out"] for a in k.extra["accs"]] + \
+            [b for c in k.extra.get("cols", ()) for b in written_buffers(c)]
     return [k.out] + ([k.extra["acc"]] if "acc" in k.extra else [])
 
 
@@ -164,8 +165,8 @@ LIBM_CALL_COST = 10
 def iteration_cost(k: Kernel) -> int:
     """The estimated cost of one iteration of nest `k`: its loads, operations and stores."""
     exprs = [let.expr for let in k.lets] + [e["value"] for e in k.extra.get("stores", ())] + \
-        [e["value"] for e in k.extra.get("accs", ())]
-    cost = len(k.extra.get("stores", ())) + len(k.extra.get("accs", ()))
+        [e["value"] for e in k.extra.get("accs", ())] + [c.value for c in k.extra.get("cols", ())]
+    cost = len(k.extra.get("stores", ())) + len(k.extra.get("accs", ())) + 2 * len(k.extra.get("cols", ()))
     for e in walk(*exprs):
         if isinstance(e, Call):
             cost += LIBM_CALL_COST if OPS[e.op].libm else 1
@@ -282,6 +283,8 @@ def drop_copies(k: Kernel) -> None:
         st["value"] = substitute(st["value"], resolve)
     for a in k.extra.get("accs", ()):
         a["value"] = substitute(a["value"], resolve)
+    for c in k.extra.get("cols", ()):       # column sums merged into the nest (merge_parts)
+        c.value = substitute(c.value, resolve)
 
 
 TILE = 16           # a transposing nest runs in TILE x TILE blocks (a block of float32: 1 KB each way)

@@ -16,6 +16,7 @@ from symgrad.codegen import kernel as K
 from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
 from symgrad.blas import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
+from symgrad.codegen.body_passes import streamed_types
 from symgrad.codegen.kernel_passes import written_buffers
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, padded_bytes, describe
 from symgrad.ops import c_expression
@@ -189,6 +190,7 @@ def _helpers(schedule) -> set:
                 out.add("sg_ipow")
             elif e.op == "div":
                 out.add(f"sg_floordiv_{e.ctype}")
+    out |= {f"sg_stream_{ct}" for ct in streamed_types(schedule.kernels)}
     return out
 
 

@@ -15,6 +15,8 @@ from symgrad.codegen.names import comment_name
 from symgrad.codegen.ir import Graph, Node
 from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Kernel, Let, Lit, Load, Ref,
                                     Schedule, Select, affine)
+from symgrad.codegen.body_passes import (float_column_sums, float_row_sums, hoist_reciprocals, merge_parts,
+                                         prefetch_rows, stream_stores)
 from symgrad.blas import BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
 from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest,
                                            written_buffers, drop_copies, fuse_nests, localise_rows,
@@ -243,8 +245,14 @@ class Scheduler:
                             for m, k in enumerate(self.kernels, 1)]       # (unique local names)
         if "merge_rows" in enabled and self.row_fusion:
             self.kernels = localise_rows(merge_rows(self.kernels))
-        for name, kernel_pass in (("drop_copies", drop_copies), ("tile_transposes", tile_transposes),
-                                  ("parallelise", parallelise), ("vectorise", vectorise)):
+            if "merge_parts" in enabled:
+                self.kernels = merge_parts(self.kernels)
+        for name, kernel_pass in (("drop_copies", drop_copies), ("reciprocals", hoist_reciprocals),
+                                  ("tile_transposes", tile_transposes),
+                                  ("parallelise", parallelise), ("vectorise", vectorise),
+                                  ("float_row_sums", float_row_sums),
+                                  ("float_column_sums", float_column_sums),
+                                  ("stream_stores", stream_stores), ("prefetch_rows", prefetch_rows)):
             if name in enabled and (name != "tile_transposes" or self.tiled_transposes):
                 for k in self.kernels:
                     kernel_pass(k)

@@ -1,7 +1,8 @@
 """The passes over the lowered graph, in the order they run.
 
 Each rewrite is one identity, exact in IEEE arithmetic (signed zeros, inf and NaN included;
-nothing reassociated), so that switching any of them off changes no bit of any result.
+nothing reassociated), so that switching any of them off changes no bit of any result (the
+kernel passes marked "not exact" below, and two in README's list, are the exceptions).
 
     phase         rewrite                 what it does
     lower         (always runs)           Variables copied into Nodes, equal nodes shared (CSE)
@@ -34,10 +35,23 @@ nothing reassociated), so that switching any of them off changes no bit of any r
     merge_rows                            nests over the same outer loops, one reducing, run
                                           in turn for each row, rows of 64 or more (row
                                           fusion; C backend)
+    merge_parts                           a rows kernel's parts that do not wait on each
+                                          other's row results run in one loop (C backend)
     drop_copies                           locals that only copy another local removed
+    reciprocals                           a / b, b unchanged by the innermost loop, as
+                                          a * (1 / b) (not exact: the last bit)
+    tile_transposes                       a transposing copy run in blocks (C)
     parallelise                           the loops OpenMP threads share marked (nests long
                                           enough to pay for threads)
     vectorise                             sums over one inner loop marked for vector lanes
+    float_row_sums                        vectorised row sums of up to 4096 floats add up in
+                                          float (not exact)
+    float_column_sums                     a rows kernel's column sums over up to 4096 rows
+                                          add up in float (not exact)
+    stream_stores                         rows of outputs of 16 MB or more written with
+                                          non-temporal stores, in chunks
+    prefetch_rows                         a rows kernel's costliest part fetches the next row
+                                          of the large inputs a later part reads first
 
 `algebra` names canonicalize and specialize together (the single pass they once were).
 

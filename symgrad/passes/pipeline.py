@@ -28,11 +28,18 @@ GROUPS = {"algebra": ("canonicalize", "specialize")}
 # After the graph's phases, the passes over the kernels (codegen/schedule.py), in order:
 # `schedule` makes one kernel per stored node (always runs), `merge_nests` merges kernels over
 # the same loops into one nest, `merge_rows` runs nests over the same outer loops row by row
-# (row fusion), `drop_copies` removes locals that only copy another, `tile_transposes` runs a
+# (row fusion), `merge_parts` runs a rows kernel's parts that do not wait on each other's row
+# results in one loop, `drop_copies` removes locals that only copy another, `reciprocals` divides by a
+# loop-invariant divisor as a product with its reciprocal (not exact), `tile_transposes` runs a
 # transposing copy in blocks (C), `parallelise` marks the loops threads share, `vectorise` the
-# sums that may use vector lanes.
+# sums that may use vector lanes, `float_row_sums` adds short vectorised row sums up in float (not
+# exact), `float_column_sums` a rows kernel's column sums over a few thousand rows (not exact),
+# `stream_stores` writes rows of large outputs past the cache,
+# `prefetch_rows` has a rows kernel's costliest part fetch the next row of its large inputs.
 SCHEDULE = "schedule"
-KERNEL_PASSES = ("merge_nests", "merge_rows", "drop_copies", "tile_transposes", "parallelise", "vectorise")
+KERNEL_PASSES = ("merge_nests", "merge_rows", "merge_parts", "drop_copies", "reciprocals", "tile_transposes",
+                 "parallelise", "vectorise", "float_row_sums", "float_column_sums", "stream_stores",
+                 "prefetch_rows")
 
 
 def rewrites() -> list[Rewrite]:

@@ -1,0 +1,171 @@
+"""The kernel passes over loop bodies (symgrad/codegen/body_passes.py): a rows kernel's parts
+merged into fewer loops, reciprocals of loop-invariant divisors, row and column sums in float,
+large outputs streamed past the cache and the next row prefetched. Each keeps the numbers
+(against numpy in float64 and the interpreter) and can be switched off by name."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import symgrad as sg
+from symgrad.codegen.ir import lower
+from symgrad.codegen.names import NameTable
+from symgrad.codegen.schedule import Scheduler
+
+NEW_PASSES = ("merge_parts", "reciprocals", "float_row_sums", "float_column_sums", "stream_stores",
+              "prefetch_rows")
+
+
+def _layer_norm(N=256, D=512):
+    x = sg.Variable(shape=(N, D), name="x", requires_grad=True)
+    w = sg.Variable(shape=(D,), name="w", requires_grad=True)
+    b = sg.Variable(shape=(D,), name="b", requires_grad=True)
+    d = x - x.mean(-1, keepdim=True)
+    y = d / sg.sqrt((d * d).mean(-1, keepdim=True) + 1e-5)
+    return [x, w, b], sg.tanh(y * w + b).sum()
+
+
+def _rows(args, loss, disabled=()):
+    from symgrad import passes
+    graph = lower(args, [loss, *sg.grad(loss, args)])
+    enabled = [p for p in passes.KERNEL_PASSES if p not in disabled]
+    kernels = Scheduler(graph, NameTable(), column_reductions=True, kernel_passes=enabled).build().kernels
+    rows = [k for k in kernels if k.kind == "rows"]
+    assert len(rows) == 1
+    return rows[0]
+
+
+def _layer_norm_reference(xv, wv, bv):
+    x, w, b = (a.astype(np.float64) for a in (xv, wv, bv))
+    d = x - x.mean(1, keepdims=True)
+    s = np.sqrt((d * d).mean(1, keepdims=True) + 1e-5)
+    y = d / s
+    t = np.tanh(y * w + b)
+    gy = (1 - t * t) * w
+    gx = (gy - gy.mean(1, keepdims=True) - y * (gy * y).mean(1, keepdims=True)) / s
+    return t.sum(), gx, ((1 - t * t) * y).sum(0), (1 - t * t).sum(0)
+
+
+def test_layer_norm_parts_merge_into_fewer_loops_and_keep_the_numbers(monkeypatch):
+    """Layer norm's backward: dx's first row sum, dw's and db's column sums and the loss run in
+    the loop that computes tanh, the values they share staying in registers (one row buffer
+    stored there instead of three); the second row sum, which needs the first, and dx's store
+    stay loops of their own."""
+    args, loss = _layer_norm()
+    merged, plain = _rows(args, loss), _rows(args, loss, disabled=("merge_parts",))
+    assert len(plain.extra["parts"]) == 9 and len(merged.extra["parts"]) == 6
+    tanh_part = [p for p in merged.extra["parts"] if "tanh" in " ".join(p.extra.get("comments", ()))]
+    assert len(tanh_part) == 1
+    part = tanh_part[0].extra
+    assert len(part["cols"]) == 2 and len(part["stores"]) == 1
+    assert {a["out"].name for a in part["accs"]} >= {"out0"} and len(part["accs"]) == 2
+    assert len(merged.extra["row_buffers"]) < len(plain.extra["row_buffers"])
+    r = np.random.default_rng(0)
+    xv = r.normal(size=(256, 512)).astype(np.float32)
+    wv, bv = (0.5 * r.normal(size=512)).astype(np.float32), (0.1 * r.normal(size=512)).astype(np.float32)
+    want = _layer_norm_reference(xv, wv, bv)
+    for disabled in ("", ",".join(NEW_PASSES)):
+        monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", disabled)
+        fn = sg.compile(args, loss)
+        value, grads = fn.value_and_grad(xv, wv, bv)
+        np.testing.assert_allclose(value, want[0], rtol=1e-5)
+        for g, w in zip(grads, want[1:]):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * np.abs(w).max())
+        src = fn.value_and_grad.source
+        loops = src.count("for (int64_t i1 = 0;")     # (one of them the row's sqrt, of one iteration)
+        if not disabled:
+            # the row sums in float; only the loss, summed over every row, in double
+            assert loops == 6 and "float sg_col_" in src
+            assert src.split("row fusion")[1].count("double acc") == 1
+        else:
+            assert loops == 9 and "double sg_col_" in src
+
+
+def test_a_division_by_a_row_value_multiplies_by_its_reciprocal(monkeypatch):
+    x = sg.Variable(shape=(64, 256), name="x")
+    y = x / (x * x).sum(1, keepdim=True)
+    xv = np.random.default_rng(1).normal(size=(64, 256)).astype(np.float32)
+    want = sg.compile([x], y, backend="interp")(xv)
+    x64 = xv.astype(np.float64)
+    for disabled, divides in (("", False), ("reciprocals", True)):
+        monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", disabled)
+        fn = sg.compile([x], y)
+        got = fn(xv)
+        # a product with the reciprocal: within two roundings of the quotient
+        np.testing.assert_allclose(got, x64 / (x64 * x64).sum(1, keepdims=True), rtol=3e-7)
+        np.testing.assert_allclose(got, want, rtol=3e-7)
+        body = fn.forward.source.split("row fusion")[1]
+        assert ("(1.0f / " in body) != divides
+        assert (" / v" in body.replace("(1.0f / ", "")) == divides
+
+
+@pytest.mark.parametrize("n, in_float", [(512, True), (8192, False)])
+def test_short_row_sums_add_up_in_float_long_ones_in_double(n, in_float):
+    x = sg.Variable(shape=(64, n), name="x")
+    y = sg.softmax(x, 1)
+    fn = sg.compile([x], y)
+    body = fn.forward.source.split("row fusion")[1]
+    assert ("double acc" in body) != in_float        # (the row's max is a float either way)
+    xv = np.random.default_rng(2).normal(size=(64, n)).astype(np.float32)
+    e = np.exp(xv.astype(np.float64) - xv.max(1, keepdims=True))
+    np.testing.assert_allclose(fn(xv), e / e.sum(1, keepdims=True), rtol=2e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("case", ["softmax", "log_softmax", "logsumexp"])
+def test_large_row_outputs_are_streamed_and_keep_the_numbers(case, monkeypatch):
+    """A 16 MB gradient written a row at a time goes out through non-temporal stores, in
+    chunks, the rows fenced; the targets, first read after the row's exp, are fetched a row
+    ahead. The numbers, against numpy in float64, as without either."""
+    N, D = 2048, 2048
+    x = sg.Variable(shape=(N, D), name="x", requires_grad=True)
+    t = sg.Variable(shape=(N, D), name="t")
+    loss = sg.logsumexp(x, -1).sum() if case == "logsumexp" else (getattr(sg, case)(x, -1) * t).sum()
+    r = np.random.default_rng(3)
+    xv, tv = r.normal(size=(N, D)).astype(np.float32), r.random((N, D)).astype(np.float32)
+    x64, t64 = xv.astype(np.float64), tv.astype(np.float64)
+    e = np.exp(x64 - x64.max(1, keepdims=True))
+    p = e / e.sum(1, keepdims=True)
+    if case == "softmax":
+        want = (p * t64).sum(), p * (t64 - (p * t64).sum(1, keepdims=True))
+    elif case == "log_softmax":
+        want = (np.log(p) * t64).sum(), t64 - p * t64.sum(1, keepdims=True)
+    else:
+        want = (np.log(e.sum(1)) + x64.max(1)).sum(), p
+    results = {}
+    for disabled in ("", "stream_stores,prefetch_rows"):
+        monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", disabled)
+        fn = sg.compile([x, t], loss)
+        value, grad = fn.value_and_grad(xv, tv)
+        grad = grad[0] if isinstance(grad, (list, tuple)) else grad
+        np.testing.assert_allclose(value, want[0], rtol=1e-5)
+        np.testing.assert_allclose(grad, want[1], rtol=1e-4, atol=1e-5 * np.abs(want[1]).max())
+        results[disabled] = grad.copy()
+        src = fn.value_and_grad.source
+        assert ("sg_stream_float(dx + " in src) == (not disabled)
+        assert ("sg_stream_fence();" in src) == (not disabled)
+        prefetched = "__builtin_prefetch(&t[" in src
+        assert prefetched == (not disabled and case != "logsumexp")
+        assert "__builtin_prefetch(&x[" not in src
+    # (a loop run in chunks adds its row sum's lanes up per chunk: the last bits may move)
+    np.testing.assert_allclose(results[""], results["stream_stores,prefetch_rows"], rtol=1e-5,
+                               atol=1e-6 * np.abs(results[""]).max())
+
+
+def test_a_small_output_is_stored_plainly():
+    x = sg.Variable(shape=(256, 256), name="x", requires_grad=True)
+    fn = sg.compile([x], sg.logsumexp(x, -1).sum())
+    assert "sg_stream" not in fn.value_and_grad.source
+
+
+@pytest.mark.parametrize("name", NEW_PASSES)
+def test_each_body_pass_switches_off_by_name_and_keeps_the_numbers(name, monkeypatch):
+    args, loss = _layer_norm(128, 256)
+    r = np.random.default_rng(4)
+    xv = r.normal(size=(128, 256)).astype(np.float32)
+    wv, bv = (0.5 * r.normal(size=256)).astype(np.float32), (0.1 * r.normal(size=256)).astype(np.float32)
+    want = _layer_norm_reference(xv, wv, bv)
+    monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", name)
+    value, grads = sg.compile(args, loss).value_and_grad(xv, wv, bv)
+    np.testing.assert_allclose(value, want[0], rtol=1e-5)
+    for g, w in zip(grads, want[1:]):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * np.abs(w).max())
