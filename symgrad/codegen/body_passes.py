@@ -111,7 +111,7 @@ def stream_stores(k: Kernel) -> None:
         if part.kind != "nest" or len(part.loops) != o + 1:
             continue
         var, n = part.loops[-1]
-        if isinstance(n, Dim) or isinstance(rows, Dim) or n % CHUNK:
+        if isinstance(n, Dim) or isinstance(rows, Dim):     # (a streamed loop ends on a short chunk)
             continue
         for st in part.extra["stores"]:
             b = st["buf"]
