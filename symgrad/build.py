@@ -79,6 +79,17 @@ def c_flags(large: bool = False) -> list[str]:
     return flags
 
 
+def wait_for(proc, timeout=120) -> str:
+    """What a compiler started in the background printed, once it has finished (killed if it
+    runs past `timeout` seconds)."""
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+    return output
+
+
 @functools.lru_cache(maxsize=None)
 def linker_flags() -> tuple[str, ...]:
     """gold where binutils has it: it links a module in half the time of the default linker

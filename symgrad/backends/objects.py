@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 from symgrad import config
-from symgrad.build import _publish, blas_flags, build_dir, c_compiler, c_flags, cache_key, log
+from symgrad.build import _publish, blas_flags, build_dir, c_compiler, c_flags, cache_key, log, wait_for
 
 TYPES = ("double", "float")        # the helpers with a BLAS path: most of their compile time
 DIGEST = ".sha256"
@@ -126,11 +126,7 @@ def path(ctype: str) -> Path | None:
         _failed.add(ctype)
         return None
     try:
-        try:
-            output, _ = proc.communicate(timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            output, _ = proc.communicate()
+        output = wait_for(proc)
         if proc.returncode != 0 or not (tmp / target.name).is_file():
             log.warning("symgrad: the %s product object did not compile (%s); modules compile the "
                         "helper themselves", ctype, output)

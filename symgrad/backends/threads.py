@@ -90,11 +90,8 @@ def runtime() -> tuple[Path, ctypes.CDLL] | None:
     if started is not None or not path.is_file():
         proc, tmp = started[:2] if started is not None else _start_compile()
         try:
-            try:
-                output, _ = proc.communicate(timeout=120)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                output, _ = proc.communicate()
+            from symgrad.build import wait_for
+            output = wait_for(proc)
             if proc.returncode != 0:
                 from symgrad.build import log
                 log.warning("symgrad: the thread pool did not compile (%s); loops use libgomp", output)
