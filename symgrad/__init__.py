@@ -86,6 +86,9 @@ from symgrad.cache import cache_info, clear_cache  # noqa: E402
 from symgrad import dlpack as _dlpack  # noqa: E402
 from symgrad.dlpack import from_dlpack  # noqa: E402
 _dlpack.attach(Variable)
+# The code generator, which every compile needs (eager backward too), is imported with symgrad,
+# as JAX and torch import their compilers: a first sg.compile then does not wait for it.
+from symgrad.codegen import render as _render  # noqa: E402,F401
 
 _signatures.install(globals(), Variable)      # last: it wraps what is defined above
 
