@@ -79,19 +79,25 @@ def _product_rate(product, n, reps):
     return {"GFLOP_per_s": 2.0 * n ** 3 / best / 1e9, "best_s": best, "n": n, "reps": reps}
 
 
-def gemm_rate(n=2048, reps=5):
-    """float32 numpy matmul n x n."""
+def gemm_rate(n=2048, reps=5, threads=None):
+    """float32 numpy matmul n x n (on at most `threads` threads, where given: numpy's OpenBLAS
+    started before the run's thread settings, so only its per-thread count caps it)."""
+    from symgrad.blas import with_threads
     rng = np.random.default_rng(0)
     a = rng.standard_normal((n, n), dtype=np.float32)
     b = rng.standard_normal((n, n), dtype=np.float32)
     out = np.empty((n, n), np.float32)
+    if threads:
+        return with_threads(threads, _product_rate, lambda: np.matmul(a, b, out=out), n, reps)
     return _product_rate(lambda: np.matmul(a, b, out=out), n, reps)
 
 
-def gemm_rate_torch(n=2048, reps=5):
+def gemm_rate_torch(n=2048, reps=5, threads=None):
     """The same product with torch.mm (MKL / oneDNN): the floor takes the better of the two, since
     a floor that one library beats is no floor."""
     import torch
+    if threads:
+        torch.set_num_threads(threads)
     g = torch.Generator().manual_seed(0)
     a = torch.randn(n, n, generator=g)
     b = torch.randn(n, n, generator=g)

@@ -319,7 +319,7 @@ def main(argv=None):
         gemms.append(("gemm_torch", machine.gemm_rate_torch, "torch.mm"))
     for key, measure, what in gemms:
         try:
-            g = limits[key] = measure(reps=cfg["gemm_reps"])
+            g = limits[key] = measure(reps=cfg["gemm_reps"], threads=cfg["threads"] or None)
             log(f"  float32 GEMM      {g['GFLOP_per_s']:.1f} GFLOP/s  ({what} {g['n']}^2, best of {g['reps']})")
         except Exception as e:  # noqa: BLE001
             log(f"  {what} GEMM rate: error ({e})")

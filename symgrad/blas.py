@@ -54,10 +54,16 @@ def serial(fn, *args):
     (BLAS_SHARE_MIN) is not shared by OpenBLAS's pool either, whose threads would otherwise
     wake for it and spin against symgrad's (an eager training step on two busy cores took
     14-26 ms so, 3.9 ms on one thread)."""
+    return with_threads(1, fn, *args)
+
+
+def with_threads(n: int, fn, *args):
+    """`fn(*args)` with numpy's OpenBLAS on at most `n` threads from the calling thread (its own
+    setting put back after)."""
     local = _threads_local()
     if local is None:
         return fn(*args)
-    before = local(1)
+    before = local(n)
     try:
         return fn(*args)
     finally:
