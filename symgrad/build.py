@@ -375,27 +375,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-LIBRARY, DIGEST, SEAL = "kernel.so", "kernel.so.sha256", "kernel.key"
+LIBRARY, SEAL = "kernel.so", "kernel.key"       # (and the library's digest, LIBRARY.sha256)
 
 
 def _seal_of(key: str, digest: str) -> str:
     return hashlib.sha256(f"{key}\0{digest}".encode()).hexdigest()
 
 
-def _seal(folder: Path, key: str):
+def _seal(folder: Path, key: str, library: str = LIBRARY):
     """Write the library's digest, and the seal that ties it to the cache key it was built
     for: a library (and its digest) moved or copied into another entry does not pass as that
-    entry's, since the seal names the key and covers the digest."""
-    digest = hashlib.sha256((folder / LIBRARY).read_bytes()).hexdigest()
-    (folder / DIGEST).write_text(digest)
+    entry's, since the seal names the key and covers the digest. (`library`: the file sealed,
+    the product object's too.)"""
+    digest = hashlib.sha256((folder / library).read_bytes()).hexdigest()
+    (folder / f"{library}.sha256").write_text(digest)
     (folder / SEAL).write_text(f"{key}\n{_seal_of(key, digest)}\n")
 
 
-def _entry_ok(entry: Path) -> bool:
+def _entry_ok(entry: Path, library: str = LIBRARY) -> bool:
     """The entry holds an intact library built for the key it is named by."""
     try:
-        digest = hashlib.sha256((entry / LIBRARY).read_bytes()).hexdigest()
-        recorded = (entry / DIGEST).read_text().strip()
+        digest = hashlib.sha256((entry / library).read_bytes()).hexdigest()
+        recorded = (entry / f"{library}.sha256").read_text().strip()
         key, seal = (entry / SEAL).read_text().split()
     except (OSError, ValueError):         # missing, unreadable, or not two words
         return False

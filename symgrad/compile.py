@@ -361,10 +361,11 @@ class CompiledFunction:
         return self._explicit
 
     def __call__(self, *args):
-        fast = self.forward_fn._backend.direct_caller(self.forward_fn, self.single)
-        if fast is not None:      # from now on `fn(...)` is the generated caller's alone
-            self.__class__ = _direct(type(self), fast)
-        return self.call_forward(*args)
+        # from now on `fn(...)` is the generated caller's alone (or call_forward's, where the
+        # backend has none: the question is not asked again)
+        fast = self.forward_fn._backend.direct_caller(self.forward_fn, self.single) or self.call_forward
+        self.__class__ = _direct(type(self), fast)
+        return fast(*args)
 
     def call_forward(self, *args: Any) -> np.ndarray | list:
         """Returns the outputs for the input values `args` (arrays or numbers, in the order of

@@ -125,7 +125,7 @@ def pointers(fn):
         local.workspace_ptr = ffi.from_buffer(local.workspace, require_writable=True)
         ptrs[slots] = local.workspace_ptr
         local.last = [None] * n      # inputs whose pointers are in place
-        local.pools = _output_pools(fn, VIEW, CHARS)
+        local.pools = _output_pools(fn)
         local.ptrs = ptrs
     return ptrs
 
@@ -183,22 +183,20 @@ def _point_at(fn, at):
 
 # --- the output pool ---------------------------------------------------------------------------
 
-def _free_references(view, chars) -> int:
+def _free_references() -> int:
     """How many references an array of a pool has when nothing but the pool refers to it:
     measured once through the same expression the callers use (`getrefcount(pool[0])` with
     the array's pointer beside it), so no interpreter's way of counting is assumed."""
-    if not _FREE_REFERENCES:
-        arr = np.empty(1)
-        probe = [arr, view(chars, arr, True)]
-        del arr
-        _FREE_REFERENCES.append(sys.getrefcount(probe[0]))
-    return _FREE_REFERENCES[0]
+    arr = np.empty(1)
+    probe = [arr, VIEW(CHARS, arr, True)]
+    del arr
+    return sys.getrefcount(probe[0])
 
 
-_FREE_REFERENCES = []
+FREE_REFERENCES = _free_references()
 
 
-def _output_pools(fn, view, chars) -> list:
+def _output_pools(fn) -> list:
     """This thread's pool of each output of static shape, one array in it to start with: a list
     [array, its pointer, array, its pointer...] (None for an empty or symbolic output). A fresh
     40 MB array costs the OS 10 ms of zeroing on every call (half of W1's time at 1e7), and a
@@ -209,27 +207,23 @@ def _output_pools(fn, view, chars) -> list:
             pools.append(None)
             continue
         arr = np.empty(shape, dtype)
-        pools.append([arr, view(chars, arr, True)])
+        pools.append([arr, VIEW(CHARS, arr, True)])
     return pools
 
 
-def _taker(view, chars):
+def _take(pool, shape, dtype):
     """The output pool's slow path, for when the first array of an output's pool is held: a
     later array of the pool nobody else holds, else a fresh one (kept if the pool has room).
     The pool hands an array out again only when nothing but the pool refers to it, so a
     caller never sees a result it holds change: PyTorch's caching allocator, in small."""
-    free = _free_references(view, chars)
-
-    def take(pool, shape, dtype):
-        for i in range(2, len(pool), 2):
-            if sys.getrefcount(pool[i]) == free:
-                return pool[i], pool[i + 1]
-        arr = np.empty(shape, dtype)
-        ptr = view(chars, arr, True)
-        if len(pool) < 2 * POOL_SIZE:
-            pool += [arr, ptr]
-        return arr, ptr
-    return take
+    for i in range(2, len(pool), 2):
+        if sys.getrefcount(pool[i]) == FREE_REFERENCES:
+            return pool[i], pool[i + 1]
+    arr = np.empty(shape, dtype)
+    ptr = VIEW(CHARS, arr, True)
+    if len(pool) < 2 * POOL_SIZE:
+        pool += [arr, ptr]
+    return arr, ptr
 
 
 # --- the straight-line caller ------------------------------------------------------------------
@@ -248,8 +242,7 @@ def fast_caller(fn, returns=None, seeded=None, single=False):
            "overlapping": overlapping, "updated": frozenset(fn.updates.values()),
            "chars": CHARS, "entry": lib.entry, "local": fn._local, "general": fn._general_call,
            "pointers": lambda: pointers(fn), "refs": sys.getrefcount,
-           "free": _free_references(VIEW, CHARS),
-           "take": _taker(VIEW, CHARS)}
+           "free": FREE_REFERENCES, "take": _take}
     lines = ["def call(*args, grad_outputs=None):", "    if grad_outputs is not None:",
              "        return seeded(args, grad_outputs)"] if seeded else ["def call(*args):"]
     env["seeded"] = seeded

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import atexit
 import functools
-import hashlib
 import os
 import shutil
 import subprocess
@@ -21,10 +20,10 @@ import threading
 from pathlib import Path
 
 from symgrad import config
-from symgrad.build import _publish, blas_flags, build_dir, c_compiler, c_flags, cache_key, log, wait_for
+from symgrad.build import (_entry_ok, _publish, _seal, blas_flags, build_dir, c_compiler, c_flags, cache_key,
+                           log, wait_for)
 
 TYPES = ("double", "float")        # the helpers with a BLAS path: most of their compile time
-DIGEST = ".sha256"
 _lock = threading.Lock()
 _compiling: dict = {}       # {type: (process, temporary folder, pid)}: compiles `prepare` started
 _failed: set = set()        # the compiler failed on these in this process: modules keep the helper
@@ -132,7 +131,7 @@ def path(ctype: str) -> Path | None:
                         "helper themselves", ctype, output)
             _failed.add(ctype)
             return None
-        (tmp / (target.name + DIGEST)).write_text(_digest(tmp / target.name))
+        _seal(tmp, target.parent.name, target.name)
         if target.parent.exists() and not _intact(target):       # damaged: replaced
             shutil.rmtree(target.parent, ignore_errors=True)
         _publish(tmp, target.parent)            # published whole, or another process was first
@@ -141,14 +140,8 @@ def path(ctype: str) -> Path | None:
     return target if _intact(target) else None
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _intact(target: Path) -> bool:
-    """The object is there and is the one compiled (a truncated or altered file in the cache
-    would break the link of every module; it is compiled again instead)."""
-    try:
-        return _digest(target) == (target.parent / (target.name + DIGEST)).read_text().strip()
-    except OSError:
-        return False
+    """The object is there and is the one compiled for its key, sealed as a cache entry's
+    library is (a truncated or altered file in the cache would break the link of every module;
+    it is compiled again instead)."""
+    return _entry_ok(target.parent, target.name)

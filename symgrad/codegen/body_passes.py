@@ -12,7 +12,7 @@ import math
 from symgrad import dtypes
 from symgrad.dims import Dim
 from symgrad.codegen.kernel import Call, Idx, Kernel, Lit, Load, Ref, affine, loop_vars, substitute, walk
-from symgrad.codegen.kernel_passes import iteration_cost
+from symgrad.codegen.kernel_passes import NEST_MAX_LETS, iteration_cost, written_buffers
 
 FLOAT_CTYPES = ("float", "double")
 
@@ -212,12 +212,12 @@ def merge_parts(kernels: list) -> list:
             continue
         out: list = []
         for p in k.extra["parts"]:
-            reads, writes = _read_ids(p), {id(b) for b in _written(p)}
+            reads, writes = _read_ids(p), _write_ids(p)
             hosts = []                  # the parts p can join, latest first
             for q in reversed(out):
                 if q.kind == "nest" and _can_merge(q, p):
                     hosts.append(q)
-                q_writes = {id(b) for b in _written(q)}
+                q_writes = _write_ids(q)
                 if reads & q_writes or writes & (_read_ids(q) | q_writes):
                     break
             if not hosts:
@@ -231,13 +231,6 @@ def merge_parts(kernels: list) -> list:
     return kernels
 
 
-def _written(p: Kernel) -> list:
-    if p.kind == "colpart":
-        return [p.out]
-    return [st["buf"] for st in p.extra["stores"]] + [a["out"] for a in p.extra["accs"]] + \
-        [c.out for c in p.extra.get("cols", ())]
-
-
 def _part_exprs(p: Kernel) -> list:
     if p.kind == "colpart":
         return [let.expr for let in p.lets] + [p.value]
@@ -245,11 +238,12 @@ def _part_exprs(p: Kernel) -> list:
         [c.value for c in p.extra.get("cols", ())]
 
 
+def _write_ids(p: Kernel) -> set:
+    return {id(b) for b in written_buffers(p)}
+
+
 def _read_ids(p: Kernel) -> set:
     return {id(e.buf) for e in walk(*_part_exprs(p)) if isinstance(e, Load)}
-
-
-NEST_MAX_LETS = 256     # (kernel_passes.NEST_MAX_LETS: a body this long is work enough per load)
 
 
 def _direct_reads(q: Kernel, p: Kernel) -> dict:
@@ -264,7 +258,7 @@ def _can_merge(q: Kernel, p: Kernel) -> bool:
         return False
     stored = {id(st["buf"]): st for st in q.extra["stores"]}
     sums = {id(a["out"]) for a in q.extra["accs"]}
-    if _read_ids(p) & sums or {id(b) for b in _written(p)} & ({id(b) for b in _written(q)} | _read_ids(q)):
+    if _read_ids(p) & sums or _write_ids(p) & (_write_ids(q) | _read_ids(q)):
         return False
     direct = _direct_reads(q, p)
     if any(stored[id(e.buf)]["index"] != e.index for e in direct.values()):
@@ -320,7 +314,7 @@ def _drop_unread_row_stores(k: Kernel) -> None:
         if p.kind == "nest":
             p.extra["stores"] = [st for st in p.extra["stores"]
                                  if st["buf"].kind != "row" or id(st["buf"]) in read]
-    used = read | {id(b) for p in parts for b in _written(p)}
+    used = read | {id(b) for p in parts for b in written_buffers(p)}
     if "row_buffers" in k.extra:
         k.extra["row_buffers"] = [(b, n) for b, n in k.extra["row_buffers"] if id(b) in used]
 
