@@ -228,7 +228,7 @@ def format_kernels(args_and_outputs, after: str) -> str:
                          + streamed)
         for c in k.extra.get("cols", ()):           # column sums merged in (merge_parts)
             lines.append(f"{pad}    column sum {c.out.name}[{c_text(c.out_index)}] += {c_text(c.value)}")
-        for b, base in k.extra.get("prefetch", {}).get("bufs", ()):
+        for b, base, _ in k.extra.get("prefetch", {}).get("bufs", ()):
             lines.append(f"{pad}    prefetch: the next row of {b.name}, from {c_text(base)}")
         for a in k.extra.get("accs", ()):
             where = f"{a['out'].name}[{c_text(a['index'])}]"

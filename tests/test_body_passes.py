@@ -115,8 +115,8 @@ def test_short_row_sums_add_up_in_float_long_ones_in_double(n, in_float):
 @pytest.mark.parametrize("shape", [(2048, 2048), (560, 8000)])     # (8000: a short last chunk)
 def test_large_row_outputs_are_streamed_and_keep_the_numbers(case, shape, monkeypatch):
     """A 16 MB gradient written a row at a time goes out through non-temporal stores, in
-    chunks, the rows fenced; the targets, first read after the row's exp, are fetched a row
-    ahead (where the rows are whole chunks). The numbers, against numpy in float64, as
+    chunks, the rows fenced; the inputs are fetched a row ahead (where the rows are whole
+    chunks). The numbers, against numpy in float64, as
     without either."""
     N, D = shape
     x = sg.Variable(shape=(N, D), name="x", requires_grad=True)
@@ -145,12 +145,35 @@ def test_large_row_outputs_are_streamed_and_keep_the_numbers(case, shape, monkey
         src = fn.value_and_grad.source
         assert ("sg_stream_float(dx + " in src) == (not disabled)
         assert ("sg_stream_fence();" in src) == (not disabled)
-        prefetched = "__builtin_prefetch(&t[" in src
-        assert prefetched == (not disabled and case != "logsumexp" and D % 256 == 0)
-        assert "__builtin_prefetch(&x[" not in src
+        whole_chunks = not disabled and D % 256 == 0
+        assert ("__builtin_prefetch(&t[" in src) == (whole_chunks and case != "logsumexp")
+        assert ("__builtin_prefetch(&x[" in src) == whole_chunks
+        assert "__builtin_prefetch(&dx[" not in src          # (streamed: never read into the cache)
     # (a loop run in chunks adds its row sum's lanes up per chunk: the last bits may move)
     np.testing.assert_allclose(results[""], results["stream_stores,prefetch_rows"], rtol=1e-5,
                                atol=1e-6 * np.abs(results[""]).max())
+
+
+def test_the_next_rows_of_inputs_and_of_a_plainly_stored_output_are_fetched(monkeypatch):
+    """Layer norm over 1024x1024: x is read a row ahead, and dx (4 MB, below the streaming
+    size) is fetched for writing a row ahead, in the part that calls tanh. The numbers as with
+    no prefetching, against float64."""
+    args, loss = _layer_norm(1024, 1024)
+    r = np.random.default_rng(5)
+    xv = r.normal(size=(1024, 1024)).astype(np.float32)
+    wv, bv = (0.5 * r.normal(size=1024)).astype(np.float32), (0.1 * r.normal(size=1024)).astype(np.float32)
+    want = _layer_norm_reference(xv, wv, bv)
+    grads = {}
+    for disabled in ("", "prefetch_rows"):
+        monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", disabled)
+        fn = sg.compile(args, loss)
+        src = fn.value_and_grad.source
+        assert ("__builtin_prefetch(&x[i0 * 1024 + 1024 + i1_c + p], 0, 2)" in src) == (not disabled)
+        assert ("__builtin_prefetch(&dx[i0 * 1024 + 1024 + i1_c + p], 1, 2)" in src) == (not disabled)
+        value, grads[disabled] = fn.value_and_grad(xv, wv, bv)
+        np.testing.assert_allclose(value, want[0], rtol=1e-5)
+        for g, w in zip(grads[disabled], want[1:]):
+            np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-5 * np.abs(w).max())
 
 
 def test_a_small_output_is_stored_plainly():

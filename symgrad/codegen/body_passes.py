@@ -135,47 +135,48 @@ PREFETCH_MIN_BYTES = 1 << 20     # a buffer this large is read from memory (or t
 
 
 def prefetch_rows(k: Kernel) -> None:
-    """A rows kernel reads each row of its large inputs first in one part, which then waits on
-    memory, while its costliest part (the one calling exp or tanh) computes from the cache.
-    That part fetches the next row of the inputs that a part after the first reads first (a
-    softmax's targets), a chunk's worth per chunk of its loop (`extra["prefetch"]`: the buffers
-    and where their next row starts), so that part finds its row in the cache: memory and
-    compute overlap. (What the first part reads, it reads as the row begins, in one stream the
-    hardware's prefetcher follows: fetching that too made logsumexp 4% slower.)"""
+    """A rows kernel reads each row of its large inputs in a short burst (a first part adding
+    the row up), which then waits on memory, and stores each row of its large outputs in another
+    (the last part), which waits on the cache lines it stores into, while its costliest part
+    (the one calling exp or tanh) computes from the cache. That part fetches the next row of
+    those inputs, and of the outputs stored in full rows and not streamed (for writing), a
+    chunk's worth per chunk of its loop (`extra["prefetch"]`: the buffers, where their next row
+    starts, and 1 for a write), so that memory and compute overlap. Measured A/B at 1 and 2
+    threads: layer norm, RMS norm, softmax, log_softmax and logsumexp 8-16% faster."""
     if k.kind != "rows" or isinstance(k.work, Dim):
         return
     o, parts = k.outer, k.extra["parts"]
     row_loops = k.loops[:o]
     last, extent = row_loops[-1]
-    inputs, first = {}, None
-    for p in parts:
-        if p.kind != "nest" or len(p.loops) != o + 1:
-            continue
-        var, n = p.loops[-1]
-        if isinstance(n, Dim):
-            continue
-        for ld in (e for e in walk(*(let.expr for let in p.lets)) if isinstance(e, Load)):
-            b = ld.buf
-            if b.kind == "row" or isinstance(b.size, Dim) or b.size != k.work * n or \
-                    b.size * dtypes.ITEMSIZE[b.ctype] < PREFETCH_MIN_BYTES:
-                continue
-            index = affine(ld.index)
-            base = index - Idx(var)
-            if index.coefficient(Idx(var)) == 1 and _row_major(base, row_loops, n):
-                inputs.setdefault(id(b), (b, base, n, p))
-        first = p if first is None else first
-    hosts = [p for p in parts if p.kind == "nest" and len(p.loops) == o + 1 and
-             not isinstance(p.loops[-1][1], Dim) and p.loops[-1][1] % CHUNK == 0]
-    if not inputs or not hosts:
+    rows = [p for p in parts if p.kind == "nest" and len(p.loops) == o + 1 and
+            not isinstance(p.loops[-1][1], Dim)]
+    hosts = [p for p in rows if p.loops[-1][1] % CHUNK == 0]
+    if not hosts:
         return
     host = max(hosts, key=iteration_cost)
     n = host.loops[-1][1]
-    fetched = [(b, substitute(base, lambda e: affine(e) + 1 if e == Idx(last) else None))
-               for b, base, m, reader in inputs.values() if m == n and reader is not first]
+    fetched = {}
+    for p in rows:
+        var = p.loops[-1][0]
+        if p.loops[-1][1] != n:
+            continue
+        loads = (e for e in walk(*(let.expr for let in p.lets)) if isinstance(e, Load))
+        accesses = [(ld.buf, ld.index, 0) for ld in loads]
+        accesses += [(st["buf"], st["index"], 1) for st in p.extra.get("stores", ())
+                     if st["buf"].kind == "out" and not st.get("stream")]
+        for b, index, write in accesses:
+            if b.kind == "row" or isinstance(b.size, Dim) or b.size != k.work * n or \
+                    b.size * dtypes.ITEMSIZE[b.ctype] < PREFETCH_MIN_BYTES:
+                continue
+            index = affine(index)
+            base = index - Idx(var)
+            if index.coefficient(Idx(var)) == 1 and _row_major(base, row_loops, n):
+                following = substitute(base, lambda e: affine(e) + 1 if e == Idx(last) else None)
+                fetched.setdefault(id(b), (b, following, write))
     if fetched:
         host.extra["chunk"] = CHUNK
-        host.extra["prefetch"] = {"rows": f"{last} + 1 < {extent}", "bufs": fetched,
-                                  "step": 64 // max(dtypes.ITEMSIZE[b.ctype] for b, _ in fetched)}
+        host.extra["prefetch"] = {"rows": f"{last} + 1 < {extent}", "bufs": list(fetched.values()),
+                                  "step": 64 // max(dtypes.ITEMSIZE[b.ctype] for b, _, _ in fetched.values())}
 
 
 def _row_major(base, row_loops, n) -> bool:
