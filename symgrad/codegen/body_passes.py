@@ -332,8 +332,11 @@ FLOAT_ROW_SUM_MAX = 4096
 
 def float_row_sums(k: Kernel) -> None:
     """A rows kernel's parts' row sums of float values over at most FLOAT_ROW_SUM_MAX elements
-    (vectorised: `simd` marked) accumulate in float, not double. Sums across the rows (a
-    loss, column sums) keep their double accumulators. Not exact: the last bits of such a
+    (vectorised: `simd` marked) accumulate in float, not double. A sum across the rows too (a
+    loss) keeps its double accumulator, but adds each row up in float first (`row_float`: a
+    float partial a row, added to the double once a row), so that the vectorised loop has
+    one element width (gcc leaves a loop scalar whose double sum adds a selected float, a
+    relu's). Column sums keep theirs (float_column_sums). Not exact: the last bits of such a
     sum can differ (README, "Every rewrite is exact")."""
     if k.kind != "rows":
         return
@@ -345,9 +348,11 @@ def float_row_sums(k: Kernel) -> None:
         if isinstance(n, Dim) or n > FLOAT_ROW_SUM_MAX:
             continue
         for a in p.extra["accs"]:
-            if a["op"] == "sum" and a["ctype"] == "double" and a["out"].ctype == "float" and \
-                    not a.get("global"):
-                a["ctype"] = "float"
+            if a["op"] == "sum" and a["ctype"] == "double" and a["out"].ctype == "float":
+                if a.get("global"):
+                    a["row_float"] = True
+                else:
+                    a["ctype"] = "float"
 
 
 def float_column_sums(k: Kernel) -> None:
