@@ -91,6 +91,11 @@ def hoist_reciprocals(k: Kernel) -> None:
 # 5-15% faster streamed). Layer norm's and RMS norm's 8 MB gradients gained nothing (RMS 5%
 # slower): beside their 8 MB input they stay in that cache.
 STREAM_MIN_BYTES = 16 << 20
+# ... and whose rows are at least this long: a short row streamed through a chunk buffer costs
+# more than its stores save (logsumexp over 16 MB, rows fenced once a thread: rows of 64
+# floats 3.4 ms streamed against 2.5 plain, of 256 2.4 against 2.1, of 1024 2.9 against 3.0,
+# of 2048 softmax 5.0 against 5.9).
+STREAM_MIN_ROW_BYTES = 4096
 # A part that streams stores or prefetches runs its inner loop in chunks of this many elements:
 # streamed stores go out a chunk at a time, each computed into a buffer first (a row computed
 # whole and then streamed out stalled on the stores, slower than plain stores; chunks of 64
@@ -100,7 +105,8 @@ CHUNK = 256
 
 def stream_stores(k: Kernel) -> None:
     """A rows kernel's part that stores a whole row of a large output (STREAM_MIN_BYTES or
-    more), in order, along its one inner loop, runs that loop in chunks of CHUNK, each
+    more, in rows of STREAM_MIN_ROW_BYTES or more), in order, along its one inner loop, runs
+    that loop in chunks of CHUNK, each
     stored into a buffer on the stack and copied out with non-temporal stores (`st["stream"]`,
     `extra["chunk"]`; templates/c/kernels.j2 and helpers.h.j2, sg_stream_*): the
     output's lines are written without first being read into the cache."""
@@ -116,7 +122,8 @@ def stream_stores(k: Kernel) -> None:
         for st in part.extra["stores"]:
             b = st["buf"]
             if b.kind != "out" or b.ctype not in FLOAT_CTYPES or isinstance(b.size, Dim) or \
-                    b.size != rows * n or b.size * dtypes.ITEMSIZE[b.ctype] < STREAM_MIN_BYTES:
+                    b.size != rows * n or b.size * dtypes.ITEMSIZE[b.ctype] < STREAM_MIN_BYTES or \
+                    n * dtypes.ITEMSIZE[b.ctype] < STREAM_MIN_ROW_BYTES:
                 continue
             index = affine(st["index"])
             base = index - Idx(var)
