@@ -564,3 +564,57 @@ def test_products_read_split_and_merged_heads_in_place_and_keep_the_numbers():
     np.testing.assert_allclose(got[0], want[0], rtol=1e-5)
     for g, wg in zip(got[1], want[1]):
         np.testing.assert_allclose(g, wg, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["amax", "amin"])
+@pytest.mark.parametrize("shape, dims, sharing", [
+    ((1024, 1024), (0,), "columns"),            # a softmax over dim 0's max: threads share the columns
+    ((8, 64, 256), (0, 1), "serial"),           # too few columns to share, a max has no private rows
+    ((16, 128, 512), (1,), "outer"),            # the first loop is the output's: threads share it
+])
+def test_column_extremes_fold_in_memory_order_with_nan_and_signed_zeros(op, shape, dims, sharing, monkeypatch):
+    """A max or min over leading dims walks its input in memory order (as column sums do),
+    threads sharing what they can, and gives what the strided reduction gives, bit for bit:
+    NaN wins, +0 beats -0 for max (-0 for min) in either order, infinities; and numpy's values
+    elsewhere."""
+    r = np.random.default_rng(9)
+    xv = r.normal(size=shape).astype(np.float32)
+    flat = xv.reshape(-1, shape[-1])
+    flat[3, 5] = np.nan
+    flat[:, 7] = 0.0
+    flat[::2, 7] = -0.0                         # a column of zeros of both signs
+    flat[:, 9] = -0.0
+    flat[:, 11] = np.inf if op == "amin" else -np.inf
+    flat[1, 11] = -np.inf if op == "amin" else np.inf
+    x = sg.Variable(shape=shape, name="x")
+    results = {}
+    for on in ("1", "0"):
+        monkeypatch.setenv("SYMGRAD_COLUMN_SUMS", on)
+        fn = sg.compile([x], getattr(sg, op)(x, dims))
+        src = fn.forward.source
+        assert ("folded in memory order" in src) == (on == "1")
+        if on == "1":
+            assert ("each thread the same stretch" in src) == (sharing == "columns")
+            assert ("#pragma omp parallel for" in src.split("folded in memory order")[1].split("return")[0]) == \
+                (sharing == "outer")
+        results[on] = np.asarray(fn(xv))
+    np.testing.assert_array_equal(results["1"], results["0"])
+    assert (np.signbit(results["1"]) == np.signbit(results["0"])).all()
+    want = getattr(np, op)(xv.astype(np.float64), axis=dims)
+    np.testing.assert_array_equal(results["1"], want.astype(np.float32))
+
+
+@pytest.mark.parametrize("shape, sharing", [((4096, 256), "a private row of sums a thread"),
+                                            ((1024, 1024), "each thread the same stretch of every row"),
+                                            ((16, 128, 512), "outer")])
+def test_column_sums_are_shared_among_threads_and_keep_the_numbers(shape, sharing):
+    """A sum over the first dim: threads add blocks of rows into private rows of sums (few
+    columns) or take a stretch of every row (many); over a later dim, they share the first
+    loop. Against numpy in float64."""
+    dims = (1,) if len(shape) == 3 else (0,)
+    x = sg.Variable(shape=shape, name="x")
+    fn = sg.compile([x], sg.sum(x * 1.5, dims))
+    body = fn.forward.source.split("added up in memory order")[1].split("return")[0]
+    assert (sharing in body) if sharing != "outer" else ("#pragma omp parallel for if" in body)
+    xv = np.random.default_rng(10).normal(size=shape).astype(np.float32)
+    np.testing.assert_allclose(fn(xv), (1.5 * xv.astype(np.float64)).sum(dims), rtol=1e-5, atol=1e-5)

@@ -363,7 +363,8 @@ class Scheduler:
 
     def _reduce_kernel(self, n, out):
         x, axes, op = n.inputs[0], n.attrs["axes"], n.op
-        if self.column_reductions and op == "sum" and len(x.shape) - 1 not in axes and x.size >= 4096:
+        if self.column_reductions and op in ("sum", "max", "min") and len(x.shape) - 1 not in axes and \
+                x.size >= 4096:
             return self._column_sum_kernel(n, out)
         loops, outer, out_index = self._reduce_loops(n, axes)
         em = Emitter(self, root=n)
@@ -374,9 +375,10 @@ class Scheduler:
                       loops, outer, em.lets, value, out_index, op, acc, init, extra={"reads": em.reads})
 
     def _column_sum_kernel(self, n, out):
-        """A sum over dims that are not the innermost (column sums): walk the input in memory
-        order and add into the output, instead of striding through memory per output."""
-        x, axes = n.inputs[0], n.attrs["axes"]
+        """A sum (or max, min) over dims that are not the innermost (column sums): walk the
+        input in memory order and fold into the output, instead of striding through memory per
+        output."""
+        x, axes, op = n.inputs[0], n.attrs["axes"], n.op
         loops = self._loops(x.shape)
         index = [Idx(v) for v, _ in loops]
         if n.attrs.get("keepdim"):
@@ -386,12 +388,13 @@ class Scheduler:
         em = Emitter(self, root=n)
         value = em.emit(x, index)
         extra = {"reads": em.reads, "size": n.size}
-        if out.ctype == "float":        # float sums add up in double: a row of them in the scratch
+        if out.ctype == "float" and op == "sum":   # float sums add up in double: a row of them in the scratch
             extra["acc"] = Buffer(self.names.get(f"{out.name}_acc"), n, "tmp", "double", n.size)
             self.tmps.append(extra["acc"])
-        return Kernel("colsum", f"{out.name} = sum({self._describe(x, n)}) over dims {list(axes)}, "
-                      f"added up in memory order", out, loops, 0, em.lets, value, _offset(out_index, n.shape),
-                      "sum", out.ctype, Init("sum", out.ctype), extra=extra)
+        how = "added up" if op == "sum" else "folded"
+        return Kernel("colsum", f"{out.name} = {op}({self._describe(x, n)}) over dims {list(axes)}, "
+                      f"{how} in memory order", out, loops, 0, em.lets, value, _offset(out_index, n.shape),
+                      op, out.ctype, Init(op, out.ctype), extra=extra)
 
     def _argreduce_kernel(self, n, out):
         x, axis = n.inputs[0], n.attrs["axis"]
