@@ -102,7 +102,8 @@ def vector_math_flags() -> tuple[str, ...]:
     """glibc's vector math library (libmvec), when the platform has one: the templates then
     declare SIMD variants of exp, log, tanh... so loops calling them vectorise (up to 7x
     faster than scalar libm here). NaN and Inf keep their IEEE behaviour: no fast-math.
-    SYMGRAD_VECTOR_MATH=0 turns it off."""
+    SYMGRAD_VECTOR_MATH=0 turns it off. (The check is for tanhf's variant: tanh, erf and log1p
+    came into libmvec together, in glibc 2.35; exp, log, sin, cos and pow before.)"""
     import platform
     if not config.vector_math() or platform.machine() != "x86_64":
         return ()

@@ -39,8 +39,8 @@ class Libm(NamedTuple):
 LIBM = {
     "exp": Libm(1, vector=True), "log": Libm(1, vector=True), "sin": Libm(1, vector=True),
     "cos": Libm(1, vector=True), "tanh": Libm(1, vector=True), "pow": Libm(2, vector=True),
-    "sqrt": Libm(1), "fabs": Libm(1), "floor": Libm(1), "ceil": Libm(1), "fmod": Libm(2), "log1p": Libm(1),
-    "erf": Libm(1),
+    "log1p": Libm(1, vector=True), "erf": Libm(1, vector=True),
+    "sqrt": Libm(1), "fabs": Libm(1), "floor": Libm(1), "ceil": Libm(1), "fmod": Libm(2),
 }
 
 
