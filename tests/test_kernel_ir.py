@@ -157,7 +157,7 @@ def test_a_sum_over_two_loops_vectorises_its_inner_loop():
     body = src[src.index("double acc"):]
     assert re.search(r"#pragma omp parallel for reduction\(\+:acc\d+\) if\(!sg_serial\)\s+for \(int64_t i0",
                      body), body[:300]
-    assert re.search(r"#pragma omp simd reduction\(\+:acc\d+\)\s+for \(int64_t i1", body), body[:300]
+    assert re.search(r"#pragma omp simd reduction\(\+:acc\d+_row\)\s+for \(int64_t i1", body), body[:300]
 
 
 def test_threads_go_where_the_work_is_not_where_the_iterations_are():
@@ -228,7 +228,7 @@ def _gelu_of(x):
 
 
 @pytest.mark.parametrize("case", ["gelu_logsumexp", "cross_entropy", "gelu_layers", "layer_norm_relu",
-                                  "exact_gelu_softplus"])
+                                  "exact_gelu_softplus", "relu_total"])
 def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     """gcc's vectorisation report on generated code: every loop the vectorise pass marks (a
     row max with NaN flags, sums holding tanh and exp, a row of exp beside a comparison with
@@ -250,6 +250,9 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
         loss = (sg.nn.functional.gelu(x) + sg.nn.functional.softplus(x)).sum()
         src = sg.compile([x], loss).value_and_grad.source
         assert "erff(" in src and "log1pf(" in src, src
+    elif case == "relu_total":                  # a loss of a select, summed over two loops
+        x = sg.Variable(shape=(64, 1024), name="x", requires_grad=True)
+        src = sg.compile([x], (sg.relu(x) ** 2).sum()).value_and_grad.source
     elif case == "layer_norm_relu":
         src = _layer_norm_relu()
         assert "_row += " in src, src           # (the loss a row at a time, in float)
@@ -273,7 +276,7 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     lines = src.splitlines()
     marked = [n for n, line in enumerate(lines, 1) if "#pragma omp simd" in line]
     # the row max and the row sum, and the maps walking rows in order (one map, for the GELU)
-    assert len(marked) >= (1 if case == "exact_gelu_softplus" else 2), src
+    assert len(marked) >= (1 if case in ("exact_gelu_softplus", "relu_total") else 2), src
 
     def body(n):                # the lines of the loop under the pragma on line n (innermost:
         depth, end = 0, n       # no other loop inside it for gcc to report instead)

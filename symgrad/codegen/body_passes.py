@@ -340,11 +340,21 @@ FLOAT_ROW_SUM_MAX = 4096
 def float_row_sums(k: Kernel) -> None:
     """A rows kernel's parts' row sums of float values over at most FLOAT_ROW_SUM_MAX elements
     (vectorised: `simd` marked) accumulate in float, not double. A sum across the rows too (a
-    loss) keeps its double accumulator, but adds each row up in float first (`row_float`: a
-    float partial a row, added to the double once a row), so that the vectorised loop has
-    one element width (gcc leaves a loop scalar whose double sum adds a selected float, a
-    relu's). Column sums keep theirs (float_column_sums). Not exact: the last bits of such a
-    sum can differ (README, "Every rewrite is exact")."""
+    loss), and a nest's sum over several dims, keeps its double accumulator but adds each run
+    of the vectorised loop (a row) up in float first (`row_float`: a float partial a row,
+    added to the double once a row), so that the vectorised loop has one element width (gcc
+    leaves a loop scalar whose double sum adds a selected float: a relu's, a floor's).
+    Column sums keep theirs (float_column_sums). Not exact: the last bits of such a sum can
+    differ (README, "Every rewrite is exact")."""
+    if k.kind == "nest":
+        # a nest's sum over several dims: each run of its vectorised innermost loop in float
+        inner = len(k.loops) - k.outer
+        n = k.loops[-1][1] if k.loops else 0
+        if k.extra.get("simd") == "innermost" and inner > 1 and not isinstance(n, Dim) and \
+                n <= FLOAT_ROW_SUM_MAX:
+            for a in _float_sums(k):
+                a["row_float"] = True
+        return
     if k.kind != "rows":
         return
     o = k.outer
@@ -354,12 +364,17 @@ def float_row_sums(k: Kernel) -> None:
         n = math.prod(e for _, e in p.loops[o:])
         if isinstance(n, Dim) or n > FLOAT_ROW_SUM_MAX:
             continue
-        for a in p.extra["accs"]:
-            if a["op"] == "sum" and a["ctype"] == "double" and a["out"].ctype == "float":
-                if a.get("global"):
-                    a["row_float"] = True
-                else:
-                    a["ctype"] = "float"
+        for a in _float_sums(p):
+            if not a.get("global"):
+                a["ctype"] = "float"
+            elif len(p.loops) == o + 1:
+                a["row_float"] = True
+
+
+def _float_sums(k: Kernel) -> list:
+    """The accumulators of nest `k` that add float values up in double."""
+    return [a for a in k.extra.get("accs", ()) if a["op"] == "sum" and a["ctype"] == "double" and
+            a["out"].ctype == "float"]
 
 
 def float_column_sums(k: Kernel) -> None:
