@@ -228,7 +228,7 @@ def _gelu_of(x):
 
 
 @pytest.mark.parametrize("case", ["gelu_logsumexp", "cross_entropy", "gelu_layers", "layer_norm_relu",
-                                  "exact_gelu_softplus", "relu_total"])
+                                  "exact_gelu_softplus", "relu_total", "elementwise_ops_0", "elementwise_ops_1"])
 def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     """gcc's vectorisation report on generated code: every loop the vectorise pass marks (a
     row max with NaN flags, sums holding tanh and exp, a row of exp beside a comparison with
@@ -250,6 +250,16 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
         loss = (sg.nn.functional.gelu(x) + sg.nn.functional.softplus(x)).sum()
         src = sg.compile([x], loss).value_and_grad.source
         assert "erff(" in src and "log1pf(" in src, src
+    elif case.startswith("elementwise_ops"):    # every one of the registry's, in two maps storing
+        from symgrad.ops import OPS             # each (gcc gives up on a loop storing 20 outputs)
+        x = sg.Variable(shape=(64, 1024), name="x")
+        y = sg.Variable(shape=(64, 1024), name="y")
+        names = [name for name, op in sorted(OPS.items()) if op.kind == "elementwise" and op.public and
+                 op.differentiable]
+        assert len(names) >= 15 and "floor" in names
+        half = names[int(case[-1])::2]
+        src = sg.compile([x, y], [getattr(sg.functional, n)(x) if OPS[n].arity == 1 else
+                                  getattr(sg.functional, n)(x, y) for n in half]).forward.source
     elif case == "relu_total":                  # a loss of a select, summed over two loops
         x = sg.Variable(shape=(64, 1024), name="x", requires_grad=True)
         src = sg.compile([x], (sg.relu(x) ** 2).sum()).value_and_grad.source
@@ -276,7 +286,8 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
     lines = src.splitlines()
     marked = [n for n, line in enumerate(lines, 1) if "#pragma omp simd" in line]
     # the row max and the row sum, and the maps walking rows in order (one map, for the GELU)
-    assert len(marked) >= (1 if case in ("exact_gelu_softplus", "relu_total") else 2), src
+    assert len(marked) >= (1 if case in ("exact_gelu_softplus", "relu_total") or case.startswith("elementwise")
+                           else 2), src
 
     def body(n):                # the lines of the loop under the pragma on line n (innermost:
         depth, end = 0, n       # no other loop inside it for gcc to report instead)
@@ -286,7 +297,7 @@ def test_the_compiler_vectorises_every_loop_marked_simd(tmp_path, case):
                 break
         return set(range(n + 1, end + 1))
     # gcc reports the loop on its `for` line or on a statement inside it (the first that is not
-    # hoisted out); the pragma's own line it reports for the reduction around, vectorised or not
+    # hoisted out); the pragma's own line it reports for the lanes' reduction, vectorised or not
     missing = [n for n in marked if not body(n) & vectorised]
     assert not missing, f"loops marked simd at lines {missing} were not vectorised:\n{report}"
 
