@@ -609,7 +609,7 @@ def _valid_facts(facts, form) -> bool:
 
 
 def _record_digest(record: dict) -> str:
-    facts = {name: record[name] for name in _RECORD}
+    facts = {name: value for name, value in record.items() if name != "digest"}    # (extras too)
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
