@@ -474,10 +474,7 @@ class Build:
         self.error = None
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}-{os.getpid()}-", dir=self.entry.parent))
         (self.tmp / f"kernel{suffix}").write_text(self.source)
-        cmd = [self.cc, *self.flags, "-o", str(self.tmp / LIBRARY), str(self.tmp / f"kernel{suffix}")]
-        cmd += self.link
-        if suffix == ".c":
-            cmd.append("-lm")
+        cmd = self._command(suffix)
         try:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         except OSError as e:
@@ -485,6 +482,10 @@ class Build:
             raise CompileError(f"could not run the compiler {self.cc!r}: {e}") from None
         self.owner = os.getpid()
         _pending.add(self)
+
+    def _command(self, suffix) -> list:
+        cmd = [self.cc, *self.flags, "-o", str(self.tmp / LIBRARY), str(self.tmp / f"kernel{suffix}")]
+        return cmd + self.link + (["-lm"] if suffix == ".c" else [])
 
     def _finish(self):
         """Wait for the compiler, then publish the library, or keep the failure in `error`.

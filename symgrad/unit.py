@@ -160,8 +160,12 @@ class Unit:
         if self._lib is None:
             with self._lock:
                 if self._lib is None:
+                    from symgrad.backends.staged import Unmet
                     from symgrad.build import CachedBuild
                     try:
+                        self._lib = self.build.result()
+                    except Unmet:       # what it was to link did not build: generated without
+                        self._generate()
                         self._lib = self.build.result()
                     except OSError:
                         if not isinstance(self.build, CachedBuild):
