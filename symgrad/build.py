@@ -166,17 +166,17 @@ def native_cpu() -> str:
     (a network home, a restored CI cache) must not hand a library built for one CPU to
     another, where it could die on an illegal instruction."""
     import platform
-    parts = [platform.machine(), platform.processor()]
+    parts = [platform.machine()]
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key = line.split(":", 1)[0].strip()
                 if key in ("model name", "flags", "Features", "CPU part", "vendor_id"):
                     parts.append(line.strip())
-                elif not line.strip() and len(parts) > 2:
+                elif not line.strip() and len(parts) > 1:
                     break                       # the first processor is enough
-    except OSError:
-        pass
+    except OSError:           # what the platform says (on Linux, a `uname -p` run)
+        parts.append(platform.processor())
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

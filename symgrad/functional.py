@@ -95,6 +95,11 @@ def _result_dtype(args):
     float) of the tiers before it: tensors with dims, then 0-d tensors, then Python numbers.
     Within the top category of a tier, dtypes promote as usual: float32 with an int64 tensor
     is float32, float32 with a float64 tensor is float64."""
+    tensors = {a.dtype for a in args if isinstance(a, Variable)}
+    if len(tensors) == 1:       # one dtype among the tensors, whatever their dims: it tops each tier
+        scalars = [dtypes.scalar_dtype(a) for a in args if not isinstance(a, Variable)]
+        return dtypes.result_dtype(tensors, scalars)
+
     def top(ds):
         ds = list(ds)
         if not ds:

@@ -127,6 +127,9 @@ def _to_array(data, dtype=None, lists_are_float=False) -> np.ndarray:
     return arr
 
 
+_PLAIN = frozenset(d.dtype for d in dtypes.SUPPORTED)     # native: __init__ keeps such an array as it is
+
+
 def _native(arr: np.ndarray) -> np.ndarray:
     """`arr` in this machine's byte order, and float16 widened to float32 with a warning
     (symgrad computes in float32 and float64 only)."""
@@ -213,7 +216,13 @@ class Variable(Node):
         such as the 2 of `x * 2`), not as a named input. symgrad's own; PyTorch has none."""
         if isinstance(value, Dim):       # a symbolic size: its value is known at each call
             return apply("size_of", size=value, dtype=dtypes.as_dtype(dtype))
-        v = cls(np.asarray(value, dtype=dtype))
+        arr = np.asarray(value, dtype=dtype)
+        if cls is Variable and arr.dtype in _PLAIN:     # what __init__ would do with it, directly
+            v = cls.__new__(cls)
+            v._init_graph(None, (), {}, arr.shape, arr.dtype, arr)
+            v._init_fields(None)
+        else:
+            v = cls(arr)
         v._literal = True
         return v
 
