@@ -140,8 +140,10 @@ def composite(grad_name):
 def _elementwise(op, *args, float_only=False, name=None):
     vs, _ = _promote(name or op, args, float_only)
     out = apply(op, *vs)
-    if any(isinstance(a, Variable) and v is not a for a, v in zip(args, vs)):
-        _mark(out, OPS[op].grad_name, [a if isinstance(a, Variable) else None for a in args])
+    for a, v in zip(args, vs):
+        if v is not a and isinstance(a, Variable):      # (a cast one: the grad_fn shows the op)
+            _mark(out, OPS[op].grad_name, [a if isinstance(a, Variable) else None for a in args])
+            break
     return out
 
 

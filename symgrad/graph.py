@@ -45,19 +45,28 @@ def structure_key(outputs, args, names=False, order=None, grads=False) -> str:
     shape_text = tuple.__repr__          # (a Size formats as its tuple; this skips its __format__)
     text = [f"arg {shape_text(a.shape)} {a.dtype} {a.name if names else ''};" for a in args]
     order = graph_order(outputs, args) if order is None else order
-    append, base = text.append, len(args)
+    append, base, lookup = text.append, len(args), index.get
+    dtype_texts: dict = {}              # {id(dtype): its text}: few dtypes, many nodes
+
+    def dtype_text(d):
+        t = dtype_texts.get(id(d))
+        if t is None:
+            t = dtype_texts[id(d)] = str(d)
+        return t
     for n, v in enumerate(order):
-        k = index.get(id(v))
+        k = lookup(id(v))
         if k is not None and k < base:
             line = f"a{k}"
         elif v.op is None:
             if v._literal:
-                line = f"lit {v.dtype} {v.value().item()!r}"
+                line = f"lit {dtype_text(v._dtype)} {v.value().item()!r}"
             else:     # a captured constant: its value is part of the function
                 digest = hashlib.sha256(np.ascontiguousarray(v.value()).tobytes()).hexdigest()
-                line = f"const {shape_text(v.shape)} {v.dtype} {digest}"
+                line = f"const {shape_text(v.shape)} {dtype_text(v._dtype)} {digest}"
         else:
-            line = f"{v.op} {sorted(v.attrs.items()) if v.attrs else '[]'} {shape_text(v.shape)} {v.dtype}"
+            attrs = v.attrs
+            line = (f"{v.op} {sorted(attrs.items()) if attrs else '[]'} {shape_text(v.shape)} "
+                    f"{dtype_text(v._dtype)}")
         if names and v.name:
             line += f" named {v.name!r}"
         if grads and v.requires_grad:

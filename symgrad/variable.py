@@ -665,15 +665,18 @@ def apply(op_name: str, *inputs: Variable, **attrs) -> Variable:
     if math.prod(shape) > MAX_ELEMENTS:
         check_elements(op_name, shape)
     out = Variable._node(op_name, inputs, attrs, tuple(shape), dtype)
-    out._requires_grad = (mode.grad_enabled and op.vjp is not None
-                          and any(i._requires_grad for i in inputs))
-    out._seen = tuple(i._vbox[0] for i in inputs)
     ref = weakref.ref(out)
-    for i in inputs:
+    grads, concrete, seen = False, True, []
+    for i in inputs:            # (one pass over the inputs: most graphs are built node by node)
+        grads = grads or i._requires_grad
+        seen.append(i._vbox[0])
         i._add_user(ref)
-    # Known now, from the inputs' own flags: asking later would recurse through the graph.
+        # Known now, from the inputs' own flags: asking later would recurse through the graph.
+        concrete = concrete and i.is_concrete
+    out._requires_grad = mode.grad_enabled and op.vjp is not None and grads
+    out._seen = tuple(seen)
     # A size given only at each call (symgrad.dims) makes a value that is not known now.
-    out._concrete = all(i.is_concrete for i in inputs) and not (symbolic_shape(shape) or has_dims(attrs))
+    out._concrete = concrete and not (symbolic_shape(shape) or (attrs and has_dims(attrs)))
     if out._concrete and not mode.lazy:
         with np.errstate(all="ignore"):     # inf and nan are values, as in PyTorch: no warnings
             value = op.impl(*(i.value() for i in inputs), **attrs)
