@@ -11,7 +11,7 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from symgrad import compile_record, dtypes
+from symgrad import collector, compile_record, dtypes
 from symgrad.autodiff import differentiable, grad
 from symgrad.dims import bind, empty_reductions, names_in, specialise
 from symgrad.backends import NAMES as BACKENDS
@@ -258,6 +258,7 @@ class Function:
 class CompiledFunction:
     """What `sg.compile` returns: `forward`, `backward` and `value_and_grad` of one graph."""
 
+    @collector.paused()         # (the graph walks below allocate as code generation does)
     def __init__(self, inputs, outputs, wrt=None, backend="c", updates=None):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
