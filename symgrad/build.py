@@ -169,17 +169,17 @@ def native_cpu() -> str:
     (a network home, a restored CI cache) must not hand a library built for one CPU to
     another, where it could die on an illegal instruction."""
     import platform
-    parts = [platform.machine(), platform.processor()]
+    parts = [platform.machine()]
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
                 key = line.split(":", 1)[0].strip()
                 if key in ("model name", "flags", "Features", "CPU part", "vendor_id"):
                     parts.append(line.strip())
-                elif not line.strip() and len(parts) > 2:
+                elif not line.strip() and len(parts) > 1:
                     break                       # the first processor is enough
-    except OSError:
-        pass
+    except OSError:           # what the platform says (on Linux, a `uname -p` run)
+        parts.append(platform.processor())
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
@@ -477,10 +477,7 @@ class Build:
         self.error = None
         self.tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}-{os.getpid()}-", dir=self.entry.parent))
         (self.tmp / f"kernel{suffix}").write_text(self.source)
-        cmd = [self.cc, *self.flags, "-o", str(self.tmp / LIBRARY), str(self.tmp / f"kernel{suffix}")]
-        cmd += self.link
-        if suffix == ".c":
-            cmd.append("-lm")
+        cmd = self._command(suffix)
         try:
             self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         except OSError as e:
@@ -488,6 +485,10 @@ class Build:
             raise CompileError(f"could not run the compiler {self.cc!r}: {e}") from None
         self.owner = os.getpid()
         _pending.add(self)
+
+    def _command(self, suffix) -> list:
+        cmd = [self.cc, *self.flags, "-o", str(self.tmp / LIBRARY), str(self.tmp / f"kernel{suffix}")]
+        return cmd + self.link + (["-lm"] if suffix == ".c" else [])
 
     def _finish(self):
         """Wait for the compiler, then publish the library, or keep the failure in `error`.
@@ -577,11 +578,12 @@ def _templates_digest() -> str:
     code generator (or installing another symgrad of the same version) must not lead the index
     to libraries that the old code made."""
     h = hashlib.sha256()
-    package = Path(__file__).resolve().parent
-    for path in sorted(templates_dir().rglob("*.j2")) + sorted(templates_dir().rglob("*.c")) + \
-            sorted(package.rglob("*.py")):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
+    for root, suffixes in ((templates_dir(), (".j2", ".c")), (Path(__file__).resolve().parent, (".py",))):
+        for path in sorted(os.path.join(d, n) for d, _, names in os.walk(root) for n in names
+                           if n.endswith(suffixes)):       # (os.walk: a third of rglob's time)
+            h.update(os.path.basename(path).encode())
+            with open(path, "rb") as f:
+                h.update(f.read())
     return h.hexdigest()
 
 
@@ -612,7 +614,7 @@ def _valid_facts(facts, form) -> bool:
 
 
 def _record_digest(record: dict) -> str:
-    facts = {name: record[name] for name in _RECORD}
+    facts = {name: value for name, value in record.items() if name != "digest"}    # (extras too)
     return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 

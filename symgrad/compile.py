@@ -11,9 +11,9 @@ from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
-from symgrad import dtypes
+from symgrad import collector, compile_record, dtypes
 from symgrad.autodiff import differentiable, grad
-from symgrad.dims import bind, names_in, specialise
+from symgrad.dims import bind, empty_reductions, names_in, specialise
 from symgrad.backends import NAMES as BACKENDS
 from symgrad.backends import backend as backend_named
 from symgrad.backends.base import overlapping
@@ -56,7 +56,8 @@ class Function:
 
     def __init__(self, args, outputs, name, title, backend, describe_args=None, out_names=None,
                  keep_graph=True, updates=None, start=True):
-        self.args, self.graph_outputs = list(args), list(outputs)
+        # (`outputs` may be a function giving them: made when first asked for, see compile_record)
+        self.args, self._outputs = list(args), outputs if callable(outputs) else list(outputs)
         self.out_names = out_names          # C names of the outputs (gradients: d<input>)
         # {output position: argument position}: outputs written over their argument (updated in
         # place); a call returns the other outputs
@@ -74,7 +75,7 @@ class Function:
         # the symbolic dimensions of the inputs' shapes (symgrad.dims), sorted: the order of the
         # size arguments the generated code takes
         self.dims = names_in(*(a.shape for a in self.args))
-        self._nonempty = _extremes_over_dims(self.graph_outputs, self.args) if self.dims else []
+        self._nonempty = empty_reductions(self.graph_outputs, self.args) if self.dims else []
         self._title = title
         if not self._backend.compiles:
             self._source, self.path, self._build, self.consts = None, None, None, []
@@ -86,6 +87,16 @@ class Function:
             self.library()                  # (a damaged cache entry is regenerated from the graph)
             self.args = [Variable(shape=a.shape, dtype=a.dtype) for a in self.args]
             self.graph_outputs = []
+
+    @property
+    def graph_outputs(self) -> list:
+        if callable(self._outputs):
+            self._outputs = list(self._outputs())
+        return self._outputs
+
+    @graph_outputs.setter
+    def graph_outputs(self, outputs):
+        self._outputs = list(outputs)
 
     @property
     def path(self):
@@ -247,6 +258,7 @@ class Function:
 class CompiledFunction:
     """What `sg.compile` returns: `forward`, `backward` and `value_and_grad` of one graph."""
 
+    @collector.paused()         # (the graph walks below allocate as code generation does)
     def __init__(self, inputs, outputs, wrt=None, backend="c", updates=None):
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
@@ -276,7 +288,9 @@ class CompiledFunction:
                 raise TypeError(f"sg.compile: output {k} is a {type(v).__name__}, not a Variable")
         if len({id(v) for v in self.inputs}) != len(self.inputs):
             raise ValueError("sg.compile: an input is listed twice")
-        _check_inputs_given(self.inputs, self.outputs)
+        from symgrad.graph import graph_order
+        order = graph_order(self.outputs, self.inputs)      # (the graph index's key walks it too)
+        _check_inputs_given(self.inputs, self.outputs, order)
         self.wrt = [v for v in self.inputs if v.requires_grad] if wrt is None else \
             (list(wrt) if isinstance(wrt, (list, tuple)) else [wrt])
         for k, v in enumerate(self.wrt):
@@ -303,38 +317,55 @@ class CompiledFunction:
             (list(updates.items()) if isinstance(updates, dict) else list(updates))
         new_values, aliases = _updates(self._update_pairs, self.inputs, position, backend)
         _check_inputs_given(self.inputs, new_values)
-        self.forward_fn = Function(self.inputs, self.outputs + new_values, "forward",
-                                   f"forward: ({names}) -> ({outs})", backend,
+        titles = (f"forward: ({names}) -> ({outs})", f"backward: d({outs})/d({wrt_names}), from ({names})",
+                  f"value_and_grad: ({outs}) and d({outs})/d({wrt_names}), from ({names})",
+                  f"forward, backward and value_and_grad of ({names}) -> ({outs})")
+        self.forward_fn = Function(self.inputs, self.outputs + new_values, "forward", titles[0], backend,
                                    out_names=self._out_names + [f"new_{k}" for k in range(len(new_values))],
                                    updates={len(self.outputs) + j: a for j, a in enumerate(aliases)},
                                    start=False)
         self.forward = _Forward(self)
-        # Outputs that carry a gradient: float results that depend on an input requiring grad.
-        # The others (argmax, comparisons, values computed from data alone) are returned by
-        # forward and value_and_grad but contribute nothing to the gradients.
-        self._grad_graph = differentiable(self.outputs, self.wrt)
-        self._diff = [k for k, o in enumerate(self._grad_graph)
-                      if o.requires_grad and dtypes.is_float(o.dtype)]
-        self._implicit = all(self.outputs[k].numel() == 1 for k in self._diff)
+        self._grad_graph_made = self._implicit_grads_made = None
         self._explicit = None
         self.backward_fn = self.value_and_grad_fn = None
-        if self.wrt and self._diff:
-            if self._implicit:
-                grads = self._grads(None)
-                self.backward_fn = Function(self.inputs, grads, "backward",
-                                            f"backward: d({outs})/d({wrt_names}), from ({names})", backend,
-                                            out_names=self._grad_names, start=False)
-                self.value_and_grad_fn = Function(
-                    self.inputs, self.outputs + grads, "value_and_grad",
-                    f"value_and_grad: ({outs}) and d({outs})/d({wrt_names}), from ({names})", backend,
-                    out_names=self._out_names + self._grad_names, start=False)
+        # sg.compile's record in the graph index, keyed by this graph and these options: where
+        # it is found, nothing below (autodiff, code generation) runs (symgrad.compile_record)
+        record = compile_record.Record(self, new_values, aliases, titles, order)
+        if not record.start():
+            self._diff = [k for k, o in enumerate(self._grad_graph)
+                          if o.requires_grad and dtypes.is_float(o.dtype)]
+            self._implicit = all(self.outputs[k].numel() == 1 for k in self._diff)
+            if self.wrt and self._diff and self._implicit:
+                self._make_grad_fns(titles, self._implicit_grads())
                 if self._backend.shares_code and not self.value_and_grad_fn.dims and \
-                        _values_come_cheap(self.outputs, grads):
+                        _values_come_cheap(self.outputs, self._implicit_grads()):
                     self.backward_fn.share(self.value_and_grad_fn, len(self.outputs))
-        _start([f for f in (self.forward_fn, self.backward_fn, self.value_and_grad_fn) if f is not None],
-               self._backend, f"forward, backward and value_and_grad of ({names}) -> ({outs})")
+            _start([f for f in (self.forward_fn, self.backward_fn, self.value_and_grad_fn) if f is not None],
+                   self._backend, titles[3], record.key, record.facts)
         self.backward = _Entry(self, "backward")
         self.value_and_grad = _Entry(self, "value_and_grad")
+
+    @property
+    def _grad_graph(self) -> list:
+        """The outputs as autodiff takes them (see autodiff.differentiable), made when first needed."""
+        if self._grad_graph_made is None:
+            self._grad_graph_made = differentiable(self.outputs, self.wrt)
+        return self._grad_graph_made
+
+    def _implicit_grads(self) -> list:
+        """The gradients of the scalar outputs (no grad_outputs), made when first needed."""
+        if self._implicit_grads_made is None:
+            self._implicit_grads_made = self._grads(None)
+        return self._implicit_grads_made
+
+    def _make_grad_fns(self, titles, grads):
+        """backward and value_and_grad without grad_outputs (`grads`: their gradients, or a
+        function giving them when first needed)."""
+        values = (lambda: self.outputs + grads()) if callable(grads) else self.outputs + grads
+        self.backward_fn = Function(self.inputs, grads, "backward", titles[1], self.backend,
+                                    out_names=self._grad_names, start=False)
+        self.value_and_grad_fn = Function(self.inputs, values, "value_and_grad", titles[2], self.backend,
+                                          out_names=self._out_names + self._grad_names, start=False)
 
     def _grads(self, seeds):
         if not self._diff:
@@ -458,13 +489,14 @@ def _values_come_cheap(outputs, grads) -> bool:
                                                  if id(v) in seen and v.op is not None) // 4
 
 
-def _start(functions, backend, title):
+def _start(functions, backend, title, key=None, record=None):
     """Start the builds of `functions`: one library holding them all where the backend builds
-    modules of several functions (one compiler run), else one each."""
+    modules of several functions (one compiler run), else one each. (`key` and `record`: the
+    graph index's, for the one library: see Unit.)"""
     if not backend.compiles:
         return
-    if backend.one_library and len(functions) > 1:
-        Unit(functions, backend, title).start()
+    if backend.one_library and (len(functions) > 1 or key is not None):
+        Unit(functions, backend, title if len(functions) > 1 else None, key, record).start()
     else:
         for f in functions:
             Unit([f], backend).start()
@@ -506,52 +538,12 @@ def _updates(pairs, inputs, position, backend):
     return values, aliases
 
 
-def _extremes_over_dims(outputs, args) -> list:
-    """[(size, what)]: the symbolic sizes that a max, min, argmax or argmin of the graph reduces
-    over (a max or min: where its value is seen); such a reduction of nothing has no value, so
-    a call where one is 0 is an error, as PyTorch's. A max only ever broadcast back over that
-    dim (softmax's) is never read when the dim is empty, and is no error."""
-    from symgrad.dims import Dim
-    from symgrad.graph import toposort
-    given = {id(a) for a in args}
-    order = toposort(outputs, lambda v: id(v) in given)
-    users: dict = {}
-    for v in order:
-        for i in v.inputs:
-            users.setdefault(id(i), []).append(v)
-    results = {id(o) for o in outputs}
-
-    def empty_with(shape, n) -> bool:   # is a value of `shape` empty when n is 0?
-        return any(isinstance(s, Dim) and s % n == 0 for s in shape)
-
-    def seen(v, n) -> bool:
-        """Whether v's value reaches a result through nodes that are not empty when n is 0."""
-        stack, visited = [v], set()
-        while stack:
-            u = stack.pop()
-            if id(u) in results:
-                return True
-            for w in users.get(id(u), ()):
-                if id(w) not in visited and not empty_with(w.shape, n):
-                    visited.add(id(w))
-                    stack.append(w)
-        return False
-    out = {}
-    for v in order:
-        if v.op in ("max", "min", "argmax", "argmin") and v.inputs:
-            axes = v.attrs.get("axes", (v.attrs.get("axis"),))
-            for a in axes:
-                n = v.inputs[0].shape[a] if a is not None else None
-                if isinstance(n, Dim) and (v.op.startswith("arg") or seen(v, n)):
-                    out.setdefault(n, f"a {v.op} of shape {v.inputs[0].shape} along dim {a}")
-    return list(out.items())
-
-
-def _check_inputs_given(inputs, outputs):
-    """Every symbolic leaf the outputs depend on must be an input: it has no value to capture."""
-    from symgrad.graph import toposort
+def _check_inputs_given(inputs, outputs, order=None):
+    """Every symbolic leaf the outputs depend on must be an input: it has no value to capture.
+    (`order`: graph.graph_order(outputs, inputs), when the caller has it.)"""
+    from symgrad.graph import graph_order
     given = {id(v) for v in inputs}
-    missing = [v for v in toposort(outputs, lambda v: id(v) in given or v.is_concrete)
+    missing = [v for v in (graph_order(outputs, inputs) if order is None else order)
                if id(v) not in given and v.op is None and v._value is None]
     if missing:
         names = ", ".join(v._describe() for v in missing)

@@ -422,3 +422,43 @@ def bind(shapes, arrays_shapes, who) -> dict:
             env.setdefault(dim_name, n)
             seen.setdefault(dim_name, name)
     return env
+
+
+def empty_reductions(outputs, args) -> list:
+    """[(size, what)]: the symbolic sizes that a max, min, argmax or argmin of the graph reduces
+    over (a max or min: where its value is seen); such a reduction of nothing has no value, so
+    a call where one is 0 is an error, as PyTorch's. A max only ever broadcast back over that
+    dim (softmax's) is never read when the dim is empty, and is no error."""
+    from symgrad.graph import toposort
+    given = {id(a) for a in args}
+    order = toposort(outputs, lambda v: id(v) in given)
+    users: dict = {}
+    for v in order:
+        for i in v.inputs:
+            users.setdefault(id(i), []).append(v)
+    results = {id(o) for o in outputs}
+
+    def empty_with(shape, n) -> bool:   # is a value of `shape` empty when n is 0?
+        return any(isinstance(s, Dim) and s % n == 0 for s in shape)
+
+    def seen(v, n) -> bool:
+        """Whether v's value reaches a result through nodes that are not empty when n is 0."""
+        stack, visited = [v], set()
+        while stack:
+            u = stack.pop()
+            if id(u) in results:
+                return True
+            for w in users.get(id(u), ()):
+                if id(w) not in visited and not empty_with(w.shape, n):
+                    visited.add(id(w))
+                    stack.append(w)
+        return False
+    out = {}
+    for v in order:
+        if v.op in ("max", "min", "argmax", "argmin") and v.inputs:
+            axes = v.attrs.get("axes", (v.attrs.get("axis"),))
+            for a in axes:
+                n = v.inputs[0].shape[a] if a is not None else None
+                if isinstance(n, Dim) and (v.op.startswith("arg") or seen(v, n)):
+                    out.setdefault(n, f"a {v.op} of shape {v.inputs[0].shape} along dim {a}")
+    return list(out.items())

@@ -95,6 +95,11 @@ def _result_dtype(args):
     float) of the tiers before it: tensors with dims, then 0-d tensors, then Python numbers.
     Within the top category of a tier, dtypes promote as usual: float32 with an int64 tensor
     is float32, float32 with a float64 tensor is float64."""
+    tensors = {a.dtype for a in args if isinstance(a, Variable)}
+    if len(tensors) == 1:       # one dtype among the tensors, whatever their dims: it tops each tier
+        scalars = [dtypes.scalar_dtype(a) for a in args if not isinstance(a, Variable)]
+        return dtypes.result_dtype(tensors, scalars)
+
     def top(ds):
         ds = list(ds)
         if not ds:
@@ -135,8 +140,10 @@ def composite(grad_name):
 def _elementwise(op, *args, float_only=False, name=None):
     vs, _ = _promote(name or op, args, float_only)
     out = apply(op, *vs)
-    if any(isinstance(a, Variable) and v is not a for a, v in zip(args, vs)):
-        _mark(out, OPS[op].grad_name, [a if isinstance(a, Variable) else None for a in args])
+    for a, v in zip(args, vs):
+        if v is not a and isinstance(a, Variable):      # (a cast one: the grad_fn shows the op)
+            _mark(out, OPS[op].grad_name, [a if isinstance(a, Variable) else None for a in args])
+            break
     return out
 
 

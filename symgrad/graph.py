@@ -36,30 +36,47 @@ def graph_order(outputs, args) -> list:
     return toposort(outputs, lambda v: id(v) in given)
 
 
-def structure_key(outputs, args, names=False, order=None) -> str:
+def structure_key(outputs, args, names=False, order=None, grads=False) -> str:
     """A hash of the graph between `args` and `outputs`: ops, attributes, shapes, dtypes and
     literal values, never the values of arguments. Equal keys compute the same function.
-    `order`: graph_order(outputs, args), when the caller has it."""
+    `order`: graph_order(outputs, args), when the caller has it. With `grads`, which nodes
+    require grad too (the arguments' flags included): what the gradient graph follows."""
     index = {id(a): n for n, a in enumerate(args)}
-    text = [f"arg {a.shape} {a.dtype} {a.name if names else ''};" for a in args]
+    shape_text = tuple.__repr__          # (a Size formats as its tuple; this skips its __format__)
+    text = [f"arg {shape_text(a.shape)} {a.dtype} {a.name if names else ''};" for a in args]
     order = graph_order(outputs, args) if order is None else order
+    append, base, lookup = text.append, len(args), index.get
+    dtype_texts: dict = {}              # {id(dtype): its text}: few dtypes, many nodes
+
+    def dtype_text(d):
+        t = dtype_texts.get(id(d))
+        if t is None:
+            t = dtype_texts[id(d)] = str(d)
+        return t
     for n, v in enumerate(order):
-        if id(v) in index:
-            line = f"a{index[id(v)]}"
+        k = lookup(id(v))
+        if k is not None and k < base:
+            line = f"a{k}"
         elif v.op is None:
             if v._literal:
-                line = f"lit {v.dtype} {v.value().item()!r}"
+                line = f"lit {dtype_text(v._dtype)} {v.value().item()!r}"
             else:     # a captured constant: its value is part of the function
                 digest = hashlib.sha256(np.ascontiguousarray(v.value()).tobytes()).hexdigest()
-                line = f"const {v.shape} {v.dtype} {digest}"
+                line = f"const {shape_text(v.shape)} {dtype_text(v._dtype)} {digest}"
         else:
-            line = f"{v.op} {sorted(v.attrs.items()) if v.attrs else '[]'} {v.shape} {v.dtype}"
+            attrs = v.attrs
+            line = (f"{v.op} {sorted(attrs.items()) if attrs else '[]'} {shape_text(v.shape)} "
+                    f"{dtype_text(v._dtype)}")
         if names and v.name:
             line += f" named {v.name!r}"
-        is_arg = id(v) in index and line.startswith("a")
-        index.setdefault(id(v), n + len(args))
-        refs = "" if is_arg else " ".join(str(index[id(i)]) for i in v.inputs)
-        text.append(f"{n}:{line}<{refs};")
+        if grads and v.requires_grad:
+            line += " g"
+        if k is not None and k < base:       # an argument: no inputs of its own
+            append(f"{n}:{line}<;")
+            continue
+        if k is None:
+            index[id(v)] = n + base
+        append(f"{n}:{line}<{' '.join([str(index[id(i)]) for i in v.inputs])};")
     text.append(" ".join(str(index[id(o)]) for o in outputs))
     # (hashed at once: the same digest as a update per line, at a fraction of the calls)
     return hashlib.sha256("".join(text).encode()).hexdigest()

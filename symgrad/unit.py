@@ -19,12 +19,17 @@ log = logging.getLogger("symgrad")
 
 
 class Unit:
-    def __init__(self, functions, backend, title=None):
+    """`key`: the graph index key to use instead of one hashed from the functions' graphs
+    (sg.compile's, from the user's graph: symgrad.compile_record); `record`: a function giving
+    more facts for the index record, once the module is generated (None: none)."""
+
+    def __init__(self, functions, backend, title=None, key=None, record=None):
         self.functions, self.backend = list(functions), backend
         self.title = title or functions[0]._title
         self._lock = threading.Lock()
         self._lib = None
         self.build = None
+        self._key, self._record = key, record
         for f in self.functions:
             f._unit = self
 
@@ -113,40 +118,54 @@ class Unit:
             from symgrad.build import index_store
             entries = [{"symbol": s, "checks": f.checks, "n_kernels": f.n_kernels}
                        for s, f in zip(self.symbols, self.functions)]
-            index_store(self._key, dict(entries[0], key=self.build.key, entries=entries))
+            more = self._record() if self._record is not None else None
+            index_store(self._key, dict(entries[0], key=self.build.key, entries=entries, **(more or {})))
 
     def _from_index(self) -> bool:
         """Use the library these entry points compiled to before, if the cache still holds it."""
-        from symgrad.build import CachedBuild, index_lookup
+        from symgrad.build import index_lookup
         from symgrad.graph import captured_constants
-        self._key = self._graph_key()
+        self._key = self._key or self._graph_key()
         facts = index_lookup(self._key)
         if facts is None or [e["symbol"] for e in facts["entries"]] != self.symbols:
             return False
-        self.build = CachedBuild(facts["entry_path"], self.symbols)
         # (none of the functions captures a constant when their graph together does not)
         captures = not self._shared_args() or captured_constants(
             [o for f in self.functions for o in f.graph_outputs], self.functions[0].args,
             order=self._union_order())
-        for f, e in zip(self.functions, facts["entries"]):
-            f._source = None
+        consts, specs = [], []
+        for f in self.functions:
             code = f._shares[0] if f._shares is not None else f     # (whose constants it takes)
-            f.consts = [np.ascontiguousarray(v.value())
-                        for v in captured_constants(code.graph_outputs, code.args)] if captures else []
+            consts.append(captured_constants(code.graph_outputs, code.args) if captures else [])
+            specs.append([(o.shape, np.dtype(o.dtype)) for k, o in enumerate(f.graph_outputs)
+                          if k not in f.updates])
+        self.adopt(facts, consts, specs)
+        return True
+
+    def adopt(self, facts, consts, out_specs):
+        """Take the library of an index record (`facts`, index_lookup's): each function's
+        captured constants (the Variables) and its outputs' (shape, numpy dtype) are given."""
+        from symgrad.build import CachedBuild
+        self.build = CachedBuild(facts["entry_path"], self.symbols)
+        for f, e, cs, specs in zip(self.functions, facts["entries"], consts, out_specs):
+            f._source = None
+            f.consts = [np.ascontiguousarray(v.value()) for v in cs]
             f.checks, f.n_kernels = e["checks"], e["n_kernels"]
-            f._out_specs = [(o.shape, np.dtype(o.dtype))
-                            for k, o in enumerate(f.graph_outputs) if k not in f.updates]
+            f._out_specs = specs
             f._build = self.build
             f.path = self.build.source_path
-        return True
 
     def library(self):
         """The loaded library (waits for its build)."""
         if self._lib is None:
             with self._lock:
                 if self._lib is None:
+                    from symgrad.backends.staged import Unmet
                     from symgrad.build import CachedBuild
                     try:
+                        self._lib = self.build.result()
+                    except Unmet:       # what it was to link did not build: generated without
+                        self._generate()
                         self._lib = self.build.result()
                     except OSError:
                         if not isinstance(self.build, CachedBuild):

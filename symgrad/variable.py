@@ -127,6 +127,9 @@ def _to_array(data, dtype=None, lists_are_float=False) -> np.ndarray:
     return arr
 
 
+_PLAIN = frozenset(d.dtype for d in dtypes.SUPPORTED)     # native: __init__ keeps such an array as it is
+
+
 def _native(arr: np.ndarray) -> np.ndarray:
     """`arr` in this machine's byte order, and float16 widened to float32 with a warning
     (symgrad computes in float32 and float64 only)."""
@@ -213,7 +216,13 @@ class Variable(Node):
         such as the 2 of `x * 2`), not as a named input. symgrad's own; PyTorch has none."""
         if isinstance(value, Dim):       # a symbolic size: its value is known at each call
             return apply("size_of", size=value, dtype=dtypes.as_dtype(dtype))
-        v = cls(np.asarray(value, dtype=dtype))
+        arr = np.asarray(value, dtype=dtype)
+        if cls is Variable and arr.dtype in _PLAIN:     # what __init__ would do with it, directly
+            v = cls.__new__(cls)
+            v._init_graph(None, (), {}, arr.shape, arr.dtype, arr)
+            v._init_fields(None)
+        else:
+            v = cls(arr)
         v._literal = True
         return v
 
@@ -656,15 +665,18 @@ def apply(op_name: str, *inputs: Variable, **attrs) -> Variable:
     if math.prod(shape) > MAX_ELEMENTS:
         check_elements(op_name, shape)
     out = Variable._node(op_name, inputs, attrs, tuple(shape), dtype)
-    out._requires_grad = (mode.grad_enabled and op.vjp is not None
-                          and any(i._requires_grad for i in inputs))
-    out._seen = tuple(i._vbox[0] for i in inputs)
     ref = weakref.ref(out)
-    for i in inputs:
+    grads, concrete, seen = False, True, []
+    for i in inputs:            # (one pass over the inputs: most graphs are built node by node)
+        grads = grads or i._requires_grad
+        seen.append(i._vbox[0])
         i._add_user(ref)
-    # Known now, from the inputs' own flags: asking later would recurse through the graph.
+        # Known now, from the inputs' own flags: asking later would recurse through the graph.
+        concrete = concrete and i.is_concrete
+    out._requires_grad = mode.grad_enabled and op.vjp is not None and grads
+    out._seen = tuple(seen)
     # A size given only at each call (symgrad.dims) makes a value that is not known now.
-    out._concrete = all(i.is_concrete for i in inputs) and not (symbolic_shape(shape) or has_dims(attrs))
+    out._concrete = concrete and not (symbolic_shape(shape) or (attrs and has_dims(attrs)))
     if out._concrete and not mode.lazy:
         with np.errstate(all="ignore"):     # inf and nan are values, as in PyTorch: no warnings
             value = op.impl(*(i.value() for i in inputs), **attrs)

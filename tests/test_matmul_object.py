@@ -74,3 +74,25 @@ def test_a_damaged_product_object_is_compiled_again(tmp_path, damage):
     # another graph (other sizes): generated and compiled, linking the object compiled again
     assert _run(tmp_path, "float32", cache, rows=34) == {"ok": True, "linked": True, "compiled": False}
     assert _objects(cache) == [obj] and obj.read_bytes() == intact
+
+
+_FAILING_OBJECT = """
+import subprocess, tempfile
+from pathlib import Path
+from symgrad.backends import objects
+
+def failing(ctype):             # the object's compiler fails, a while after the module's starts
+    proc = subprocess.Popen(["sh", "-c", "sleep 0.3; echo no; exit 1"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    return proc, Path(tempfile.mkdtemp())
+objects._start_compile = failing
+"""
+
+
+@pytest.mark.skipif(not build.have_c_compiler(), reason="no C compiler")
+def test_a_module_compiled_while_its_object_fails_is_generated_again_with_the_helpers(tmp_path):
+    """In a new cache the module compiles while the object does (backends/staged.py); when the
+    object then fails, the module is generated again with the helpers compiled in."""
+    out = run_script(tmp_path, _FAILING_OBJECT + PROGRAM, "float32", 33, build_dir=tmp_path / "cache")
+    assert json.loads(out.splitlines()[-1]) == {"ok": True, "linked": False, "compiled": True}
+    assert _objects(tmp_path / "cache") == []

@@ -8,6 +8,7 @@ or another code when its scratch memory could not be allocated."""
 from __future__ import annotations
 
 import builtins
+import functools
 import math
 import sys
 
@@ -17,6 +18,7 @@ from symgrad import config
 from symgrad.dtypes import contiguous_strides
 from symgrad.backends import objects, threads
 from symgrad.backends.base import Backend, overlapping
+from symgrad.backends.staged import StagedBuild
 from symgrad.build import CHARS, VIEW, Build, CompileError, blas_flags, have_c_compiler, vector_math_flags
 from symgrad.dims import symbolic_shape
 
@@ -54,7 +56,7 @@ class CBackend(Backend):
 
     def linked_matmul(self, kernels) -> dict:
         types = sorted({k.extra["ctype"] for k in kernels if k.kind == "matmul"} & set(objects.TYPES))
-        found = {t: objects.path(t) for t in types}
+        found = {t: objects.expected(t) for t in types}       # (those compiling: see start_build)
         return {t: path for t, path in found.items() if path is not None}
 
     def start_build(self, source, symbol, schedule) -> Build:
@@ -62,9 +64,16 @@ class CBackend(Backend):
         platform has it, -O3 when a loop nest is long enough to repay the compile time."""
         uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
         large = any(k.kind != "matmul" and k.work >= LARGE_LOOP for k in schedule.kernels)
-        linked = tuple(str(path) for path in getattr(schedule, "linked_matmul", {}).values())
-        return Build(source, symbol, large=large, link=linked + threads.link_flags() +
-                     (blas_flags() if uses_matmul else ()) + vector_math_flags())
+        objects_linked = getattr(schedule, "linked_matmul", {})
+        linked = tuple(str(path) for path in objects_linked.values())
+        pool, pool_pending = threads.expected_link_flags()
+        link = linked + pool + (blas_flags() if uses_matmul else ()) + vector_math_flags()
+        # What the module links and is still compiling: the module compiles meanwhile (staged)
+        waits = [functools.partial(_object_built, t) for t in objects_linked if objects.in_flight(t)]
+        waits += [_pool_built] if pool_pending else []
+        if waits:
+            return StagedBuild(source, symbol, waits, large=large, link=link)
+        return Build(source, symbol, large=large, link=link)
 
     def run(self, fn, arrays):
         lib = fn._lib or fn.library()
@@ -101,6 +110,14 @@ class CBackend(Backend):
 
 
 BACKEND = CBackend()
+
+
+def _object_built(ctype) -> bool:
+    return objects.path(ctype) is not None
+
+
+def _pool_built() -> bool:
+    return threads.runtime() is not None
 
 
 def pointers(fn):

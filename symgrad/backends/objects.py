@@ -106,6 +106,23 @@ def _finish_pending():
                 pass
 
 
+def expected(ctype: str) -> Path | None:
+    """The object of `ctype`'s products as `path` will give it, without waiting for the
+    compile in flight (a module then compiles while it does, and links it after: `path` says
+    whether it is there), or None where the cache lacks it and no compile is under way."""
+    if not config.matmul_object() or ctype not in TYPES or ctype in _failed:
+        return None
+    target = _location(ctype)[2]
+    return target if in_flight(ctype) or _intact(target) else None
+
+
+def in_flight(ctype: str) -> bool:
+    """Whether this process is compiling `ctype`'s object (started by `prepare`)."""
+    with _lock:
+        started = _compiling.get(ctype)
+    return started is not None and started[2] == os.getpid()
+
+
 def path(ctype: str) -> Path | None:
     """The object of `ctype`'s products in the build cache (waiting for the compile in
     flight, or compiling it now), or None where it cannot be had: modules then compile the

@@ -106,15 +106,31 @@ def runtime() -> tuple[Path, ctypes.CDLL] | None:
     return path, lib
 
 
+def expected_link_flags() -> tuple[tuple[str, ...], bool]:
+    """(flags, pending): `link_flags()` without waiting for the pool's compile in flight, and
+    whether it is in flight (a module then compiles while it does and links after: `runtime()`
+    says whether the pool is there)."""
+    if runtime.cache_info().currsize or not _wanted():
+        return link_flags(), False
+    with _lock:
+        pending = bool(_compiling) and _compiling[-1][2] == os.getpid()
+    if not pending:
+        return link_flags(), False
+    return _flags(_location()[3]), True
+
+
+def _flags(path: Path) -> tuple[str, ...]:
+    return ("-Wl,--as-needed", "-DSG_OWN_THREADS", f"-L{path.parent}", f"-l:{path.name}",
+            f"-Wl,-rpath,{path.parent}")
+
+
 def link_flags() -> tuple[str, ...]:
     """What a module that has parallel loops links with: the pool, and --as-needed so that
     -fopenmp's libgomp, from which it then takes nothing, is not loaded with it."""
     rt = runtime()
     if rt is None:
         return ()
-    path = rt[0]
-    return ("-Wl,--as-needed", "-DSG_OWN_THREADS", f"-L{path.parent}", f"-l:{path.name}",
-            f"-Wl,-rpath,{path.parent}")
+    return _flags(rt[0])
 
 
 def set_num_threads(n: int) -> None:

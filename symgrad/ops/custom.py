@@ -26,4 +26,5 @@ def _vjp(g, node, needs):
 
 
 CUSTOM = register(Op("custom_function", "reshape", _infer, _impl, _vjp, "Custom", attrs=("fn",),
+                     user_vjp=True,
                      doc="A custom sg.autograd.Function's call: forward's value, backward's pullback."))

@@ -12,7 +12,10 @@ from symgrad.ops.registry import Op, register
 
 
 def broadcast_shapes(name, *shapes):
-    ndim = max(len(s) for s in shapes)
+    widest = max(shapes, key=len)
+    if all(s == widest or not s for s in shapes):      # equal shapes, and scalars: nothing to check
+        return tuple(widest)
+    ndim = len(widest)
     out = []
     for axis in range(-ndim, 0):
         sizes = {s[axis] for s in shapes if len(s) >= -axis} - {1}

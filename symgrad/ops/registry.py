@@ -58,6 +58,9 @@ class Op:
     arity: int | None = None       # how many inputs; None for any number (concat)
     public: str = ""               # one of PUBLIC: the public function made from this entry
     doc: str = ""                  # that public function's docstring
+    # the pullback runs code held in the attributes (a user's backward): the graph alone does
+    # not say what the gradient is, so sg.compile's record (symgrad.compile_record) is not used
+    user_vjp: bool = False
 
     @property
     def differentiable(self) -> bool:
