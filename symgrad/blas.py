@@ -19,6 +19,18 @@ BLAS_SHARE_MIN = 1 << 22
 # transposed B are slow), runs as that many blocks of rows (or columns) each under the limit.
 BLAS_SMALL_MAX = 1000000
 BLAS_SMALL_SPLIT = 4
+# A product of at most this many terms (K) with B's rows plain runs as symgrad's own register
+# tiles instead (templates/c/helpers.h.j2, sg_gemm_small_k), which read A and B in place and
+# store C once: OpenBLAS's packing, its beta = 0 pass over C and its adding into C are what a
+# product of few terms costs (a weight gradient, X.T @ G over a batch). One core, operands
+# not in cache, ms: 2048x64 by 64x2048 6.5 against OpenBLAS's 7.6, 3.3 against 4.3 on two;
+# 1024x64 by 64x1024 1.43 against 1.67; 784x256 by 256x512 2.05 against 2.16; 1024x256 by
+# 256x1024 even (6.0); 64x2048 by 2048x2048 twice OpenBLAS's time (K too large to keep in place).
+BLAS_SMALL_K = 256
+# C of at least this many bytes is written by sg_gemm_small_k with non-temporal stores (its lines
+# not read into the cache first): 1024x1024x64 1.43 against 1.61 ms, 2048x2048x64 6.5 against 8.4;
+# 784x512 (1.6 MB) the same either way, 512x512 (1 MB) 5% slower.
+BLAS_STREAM_BYTES = 2 << 20
 
 
 @functools.lru_cache(maxsize=None)
