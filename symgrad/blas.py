@@ -19,18 +19,17 @@ BLAS_SHARE_MIN = 1 << 22
 # transposed B are slow), runs as that many blocks of rows (or columns) each under the limit.
 BLAS_SMALL_MAX = 1000000
 BLAS_SMALL_SPLIT = 4
-# A product of at most this many terms (K) with B's rows plain runs as symgrad's own register
-# tiles instead (templates/c/helpers.h.j2, sg_gemm_small_k), which read A and B in place and
-# store C once: OpenBLAS's packing, its beta = 0 pass over C and its adding into C are what a
-# product of few terms costs (a weight gradient, X.T @ G over a batch). One core, operands
-# not in cache, ms: 2048x64 by 64x2048 6.5 against OpenBLAS's 7.6, 3.3 against 4.3 on two;
-# 1024x64 by 64x1024 1.43 against 1.67; 784x256 by 256x512 2.05 against 2.16; 1024x256 by
-# 256x1024 even (6.0); 64x2048 by 2048x2048 twice OpenBLAS's time (K too large to keep in place).
-BLAS_SMALL_K = 256
-# C of at least this many bytes is written by sg_gemm_small_k with non-temporal stores (its lines
-# not read into the cache first): 1024x1024x64 1.43 against 1.61 ms, 2048x2048x64 6.5 against 8.4;
-# 784x512 (1.6 MB) the same either way, 512x512 (1 MB) 5% slower.
-BLAS_STREAM_BYTES = 2 << 20
+# A product of at most BLAS_SMALL_K terms into a C of at least BLAS_SMALL_K_BYTES, B's rows plain,
+# runs as symgrad's own register tiles (templates/c/helpers.h.j2, sg_gemm_small_k): A and B read
+# in place, C written once with non-temporal stores. OpenBLAS packs, zeroes C (beta = 0 is a pass
+# of its own) and adds into it: three passes of C over the memory bus, which with few terms is
+# what the product costs. One core, a compiled X.T @ G, inputs not in cache, ms (OpenBLAS's in
+# brackets): K = 64: 2048x2048 5.6-6.0 (7.2-8.0), 1024x1024 1.45-1.7 (1.74-1.78), 512x512 (1 MB)
+# 0.35 (0.35); K = 128: 2048x2048 11.6 (12.6), 1024x1024 2.9-3.3 (2.8-2.9); K = 256: 1024x1024
+# 5.5 (5.5-6.0), 784x512 2.08 (2.02). Under 1 MB, in cache, the tiles lose (128x256 by 256x128:
+# 0.105 against 0.086).
+BLAS_SMALL_K = 64
+BLAS_SMALL_K_BYTES = 2 << 20
 
 
 @functools.lru_cache(maxsize=None)

@@ -169,9 +169,9 @@ def test_the_example_trains_the_exported_mlp_from_c(tmp_path):
 
 
 def test_blas_true_calls_cblas_and_blas_false_does_not(tmp_path):
-    a = sg.Variable(shape=(128, 512), name="a")
-    b = sg.Variable(shape=(512, 128), name="b", requires_grad=True)
-    fn = sg.compile([a, b], (a @ b).sum())         # large enough for BLAS (more terms than BLAS_SMALL_K)
+    a = sg.Variable(shape=(128, 256), name="a")
+    b = sg.Variable(shape=(256, 128), name="b", requires_grad=True)
+    fn = sg.compile([a, b], (a @ b).sum())         # large enough for BLAS
     for blas, prefix in ((True, "withblas"), (False, "noblas")):
         fn.export(tmp_path, prefix=prefix, blas=blas)
         subprocess.run([c_compiler(), "-std=c99", "-O2", "-c", f"{prefix}.c"], cwd=tmp_path, check=True,
