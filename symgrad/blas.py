@@ -30,6 +30,9 @@ BLAS_SMALL_SPLIT = 4
 # 0.105 against 0.086).
 BLAS_SMALL_K = 64
 BLAS_SMALL_K_BYTES = 2 << 20
+# x @ W.T with at most this many rows runs as (W @ x.T).T (templates/c/helpers.h.j2,
+# sg_gemm_swapped): OpenBLAS's product of few rows with B transposed is 10-30% slower.
+BLAS_SWAP_ROWS = 128
 
 
 @functools.lru_cache(maxsize=None)
