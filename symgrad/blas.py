@@ -19,20 +19,6 @@ BLAS_SHARE_MIN = 1 << 22
 # transposed B are slow), runs as that many blocks of rows (or columns) each under the limit.
 BLAS_SMALL_MAX = 1000000
 BLAS_SMALL_SPLIT = 4
-# A product of at most BLAS_SMALL_K terms into a C of at least BLAS_SMALL_K_BYTES, B's rows plain,
-# runs as symgrad's own register tiles (templates/c/helpers.h.j2, sg_gemm_small_k): A and B read
-# in place, C written once with non-temporal stores. OpenBLAS packs, zeroes C (beta = 0 is a pass
-# of its own) and adds into it: three passes of C over the memory bus, which with few terms is
-# what the product costs. One core, a compiled X.T @ G, inputs not in cache, ms (OpenBLAS's in
-# brackets): K = 64: 2048x2048 5.6-6.0 (7.2-8.0), 1024x1024 1.45-1.7 (1.74-1.78), 512x512 (1 MB)
-# 0.35 (0.35); K = 128: 2048x2048 11.6 (12.6), 1024x1024 2.9-3.3 (2.8-2.9); K = 256: 1024x1024
-# 5.5 (5.5-6.0), 784x512 2.08 (2.02). Under 1 MB, in cache, the tiles lose (128x256 by 256x128:
-# 0.105 against 0.086).
-BLAS_SMALL_K = 64
-BLAS_SMALL_K_BYTES = 2 << 20
-# x @ W.T with at most this many rows runs as (W @ x.T).T (templates/c/helpers.h.j2,
-# sg_gemm_swapped): OpenBLAS's product of few rows with B transposed is 10-30% slower.
-BLAS_SWAP_ROWS = 128
 
 
 @functools.lru_cache(maxsize=None)

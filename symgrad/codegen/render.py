@@ -15,8 +15,7 @@ from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
-from symgrad.blas import (BLAS_SHARE_MIN, BLAS_SMALL_K, BLAS_SMALL_K_BYTES, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT,
-                          BLAS_SWAP_ROWS)
+from symgrad.blas import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
 from symgrad.codegen.body_passes import streamed_types
 from symgrad.codegen.kernel_passes import written_buffers
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, padded_bytes, describe
@@ -106,8 +105,6 @@ def environment() -> jinja2.Environment:
     env.globals["parallel_min"] = PARALLEL_MIN
     env.globals["blas_share_min"] = BLAS_SHARE_MIN
     env.globals["blas_small_max"], env.globals["blas_small_split"] = BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
-    env.globals["blas_small_k"], env.globals["blas_small_k_bytes"] = BLAS_SMALL_K, BLAS_SMALL_K_BYTES
-    env.globals["blas_swap_rows"] = BLAS_SWAP_ROWS
     return env
 
 
