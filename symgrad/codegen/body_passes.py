@@ -106,10 +106,10 @@ CHUNK = 256
 def stream_stores(k: Kernel) -> None:
     """A rows kernel's part that stores a whole row of a large output (STREAM_MIN_BYTES or
     more, in rows of STREAM_MIN_ROW_BYTES or more), in order, along its one inner loop, runs
-    that loop in chunks of CHUNK, each
-    stored into a buffer on the stack and copied out with non-temporal stores (`st["stream"]`,
-    `extra["chunk"]`; templates/c/kernels.j2 and helpers.h.j2, sg_stream_*): the
-    output's lines are written without first being read into the cache."""
+    that loop in chunks of CHUNK, each stored into a buffer on the stack and copied out with
+    non-temporal stores (`st["stream"]`, `extra["chunk"]`; templates/c/kernels.j2 and
+    helpers.h.j2, sg_stream_*): the output's lines are written without first being read into
+    the cache. The rows kernel is marked `streams`: each thread fences once, after its rows."""
     if k.kind != "rows":
         return
     o, rows = k.outer, k.work
@@ -134,6 +134,7 @@ def stream_stores(k: Kernel) -> None:
                 continue
             st["stream"] = {"chunk": f"sg_chunk_{b.name}", "base": base}
             part.extra["chunk"] = CHUNK
+            k.extra["streams"] = True
 
 
 # --- prefetching the next row ------------------------------------------------------------------------
@@ -177,9 +178,9 @@ def prefetch_rows(k: Kernel) -> None:
                 continue
             index = affine(index)
             base = index - Idx(var)
-            if index.coefficient(Idx(var)) == 1 and _row_major(base, row_loops, n):
+            if id(b) not in fetched and index.coefficient(Idx(var)) == 1 and _row_major(base, row_loops, n):
                 following = substitute(base, lambda e: affine(e) + 1 if e == Idx(last) else None)
-                fetched.setdefault(id(b), (b, following, write))
+                fetched[id(b)] = (b, following, write)
     if fetched:
         host.extra["chunk"] = CHUNK
         host.extra["prefetch"] = {"rows": f"{last} + 1 < {extent}", "bufs": list(fetched.values()),

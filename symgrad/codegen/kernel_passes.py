@@ -206,8 +206,6 @@ def parallelise(k: Kernel) -> None:
 # Threads adding column sums each into a private row of them keep it on their stack: up to this
 # many bytes of it (a double a column).
 PRIVATE_SUMS_MAX_BYTES = 256 << 10
-
-
 COLUMNS_SHARED_MIN = 512        # columns enough for threads to take a stretch of each row
 
 
@@ -219,19 +217,19 @@ def _parallel_column_sums(k: Kernel) -> None:
     else a sum's threads each add a block of rows into a private row of sums that OpenMP adds
     up ("reduction"; at most PRIVATE_SUMS_MAX_BYTES of them, of static size)."""
     cost = k.work * (iteration_cost(k) + 2)        # (+ the sum's load and store)
-    if not k.loops or not _worth_threads(k, cost, PARALLEL_MIN_COST, k.loops[0][1]):
-        k.extra.pop("parallel_if", None)
-        return
-    first, columns = Idx(k.loops[0][0]), k.loops[-1][1]
-    if any(a == first for a, _ in affine(k.out_index).terms):
-        k.extra["parallel"] = "outer"
-    elif len(k.loops) > 1 and not isinstance(columns, Dim) and columns >= COLUMNS_SHARED_MIN:
-        k.extra["parallel"] = "columns"
-    elif k.reduce_op == "sum" and not isinstance(k.extra["size"], Dim) and \
-            k.extra["size"] * 8 <= PRIVATE_SUMS_MAX_BYTES:
-        k.extra["parallel"] = "reduction"
+    mode = None
+    if k.loops and _worth_threads(k, cost, PARALLEL_MIN_COST, k.loops[0][1]):
+        first, columns, size = Idx(k.loops[0][0]), k.loops[-1][1], k.extra["size"]
+        if any(a == first for a, _ in affine(k.out_index).terms):
+            mode = "outer"
+        elif len(k.loops) > 1 and not isinstance(columns, Dim) and columns >= COLUMNS_SHARED_MIN:
+            mode = "columns"
+        elif k.reduce_op == "sum" and not isinstance(size, Dim) and size * 8 <= PRIVATE_SUMS_MAX_BYTES:
+            mode = "reduction"
+    if mode:
+        k.extra["parallel"] = mode
     else:
-        k.extra.pop("parallel_if", None)
+        k.extra.pop("parallel_if", None)        # (what _worth_threads left for a symbolic size)
 
 
 def _worth_threads(k: Kernel, cost, threshold: int, extent) -> bool:
@@ -443,8 +441,8 @@ def _column_part(rows: Kernel, k: Kernel) -> bool:
     can run inside `rows` as its last part: same row loops, a row of sums small enough for
     each thread to hold its own, and every buffer a part writes read where it was written."""
     o = rows.outer
-    if k.kind != "colsum" or k.reduce_op != "sum" or k.loops[:o] != rows.loops[:o] or len(k.loops) <= o or \
-            isinstance(k.extra["size"], Dim) or k.extra["size"] > COLUMN_PART_MAX:
+    if k.kind != "colsum" or k.reduce_op != "sum" or k.loops[:o] != rows.loops[:o] or \
+            len(k.loops) <= o or isinstance(k.extra["size"], Dim) or k.extra["size"] > COLUMN_PART_MAX:
         return False
     row_vars = {v for v, _ in rows.loops[:o]}
     if any(isinstance(atom, Idx) and atom.name in row_vars for atom, _ in affine(k.out_index).terms):
