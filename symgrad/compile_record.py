@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from symgrad import collector, config
+from symgrad import collector, config, dtypes
 from symgrad.build import graph_key, index_lookup
 from symgrad.graph import captured_constants, graph_order, structure_key
 from symgrad.ops.registry import OPS
 
-_DTYPES = ("bool", "int32", "int64", "float32", "float64")
+_DTYPES = frozenset(d.dtype.name for d in dtypes.SUPPORTED)     # as records spell them
 
 
 def _keyable(order) -> bool:
