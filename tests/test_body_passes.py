@@ -4,6 +4,8 @@ large outputs streamed past the cache and the next row prefetched. Each keeps th
 (against numpy in float64 and the interpreter) and can be switched off by name."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -149,6 +151,9 @@ def test_large_row_outputs_are_streamed_and_keep_the_numbers(case, shape, monkey
         assert ("__builtin_prefetch(&t[" in src) == (whole_chunks and case != "logsumexp")
         assert ("__builtin_prefetch(&x[" in src) == whole_chunks
         assert "__builtin_prefetch(&dx[" not in src          # (streamed: never read into the cache)
+        if whole_chunks:        # the next rows read into L1 when they take 8 KB or less, else L2
+            level = 3 if (1 if case == "logsumexp" else 2) * 4 * D <= 8192 else 2
+            assert re.search(rf"__builtin_prefetch\(&x\[[^;]*\], 0, {level}\);", src), src
     # (a loop run in chunks adds its row sum's lanes up per chunk: the last bits may move)
     np.testing.assert_allclose(results[""], results["stream_stores,prefetch_rows"], rtol=1e-5,
                                atol=1e-6 * np.abs(results[""]).max())
@@ -168,7 +173,7 @@ def test_the_next_rows_of_inputs_and_of_a_plainly_stored_output_are_fetched(monk
         monkeypatch.setenv("SYMGRAD_DISABLE_PASSES", disabled)
         fn = sg.compile(args, loss)
         src = fn.value_and_grad.source
-        assert ("__builtin_prefetch(&x[i0 * 1024 + 1024 + i1_c + p], 0, 2)" in src) == (not disabled)
+        assert ("__builtin_prefetch(&x[i0 * 1024 + 1024 + i1_c + p], 0, 3)" in src) == (not disabled)
         assert ("__builtin_prefetch(&dx[i0 * 1024 + 1024 + i1_c + p], 1, 2)" in src) == (not disabled)
         value, grads[disabled] = fn.value_and_grad(xv, wv, bv)
         np.testing.assert_allclose(value, want[0], rtol=1e-5)
