@@ -9,7 +9,10 @@
  *
  * The policy: between loops, workers look for the next one for tens of microseconds and then
  * sleep on a condition variable (no long spinning that starves BLAS or another process on a
- * busy machine); a loop runs on at most sg_rt_threads threads,
+ * busy machine); after a compiled call they look for the next call's first loop for
+ * SG_RT_LINGER_NS (a call often follows a call, and a sleeping worker woke a tenth of a
+ * millisecond or more late, its share of the next loop waited on; libgomp and Eigen's pools
+ * spin longer); a loop runs on at most sg_rt_threads threads,
  * the caller being thread 0; a loop started inside a loop runs on the calling thread alone (so
  * nothing waits on itself); a loop asked for while another Python thread's runs waits for it
  * (a team is always the same size, so a sum adds up the same way whoever calls); a forked child starts a fresh pool when it first needs one.
@@ -19,10 +22,14 @@
 #include <sched.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SG_RT_MAX_THREADS 256
 #define SG_RT_SPIN 4000                 /* pauses (tens of microseconds) before a wait sleeps */
+#ifndef SG_RT_LINGER_NS
+#define SG_RT_LINGER_NS 300000          /* after a compiled call, how long workers look for the next */
+#endif
 
 typedef void (*sg_rt_fn)(void *);
 
@@ -39,7 +46,8 @@ static void *job_data;
 static unsigned long generation;
 static unsigned remaining;
 static int sleeping;                    /* workers waiting on `wake` */
-static int resting;                     /* set when a compiled call returns: stop looking, sleep */
+static long long resting;               /* when a compiled call returns: the time (ns) at which
+                                           workers stop looking for the next call and sleep */
 
 static __thread int my_num = 0, my_team = 1, my_depth = 0;
 
@@ -61,6 +69,23 @@ static void pause_briefly(void)
 #endif
 }
 
+static long long now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000000000LL + t.tv_nsec;
+}
+
+/* Whether a worker that has looked `spin` pauses for the next loop should keep looking: during
+   a call for SG_RT_SPIN pauses; after one until its linger time is up (a call often follows a
+   call, and waking a sleeping worker costs a tenth of a millisecond or more). */
+static int keep_looking(int spin)
+{
+    const long long until = __atomic_load_n(&resting, __ATOMIC_RELAXED);
+    if (!until) return spin < SG_RT_SPIN;
+    return (spin & 63) || now_ns() < until;
+}
+
 static void *worker(void *arg)
 {
     const unsigned id = (unsigned)(uintptr_t)arg;
@@ -68,8 +93,7 @@ static void *worker(void *arg)
     for (;;) {
         /* a loop often follows a loop: look for the next one a little while, then sleep */
         unsigned long now = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
-        for (int spin = 0; now == seen && spin < SG_RT_SPIN && !__atomic_load_n(&resting, __ATOMIC_RELAXED);
-             ++spin) {
+        for (int spin = 0; now == seen && keep_looking(spin); ++spin) {
             pause_briefly();
             now = __atomic_load_n(&generation, __ATOMIC_ACQUIRE);
         }
@@ -168,7 +192,7 @@ void sg_rt_atomic_start(void) { pthread_mutex_lock(&atomic_lock); }
 void sg_rt_atomic_end(void) { pthread_mutex_unlock(&atomic_lock); }
 
 /* A compiled call is over: workers looking for a next loop sleep now. */
-void sg_rt_rest(void) { __atomic_store_n(&resting, 1, __ATOMIC_RELAXED); }
+void sg_rt_rest(void) { __atomic_store_n(&resting, now_ns() + SG_RT_LINGER_NS, __ATOMIC_RELAXED); }
 
 int sg_rt_thread_num(void) { return my_num; }
 int sg_rt_num_threads(void) { return my_team; }
