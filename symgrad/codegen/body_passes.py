@@ -157,6 +157,9 @@ def prefetch_rows(k: Kernel) -> None:
     starts, 1 for a write, and the cache level: PREFETCH_L1_ROW_BYTES), so that memory and
     compute overlap. Measured A/B at 1 and 2
     threads: layer norm, RMS norm, softmax, log_softmax and logsumexp 8-16% faster."""
+    if k.kind == "colsum":
+        _prefetch_columns(k)
+        return
     if k.kind != "rows" or isinstance(k.work, Dim):
         return
     o, parts = k.outer, k.extra["parts"]
@@ -195,6 +198,33 @@ def prefetch_rows(k: Kernel) -> None:
                                   "bufs": [(b, following, write, 2 if write else level)
                                            for b, following, write in fetched.values()],
                                   "step": 64 // max(dtypes.ITEMSIZE[b.ctype] for b, _, _ in fetched.values())}
+
+
+def _prefetch_columns(k: Kernel) -> None:
+    """Column sums whose threads each take the same stretch of every row ("columns",
+    kernel_passes._parallel_column_sums) read a few KB of a row and then jump to the next,
+    often a page on: the hardware prefetcher, which stops at pages, left each stretch waiting
+    on memory (the max over dim 0 of 2048x1024 floats ran at 7 GB/s). Each thread fetches its
+    stretch of the next row of the large buffers it reads (`extra["prefetch"]`, split among the
+    threads as the loop is) while it adds up this one."""
+    if k.extra.get("parallel") != "columns" or isinstance(k.work, Dim) or len(k.loops) < 2:
+        return
+    var, n = k.loops[-1]
+    last, extent = k.loops[-2]
+    fetched = {}
+    for ld in walk(*(let.expr for let in k.lets), k.value):
+        b = ld.buf if isinstance(ld, Load) else None
+        if b is None or id(b) in fetched or b.kind == "row" or isinstance(b.size, Dim) or \
+                b.size * dtypes.ITEMSIZE[b.ctype] < PREFETCH_MIN_BYTES:
+            continue
+        index = affine(ld.index)
+        base = index - Idx(var)
+        if index.coefficient(Idx(var)) == 1 and _row_major(base, k.loops[:-1], n):
+            following = substitute(base, lambda e: affine(e) + 1 if e == Idx(last) else None)
+            fetched[id(b)] = (b, following, 0, 2)
+    if fetched:
+        k.extra["prefetch"] = {"rows": f"{last} + 1 < {extent}", "bufs": list(fetched.values()),
+                               "step": 64 // max(dtypes.ITEMSIZE[b.ctype] for b, _, _, _ in fetched.values())}
 
 
 def _row_major(base, row_loops, n) -> bool:
