@@ -6,6 +6,8 @@ all of them in a single call (it is the gradient of sum_k sum(out_k * w_k)). Exp
 from `backend="interp"` (and, for a few, from numpy and torch directly)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -444,3 +446,31 @@ def test_large_arrays_take_the_parallel_paths():
     src = cfn.forward.source
     body = src[src.index("int symgrad_forward("):]
     assert "#pragma omp parallel for" in body, body
+
+
+def test_float_exp_is_within_an_ulp_and_a_masked_softmax_stays_in_the_vector_path():
+    """float32 exp is symgrad's own (templates/c/helpers.h.j2 sg_expf: no libm call, so no lane
+    of a vector is sent to scalar libm when it underflows, as softmax over masked scores does):
+    against exp in float64, within 1.5 units in the last place over [-110, 90] (denormal
+    results within one unit of the smallest denormal), NaN, infinities and zeros as numpy's.
+    A softmax over scores masked to -1e9 calls it, and gives numpy's numbers."""
+    x = sg.Variable(shape=(200003,), name="x")
+    fn = sg.compile([x], sg.exp(x))
+    assert re.search(r"= sg_expf\(v", fn.forward.source) and not re.search(r"= expf\(", fn.forward.source)
+    xv = np.linspace(-110, 90, 200003).astype(np.float32)
+    xv[:8] = [np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72283, 88.7229, -103.97]
+    got = fn(xv)
+    want = np.exp(xv.astype(np.float64))
+    with np.errstate(over="ignore"):
+        want32 = want.astype(np.float32)
+    finite = np.isfinite(want32) & (want32 != 0)
+    ulp = np.spacing(np.abs(want32[finite])).astype(np.float64)
+    assert np.max(np.abs(got[finite] - want[finite]) / ulp) <= 1.5
+    np.testing.assert_array_equal(got[~finite], want32[~finite])       # NaN, inf, 0 alike
+    s = sg.Variable(shape=(64, 256), name="s")
+    keep = np.tril(np.ones((64, 256), bool))
+    sm = sg.compile([s], sg.softmax(sg.where(sg.tensor(keep), s, -1e9), -1))
+    sv = np.random.default_rng(4).normal(size=(64, 256)).astype(np.float32)
+    masked = np.where(keep, sv.astype(np.float64), -1e9)
+    e = np.exp(masked - masked.max(1, keepdims=True))
+    np.testing.assert_allclose(sm(sv), e / e.sum(1, keepdims=True), rtol=2e-6, atol=1e-12)

@@ -21,7 +21,7 @@ import pytest
 import symgrad as sg
 from conftest import numeric_grad
 from symgrad.ops import KINDS, LIBM, OPS, Op, c_expression, libm_calls, register, vector_math
-from symgrad.ops.c_code import CExpressionError
+from symgrad.ops.c_code import CExpressionError, libm_spelling
 from symgrad.variable import Variable, apply
 
 DTYPES = [np.dtype(d) for d in ("float32", "float64", "int32", "int64", "bool")]
@@ -199,9 +199,10 @@ def test_c_expression_calls_only_the_libm_it_lists(name):
     called = set()
     for ct, text in _renderings(name):
         names = set(_CALL.findall(text)) - helpers
-        listed = {n + "f" if ct == "float" else n for n in op.libm}
+        spelt = libm_spelling(op.libm, ct)            # (expf, or symgrad's own: sg_expf)
+        listed = set(spelt.values())
         assert names <= listed, f"{name} ({ct}): {text} calls {sorted(names - listed)}, not in libm={op.libm}"
-        called |= {n[:-1] if ct == "float" else n for n in names}
+        called |= {n for n, c in spelt.items() if c in names}
     unused = sorted(set(op.libm) - called)
     assert not unused, f"{name}: lists libm functions {unused} it never calls"
 

@@ -50,6 +50,12 @@ class StagedBuild(Build):
         self._linking = False
         return [self.cc, *compile_flags, *defines, "-c", "-o", obj, str(self.tmp / f"kernel{suffix}")]
 
+    def _publish_or_fail(self, status: int, output: str):
+        """As a build's, without the module's object file: the entry holds what a one-step
+        build's does (the cache's size limits count on it)."""
+        (self.tmp / "kernel.o").unlink(missing_ok=True)
+        return super()._publish_or_fail(status, output)
+
     def _finish(self):
         with self._finish_lock:
             if self.proc is not None and self.owner != os.getpid():

@@ -19,7 +19,7 @@ from symgrad.blas import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
 from symgrad.codegen.body_passes import streamed_types
 from symgrad.codegen.kernel_passes import written_buffers
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, padded_bytes, describe
-from symgrad.ops import c_expression
+from symgrad.ops import LIBM, OPS, c_expression
 from symgrad.codegen.names import NameTable, comment_safe
 from symgrad.codegen.outline import outline
 from symgrad.ops.primitives import vector_math
@@ -182,9 +182,12 @@ def _affine_text(e: K.Affine) -> str:
 
 # Integer helpers of templates/c/helpers.h.j2 (and cuda/helpers.cuh.j2), by the calls that use them.
 def _helpers(schedule) -> set:
-    exprs = [let.expr for k in schedule.kernels for let in k.lets]
+    kernels = [p for k in schedule.kernels for p in [k, *k.extra.get("parts", ())]]   # (rows kernels' parts)
+    exprs = [let.expr for k in kernels for let in k.lets]
     out = set()
     for e in K.walk(*exprs):
+        if isinstance(e, K.Call) and e.ctype == "float":
+            out |= {LIBM[name].own for name in OPS[e.op].libm if LIBM[name].own}
         if isinstance(e, K.Call) and e.ctype not in ("float", "double"):
             if e.op == "pow":
                 out.add("sg_ipow")

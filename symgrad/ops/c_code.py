@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 
 import jinja2
 
-from symgrad.ops.registry import OPS
+from symgrad.ops.registry import LIBM, OPS
 
 FLOAT_CTYPES = ("float", "double")
 OPERANDS = "abc"
@@ -35,8 +35,9 @@ def _compiled(snippet: str) -> jinja2.Template:
 
 def libm_spelling(names: Iterable[str], ct: str) -> dict[str, str]:
     """The C names of libm functions for values of C type `ct`: `expf` for float, `exp`
-    otherwise (integer operands are promoted to double by C)."""
-    return {name: name + "f" if ct == "float" else name for name in names}
+    otherwise (integer operands are promoted to double by C); for float, symgrad's own where
+    LIBM names one (`sg_expf`)."""
+    return {name: (LIBM[name].own or name + "f") if ct == "float" else name for name in names}
 
 
 def c_expression(op_name: str, args: Iterable[str], ct: str, in_ct: str,

@@ -27,17 +27,20 @@ PUBLIC = ("", "promote", "float")
 
 
 class Libm(NamedTuple):
-    """A function of C's math library: how many arguments it takes, and whether glibc's vector
+    """A function of C's math library: how many arguments it takes, whether glibc's vector
     math library (libmvec) has SIMD variants of it that the templates declare, so that loops
-    calling it vectorise (sqrt, fabs and floor are single instructions already)."""
+    calling it vectorise (sqrt, fabs and floor are single instructions already), and `own`:
+    the float function symgrad defines in its helpers (templates/c/helpers.h.j2,
+    cuda/helpers.cuh.j2) and calls instead of libm's."""
     arity: int
     vector: bool = False
+    own: str = ""
 
 
 # Every libm function an op's C expression may call, by its double name (the float variant
 # is the name with an `f`: expf). An op names the ones it calls in its `libm` facet.
 LIBM = {
-    "exp": Libm(1, vector=True), "log": Libm(1, vector=True), "sin": Libm(1, vector=True),
+    "exp": Libm(1, vector=True, own="sg_expf"), "log": Libm(1, vector=True), "sin": Libm(1, vector=True),
     "cos": Libm(1, vector=True), "tanh": Libm(1, vector=True), "pow": Libm(2, vector=True),
     "log1p": Libm(1, vector=True), "erf": Libm(1, vector=True),
     "sqrt": Libm(1), "fabs": Libm(1), "floor": Libm(1), "ceil": Libm(1), "fmod": Libm(2),
