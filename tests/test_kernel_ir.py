@@ -643,3 +643,32 @@ def test_column_sums_are_shared_among_threads_and_keep_the_numbers(shape, sharin
     assert ("__builtin_prefetch(&x[" in body) == (sharing == "each thread the same stretch of every row")
     xv = np.random.default_rng(10).normal(size=shape).astype(np.float32)
     np.testing.assert_allclose(fn(xv), (1.5 * xv.astype(np.float64)).sum(dims), rtol=1e-5, atol=1e-5)
+
+
+def test_a_large_cheap_value_of_a_column_normalisation_is_worked_out_again_not_stored(monkeypatch, tmp_path):
+    """A batch norm over dim 0: the centred values x - mean feed a sum over dim 0 (the
+    variance) and maps after it, which cannot share the loop that makes them; each works them
+    out again (schedule._recomputed) rather than one storing 8 MB for the others. Its tanh,
+    costlier, stays stored. The numbers, bit for bit, as when stored; against numpy in
+    float64."""
+    N, D = 2048, 1024
+    x = sg.Variable(shape=(N, D), name="x", requires_grad=True)
+    d = x - x.mean(0, keepdim=True)
+    loss = sg.tanh(d / sg.sqrt((d * d).mean(0, keepdim=True) + 1e-5)).sum()
+    xv = np.random.default_rng(12).normal(size=(N, D)).astype(np.float32)
+    results = {}
+    for limit in (1 << 20, 1 << 60):
+        monkeypatch.setattr("symgrad.codegen.schedule.RECOMPUTE_MIN_BYTES", limit)
+        monkeypatch.setenv("SYMGRAD_BUILD_DIR", str(tmp_path / str(limit)))    # (not the other's library)
+        fn = sg.compile([x], loss)
+        full = re.findall(r"float \*restrict (t_\w+) = .*/\* \(2048, 1024\) \*/", fn.value_and_grad.source)
+        assert ("t_sub" in full) == (limit != 1 << 20), full
+        assert limit != 1 << 20 or full == ["t_tanh"], full
+        results[limit] = fn.value_and_grad(xv)
+    (v1, g1), (v2, g2) = results.values()
+    np.testing.assert_array_equal(g1, g2)
+    assert v1 == v2
+    x64 = xv.astype(np.float64)
+    c = x64 - x64.mean(0)
+    y = np.tanh(c / np.sqrt((c * c).mean(0) + 1e-5))
+    np.testing.assert_allclose(v1, y.sum(), rtol=1e-5)
