@@ -21,7 +21,7 @@ BLAS_SHARE_MIN = 1 << 22
 BLAS_SMALL_MAX = 1000000
 BLAS_SMALL_SPLIT = 4
 # A product of at most BLAS_SMALL_K terms into a C of at least BLAS_SMALL_K_BYTES, B's rows plain,
-# runs as symgrad's own register tiles (templates/c/tiles.j2, sg_gemm_tiles): A and B read in
+# runs as symgrad's own register tiles (templates/c/paths.j2, sg_gemm_tiles): A and B read in
 # place, C written once with non-temporal stores. OpenBLAS packs, zeroes C (beta = 0 is a pass
 # of its own) and adds into it: three passes of C over the memory bus, which with few terms is
 # what the product costs. One core, a compiled X.T @ G, inputs not in cache, ms (OpenBLAS's in
@@ -32,9 +32,17 @@ BLAS_SMALL_SPLIT = 4
 BLAS_SMALL_K = 64
 BLAS_SMALL_K_BYTES = 2 << 20
 TILE_MIN_ROWS, TILE_MIN_BYTES = 12, 128      # a tile's rows, and the bytes of its two vectors
-# x @ W.T with at most this many rows runs as (W @ x.T).T (templates/c/helpers.h.j2,
-# sg_matmul_swapped): OpenBLAS's product of few rows with B transposed is 10-30% slower.
-BLAS_SWAP_ROWS = 128
+# x @ W.T with at most BLAS_SWAP_ROWS rows, more columns than rows and at least BLAS_SWAP_MIN
+# multiply-adds runs as (W @ x.T).T (templates/c/paths.j2, sg_matmul_swapped): OpenBLAS's
+# product of few rows with B transposed is slower. x @ W.T, ms, 1 thread (2 threads), OpenBLAS's
+# in brackets: 16x512x256 0.072 (0.128), 32x512x512 0.215 (0.284), 64x512x256 0.226 (0.257),
+# 64x1024x1024 1.68 (2.23), 64x2048x2048 7.5 (8.7-9.3; 2 threads 4.1 (5.4)), 96x1024x768 2.08
+# (2.44); with 128 rows 0.94-1.12 times as fast (128x256x256 0.207 against 0.195), so no. Under
+# BLAS_SWAP_MIN the saving is under 20 us a call (64x256x256 0.100-0.117 against 0.110-0.127),
+# less than what compiling the path's object adds to a graph's first compile in a new cache
+# (0.05 s of a compiler, on cores the module's and the product object's compiles fill).
+BLAS_SWAP_ROWS = 96
+BLAS_SWAP_MIN = 1 << 23
 
 
 class ProductPath(NamedTuple):
@@ -64,7 +72,7 @@ def product_path(m, k, n, a_rs, a_cs, b_rs, b_cs, itemsize) -> ProductPath | Non
     a_plain = (a_cs == 1 or k == 1) and lda_n >= k
     b_trans = (b_rs == 1 or k == 1) and ldb_t >= k
     if (a_plain and b_trans and not b_plain and 1 < m <= BLAS_SWAP_ROWS and n > m
-            and m * n * k > BLAS_SMALL_MAX):
+            and m * n * k >= BLAS_SWAP_MIN):
         return ProductPath("swapped", lda_n, ldb_t)
     return None
 

@@ -1,6 +1,6 @@
 """The matrix products that do not go to BLAS as one call, chosen at code generation from the
 static shapes and layout (symgrad/blas.py, product_path): a product of few terms into a large C
-runs as symgrad's own register tiles (templates/c/tiles.j2, sg_gemm_tiles, with non-temporal
+runs as symgrad's own register tiles (templates/c/paths.j2, sg_gemm_tiles, with non-temporal
 stores and strips that start aligned), compiled into an object of their own that only a module
 taking them links; x @ W.T with few rows runs as its transpose (sg_matmul_swapped, into a
 scratch written into C transposed). Each is checked against numpy in float64, in both element
@@ -60,12 +60,17 @@ def test_the_path_is_decided_from_the_shapes_and_the_layout():
     assert product_path(1 << 16, 64, 31, 64, 1, 31, 1, 4) is None
     # x @ W.T (W stored n x k: b_rs 1, b_cs k): swapped, with few rows and more columns than rows
     assert product_path(64, 2048, 2048, 2048, 1, 1, 2048, 4) == ProductPath("swapped", 2048, 2048)
-    assert product_path(64, 256, 256, 300, 1, 1, 260, 8) == ProductPath("swapped", 300, 260)
+    assert product_path(64, 512, 256, 600, 1, 1, 520, 8) == ProductPath("swapped", 600, 520)
+    assert product_path(32, 512, 512, 512, 1, 1, 512, 4) == ProductPath("swapped", 512, 512)   # BLAS_SWAP_MIN
+    assert product_path(32, 512, 511, 512, 1, 1, 512, 4) is None                  # under it
     assert product_path(blas.BLAS_SWAP_ROWS + 1, 2048, 2048, 2048, 1, 1, 2048, 4) is None
     assert product_path(64, 2048, 64, 2048, 1, 1, 2048, 4) is None                # no more columns than rows
     assert product_path(64, 2048, 2048, 2048, 1, 2048, 1, 4) is None              # B plain: BLAS is fine
     assert product_path(64, 2048, 2048, 1, 64, 1, 2048, 4) is None                # A transposed
     assert product_path(8, 100, 1000, 100, 1, 1, 100, 4) is None                  # under OpenBLAS's small limit
+    # a small MLP's products (batch 64, width 256): none (its first compile waits for no path's object)
+    assert product_path(64, 256, 256, 256, 1, 1, 256, 4) is None                  # g @ W.T
+    assert product_path(256, 64, 256, 1, 256, 256, 1, 4) is None                  # x.T @ g
     # symbolic sizes: sg_matmul decides when it runs
     assert product_path(Dim.named("n") * 2048, 64, 2048, 64, 1, 2048, 1, 4) is None
 
@@ -119,8 +124,8 @@ def test_tiles_into_an_intermediate_and_a_batch(threads, dtype):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_x_times_w_transposed_with_few_rows(threads, dtype):
     rng = np.random.default_rng(1)
-    for m, k, n in [(2, 1000, 700), (33, 130, 1001), (blas.BLAS_SWAP_ROWS, 256, blas.BLAS_SWAP_ROWS + 1),
-                    (64, 300, 2000), (5, 7, 30000)]:
+    for m, k, n in [(2, 4096, 1100), (33, 300, 1001), (blas.BLAS_SWAP_ROWS, 1024, blas.BLAS_SWAP_ROWS + 1),
+                    (64, 300, 2000), (5, 60, 30000)]:
         a = rng.standard_normal((m, k)).astype(dtype)
         w = rng.standard_normal((n, k)).astype(dtype)
         A = sg.Variable(shape=a.shape, dtype=dtype, name="a")
@@ -133,13 +138,13 @@ def test_x_times_w_transposed_with_few_rows(threads, dtype):
 
 def test_batched_x_times_w_transposed(threads):
     rng = np.random.default_rng(2)
-    a = rng.standard_normal((4, 128, 128)).astype(np.float32)
-    w = rng.standard_normal((4, 256, 128)).astype(np.float32)
+    a = rng.standard_normal((4, 64, 512)).astype(np.float32)
+    w = rng.standard_normal((4, 384, 512)).astype(np.float32)
     A, W = sg.Variable(shape=a.shape, name="a"), sg.Variable(shape=w.shape, name="w")
     f = sg.compile([A, W], A @ sg.transpose(W, 1, 2))
     assert len(_calls(f, "sg_matmul_swapped", "float32")) == 1
     want = a.astype(np.float64) @ np.swapaxes(w.astype(np.float64), 1, 2)
-    np.testing.assert_allclose(f(a, w), want, rtol=0, atol=_tol("float32", 128))
+    np.testing.assert_allclose(f(a, w), want, rtol=0, atol=_tol("float32", 512))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -187,40 +192,52 @@ PROGRAM = """
 import json, sys
 import numpy as np
 import symgrad as sg
-batch, width = int(sys.argv[1]), int(sys.argv[2])
+batch, width, path = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 rng = np.random.default_rng(0)
-x = sg.Variable(shape=(batch, width), name="x")
+x = sg.Variable(shape=(batch, width), name="x", requires_grad=path == "swapped")
 w = sg.Variable(shape=(width, width), name="w", requires_grad=True)
 fn = sg.compile([x, w], sg.sum(sg.tanh(x @ w) ** 2))
 xv = rng.standard_normal((batch, width)).astype(np.float32)
 wv = (rng.standard_normal((width, width)) / width ** 0.5).astype(np.float32)
-value, gw = fn.value_and_grad(xv, wv)
+value, grads = fn.value_and_grad(xv, wv)
 t = np.tanh(xv.astype(np.float64) @ wv)
-ok = bool(np.allclose(gw, xv.T.astype(np.float64) @ (2 * t * (1 - t ** 2)), rtol=0, atol=1e-3))
+g = 2 * t * (1 - t ** 2)
+want = [g @ wv.T.astype(np.float64), xv.T.astype(np.float64) @ g] if path == "swapped" else [xv.T @ g]
+got = grads if path == "swapped" else [grads]
+ok = all(np.allclose(a, b, rtol=0, atol=1e-3) for a, b in zip(got, want))
+name = "sg_gemm_tiles_float(" if path == "tiles" else "sg_matmul_swapped_float("
 source = fn.value_and_grad.source
-print(json.dumps({"ok": ok, "linked": 'visibility("hidden"))) void sg_gemm_tiles_float(' in source,
-                  "compiled": "static void sg_gemm_tiles_float(" in source}))
+print(json.dumps({"ok": ok, "linked": 'visibility("hidden"))) void ' + name in source,
+                  "compiled": "static void " + name in source}))
 """
 
 
-def _tiles_objects(cache):
+def _objects(cache):
     return sorted(p.name for p in (cache / "objects").rglob("*.o")) if (cache / "objects").exists() else []
 
 
-def test_only_a_module_that_takes_the_tiles_links_their_object(tmp_path):
+def test_only_a_module_that_takes_a_path_links_its_object(tmp_path):
     cache = tmp_path / "cache"
-    # batch 256, width 256: no product qualifies: no tiles, in the module or the cache
-    small = json.loads(run_script(tmp_path, PROGRAM, 256, 256, build_dir=cache).splitlines()[-1])
-    assert small == {"ok": True, "linked": False, "compiled": False}
-    assert _tiles_objects(cache) == ["matmul_float.o"]
-    # batch 64, width 1024: the weight gradient takes the tiles, compiled once, linked
-    large = json.loads(run_script(tmp_path, PROGRAM, 64, 1024, build_dir=cache).splitlines()[-1])
-    assert large == {"ok": True, "linked": True, "compiled": False}
-    assert _tiles_objects(cache) == ["matmul_float.o", "tiles_float.o"]
-    # no objects: the module compiles the tiles itself
-    alone = json.loads(run_script(tmp_path, PROGRAM, 64, 1024, build_dir=tmp_path / "other",
-                                  env={"SYMGRAD_MATMUL_OBJECT": "0"}).splitlines()[-1])
-    assert alone == {"ok": True, "linked": False, "compiled": True}
+
+    def run(*args, **kw):
+        return json.loads(run_script(tmp_path, PROGRAM, *args, **kw).splitlines()[-1])
+    # batch 256, width 256: no product takes a path: none of their code, in the module or the cache
+    assert run(256, 256, "tiles", build_dir=cache) == {"ok": True, "linked": False, "compiled": False}
+    assert run(256, 256, "swapped", build_dir=cache) == {"ok": True, "linked": False, "compiled": False}
+    assert _objects(cache) == ["matmul_float.o"]
+    # batch 64, width 1024: the weight gradient takes the tiles, compiled once, linked (x takes
+    # no gradient: no product runs swapped)
+    assert run(64, 1024, "tiles", build_dir=cache) == {"ok": True, "linked": True, "compiled": False}
+    assert _objects(cache) == ["matmul_float.o", "tiles_float.o"]
+    # batch 32, width 512: the input gradient runs swapped (and the weight gradient's C is small)
+    assert run(32, 512, "swapped", build_dir=cache) == {"ok": True, "linked": True, "compiled": False}
+    assert _objects(cache) == ["matmul_float.o", "swapped_float.o", "tiles_float.o"]
+    # no objects: the module compiles the paths itself
+    other = tmp_path / "other"
+    for args in ((64, 1024, "tiles"), (32, 512, "swapped")):
+        assert run(*args, build_dir=other, env={"SYMGRAD_MATMUL_OBJECT": "0"}) == \
+            {"ok": True, "linked": False, "compiled": True}
+    assert _objects(other) == []
 
 
 _FAILING_TILES = """
@@ -240,9 +257,9 @@ objects._start_compile = failing
 
 
 def test_a_module_whose_tiles_object_fails_compiles_the_tiles_itself(tmp_path):
-    out = run_script(tmp_path, _FAILING_TILES + PROGRAM, 64, 1024, build_dir=tmp_path / "cache")
+    out = run_script(tmp_path, _FAILING_TILES + PROGRAM, 64, 1024, "tiles", build_dir=tmp_path / "cache")
     assert json.loads(out.splitlines()[-1]) == {"ok": True, "linked": False, "compiled": True}
-    assert _tiles_objects(tmp_path / "cache") == ["matmul_float.o"]
+    assert _objects(tmp_path / "cache") == ["matmul_float.o"]
 
 
 _EXPORT_MAIN = """

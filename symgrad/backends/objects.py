@@ -4,13 +4,15 @@ cache into an object file that such modules link in. An object is named (kind, e
   ("matmul", t)  the matrix-product helpers (templates/c/helpers.h.j2's sg_matmul_float and
                  sg_matmul_double, with their BLAS dispatch), about half of the compiler's work
                  on a small MLP's module;
-  ("tiles", t)   the register tiles of products of few terms into a large C
-                 (templates/c/tiles.j2, sg_gemm_tiles), which only a module with such a product
-                 (symgrad/blas.py, product_path) links, so that no other waits for them.
+  ("tiles", t), ("swapped", t)
+                 the product paths of templates/c/paths.j2 (register tiles for few terms into a
+                 large C, x @ W.T with few rows run swapped), which only a module with a product
+                 taking one (symgrad/blas.py, product_path) links, so that no other waits for
+                 their compile.
 
 A product object is compiled in the background when a graph with a product of that type is
-first compiled in a cache (while its module is generated), the tiles once a module that takes
-them is scheduled (while it is rendered and compiled); a module links an object when it is
+first compiled in a cache (while its module is generated), a path's once a module that takes
+it is scheduled (while it is rendered and compiled); a module links an object when it is
 there, and compiles what it holds itself otherwise (the object did not compile). It is linked
 statically into each module, so a module's library stands alone as before: the module's
 `sg_serial` and OpenMP forwarders serve the object's code too."""
@@ -30,16 +32,20 @@ from symgrad.build import (_entry_ok, _publish, _seal, blas_flags, build_dir, c_
                            log, wait_for)
 
 TYPES = ("double", "float")        # the helpers with a BLAS path: most of their compile time
-KINDS = ("matmul", "tiles")
+KINDS = ("matmul", "swapped", "tiles")
 _lock = threading.Lock()
 _compiling: dict = {}       # {(kind, type): (process, temporary folder, pid)}: compiles started
 _failed: set = set()        # the compiler failed on these in this process: modules keep the code
 
 
-def _flags() -> list[str]:
+def _flags(kind: str) -> list[str]:
     """A small module's flags (the object is built once, whatever module links it) and the
-    BLAS definitions the helpers are compiled with; no linking."""
-    return [f for f in c_flags(False) if f != "-shared"] + [f for f in blas_flags() if f.startswith("-D")]
+    BLAS definitions the helpers are compiled with; no linking. A path's code is vectors
+    written out (templates/c/paths.j2): GCC's vectoriser, a sixth of the compile, is off."""
+    flags = [f for f in c_flags(False) if f != "-shared"] + [f for f in blas_flags() if f.startswith("-D")]
+    if kind != "matmul":
+        flags = [f for f in flags if f != "-ftree-vectorize"] + ["-fno-tree-vectorize"]
+    return flags
 
 
 def _location(what) -> tuple[str, list, Path]:
@@ -54,20 +60,20 @@ def _located(what, root: str, knobs: str) -> tuple[str, list, Path]:
     it renders nothing."""
     from symgrad.build import _templates_digest
     kind, ctype = what
-    cc, flags = c_compiler(), _flags()
+    cc, flags = c_compiler(), _flags(kind)
     key = cache_key(f"{kind} {ctype} {_templates_digest()} {knobs}", cc, flags)
     return cc, flags, Path(root) / "objects" / key / f"{kind}_{ctype}.o"
 
 
 def _start_compile(what):
-    from symgrad.codegen.render import render_matmul_object, render_tiles_object
+    from symgrad.codegen.render import render_matmul_object, render_path_object
     cc, flags, path = _location(what)
     folder = path.parent
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-{os.getpid()}-", dir=folder.parent))
     source = tmp / path.with_suffix(".c").name
-    render = render_matmul_object if what[0] == "matmul" else render_tiles_object
-    source.write_text(render([what[1]]))
+    kind, ctype = what
+    source.write_text(render_matmul_object([ctype]) if kind == "matmul" else render_path_object(kind, ctype))
     proc = subprocess.Popen([cc, *flags, "-c", "-o", str(tmp / path.name), str(source)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return proc, tmp
@@ -84,10 +90,10 @@ def product_types(outputs) -> set:
 
 def wanted(kernels) -> list:
     """The objects that a module of `kernels` (scheduled) links: its products' helpers, and
-    the tiles of those of its products that take them."""
-    from symgrad.codegen.render import tile_types
+    the paths its products take."""
+    from symgrad.codegen.render import path_code
     types = {k.extra["ctype"] for k in kernels if k.kind == "matmul"}
-    return sorted(({("matmul", t) for t in types} | {("tiles", t) for t in tile_types(kernels)})
+    return sorted(({("matmul", t) for t in types} | set(path_code(kernels)))
                   & {(kind, t) for kind in KINDS for t in TYPES})
 
 
