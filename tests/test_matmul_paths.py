@@ -303,3 +303,9 @@ def test_an_export_with_both_paths_builds_alone_and_computes_the_same(tmp_path):
     np.testing.assert_allclose(value, want_value, rtol=1e-4)
     np.testing.assert_allclose(sx, (gx.astype(np.float64) * (idx.reshape(B, D) % 13)).sum(), rtol=1e-4)
     np.testing.assert_allclose(sw, (gw.astype(np.float64) * (jdx.reshape(D, D) % 17)).sum(), rtol=1e-4)
+    # with BLAS: the swapped product calls cblas_sgemm (compiled, not linked: no BLAS here)
+    fn.export(tmp_path, prefix="withblas", blas=True)
+    subprocess.run([build.c_compiler(), "-std=c99", "-O2", "-march=native", "-c", "withblas.c"], cwd=tmp_path,
+                   check=True, capture_output=True, timeout=120)
+    nm = subprocess.run(["nm", "withblas.o"], cwd=tmp_path, capture_output=True, text=True).stdout
+    assert "cblas_sgemm" in nm, nm
