@@ -29,7 +29,9 @@ BLAS_SMALL_SPLIT = 4
 # 0.35 (0.35); K = 128: 2048x2048 11.6 (12.6), 1024x1024 2.9-3.3 (2.8-2.9); K = 256: 1024x1024
 # 5.5 (5.5-6.0), 784x512 2.08 (2.02). Under 1 MB, in cache, the tiles lose (128x256 by 256x128:
 # 0.105 against 0.086).
-BLAS_SMALL_K = 64
+# In double precision (the same bytes a row of terms: K <= 32) 2048x32 by 32x2048 took 8.2 ms
+# (9.0), and with 64 terms as long as OpenBLAS (2048x64x1024, 8.0 against 7.9).
+BLAS_SMALL_K = 64               # (float; K * itemsize at most 4 * BLAS_SMALL_K)
 BLAS_SMALL_K_BYTES = 2 << 20
 TILE_MIN_ROWS, TILE_MIN_BYTES = 12, 128      # a tile's rows, and the bytes of its two vectors
 # x @ W.T with at most BLAS_SWAP_ROWS rows, more columns than rows and at least BLAS_SWAP_MIN
@@ -40,7 +42,8 @@ TILE_MIN_ROWS, TILE_MIN_BYTES = 12, 128      # a tile's rows, and the bytes of i
 # (2.44); with 128 rows 0.94-1.12 times as fast (128x256x256 0.207 against 0.195), so no. Under
 # BLAS_SWAP_MIN the saving is under 20 us a call (64x256x256 0.100-0.117 against 0.110-0.127),
 # less than what compiling the path's object adds to a graph's first compile in a new cache
-# (0.05 s of a compiler, on cores the module's and the product object's compiles fill).
+# (0.05 s of a compiler, on cores the module's and the product object's compiles fill). In
+# double precision it lost (64x2048x1024 8.85 against 7.9-8.1): float products alone.
 BLAS_SWAP_ROWS = 96
 BLAS_SWAP_MIN = 1 << 23
 
@@ -64,14 +67,14 @@ def product_path(m, k, n, a_rs, a_cs, b_rs, b_cs, itemsize) -> ProductPath | Non
         return None                     # (symbolic sizes, symgrad.dims: sg_matmul decides when it runs)
     ldb_n = n if k == 1 else b_rs
     b_plain = (b_cs == 1 or n == 1) and ldb_n >= n
-    if (b_plain and k <= BLAS_SMALL_K and m * n * itemsize >= BLAS_SMALL_K_BYTES and m >= TILE_MIN_ROWS
-            and n * itemsize >= TILE_MIN_BYTES):
+    if (b_plain and k * itemsize <= 4 * BLAS_SMALL_K and m * n * itemsize >= BLAS_SMALL_K_BYTES
+            and m >= TILE_MIN_ROWS and n * itemsize >= TILE_MIN_BYTES):
         return ProductPath("tiles", 0, ldb_n)
     lda_n = k if m == 1 else a_rs
     ldb_t = k if n == 1 else b_cs
     a_plain = (a_cs == 1 or k == 1) and lda_n >= k
     b_trans = (b_rs == 1 or k == 1) and ldb_t >= k
-    if (a_plain and b_trans and not b_plain and 1 < m <= BLAS_SWAP_ROWS and n > m
+    if (itemsize == 4 and a_plain and b_trans and not b_plain and 1 < m <= BLAS_SWAP_ROWS and n > m
             and m * n * k >= BLAS_SWAP_MIN):
         return ProductPath("swapped", lda_n, ldb_t)
     return None

@@ -55,12 +55,14 @@ def test_the_path_is_decided_from_the_shapes_and_the_layout():
     assert product_path(2048, 64, 2048, 64, 1, 1, 64, 4) is None                  # B transposed
     assert product_path(2048, 64, 2048, 64, 1, 4096, 1, 4) == ProductPath("tiles", 0, 4096)  # B's rows apart
     assert product_path(11, 64, 1 << 20, 64, 1, 1 << 20, 1, 4) is None            # rows under a tile
-    assert product_path(1 << 16, 64, 15, 64, 1, 15, 1, 8) is None                 # under two vectors' bytes
-    assert product_path(1 << 16, 64, 16, 64, 1, 16, 1, 8) == ProductPath("tiles", 0, 16)
+    assert product_path(1 << 16, 32, 15, 32, 1, 15, 1, 8) is None                 # under two vectors' bytes
+    assert product_path(1 << 16, 32, 16, 32, 1, 16, 1, 8) == ProductPath("tiles", 0, 16)
+    assert product_path(1 << 16, 33, 16, 33, 1, 16, 1, 8) is None                 # doubles: at most 32 terms
     assert product_path(1 << 16, 64, 31, 64, 1, 31, 1, 4) is None
     # x @ W.T (W stored n x k: b_rs 1, b_cs k): swapped, with few rows and more columns than rows
     assert product_path(64, 2048, 2048, 2048, 1, 1, 2048, 4) == ProductPath("swapped", 2048, 2048)
-    assert product_path(64, 512, 256, 600, 1, 1, 520, 8) == ProductPath("swapped", 600, 520)
+    assert product_path(64, 512, 256, 600, 1, 1, 520, 4) == ProductPath("swapped", 600, 520)
+    assert product_path(64, 512, 256, 600, 1, 1, 520, 8) is None                  # doubles: no
     assert product_path(32, 512, 512, 512, 1, 1, 512, 4) == ProductPath("swapped", 512, 512)   # BLAS_SWAP_MIN
     assert product_path(32, 512, 511, 512, 1, 1, 512, 4) is None                  # under it
     assert product_path(blas.BLAS_SWAP_ROWS + 1, 2048, 2048, 2048, 1, 1, 2048, 4) is None
@@ -78,11 +80,11 @@ def test_the_path_is_decided_from_the_shapes_and_the_layout():
 # --- the numbers ----------------------------------------------------------------------------
 
 def _small_k_shapes(dtype):
-    """(M, K, N): C of at least BLAS_SMALL_K_BYTES, K at most BLAS_SMALL_K."""
+    """(M, K, N): C of at least BLAS_SMALL_K_BYTES, K at most BLAS_SMALL_K (floats)."""
     item = np.dtype(dtype).itemsize
     n_min = blas.BLAS_SMALL_K_BYTES // item
-    return [(1024, blas.BLAS_SMALL_K, n_min // 1024),       # whole tiles
-            (777, 33, n_min // 777 + 45),                   # rows and columns left over
+    return [(1024, blas.BLAS_SMALL_K * 4 // item, n_min // 1024),       # whole tiles
+            (777, 31, n_min // 777 + 45),                   # rows and columns left over
             (13, 1, n_min // 13 + 7),                       # one term
             (100, 17, n_min // 100 + 3000)]                 # few rows: shared by columns
 
@@ -111,14 +113,14 @@ def test_tiles_into_an_intermediate_and_a_batch(threads, dtype):
     rng = np.random.default_rng(4)
     item = np.dtype(dtype).itemsize
     n = blas.BLAS_SMALL_K_BYTES // item // 256 + 3
-    a = rng.standard_normal((3, 40, 256)).astype(dtype)
-    b = rng.standard_normal((3, 40, n)).astype(dtype)
+    a = rng.standard_normal((3, 30, 256)).astype(dtype)
+    b = rng.standard_normal((3, 30, n)).astype(dtype)
     A = sg.Variable(shape=a.shape, dtype=dtype, name="a")
     B = sg.Variable(shape=b.shape, dtype=dtype, name="b")
     f = sg.compile([A, B], sg.tanh(sg.transpose(A, 1, 2) @ B) * 2)
     assert len(_calls(f, "sg_gemm_tiles", dtype)) == 1
     want = np.tanh(np.swapaxes(a.astype(np.float64), 1, 2) @ b.astype(np.float64)) * 2
-    np.testing.assert_allclose(f(a, b), want, rtol=0, atol=_tol(dtype, 40))
+    np.testing.assert_allclose(f(a, b), want, rtol=0, atol=_tol(dtype, 30))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
@@ -131,7 +133,7 @@ def test_x_times_w_transposed_with_few_rows(threads, dtype):
         A = sg.Variable(shape=a.shape, dtype=dtype, name="a")
         W = sg.Variable(shape=w.shape, dtype=dtype, name="w")
         got = sg.compile([A, W], sg.tanh(A @ W.T))
-        assert len(_calls(got, "sg_matmul_swapped", dtype)) == 1
+        assert len(_calls(got, "sg_matmul_swapped", dtype)) == (dtype == "float32")      # (floats alone)
         want = np.tanh(a.astype(np.float64) @ w.astype(np.float64).T)
         np.testing.assert_allclose(got(a, w), want, rtol=0, atol=_tol(dtype, k))
 
@@ -150,7 +152,8 @@ def test_batched_x_times_w_transposed(threads):
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_a_linear_layers_gradients_over_a_small_batch(threads, dtype):
     """x @ W over a batch of 64, 1024 wide: the weight gradient (x.T @ g, 64 terms into a 4 MB
-    C) takes the tiles and the input gradient (g @ W.T, 64 rows) the swapped product."""
+    C) takes the tiles and the input gradient (g @ W.T, 64 rows) the swapped product (in float;
+    in double, with 64 terms, neither)."""
     rng = np.random.default_rng(3)
     x = rng.standard_normal((64, 1024)).astype(dtype)
     w = (rng.standard_normal((1024, 1024)) / 32).astype(dtype)
@@ -159,8 +162,8 @@ def test_a_linear_layers_gradients_over_a_small_batch(threads, dtype):
     fn = sg.compile([X, W], sg.sum(sg.tanh(X @ W) ** 2))
     value, (gx, gw) = fn.value_and_grad(x, w)
     grad_source = fn.value_and_grad
-    assert len(_calls(grad_source, "sg_gemm_tiles", dtype)) == 1
-    assert len(_calls(grad_source, "sg_matmul_swapped", dtype)) == 1
+    assert len(_calls(grad_source, "sg_gemm_tiles", dtype)) == (dtype == "float32")
+    assert len(_calls(grad_source, "sg_matmul_swapped", dtype)) == (dtype == "float32")
     t = np.tanh(x.astype(np.float64) @ w)
     g = 2 * t * (1 - t ** 2)
     np.testing.assert_allclose(value, (t ** 2).sum(), rtol=1e-5)
