@@ -8,6 +8,9 @@ import functools
 from pathlib import Path
 from typing import NamedTuple
 
+from symgrad import config
+from symgrad.dtypes import ITEMSIZE
+
 # A BLAS product is shared out in blocks, one single-threaded call each, from this many
 # multiply-adds (~100 us on one core): waking the pool and waiting for the slowest block
 # costs tens of microseconds, and each block packs the shared operand again. At 1M (a 128x64
@@ -55,6 +58,15 @@ class ProductPath(NamedTuple):
     kind: str
     lda: int
     ldb: int
+
+
+def matmul_path(e: dict) -> ProductPath | None:
+    """The path of the matmul kernel whose extra is `e` (codegen.schedule: its shapes, strides
+    and element type), or None (also with SYMGRAD_GEMM_PATHS=0)."""
+    if e["ctype"] not in ("float", "double") or not config.gemm_paths():
+        return None
+    return product_path(e["M"], e["K"], e["N"], e["a_rs"], e["a_cs"], e["b_rs"], e["b_cs"],
+                        ITEMSIZE[e["ctype"]])
 
 
 def product_path(m, k, n, a_rs, a_cs, b_rs, b_cs, itemsize) -> ProductPath | None:

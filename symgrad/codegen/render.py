@@ -15,7 +15,7 @@ from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
-from symgrad.blas import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
+from symgrad.blas import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT, matmul_path
 from symgrad.codegen.body_passes import streamed_types
 from symgrad.codegen.kernel_passes import written_buffers
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, padded_bytes, describe
@@ -273,6 +273,8 @@ def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend,
     summary.append(f"{len(schedule.kernels)} loop nest{'s' if len(schedule.kernels) != 1 else ''}, "
                    f"{len(schedule.tmps)} intermediate buffer{'s' if len(schedule.tmps) != 1 else ''}")
     for k in schedule.kernels:
+        if k.kind == "matmul":          # (symgrad's own product paths, decided from shapes and strides)
+            k.extra["path"] = matmul_path(k.extra)
         k.comment = comment_safe(k.comment)
         if k.extra.get("comments"):
             k.extra["comments"] = [comment_safe(c) for c in k.extra["comments"]]

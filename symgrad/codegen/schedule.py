@@ -17,7 +17,7 @@ from symgrad.codegen.kernel import (ZERO, Bin, Buffer, Call, Cast, Idx, Init, Ke
                                     Schedule, Select, affine)
 from symgrad.codegen.body_passes import (float_column_sums, float_row_sums, hoist_reciprocals, merge_parts,
                                          prefetch_rows, stream_stores)
-from symgrad.blas import BLAS_SMALL_MAX, BLAS_SMALL_SPLIT, product_path
+from symgrad.blas import BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
 from symgrad.codegen.kernel_passes import (PARALLEL_MIN, _as_nest,
                                            written_buffers, drop_copies, fuse_nests, localise_rows,
                                            merge_rows, parallelise, tile_transposes, vectorise)
@@ -491,17 +491,15 @@ class Scheduler:
             step = affine(off) - affine(base)
             assert step.is_const, f"matmul: a stride that depends on the batch index: {step}"
             return step.const
-        strides = [stride(arow, abase), stride(acol, abase), stride(brow, bbase), stride(bcol, bbase)]
-        path = product_path(m, k, nn, *strides, dtypes.ITEMSIZE[out.ctype]) \
-            if out.ctype in ("float", "double") and config.gemm_paths() else None
         return Kernel("matmul", f"{out.name} = matmul({self._describe(a, n)}, {self._describe(b, n)})  "
                       f"[{'x'.join(map(str, batch)) + ' x ' if batch else ''}{m}x{k} @ {k}x{nn}]",
                       out, [(v.name, s) for v, s in zip(bvars, batch)], len(batch),
                       extra={"reads": [abuf.name, bbuf.name], "a": abuf.name, "b": bbuf.name,
                              "a_base": abase, "b_base": bbase,
-                             "a_rs": strides[0], "a_cs": strides[1], "b_rs": strides[2], "b_cs": strides[3],
+                             "a_rs": stride(arow, abase), "a_cs": stride(acol, abase),
+                             "b_rs": stride(brow, bbase), "b_cs": stride(bcol, bbase),
                              "c_base": _offset(bvars + [ZERO, ZERO], n.shape) if batch else ZERO,
-                             "M": m, "K": k, "N": nn, "ctype": out.ctype, "path": path})
+                             "M": m, "K": k, "N": nn, "ctype": out.ctype})
 
 
 def padded_bytes(nbytes):
