@@ -258,7 +258,7 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="W1 at N=1e6 only, fewer repeats (about 1-2 minutes)")
     ap.add_argument("--json", default=os.path.join(HERE, "results", "latest.json"), help="where to write results")
     ap.add_argument("--only", default="", help="comma-separated workload groups: W1,...,W5 (TUNED: all five), LN, RMS, SM, LSM, LSE, "
-                         "ATT, MHA, BLOCK, MLP, RNN, HVP, BMM (MODELS: all of these), VARIANTS (the same kinds at other sizes, ids with a prime), compile")
+                         "ATT, MHA, BLOCK, MLP, RNN, HVP, BMM (MODELS: all of these), VARIANTS (the same kinds at other sizes, ids with a prime), compile; or single ids such as MLP'")
     ap.add_argument("--skip", default="", help="comma-separated implementations to leave out, e.g. torch.compile")
     ap.add_argument("--threads", type=int, default=0,
                     help="run every implementation on this many CPUs (affinity, OMP/BLAS/torch/XLA thread "
@@ -333,7 +333,7 @@ def main(argv=None):
         f"running: timings are noisier)")
 
     wls = [w for w in W.make_workloads(args.quick)
-           if (not only and w.group != "VARIANTS") or w.group in only
+           if (not only and w.group != "VARIANTS") or w.group in only or w.id.upper() in only
            or ("MODELS" in only and w.kind not in W.NUMPY and w.group != "VARIANTS")
            or ("TUNED" in only and w.kind in W.NUMPY)]
     cells = {}

@@ -46,6 +46,8 @@ SETTINGS = {s.name: s for s in (
     Setting("SYMGRAD_VECTOR_MATH", "1", "0: no libmvec (exp, log, tanh, ... stay scalar libm calls)",
             True),
     Setting("SYMGRAD_BLAS", "1", "0: matrix products run our loop nests, not numpy's OpenBLAS", True),
+    Setting("SYMGRAD_GEMM_PATHS", "1", "0: every matrix product calls the BLAS dispatch, none symgrad's own "
+            "register tiles (few terms into a large C) or the swapped x @ W.T (few rows)", True),
     Setting("SYMGRAD_MATMUL_OBJECT", "1", "0: each module compiles the matrix-product helpers itself "
             "rather than linking the object compiled once per build cache", True),
     Setting("SYMGRAD_OPT", "", "the C optimisation flags, replacing -O3 (large loops) / -O2 (small)",
@@ -141,6 +143,11 @@ def threads() -> int | None:
                 raise ValueError(f"{name}={raw(name)!r}: expected at least 1 thread")
             return n
     return None
+
+
+def gemm_paths() -> bool:
+    """SYMGRAD_GEMM_PATHS: products that qualify take symgrad's own paths (on unless 0)."""
+    return _on("SYMGRAD_GEMM_PATHS")
 
 
 def matmul_object() -> bool:

@@ -101,13 +101,13 @@ class Unit:
         for f in self.functions:
             if f._shares is None:
                 order += [g for g in self.functions if g._shares is not None and g._shares[0] is f] + [f]
-        linked = self.backend.linked_matmul(kernels)     # (product helpers compiled once, linked in)
+        linked = self.backend.linked_objects(kernels)     # (product helpers compiled once, linked in)
         source = render_module([contexts[id(f)] for f in order], self.title, self.backend,
-                               linked_matmul=linked)
+                               linked=linked)
         generated = time.perf_counter()
         symbols = self.symbols if len(self.symbols) > 1 else self.symbols[0]
         self.build = self.backend.start_build(source, symbols, types.SimpleNamespace(kernels=kernels,
-                                                                                     linked_matmul=linked))
+                                                                                     linked_objects=linked))
         log.info("symgrad: generated %s (%s) in %.1f ms", self.title, ", ".join(self.symbols),
                  1e3 * (generated - started))
         _note_compile(self)

@@ -62,9 +62,10 @@ class Backend:
         """Called before a module is generated: start, in the background, what its build will
         need (so that it overlaps code generation). `outputs`: the graph's, when known."""
 
-    def linked_matmul(self, kernels) -> dict:
-        """{element type: object file} of the product helpers a module of `kernels` links in,
-        compiled once (symgrad.backends.objects), rather than compiling them itself."""
+    def linked_objects(self, kernels) -> dict:
+        """{(kind, element type): object file} of the code compiled once (the product helpers,
+        the register tiles: symgrad.backends.objects) that a module of `kernels` links in
+        rather than compiles itself."""
         return {}
 
     def start_build(self, source: str, symbol: str, schedule: Schedule) -> Build:

@@ -54,17 +54,18 @@ class CBackend(Backend):
         if outputs:
             objects.prepare(outputs)
 
-    def linked_matmul(self, kernels) -> dict:
-        types = sorted({k.extra["ctype"] for k in kernels if k.kind == "matmul"} & set(objects.TYPES))
-        found = {t: objects.expected(t) for t in types}       # (those compiling: see start_build)
-        return {t: path for t, path in found.items() if path is not None}
+    def linked_objects(self, kernels) -> dict:
+        wanted = objects.wanted(kernels)
+        objects.start(wanted)       # (the tiles: known once scheduled, compiled while rendered)
+        found = {w: objects.expected(w) for w in wanted}       # (those compiling: see start_build)
+        return {w: path for w, path in found.items() if path is not None}
 
     def start_build(self, source, symbol, schedule) -> Build:
         """The flags: numpy's OpenBLAS when a kernel is a matrix product, libmvec when the
         platform has it, -O3 when a loop nest is long enough to repay the compile time."""
         uses_matmul = any(k.kind == "matmul" for k in schedule.kernels)
         large = any(k.kind != "matmul" and k.work >= LARGE_LOOP for k in schedule.kernels)
-        objects_linked = getattr(schedule, "linked_matmul", {})
+        objects_linked = getattr(schedule, "linked_objects", {})
         linked = tuple(str(path) for path in objects_linked.values())
         pool, pool_pending = threads.expected_link_flags()
         link = linked + pool + (blas_flags() if uses_matmul else ()) + vector_math_flags()
@@ -112,8 +113,8 @@ class CBackend(Backend):
 BACKEND = CBackend()
 
 
-def _object_built(ctype) -> bool:
-    return objects.path(ctype) is not None
+def _object_built(what) -> bool:
+    return objects.path(what) is not None
 
 
 def _pool_built() -> bool:

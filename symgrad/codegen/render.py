@@ -15,7 +15,7 @@ from symgrad.build import templates_dir
 from symgrad.codegen import kernel as K
 from symgrad.dims import Dim, names_in
 from symgrad.codegen.ir import lower
-from symgrad.blas import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT
+from symgrad.blas import BLAS_SHARE_MIN, BLAS_SMALL_MAX, BLAS_SMALL_SPLIT, matmul_path
 from symgrad.codegen.body_passes import streamed_types
 from symgrad.codegen.kernel_passes import written_buffers
 from symgrad.codegen.schedule import PARALLEL_MIN, Scheduler, padded_bytes, describe
@@ -124,7 +124,13 @@ def render_matmul_object(types) -> str:
     """The source of the object holding the product helpers of `types` (symgrad.backends.objects)."""
     return environment().get_template("c/matmul.c.j2").render(
         version=__version__, matmul_types=sorted(types), matmul_object=True, linked_matmul=(),
-        helpers=set(), export=False)
+        path_code=(), linked_paths=(), helpers=set(), export=False)
+
+
+def render_path_object(kind: str, ctype: str) -> str:
+    """The source of the object holding the product path `kind` of `ctype` (templates/c/paths.j2,
+    symgrad.backends.objects)."""
+    return environment().get_template("c/paths.c.j2").render(version=__version__, kind=kind, ct=ctype)
 
 
 def c_text(e) -> str:
@@ -181,6 +187,13 @@ def _affine_text(e: K.Affine) -> str:
 
 
 # Integer helpers of templates/c/helpers.h.j2 (and cuda/helpers.cuh.j2), by the calls that use them.
+def path_code(kernels) -> list:
+    """(path, element type) of each product path the products in `kernels` take (symgrad/blas.py,
+    product_path; templates/c/paths.j2): the code a module of them has or links."""
+    return sorted({(k.extra["path"].kind, k.extra["ctype"]) for k in kernels
+                   if k.kind == "matmul" and k.extra.get("path") is not None})
+
+
 def _helpers(schedule) -> set:
     kernels = [p for k in schedule.kernels for p in [k, *k.extra.get("parts", ())]]   # (rows kernels' parts)
     exprs = [let.expr for k in kernels for let in k.lets]
@@ -260,6 +273,8 @@ def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend,
     summary.append(f"{len(schedule.kernels)} loop nest{'s' if len(schedule.kernels) != 1 else ''}, "
                    f"{len(schedule.tmps)} intermediate buffer{'s' if len(schedule.tmps) != 1 else ''}")
     for k in schedule.kernels:
+        if k.kind == "matmul":          # (symgrad's own product paths, decided from shapes and strides)
+            k.extra["path"] = matmul_path(k.extra)
         k.comment = comment_safe(k.comment)
         if k.extra.get("comments"):
             k.extra["comments"] = [comment_safe(c) for c in k.extra["comments"]]
@@ -267,7 +282,8 @@ def schedule_function(args, outputs, fn_name: str, title: str, backend: Backend,
                    fn=fn_name, dims=_size_arguments(graph, schedule), params=params, tmps=schedule.tmps,
                    kernels_list=schedule.kernels, parts=_part_contexts(schedule.kernels, schedule.tmps),
                    scratch_bytes=schedule.scratch_bytes, matmul_types=matmul_types,
-                   helpers=_helpers(schedule), checks=[comment_safe(c) for c in checks], shares=None,
+                   path_code=path_code(schedule.kernels), helpers=_helpers(schedule),
+                   checks=[comment_safe(c) for c in checks], shares=None,
                    **backend.template_context(schedule))
     schedule.checks = checks
     return context, schedule, graph
@@ -290,7 +306,7 @@ def shared_context(fn_name: str, title: str, other_name: str, schedule, n_values
     called = schedule.args + schedule.consts + schedule.outs
     return dict(title=comment_safe(title), summary=[comment_safe(line) for line in summary], fn=fn_name,
                 dims=[], params=schedule.args + schedule.consts + outs, tmps=[], kernels_list=[], parts=[],
-                scratch_bytes=at, matmul_types=[], helpers=set(), checks=[],
+                scratch_bytes=at, matmul_types=[], path_code=[], helpers=set(), checks=[],
                 shares=dict(fn=other_name, values=[b for b, _ in values],
                             offset=values[0][1] if values else at,
                             call=[(b, offsets.get(id(b))) for b in called]))
@@ -309,23 +325,26 @@ def _size_arguments(graph, schedule) -> list:
 
 
 def render_module(functions: list, title: str, backend: Backend, export: bool = False,
-                  linked_matmul=()) -> str:
+                  linked=()) -> str:
     """One module holding every function of `functions` (contexts from `schedule_function`):
     the helpers once, each function's entry points under its own name. `export`: plain C for
-    `fn.export` (no symgrad runtime: `sg_serial` is a constant of the file). `linked_matmul`:
-    the element types whose product helper the module links in (symgrad.backends.objects)
-    rather than compiles."""
+    `fn.export` (no symgrad runtime: `sg_serial` is a constant of the file). `linked`: the
+    objects compiled once that the module links in rather than compiles what they hold
+    (symgrad.backends.objects): ("matmul", element type) for the product helpers, (path,
+    element type) for a product path (`path_code`)."""
     template = environment().get_template(backend.module_template)
     macros = kernel_macros()
     statics = outline(functions, lambda k: getattr(macros, k.kind + "_kernel")(k)) \
         if backend.outlines_nests else []
     merged = dict(functions[0])
     merged.update(matmul_types=sorted({t for f in functions for t in f["matmul_types"]}),
+                  path_code=sorted({c for f in functions for c in f["path_code"]}),
                   helpers=set().union(*(f["helpers"] for f in functions)),
                   any_checks=any(f["checks"] for f in functions))
     return template.render(version=__version__, functions=functions, module_title=comment_safe(title),
                            export=export, outlined=statics, matmul_object=False,
-                           linked_matmul=() if export else tuple(linked_matmul),
+                           linked_matmul=tuple(ct for kind, ct in linked if kind == "matmul" and not export),
+                           linked_paths=tuple(w for w in linked if w[0] != "matmul" and not export),
                            **{k: v for k, v in merged.items() if k != "title"},
                            title=functions[0]["title"] if len(functions) == 1 else comment_safe(title))
 
