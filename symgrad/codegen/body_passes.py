@@ -182,22 +182,15 @@ def prefetch_rows(k: Kernel) -> None:
         accesses += [(st["buf"], st["index"], 1) for st in p.extra.get("stores", ())
                      if st["buf"].kind == "out" and not st.get("stream")]
         for b, index, write in accesses:
-            if b.kind == "row" or isinstance(b.size, Dim) or b.size != k.work * n or \
-                    b.size * dtypes.ITEMSIZE[b.ctype] < PREFETCH_MIN_BYTES:
-                continue
-            index = affine(index)
-            base = index - Idx(var)
-            if id(b) not in fetched and index.coefficient(Idx(var)) == 1 and _row_major(base, row_loops, n):
-                following = substitute(base, lambda e: affine(e) + 1 if e == Idx(last) else None)
+            following = _next_row(b, index, var, row_loops, n) if b.size == k.work * n else None
+            if id(b) not in fetched and following is not None:
                 fetched[id(b)] = (b, following, write)
     if fetched:
         read = sum(n * dtypes.ITEMSIZE[b.ctype] for b, _, write in fetched.values() if not write)
         level = 3 if read <= PREFETCH_L1_ROW_BYTES else 2
         host.extra["chunk"] = CHUNK
-        host.extra["prefetch"] = {"rows": f"{last} + 1 < {extent}",
-                                  "bufs": [(b, following, write, 2 if write else level)
-                                           for b, following, write in fetched.values()],
-                                  "step": 64 // max(dtypes.ITEMSIZE[b.ctype] for b, _, _ in fetched.values())}
+        host.extra["prefetch"] = _prefetch_plan([(b, following, write, 2 if write else level)
+                                                 for b, following, write in fetched.values()], row_loops)
 
 
 def _prefetch_columns(k: Kernel) -> None:
@@ -210,21 +203,36 @@ def _prefetch_columns(k: Kernel) -> None:
     if k.extra.get("parallel") != "columns" or isinstance(k.work, Dim) or len(k.loops) < 2:
         return
     var, n = k.loops[-1]
-    last, extent = k.loops[-2]
     fetched = {}
     for ld in walk(*(let.expr for let in k.lets), k.value):
-        b = ld.buf if isinstance(ld, Load) else None
-        if b is None or id(b) in fetched or b.kind == "row" or isinstance(b.size, Dim) or \
-                b.size * dtypes.ITEMSIZE[b.ctype] < PREFETCH_MIN_BYTES:
-            continue
-        index = affine(ld.index)
-        base = index - Idx(var)
-        if index.coefficient(Idx(var)) == 1 and _row_major(base, k.loops[:-1], n):
-            following = substitute(base, lambda e: affine(e) + 1 if e == Idx(last) else None)
-            fetched[id(b)] = (b, following, 0, 2)
+        if isinstance(ld, Load) and id(ld.buf) not in fetched:
+            following = _next_row(ld.buf, ld.index, var, k.loops[:-1], n)
+            if following is not None:
+                fetched[id(ld.buf)] = (ld.buf, following, 0, 2)
     if fetched:
-        k.extra["prefetch"] = {"rows": f"{last} + 1 < {extent}", "bufs": list(fetched.values()),
-                               "step": 64 // max(dtypes.ITEMSIZE[b.ctype] for b, _, _, _ in fetched.values())}
+        k.extra["prefetch"] = _prefetch_plan(list(fetched.values()), k.loops[:-1])
+
+
+def _next_row(b, index, var, row_loops, n):
+    """Where the next row of an access starts, for a large buffer `b` read or written at `index`
+    along `var` through rows of `n` elements laid out row-major over `row_loops`; None for any
+    other access (a row buffer, a small or symbolic buffer, another layout)."""
+    if b.kind == "row" or isinstance(b.size, Dim) or b.size * dtypes.ITEMSIZE[b.ctype] < PREFETCH_MIN_BYTES:
+        return None
+    index = affine(index)
+    base = index - Idx(var)
+    if index.coefficient(Idx(var)) != 1 or not _row_major(base, row_loops, n):
+        return None
+    last = row_loops[-1][0]
+    return substitute(base, lambda e: affine(e) + 1 if e == Idx(last) else None)
+
+
+def _prefetch_plan(bufs, row_loops) -> dict:
+    """`extra["prefetch"]` for (buffer, where its next row starts, 1 for a write, cache level)
+    tuples: fetched while not on the last of `row_loops`, a cache line apart."""
+    last, extent = row_loops[-1]
+    return {"rows": f"{last} + 1 < {extent}", "bufs": bufs,
+            "step": 64 // max(dtypes.ITEMSIZE[b.ctype] for b, _, _, _ in bufs)}
 
 
 def _row_major(base, row_loops, n) -> bool:

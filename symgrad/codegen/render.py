@@ -186,7 +186,6 @@ def _affine_text(e: K.Affine) -> str:
     return text[2:] if text.startswith("+ ") else "-" + text[2:]
 
 
-# Integer helpers of templates/c/helpers.h.j2 (and cuda/helpers.cuh.j2), by the calls that use them.
 def path_code(kernels) -> list:
     """(path, element type) of each product path the products in `kernels` take (symgrad/blas.py,
     product_path; templates/c/paths.j2): the code a module of them has or links."""
@@ -194,6 +193,8 @@ def path_code(kernels) -> list:
                    if k.kind == "matmul" and k.extra.get("path") is not None})
 
 
+# The helpers of templates/c/helpers.h.j2 (and cuda/helpers.cuh.j2) a module needs, by the calls
+# that use them: integer ones, symgrad's own float libm functions (LIBM's `own`), streamed stores.
 def _helpers(schedule) -> set:
     kernels = [p for k in schedule.kernels for p in [k, *k.extra.get("parts", ())]]   # (rows kernels' parts)
     exprs = [let.expr for k in kernels for let in k.lets]
